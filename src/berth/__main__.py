@@ -1,0 +1,5 @@
+"""Allow ``python -m berth``."""
+
+from berth.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""Thin command layer: parse, call the library, print."""

@@ -1,0 +1,57 @@
+"""The ``berth`` command: one Typer app, commands registered from one module per area.
+
+Each area module imports only typer at module level and imports the library lazily
+inside its commands, so ``berth --version`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from berth import __version__
+from berth.cli import ckpt_cmds, cluster_cmds, lint_cmds, sandbox_cmds, spec_cmds
+from berth.errors import BerthError
+
+app = typer.Typer(
+    name="berth",
+    help="Storage for distributed ML training on Kubernetes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"berth {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """berth: one spec to the storage stack of a training cluster, and the tools to run it."""
+
+
+for _module in (spec_cmds, lint_cmds, ckpt_cmds, cluster_cmds, sandbox_cmds):
+    _module.register(app)
+
+
+def main() -> None:
+    """Console entry point: user errors become one message and an exit code, never a traceback."""
+    try:
+        app(prog_name="berth")
+    except BerthError as err:
+        typer.echo(f"error: {err.message}", err=True)
+        if err.hint:
+            typer.echo(f"  hint: {err.hint}", err=True)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)

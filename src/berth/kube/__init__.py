@@ -1,0 +1,1 @@
+"""Everything that talks to a cluster: sandbox, apply, status, scale, gc, doctor."""

@@ -1,0 +1,1 @@
+"""Schema validation and storage-aware rules for any Kubernetes manifests."""

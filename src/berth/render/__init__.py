@@ -1,0 +1,1 @@
+"""Spec → Kubernetes objects, one module per concern."""

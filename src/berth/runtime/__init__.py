@@ -1,0 +1,1 @@
+"""What runs inside a training pod: rendezvous, checkpoints, staging, metrics."""

@@ -1,0 +1,1 @@
+"""The user's spec (``berth.yaml``): model, loading, errors with line numbers."""
