@@ -1,0 +1,54 @@
+"""Write rendered objects: one multi-document YAML stream, or a directory for kustomize."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style, multi-line strings as literal blocks (readable preambles and configs)."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def to_yaml(obj: Any) -> str:
+    """One object as YAML, keys in the order berth built them."""
+    return yaml.dump(obj, Dumper=_Dumper, sort_keys=False, width=120, allow_unicode=True)
+
+
+def to_stream(objects: Iterable[dict[str, Any]]) -> str:
+    """Multi-document YAML, ``---`` separated, in the given (apply) order."""
+    return "".join(f"---\n{to_yaml(o)}" for o in objects)
+
+
+def file_name(index: int, obj: dict[str, Any]) -> str:
+    """``03-statefulset-ml-training.yaml``: the prefix keeps apply order when globbed."""
+    return f"{index:02d}-{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
+
+
+def write_dir(objects: list[dict[str, Any]], directory: Path) -> list[Path]:
+    """One file per object plus a kustomization.yaml listing them in order."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for index, obj in enumerate(objects):
+        path = directory / file_name(index, obj)
+        path.write_text(to_yaml(obj), encoding="utf-8")
+        written.append(path)
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [p.name for p in written],
+    }
+    path = directory / "kustomization.yaml"
+    path.write_text(to_yaml(kustomization), encoding="utf-8")
+    return [*written, path]

@@ -1,0 +1,261 @@
+"""The workload: namespace, service account, headless Service, StatefulSet, PodDisruptionBudget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from berth.render.labels import meta, selector
+from berth.render.rendezvous import RendezvousParams, wrap_command
+from berth.render.storage import shared_read_only
+from berth.spec.model import Framework, TrainingCluster
+
+GPU = "nvidia.com/gpu"
+# A volume that may hold an in-flight checkpoint must not be re-chowned on every start: with
+# OnRootMismatch the kubelet only walks the tree when the root's ownership is wrong.
+FS_GROUP_CHANGE_POLICY = "OnRootMismatch"
+
+
+def namespace(spec: TrainingCluster) -> list[dict[str, Any]]:
+    """The namespace, enforcing Pod Security ``restricted`` (berth's pods pass it)."""
+    if spec.namespace == "default":
+        return []
+    md = meta(spec, spec.namespace, "training", namespaced=False)
+    md["labels"].update({
+        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/warn": "restricted",
+    })
+    return [{"apiVersion": "v1", "kind": "Namespace", "metadata": md}]
+
+
+def service_account_name(spec: TrainingCluster) -> str:
+    """The pods' ServiceAccount (berth's own unless the spec names one)."""
+    return spec.spec.service_account_name or spec.name
+
+
+def service_account(spec: TrainingCluster) -> list[dict[str, Any]]:
+    """A ServiceAccount with no API token mounted: training pods do not call the API."""
+    if spec.spec.service_account_name:
+        return []
+    return [{
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": meta(spec, spec.name, "training"),
+        "automountServiceAccountToken": False,
+    }]
+
+
+def headless_service(spec: TrainingCluster) -> dict[str, Any]:
+    """Stable DNS names ``<pod>.<service>``; published before readiness so peers find each other."""
+    ports = [{"name": "training", "port": spec.spec.port, "targetPort": "training", "protocol": "TCP"}]
+    if spec.spec.monitoring.prometheus:
+        ports.append({"name": "metrics", "port": spec.spec.metrics_port, "targetPort": "metrics",
+                      "protocol": "TCP"})
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta(spec, spec.service_name, "training"),
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": selector(spec),
+            "ports": ports,
+        },
+    }
+
+
+def _resources(spec: TrainingCluster) -> dict[str, Any]:
+    req = dict(spec.spec.resources.requests)
+    lim = dict(spec.spec.resources.limits)
+    # Extended resources cannot be overcommitted: the request must equal the limit.
+    if GPU in req or GPU in lim:
+        gpus = lim[GPU] if GPU in lim else req[GPU]
+        req[GPU] = lim[GPU] = gpus
+    out: dict[str, Any] = {}
+    if req:
+        out["requests"] = {k: str(v) for k, v in req.items()}
+    if lim:
+        out["limits"] = {k: str(v) for k, v in lim.items()}
+    return out
+
+
+def _env(spec: TrainingCluster) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "POD_INDEX",
+         "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['apps.kubernetes.io/pod-index']"}}},
+    ]
+    env += [{"name": k, "value": v} for k, v in RendezvousParams.from_spec(spec).env().items()]
+    ckpt = spec.checkpoint_dir()
+    if ckpt:
+        env.append({"name": "BERTH_CHECKPOINT_DIR", "value": ckpt})
+    env.append({"name": "BERTH_METRICS_PORT", "value": str(spec.spec.metrics_port)})
+    archive = spec.spec.archive
+    if archive:
+        env.append({"name": "BERTH_ARCHIVE_URL", "value": archive.url})
+        for key, optional in (("AWS_ACCESS_KEY_ID", False), ("AWS_SECRET_ACCESS_KEY", False),
+                              ("AWS_ENDPOINT_URL", True), ("AWS_REGION", True)):
+            if key == "AWS_ENDPOINT_URL" and archive.endpoint:
+                env.append({"name": key, "value": archive.endpoint})
+            elif key == "AWS_REGION" and archive.region:
+                env.append({"name": key, "value": archive.region})
+            else:
+                ref: dict[str, Any] = {"name": archive.secret_name, "key": key}
+                if optional:
+                    ref["optional"] = True
+                env.append({"name": key, "valueFrom": {"secretKeyRef": ref}})
+    env += [{"name": k, "value": v} for k, v in spec.spec.env.items()]
+    return env
+
+
+def _container(spec: TrainingCluster) -> dict[str, Any]:
+    s = spec.spec
+    ports = [{"name": "training", "containerPort": s.port, "protocol": "TCP"}]
+    if s.monitoring.prometheus:
+        ports.append({"name": "metrics", "containerPort": s.metrics_port, "protocol": "TCP"})
+    mounts: list[dict[str, Any]] = [{"name": n, "mountPath": v.mount_path} for n, v in s.volumes.items()]
+    for name, sv in s.shared_volumes.items():
+        mount: dict[str, Any] = {"name": name, "mountPath": sv.mount_path}
+        if shared_read_only(sv):
+            mount["readOnly"] = True
+        mounts.append(mount)
+    container: dict[str, Any] = {"name": "trainer", "image": s.image}
+    if s.image_pull_policy:
+        container["imagePullPolicy"] = s.image_pull_policy
+    if s.command and s.framework is not Framework.NONE:
+        container["command"] = wrap_command(s.framework, s.command)
+    elif s.command:
+        container["command"] = list(s.command)
+    if s.args:
+        container["args"] = list(s.args)
+    container.update({
+        "ports": ports,
+        "env": _env(spec),
+        "resources": _resources(spec),
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    })
+    if mounts:
+        container["volumeMounts"] = mounts
+    return container
+
+
+def _pod_security(spec: TrainingCluster) -> dict[str, Any]:
+    sc = spec.spec.security_context
+    out: dict[str, Any] = {"runAsNonRoot": True, "runAsUser": sc.run_as_user}
+    if sc.run_as_group is not None:
+        out["runAsGroup"] = sc.run_as_group
+    # Without fsGroup a non-root user cannot write to a fresh volume (the guide's "permission issues").
+    out["fsGroup"] = sc.fs_group if sc.fs_group is not None else (sc.run_as_group or sc.run_as_user)
+    out["fsGroupChangePolicy"] = FS_GROUP_CHANGE_POLICY
+    out["seccompProfile"] = {"type": "RuntimeDefault"}
+    return out
+
+
+def _scheduling(spec: TrainingCluster, pod: dict[str, Any]) -> None:
+    sch = spec.spec.scheduling
+    if sch.node_selector:
+        pod["nodeSelector"] = dict(sch.node_selector)
+    tolerations = [t.model_dump(exclude_none=True) for t in sch.tolerations]
+    if sch.gpu_tolerations and spec.gpus_per_pod > 0 and not any(t.get("key") == GPU for t in tolerations):
+        tolerations.append({"key": GPU, "operator": "Exists", "effect": "NoSchedule"})
+    if tolerations:
+        pod["tolerations"] = tolerations
+    if sch.spread != "none" and spec.spec.replicas > 1:
+        when = "DoNotSchedule" if sch.spread == "required" else "ScheduleAnyway"
+        pod["topologySpreadConstraints"] = [
+            {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": unsat,
+             "labelSelector": {"matchLabels": selector(spec)}}
+            for key, unsat in (("topology.kubernetes.io/zone", "ScheduleAnyway"),
+                               ("kubernetes.io/hostname", when))
+        ]
+
+
+def claim_template(spec: TrainingCluster, name: str) -> dict[str, Any]:
+    """The volumeClaimTemplate of per-replica volume ``name`` (PVCs ``<name>-<sts>-<ordinal>``)."""
+    vol = spec.spec.volumes[name]
+    annotations = {}
+    tier = spec.tier_of(vol.storage_class)
+    if tier:
+        annotations["berth.dev/tier"] = tier.value
+    if spec.checkpoint_volume() == name:
+        annotations["berth.dev/checkpoint-volume"] = "true"
+    md: dict[str, Any] = {"name": name, "labels": selector(spec)}
+    if annotations:
+        md["annotations"] = annotations
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": md,
+        "spec": {
+            "accessModes": [vol.access_mode],
+            "storageClassName": vol.storage_class,
+            "resources": {"requests": {"storage": vol.size}},
+        },
+    }
+
+
+def statefulset(spec: TrainingCluster) -> dict[str, Any]:
+    """One pod per replica with its own claims; Parallel start, because rendezvous waits for all peers."""
+    s = spec.spec
+    pod: dict[str, Any] = {
+        "serviceAccountName": service_account_name(spec),
+        "automountServiceAccountToken": False,
+        "securityContext": _pod_security(spec),
+        "terminationGracePeriodSeconds": s.termination_grace_period_seconds,
+        "containers": [_container(spec)],
+    }
+    _scheduling(spec, pod)
+    if s.shared_volumes:
+        pod["volumes"] = [
+            {"name": n, "persistentVolumeClaim": {"claimName": sv.claim_name, "readOnly": shared_read_only(sv)}}
+            for n, sv in s.shared_volumes.items()
+        ]
+    template_md: dict[str, Any] = {"labels": selector(spec)}
+    if s.monitoring.prometheus:
+        template_md["annotations"] = {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(s.metrics_port),
+            "prometheus.io/path": "/metrics",
+        }
+    body: dict[str, Any] = {
+        "serviceName": spec.service_name,
+        "replicas": s.replicas,
+        "podManagementPolicy": "Parallel",
+        "selector": {"matchLabels": selector(spec)},
+        "updateStrategy": {"type": "RollingUpdate"},
+        "persistentVolumeClaimRetentionPolicy": {
+            "whenScaled": s.volume_retention.when_scaled,
+            "whenDeleted": s.volume_retention.when_deleted,
+        },
+        "template": {"metadata": template_md, "spec": pod},
+    }
+    if s.volumes:
+        body["volumeClaimTemplates"] = [claim_template(spec, n) for n in s.volumes]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": meta(spec, spec.name, "training"),
+        "spec": body,
+    }
+
+
+def disruption_budget(spec: TrainingCluster) -> list[dict[str, Any]]:
+    """A PDB that protects training from drains without blocking them when a pod is already unhealthy."""
+    d = spec.spec.disruption
+    budget: dict[str, Any] = {"selector": {"matchLabels": selector(spec)},
+                              "unhealthyPodEvictionPolicy": "AlwaysAllow"}
+    if d.min_available is not None:
+        budget["minAvailable"] = d.min_available
+    else:
+        budget["maxUnavailable"] = d.max_unavailable if d.max_unavailable is not None else 1
+    return [{
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": meta(spec, f"{spec.name}-pdb", "training"),
+        "spec": budget,
+    }]

@@ -1,0 +1,409 @@
+"""The ``TrainingCluster`` spec: a Kubernetes-style resource, so it can become a CRD later.
+
+Field names are camelCase in YAML (like every Kubernetes object) and snake_case in
+Python. Everything unknown is rejected: a misspelt field silently ignored is how
+hand-written YAML goes wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from berth.spec.quantity import QuantityError, parse_quantity
+
+API_VERSION = "berth.dev/v1alpha1"
+KIND = "TrainingCluster"
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$")
+_CRON_ITEM = r"(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?"
+_CRON_FIELD = re.compile(rf"^{_CRON_ITEM}(,{_CRON_ITEM})*$")
+_CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+
+
+def _dns_label(value: str) -> str:
+    if len(value) > 63 or not _DNS_LABEL.match(value):
+        raise ValueError(
+            f"{value!r} is not a DNS-1123 label: lower-case letters, digits and '-', "
+            "starting and ending with a letter or digit, at most 63 characters"
+        )
+    return value
+
+
+def _dns_subdomain(value: str) -> str:
+    if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
+        raise ValueError(f"{value!r} is not a DNS-1123 subdomain (lower-case letters, digits, '-' and '.')")
+    return value
+
+
+def _quantity(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"expected a quantity such as 100Gi, got {type(value).__name__}")
+    try:
+        parse_quantity(value)
+    except QuantityError as err:
+        raise ValueError(str(err)) from None
+    return str(value)
+
+
+def _positive_size(value: str) -> str:
+    if parse_quantity(value) <= 0:
+        raise ValueError(f"size must be greater than zero, got {value!r}")
+    return value
+
+
+def _absolute_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"{value!r} is not an absolute path: mount paths start with '/'")
+    if ":" in value:
+        raise ValueError(f"{value!r} must not contain ':'")
+    return value.rstrip("/") or "/"
+
+
+def _duration(value: str) -> str:
+    if not _DURATION.match(value):
+        raise ValueError(f"{value!r} is not a duration: use Go's form, e.g. 720h, 30m, 1h30m")
+    return value
+
+
+def _cron(value: str) -> str:
+    if value.strip() in _CRON_MACROS:
+        return value
+    fields = value.split()
+    if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+        raise ValueError(
+            f"{value!r} is not a cron schedule: five fields 'minute hour day month weekday', e.g. '0 2 * * *'"
+        )
+    return value
+
+
+Quantity = Annotated[StrictStr | StrictInt, AfterValidator(_quantity)]
+Size = Annotated[StrictStr, AfterValidator(_quantity), AfterValidator(_positive_size)]
+DnsLabel = Annotated[StrictStr, AfterValidator(_dns_label)]
+DnsSubdomain = Annotated[StrictStr, AfterValidator(_dns_subdomain)]
+MountPath = Annotated[StrictStr, AfterValidator(_absolute_path)]
+Duration = Annotated[StrictStr, AfterValidator(_duration)]
+Cron = Annotated[StrictStr, AfterValidator(_cron)]
+IntOrPercent = Annotated[StrictInt | Annotated[StrictStr, Field(pattern=r"^[0-9]+%$")], Field()]
+
+
+class _Model(BaseModel):
+    """Base: camelCase aliases, unknown fields rejected, values validated on assignment."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        validate_assignment=True,
+        use_enum_values=False,
+    )
+
+
+class Framework(StrEnum):
+    """Distributed-training frameworks whose rendezvous berth computes per pod."""
+
+    TENSORFLOW = "tensorflow"
+    PYTORCH = "pytorch"
+    HOROVOD = "horovod"
+    JAX = "jax"
+    NONE = "none"
+
+
+class Tier(StrEnum):
+    """Storage tiers: hot for checkpoints and active data, warm for datasets, cold is object storage."""
+
+    HOT = "hot"
+    WARM = "warm"
+    COLD = "cold"
+
+
+class Provider(StrEnum):
+    """StorageClass presets; ``csi`` takes any provisioner and parameters."""
+
+    AWS_EBS = "aws-ebs"
+    GCP_PD = "gcp-pd"
+    AZURE_DISK = "azure-disk"
+    NFS = "nfs"
+    CEPH_RBD = "ceph-rbd"
+    CEPHFS = "cephfs"
+    LOCAL = "local"
+    CSI = "csi"
+
+
+AccessMode = Literal["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"]
+RetentionPolicy = Literal["Retain", "Delete"]
+
+
+class Metadata(_Model):
+    """Name and namespace of the training cluster; the name prefixes every pod and claim."""
+
+    name: Annotated[DnsLabel, Field(max_length=52)]
+    namespace: DnsLabel = "default"
+    labels: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+    annotations: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+
+
+class Resources(_Model):
+    """Container requests and limits, as in a Pod, keys such as ``cpu``, ``memory``, ``nvidia.com/gpu``."""
+
+    model_config = ConfigDict(alias_generator=None)
+
+    requests: dict[StrictStr, Quantity] = Field(default_factory=dict)
+    limits: dict[StrictStr, Quantity] = Field(default_factory=dict)
+
+
+class StorageClassSpec(_Model):
+    """A StorageClass berth creates from a provider preset, or one that already exists (``existing: true``)."""
+
+    existing: StrictBool = False
+    provider: Provider | None = None
+    tier: Tier = Tier.WARM
+    type: StrictStr | None = None
+    iops: StrictInt | None = Field(default=None, ge=1)
+    throughput: StrictInt | None = Field(default=None, ge=1, description="MiB/s")
+    iops_per_gb: StrictInt | None = Field(default=None, alias="iopsPerGB", ge=1)
+    encrypted: StrictBool | None = None
+    kms_key_id: StrictStr | None = None
+    fs_type: StrictStr | None = None
+    server: StrictStr | None = Field(default=None, description="nfs: server address")
+    share: StrictStr | None = Field(default=None, description="nfs: exported path")
+    cluster_id: StrictStr | None = Field(default=None, alias="clusterID", description="ceph: cluster id")
+    pool: StrictStr | None = Field(default=None, description="ceph-rbd: pool")
+    fs_name: StrictStr | None = Field(default=None, description="cephfs: file system name")
+    provisioner: DnsSubdomain | None = Field(default=None, description="csi: the CSI driver name")
+    parameters: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+    reclaim_policy: RetentionPolicy | None = None
+    volume_binding_mode: Literal["WaitForFirstConsumer", "Immediate"] = "WaitForFirstConsumer"
+    allow_volume_expansion: StrictBool = True
+    mount_options: list[StrictStr] = Field(default_factory=list)
+    default: StrictBool = Field(default=False, description="mark as the cluster's default StorageClass")
+
+
+class VolumeSpec(_Model):
+    """A per-replica volume: one PVC per pod from a volumeClaimTemplate, kept across restarts."""
+
+    mount_path: MountPath
+    size: Size
+    storage_class: StrictStr
+    access_mode: AccessMode = "ReadWriteOnce"
+    checkpoints: StrictBool | None = Field(
+        default=None, description="holds checkpoints (default: the first volume on a hot tier)"
+    )
+
+
+class NfsSource(_Model):
+    """A static NFS export to bind a shared claim to, instead of dynamic provisioning."""
+
+    server: StrictStr
+    path: MountPath
+
+
+class SharedVolumeSpec(_Model):
+    """One claim mounted by every replica, typically a read-only dataset."""
+
+    claim_name: DnsSubdomain
+    mount_path: MountPath
+    size: Size | None = None
+    storage_class: StrictStr | None = None
+    access_mode: AccessMode = "ReadOnlyMany"
+    read_only: StrictBool | None = Field(default=None, description="default: true for ReadOnlyMany")
+    existing: StrictBool = Field(default=False, description="the claim exists; berth only mounts it")
+    nfs: NfsSource | None = None
+
+
+class Archive(_Model):
+    """Cold tier: an S3-compatible object store, credentials from a Secret (never from this file)."""
+
+    url: Annotated[StrictStr, Field(pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")]
+    secret_name: DnsSubdomain
+    endpoint: StrictStr | None = Field(default=None, description="for non-AWS stores (MinIO, SeaweedFS)")
+    region: StrictStr | None = None
+
+
+class PodSecurity(_Model):
+    """Pod identity; berth adds the rest of Pod Security 'restricted' itself."""
+
+    run_as_user: StrictInt = Field(default=1000, ge=1)
+    run_as_group: StrictInt | None = Field(default=None, ge=0)
+    fs_group: StrictInt | None = Field(default=None, ge=0)
+
+
+class Disruption(_Model):
+    """PodDisruptionBudget: how many training pods a voluntary disruption may take."""
+
+    min_available: IntOrPercent | None = None
+    max_unavailable: IntOrPercent | None = None
+
+
+class VolumeRetention(_Model):
+    """StatefulSet persistentVolumeClaimRetentionPolicy: what happens to claims on scale-down and delete."""
+
+    when_scaled: RetentionPolicy = "Retain"
+    when_deleted: RetentionPolicy = "Retain"
+
+
+class Monitoring(_Model):
+    """Prometheus scrape config, Pod/ServiceMonitor and alert rules."""
+
+    prometheus: StrictBool = True
+    service_monitor: StrictBool = False
+    pod_monitor: StrictBool = False
+    alerts: StrictBool = True
+    namespace: DnsLabel = Field(default="monitoring", description="where Prometheus runs")
+    checkpoint_max_age: Duration = Field(default="2h", description="alert when the last checkpoint is older")
+
+
+class Backup(_Model):
+    """Velero Schedule with CSI snapshots of the training volumes."""
+
+    schedule: Cron
+    ttl: Duration = "720h"
+    snapshot_volumes: StrictBool = True
+    velero_namespace: DnsLabel = "velero"
+    storage_location: StrictStr | None = None
+    snapshot_driver: DnsSubdomain | None = Field(
+        default=None, description="CSI driver of the VolumeSnapshotClass (default: from the hot class)"
+    )
+
+
+class Toleration(_Model):
+    """A pod toleration, as in the Pod API."""
+
+    key: StrictStr | None = None
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: StrictStr | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+
+
+class Scheduling(_Model):
+    """Where pods may run and how they spread; spread is on by default."""
+
+    node_selector: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+    tolerations: list[Toleration] = Field(default_factory=list)
+    gpu_tolerations: StrictBool = Field(
+        default=True, description="tolerate the nvidia.com/gpu taint when GPUs are requested"
+    )
+    spread: Literal["required", "preferred", "none"] = "preferred"
+
+
+class ClusterSpec(_Model):
+    """What to run and the storage it gets."""
+
+    framework: Framework = Framework.NONE
+    replicas: StrictInt = Field(ge=1, le=10000)
+    port: StrictInt = Field(default=2222, ge=1, le=65535)
+    service_name: DnsLabel | None = None
+    cluster_domain: DnsSubdomain = "cluster.local"
+    image: Annotated[StrictStr, Field(min_length=1)]
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    command: list[StrictStr] = Field(default_factory=list)
+    args: list[StrictStr] = Field(default_factory=list)
+    env: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+    resources: Resources = Field(default_factory=Resources)
+    storage_classes: dict[DnsSubdomain, StorageClassSpec] = Field(default_factory=dict)
+    volumes: dict[DnsLabel, VolumeSpec] = Field(default_factory=dict)
+    shared_volumes: dict[DnsLabel, SharedVolumeSpec] = Field(default_factory=dict)
+    archive: Archive | None = None
+    checkpoint_path: MountPath | None = Field(
+        default=None, description="checkpoint directory (default: <checkpoint volume>/checkpoints)"
+    )
+    security_context: PodSecurity = Field(default_factory=PodSecurity)
+    disruption: Disruption = Field(default_factory=Disruption)
+    volume_retention: VolumeRetention = Field(default_factory=VolumeRetention)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+    backup: Backup | None = None
+    scheduling: Scheduling = Field(default_factory=Scheduling)
+    network_policy: StrictBool = True
+    metrics_port: StrictInt = Field(default=9400, ge=1, le=65535)
+    termination_grace_period_seconds: StrictInt = Field(
+        default=600, ge=30, description="time to finish an in-flight checkpoint on shutdown"
+    )
+    service_account_name: DnsSubdomain | None = None
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not re.match(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$", name):
+                raise ValueError(f"{name!r} is not a valid environment variable name")
+        return value
+
+
+class TrainingCluster(_Model):
+    """The whole spec: ``apiVersion: berth.dev/v1alpha1``, ``kind: TrainingCluster``."""
+
+    api_version: Literal["berth.dev/v1alpha1"]
+    kind: Literal["TrainingCluster"]
+    metadata: Metadata
+    spec: ClusterSpec
+
+    @property
+    def name(self) -> str:
+        """StatefulSet name and prefix of every pod."""
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        """Namespace of all namespaced objects."""
+        return self.metadata.namespace
+
+    @property
+    def service_name(self) -> str:
+        """Headless Service name (defaults to the cluster name)."""
+        return self.spec.service_name or self.metadata.name
+
+    @property
+    def gpus_per_pod(self) -> int:
+        """GPUs each pod gets (the nvidia.com/gpu limit, else request)."""
+        res = self.spec.resources
+        raw = res.limits.get("nvidia.com/gpu", res.requests.get("nvidia.com/gpu", 0))
+        return int(parse_quantity(raw))
+
+    def checkpoint_volume(self) -> str | None:
+        """Name of the per-replica volume that holds checkpoints, if any."""
+        vols = self.spec.volumes
+        flagged = [n for n, v in vols.items() if v.checkpoints]
+        if flagged:
+            return flagged[0]
+        if any(v.checkpoints is False for v in vols.values()) and all(
+            v.checkpoints is False for v in vols.values()
+        ):
+            return None
+        for name, vol in vols.items():
+            if vol.checkpoints is None and self.tier_of(vol.storage_class) is Tier.HOT:
+                return name
+        unflagged = [n for n, v in vols.items() if v.checkpoints is None]
+        return unflagged[0] if unflagged else None
+
+    def checkpoint_dir(self) -> str | None:
+        """Directory inside the pod where checkpoints go."""
+        if self.spec.checkpoint_path:
+            return self.spec.checkpoint_path
+        vol = self.checkpoint_volume()
+        return f"{self.spec.volumes[vol].mount_path}/checkpoints" if vol else None
+
+    def tier_of(self, storage_class: str | None) -> Tier | None:
+        """Tier of a class declared in the spec; None for classes berth does not know."""
+        sc = self.spec.storage_classes.get(storage_class or "")
+        return sc.tier if sc else None
+
+
+def size_bytes(size: str) -> Decimal:
+    """Bytes of a validated size quantity."""
+    return parse_quantity(size)

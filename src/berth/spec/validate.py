@@ -1,0 +1,231 @@
+"""Checks that look across fields of a spec, after each field is valid on its own.
+
+Each check returns problems with the field path to blame, so the loader can point at
+the line. They encode the mistakes of hand-written training stacks: a volume on a class
+nobody defined, a PDB that blocks every drain, a TF_CONFIG baked into the template.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from berth.spec.errors import SpecIssue
+from berth.spec.model import Framework, Provider, TrainingCluster
+from berth.spec.quantity import parse_quantity
+
+# Env that berth computes per pod; a constant value would give every pod the same identity.
+MANAGED_ENV = frozenset(
+    {
+        "TF_CONFIG", "MASTER_ADDR", "MASTER_PORT", "RANK", "NODE_RANK", "WORLD_SIZE", "NNODES",
+        "LOCAL_WORLD_SIZE", "PET_MASTER_ADDR", "PET_MASTER_PORT", "PET_NODE_RANK", "PET_NNODES",
+        "HOROVOD_HOSTS", "JAX_COORDINATOR_ADDRESS", "JAX_PROCESS_ID", "JAX_NUM_PROCESSES",
+        "POD_NAME", "POD_NAMESPACE", "POD_INDEX",
+    }
+)
+
+Check = Callable[[TrainingCluster], Iterator[SpecIssue]]
+
+
+def check(spec: TrainingCluster) -> list[SpecIssue]:
+    """Run every cross-field check; an empty list means the spec can be rendered."""
+    return [issue for fn in CHECKS for issue in fn(spec)]
+
+
+def _storage_class_refs(spec: TrainingCluster) -> Iterator[SpecIssue]:
+    declared = spec.spec.storage_classes
+    for name, vol in spec.spec.volumes.items():
+        if vol.storage_class not in declared:
+            known = ", ".join(sorted(declared)) or "none declared"
+            yield SpecIssue(
+                ("spec", "volumes", name, "storageClass"),
+                f"unknown storage class {vol.storage_class!r} (declared: {known})",
+                f"add it under spec.storageClasses (use `{vol.storage_class}: {{existing: true}}` "
+                "for a class the cluster already has)",
+            )
+
+
+def _storage_class_presets(spec: TrainingCluster) -> Iterator[SpecIssue]:
+    for name, sc in spec.spec.storage_classes.items():
+        base = ("spec", "storageClasses", name)
+        if sc.existing:
+            preset = [f for f in ("provider", "type", "iops", "throughput", "iops_per_gb", "provisioner")
+                      if getattr(sc, f) is not None] + (["parameters"] if sc.parameters else [])
+            if preset:
+                field = sc.model_fields[preset[0]].alias or preset[0]
+                yield SpecIssue(
+                    (*base, field),
+                    "an existing class is used as it is; berth does not change its settings",
+                    "remove `existing: true` to let berth create the class, or remove the settings",
+                )
+            continue
+        if sc.provider is None:
+            yield SpecIssue(
+                (*base, "provider"),
+                "a class berth creates needs a provider",
+                "one of aws-ebs, gcp-pd, azure-disk, nfs, ceph-rbd, cephfs, local, csi; "
+                "or `existing: true` for a class the cluster already has",
+            )
+            continue
+        from berth.render.storage import preset_issues
+
+        for param, message, hint in preset_issues(sc):
+            yield SpecIssue((*base, param) if param else base, message, hint)
+
+
+def _volume_sizes(spec: TrainingCluster) -> Iterator[SpecIssue]:
+    from berth import providers
+    from berth.render.storage import class_parameters
+
+    for name, vol in spec.spec.volumes.items():
+        sc = spec.spec.storage_classes.get(vol.storage_class)
+        if sc is None or sc.existing or sc.provider is None:
+            continue
+        provisioner, params = class_parameters(sc)
+        for message in providers.check_volume_size(provisioner, params, float(parse_quantity(vol.size))):
+            yield SpecIssue(("spec", "volumes", name, "size"), message,
+                            f"pick a size the {vol.storage_class} class can provision")
+
+
+def _mount_paths(spec: TrainingCluster) -> Iterator[SpecIssue]:
+    seen: dict[str, str] = {}
+    mounts = [("volumes", n, v.mount_path) for n, v in spec.spec.volumes.items()]
+    mounts += [("sharedVolumes", n, v.mount_path) for n, v in spec.spec.shared_volumes.items()]
+    for group, name, path in mounts:
+        if path in seen:
+            yield SpecIssue(
+                ("spec", group, name, "mountPath"),
+                f"mount path {path} is already used by {seen[path]}",
+                "give each volume its own mount path",
+            )
+        else:
+            seen[path] = f"{group}.{name}"
+    for name in spec.spec.shared_volumes:
+        if name in spec.spec.volumes:
+            yield SpecIssue(
+                ("spec", "sharedVolumes", name),
+                f"the name {name!r} is also used in spec.volumes; pod volume names must be unique",
+                "rename one of them",
+            )
+
+
+def _shared_volumes(spec: TrainingCluster) -> Iterator[SpecIssue]:
+    replicas = spec.spec.replicas
+    for name, sv in spec.spec.shared_volumes.items():
+        base = ("spec", "sharedVolumes", name)
+        if sv.access_mode == "ReadOnlyMany" and sv.read_only is False:
+            yield SpecIssue(
+                (*base, "readOnly"),
+                "a ReadOnlyMany claim cannot be mounted writable",
+                "drop readOnly (it defaults to true) or use accessMode: ReadWriteMany",
+            )
+        if sv.access_mode in ("ReadWriteOnce", "ReadWriteOncePod") and replicas > 1:
+            yield SpecIssue(
+                (*base, "accessMode"),
+                f"{sv.access_mode} cannot be mounted by {replicas} pods on different nodes (Multi-Attach error)",
+                "use ReadOnlyMany for a dataset, ReadWriteMany for shared output, or spec.volumes "
+                "for per-pod storage",
+            )
+        if not sv.existing and sv.size is None:
+            yield SpecIssue((*base, "size"), "a claim berth creates needs a size", "e.g. size: 1Ti")
+        if sv.existing and (sv.nfs is not None or sv.size is not None):
+            yield SpecIssue(
+                (*base, "existing"),
+                "an existing claim is only mounted; size and nfs would be ignored",
+                "remove existing: true to let berth create the claim",
+            )
+
+
+def _resources(spec: TrainingCluster) -> Iterator[SpecIssue]:
+    res = spec.spec.resources
+    for key in sorted(set(res.requests) & set(res.limits)):
+        req, lim = parse_quantity(res.requests[key]), parse_quantity(res.limits[key])
+        if "/" in key and key not in ("cpu", "memory") and req != lim:
+            yield SpecIssue(
+                ("spec", "resources", "requests", key),
+                f"{key} request ({res.requests[key]}) must equal its limit ({res.limits[key]}): "
+                "extended resources cannot be overcommitted",
+                f"set both to {res.limits[key]}",
+            )
+        elif req > lim:
+            yield SpecIssue(
+                ("spec", "resources", "requests", key),
+                f"{key} request {res.requests[key]} is larger than its limit {res.limits[key]}",
+                "lower the request or raise the limit",
+            )
+
+
+def _disruption(spec: TrainingCluster) -> Iterator[SpecIssue]:
+    d = spec.spec.disruption
+    base = ("spec", "disruption")
+    if d.min_available is not None and d.max_unavailable is not None:
+        yield SpecIssue(base, "set minAvailable or maxUnavailable, not both", "keep one of them")
+    replicas = spec.spec.replicas
+    if isinstance(d.min_available, int) and replicas > 1 and d.min_available >= replicas:
+        yield SpecIssue(
+            (*base, "minAvailable"),
+            f"minAvailable {d.min_available} with {replicas} replicas blocks every node drain",
+            f"use at most {replicas - 1}, or maxUnavailable: 1",
+        )
+    if d.min_available == "100%" or d.max_unavailable in (0, "0%"):
+        field = "minAvailable" if d.min_available == "100%" else "maxUnavailable"
+        yield SpecIssue((*base, field), "this budget allows no voluntary disruption: node drains hang",
+                        "allow at least one pod, e.g. maxUnavailable: 1")
+
+
+def _env(spec: TrainingCluster) -> Iterator[SpecIssue]:
+    for name in spec.spec.env:
+        if name in MANAGED_ENV or name.startswith("BERTH_"):
+            yield SpecIssue(
+                ("spec", "env", name),
+                f"{name} is computed by berth for each pod; a constant value would give every pod the same identity",
+                "remove it; `berth render` shows what each pod gets",
+            )
+
+
+def _checkpoints_and_ports(spec: TrainingCluster) -> Iterator[SpecIssue]:
+    if spec.spec.framework is not Framework.NONE and not spec.spec.command:
+        yield SpecIssue(("spec", "command"), f"{spec.spec.framework.value} needs the training command",
+                        "berth wraps it to compute the rendezvous env per pod, e.g. "
+                        'command: ["python", "/workspace/train.py"]')
+    flagged = [n for n, v in spec.spec.volumes.items() if v.checkpoints]
+    for name in flagged[1:]:
+        yield SpecIssue(("spec", "volumes", name, "checkpoints"), "only one volume can hold checkpoints",
+                        f"{flagged[0]} already does")
+    if spec.spec.metrics_port == spec.spec.port:
+        yield SpecIssue(("spec", "metricsPort"), f"port {spec.spec.port} is also the training port",
+                        "pick another metrics port (default 9400)")
+    if spec.spec.backup and spec.spec.backup.snapshot_volumes and not spec.spec.volumes:
+        yield SpecIssue(("spec", "backup", "snapshotVolumes"), "there are no volumes to snapshot",
+                        "add spec.volumes or set snapshotVolumes: false")
+    archive = spec.spec.archive
+    if archive and archive.endpoint and not archive.endpoint.startswith(("http://", "https://")):
+        yield SpecIssue(("spec", "archive", "endpoint"), f"{archive.endpoint!r} is not an http(s) URL",
+                        "e.g. https://minio.storage.svc:9000")
+    for index, tol in enumerate(spec.spec.scheduling.tolerations):
+        if tol.operator == "Exists" and tol.value is not None:
+            yield SpecIssue(("spec", "scheduling", "tolerations", index, "value"),
+                            "a toleration with operator Exists takes no value", "remove value")
+
+
+def _providers_need_local(spec: TrainingCluster) -> Iterator[SpecIssue]:
+    for name, sc in spec.spec.storage_classes.items():
+        if sc.provider is Provider.LOCAL and sc.volume_binding_mode == "Immediate":
+            yield SpecIssue(
+                ("spec", "storageClasses", name, "volumeBindingMode"),
+                "local volumes must bind after scheduling, or pods land on nodes without their disk",
+                "use WaitForFirstConsumer",
+            )
+
+
+CHECKS: tuple[Check, ...] = (
+    _storage_class_refs,
+    _storage_class_presets,
+    _volume_sizes,
+    _mount_paths,
+    _shared_volumes,
+    _resources,
+    _disruption,
+    _env,
+    _checkpoints_and_ports,
+    _providers_need_local,
+)
