@@ -11,6 +11,7 @@ class BerthError(Exception):
     """
 
     exit_code = 1
+    prefix = "error: "  # cleared by errors whose lines already start with file:line:col
 
     def __init__(self, message: str, hint: str | None = None, *, exit_code: int | None = None) -> None:
         super().__init__(message)

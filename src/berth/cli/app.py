@@ -48,7 +48,7 @@ def main() -> None:
     try:
         app(prog_name="berth")
     except BerthError as err:
-        typer.echo(f"error: {err.message}", err=True)
+        typer.echo(f"{err.prefix}{err.message}", err=True)
         if err.hint:
             typer.echo(f"  hint: {err.hint}", err=True)
         sys.exit(err.exit_code)

@@ -58,12 +58,16 @@ class SpecIssue:
 class SpecError(UsageError):
     """A spec that cannot be used; carries every issue found, each located in the file."""
 
+    prefix = ""
+
     def __init__(self, filename: str, issues: Sequence[SpecIssue]) -> None:
         self.filename = filename
         self.issues = list(issues)
         count = len(self.issues)
-        hint = None if count == 1 else f"{count} problems in {filename}"
-        super().__init__("\n".join(issue.format(filename) for issue in self.issues), hint)
+        lines = [issue.format(filename) for issue in self.issues]
+        if count > 1:
+            lines.append(f"{count} problems in {filename}")
+        super().__init__("\n".join(lines))
 
     def __str__(self) -> str:
         return self.message

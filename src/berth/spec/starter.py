@@ -1,0 +1,51 @@
+"""The commented starter spec ``berth init`` writes."""
+
+from __future__ import annotations
+
+_COMMAND = {
+    "tensorflow": ("tensorflow/tensorflow:latest-gpu", '["python", "/workspace/train.py"]'),
+    "pytorch": ("pytorch/pytorch:latest", '["torchrun", "/workspace/train.py"]'),
+    "horovod": ("horovod/horovod:latest", '["python", "/workspace/train.py"]'),
+    "jax": ("ghcr.io/nvidia/jax:jax", '["python", "/workspace/train.py"]'),
+    "none": ("python:3.12-slim", '["python", "/workspace/train.py"]'),
+}
+
+_TEMPLATE = """\
+# berth spec: one file for the whole storage stack of a training cluster.
+# `berth explain berth.yaml` says what it creates; `berth render berth.yaml` prints the objects.
+apiVersion: berth.dev/v1alpha1
+kind: TrainingCluster
+metadata:
+  name: {name}
+  namespace: default
+spec:
+  framework: {framework}            # tensorflow | pytorch | horovod | jax | none
+  replicas: 2                        # one pod per replica: {name}-0, {name}-1, ...
+  port: 2222                         # rendezvous port; peers find each other through a headless Service
+  image: {image}
+  command: {command}
+  resources:                         # the GPU request always equals the limit
+    requests: {{cpu: "4", memory: 16Gi, nvidia.com/gpu: 1}}
+    limits: {{cpu: "8", memory: 32Gi, nvidia.com/gpu: 1}}
+  storageClasses:                    # created by berth unless existing: true
+    fast-ssd: {{provider: aws-ebs, type: gp3, iops: 6000, throughput: 500, encrypted: true, tier: hot}}
+    standard: {{existing: true, tier: warm}}
+  volumes:                           # one claim per pod, kept across restarts and rescheduling
+    checkpoints: {{mountPath: /mnt/checkpoints, size: 100Gi, storageClass: fast-ssd}}
+    scratch: {{mountPath: /mnt/scratch, size: 200Gi, storageClass: standard}}
+  # sharedVolumes:                   # one claim every pod mounts, read-only for datasets
+  #   dataset: {{claimName: dataset, mountPath: /data, size: 1Ti, storageClass: nfs-client,
+  #             accessMode: ReadOnlyMany}}
+  # archive: {{url: "s3://bucket/{name}", secretName: s3-credentials}}   # cold tier for checkpoints
+  securityContext: {{runAsUser: 1000, fsGroup: 1000}}
+  disruption: {{maxUnavailable: 1}}
+  volumeRetention: {{whenScaled: Retain, whenDeleted: Retain}}   # `berth gc` removes orphans on request
+  monitoring: {{prometheus: true, alerts: true}}
+  # backup: {{schedule: "0 2 * * *", ttl: 720h}}                  # Velero, with CSI snapshots
+"""
+
+
+def starter_spec(framework: str, name: str) -> str:
+    """A valid, commented spec for ``framework``."""
+    image, command = _COMMAND[framework]
+    return _TEMPLATE.format(name=name, framework=framework, image=image, command=command)
