@@ -50,7 +50,7 @@ def _why(spec: TrainingCluster, obj: dict[str, Any]) -> str:
     if kind == "Schedule":
         tpl = body["template"]
         return f"Velero backup at '{body['schedule']}' kept {tpl['ttl']}, with volume snapshots"
-    return kind
+    return str(kind)
 
 
 def explain_objects(spec: TrainingCluster, objects: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
