@@ -173,8 +173,8 @@ class StorageClassSpec(_Model):
 
     existing: StrictBool = False
     provider: Provider | None = None
-    tier: Tier = Tier.WARM
-    type: StrictStr | None = None
+    tier: Tier = Field(default=Tier.WARM, description="hot: checkpoints (reclaim Retain); warm: datasets")
+    type: StrictStr | None = Field(default=None, description="disk type (gp3, io2, pd-ssd, PremiumV2_LRS, ...)")
     iops: StrictInt | None = Field(default=None, ge=1)
     throughput: StrictInt | None = Field(default=None, ge=1, description="MiB/s")
     iops_per_gb: StrictInt | None = Field(default=None, alias="iopsPerGB", ge=1)
@@ -305,21 +305,31 @@ class Scheduling(_Model):
 class ClusterSpec(_Model):
     """What to run and the storage it gets."""
 
-    framework: Framework = Framework.NONE
-    replicas: StrictInt = Field(ge=1, le=10000)
-    port: StrictInt = Field(default=2222, ge=1, le=65535)
-    service_name: DnsLabel | None = None
+    framework: Framework = Field(default=Framework.NONE, description="whose rendezvous env each pod gets")
+    replicas: StrictInt = Field(ge=1, le=10000, description="pods, each with its own claims")
+    port: StrictInt = Field(default=2222, ge=1, le=65535, description="rendezvous port (container port `training`)")
+    service_name: DnsLabel | None = Field(default=None, description="headless Service (default: metadata.name)")
     cluster_domain: DnsSubdomain = "cluster.local"
     image: Annotated[StrictStr, Field(min_length=1)]
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
-    command: list[StrictStr] = Field(default_factory=list)
+    command: list[StrictStr] = Field(
+        default_factory=list, description="training command; wrapped by the rendezvous preamble"
+    )
     args: list[StrictStr] = Field(default_factory=list)
-    env: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+    env: dict[StrictStr, StrictStr] = Field(
+        default_factory=dict, description="constant env; per-pod rendezvous env is berth's"
+    )
     resources: Resources = Field(default_factory=Resources)
-    storage_classes: dict[DnsSubdomain, StorageClassSpec] = Field(default_factory=dict)
-    volumes: dict[DnsLabel, VolumeSpec] = Field(default_factory=dict)
-    shared_volumes: dict[DnsLabel, SharedVolumeSpec] = Field(default_factory=dict)
-    archive: Archive | None = None
+    storage_classes: dict[DnsSubdomain, StorageClassSpec] = Field(
+        default_factory=dict, description="classes volumes may use; berth creates those not `existing`"
+    )
+    volumes: dict[DnsLabel, VolumeSpec] = Field(
+        default_factory=dict, description="per-pod claims (volumeClaimTemplates)"
+    )
+    shared_volumes: dict[DnsLabel, SharedVolumeSpec] = Field(
+        default_factory=dict, description="claims every pod mounts (datasets)"
+    )
+    archive: Archive | None = Field(default=None, description="cold tier for checkpoints (S3)")
     checkpoint_path: MountPath | None = Field(
         default=None, description="checkpoint directory (default: <checkpoint volume>/checkpoints)"
     )
@@ -329,8 +339,8 @@ class ClusterSpec(_Model):
     monitoring: Monitoring = Field(default_factory=Monitoring)
     backup: Backup | None = None
     scheduling: Scheduling = Field(default_factory=Scheduling)
-    network_policy: StrictBool = True
-    metrics_port: StrictInt = Field(default=9400, ge=1, le=65535)
+    network_policy: StrictBool = Field(default=True, description="render a NetworkPolicy for the pods")
+    metrics_port: StrictInt = Field(default=9400, ge=1, le=65535, description="checkpoint metrics (`metrics`)")
     termination_grace_period_seconds: StrictInt = Field(
         default=600, ge=30, description="time to finish an in-flight checkpoint on shutdown"
     )
