@@ -56,6 +56,9 @@ def init(
     framework: str = typer.Option("pytorch", "--framework", "-f", help=" | ".join(_FRAMEWORKS)),
     name: str = typer.Option("training", "--name", help="cluster name (prefix of every pod)"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing file"),
+    storage_class: str | None = typer.Option(
+        None, "--storage-class", help="use this existing class for every volume (e.g. the sandbox's `standard`)"
+    ),
 ) -> None:
     """Write a commented starter spec."""
     from berth.spec.starter import starter_spec
@@ -64,7 +67,7 @@ def init(
         raise UsageError(f"unknown framework {framework!r}", f"one of {', '.join(_FRAMEWORKS)}")
     if path.exists() and not force:
         raise UsageError(f"{path} already exists", "pass --force to overwrite it, or another path")
-    text = starter_spec(framework, name)
+    text = starter_spec(framework, name, storage_class)
     if str(path) == "-":
         typer.echo(text, nl=False)
         return

@@ -45,7 +45,19 @@ spec:
 """
 
 
-def starter_spec(framework: str, name: str) -> str:
-    """A valid, commented spec for ``framework``."""
+def starter_spec(framework: str, name: str, existing_class: str | None = None) -> str:
+    """A valid, commented spec for ``framework``.
+
+    With ``existing_class`` every volume uses that class of the cluster (e.g. the sandbox's
+    ``standard``) instead of the AWS preset, so the spec runs anywhere as written.
+    """
     image, command = _COMMAND[framework]
-    return _TEMPLATE.format(name=name, framework=framework, image=image, command=command)
+    text = _TEMPLATE.format(name=name, framework=framework, image=image, command=command)
+    if existing_class:
+        text = text.replace(
+            "    fast-ssd: {provider: aws-ebs, type: gp3, iops: 6000, throughput: 500, encrypted: true, tier: hot}\n"
+            "    standard: {existing: true, tier: warm}\n",
+            f"    {existing_class}: {{existing: true, tier: hot}}\n",
+        ).replace("storageClass: fast-ssd", f"storageClass: {existing_class}").replace(
+            "storageClass: standard}", f"storageClass: {existing_class}}}")
+    return text
