@@ -389,17 +389,9 @@ class TrainingCluster(_Model):
         """Name of the per-replica volume that holds checkpoints, if any."""
         vols = self.spec.volumes
         flagged = [n for n, v in vols.items() if v.checkpoints]
-        if flagged:
-            return flagged[0]
-        if any(v.checkpoints is False for v in vols.values()) and all(
-            v.checkpoints is False for v in vols.values()
-        ):
-            return None
-        for name, vol in vols.items():
-            if vol.checkpoints is None and self.tier_of(vol.storage_class) is Tier.HOT:
-                return name
-        unflagged = [n for n, v in vols.items() if v.checkpoints is None]
-        return unflagged[0] if unflagged else None
+        candidates = [n for n, v in vols.items() if v.checkpoints is None]
+        hot = [n for n in candidates if self.tier_of(vols[n].storage_class) is Tier.HOT]
+        return next(iter(flagged + hot + candidates), None)
 
     def checkpoint_dir(self) -> str | None:
         """Directory inside the pod where checkpoints go."""
