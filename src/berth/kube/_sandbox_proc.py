@@ -1,0 +1,141 @@
+"""Start, watch and stop the sandbox's processes by PID.
+
+Processes are spawned in their own session so they outlive ``berth sandbox up`` and ignore the
+terminal's Ctrl-C. A PID alone could be reused by an unrelated process after a reboot or a crash,
+so each record also keeps the kernel's start time of the process: ``stop`` only signals a PID whose
+start time still matches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    """One started component, as saved in the sandbox state file."""
+
+    name: str
+    pid: int
+    start_ticks: int
+    log: str
+    argv: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProcessRecord:
+        return cls(
+            name=str(data["name"]),
+            pid=int(data["pid"]),
+            start_ticks=int(data["start_ticks"]),
+            log=str(data["log"]),
+            argv=[str(a) for a in data["argv"]],
+        )
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (which may contain spaces)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return raw[raw.rfind(")") + 2 :].split()
+
+
+def start_ticks(pid: int) -> int | None:
+    """Kernel start time of PID in clock ticks since boot, or None when there is no such process."""
+    fields = _stat_fields(pid)
+    # stat(5): field 22 is starttime; fields[0] here is field 3 (state).
+    return int(fields[19]) if fields else None
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when PID is our own child, so it does not linger as a zombie."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def is_running(record: ProcessRecord) -> bool:
+    """True when the recorded process exists, is the same process (start time), and is not a zombie."""
+    _reap(record.pid)
+    fields = _stat_fields(record.pid)
+    if fields is None or fields[0] in ("Z", "X"):
+        return False
+    return int(fields[19]) == record.start_ticks
+
+
+def spawn(name: str, argv: Sequence[str], log: Path, cwd: Path) -> ProcessRecord:
+    """Start ARGV in a new session with stdout/stderr appended to LOG."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        pid = os.posix_spawn(
+            argv[0],
+            list(argv),
+            {**os.environ, "HOME": os.environ.get("HOME", str(cwd))},
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, fd, 1),
+                (os.POSIX_SPAWN_DUP2, fd, 2),
+            ],
+            setsid=True,
+        )
+    finally:
+        os.close(fd)
+    ticks = start_ticks(pid)
+    return ProcessRecord(name=name, pid=pid, start_ticks=ticks or 0, log=str(log), argv=list(argv))
+
+
+def stop(records: Sequence[ProcessRecord], grace_s: float = 10.0) -> list[int]:
+    """SIGTERM every live process, SIGKILL what is left after GRACE_S; return the PIDs signalled."""
+    live = [r for r in records if is_running(r)]
+    for record in live:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(record.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(is_running(r) for r in live):
+        time.sleep(0.05)
+    for record in live:
+        if is_running(record):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(record.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline and any(is_running(r) for r in live):
+        time.sleep(0.05)
+    return [r.pid for r in live]
+
+
+def free_ports(count: int) -> list[int]:
+    """COUNT distinct free TCP ports on 127.0.0.1 (held open together so they differ)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def log_tail(path: Path, lines: int = 25) -> str:
+    """The last LINES lines of a component log, for error messages."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            text = f.read().decode(errors="replace")
+    except FileNotFoundError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
