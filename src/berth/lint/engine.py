@@ -1,0 +1,247 @@
+"""Run the linter over files: load, validate, apply rules, suppress, locate.
+
+Files are spread over worker processes; each worker compiles every schema it needs once
+and runs the single-object rules. Objects the cross-object rules need come back to the
+parent, which runs those rules once over the whole input. Source positions are resolved
+only for findings, from the node tree the loader kept.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+from berth.lint.config import LintConfig
+from berth.lint.context import CROSS_KINDS, Context
+from berth.lint.loader import STDIN, LoadedFile, expand_paths, load_file
+from berth.lint.model import Document, Finding, Path, Severity
+from berth.lint.rules import Hit, Rule, all_rules
+from berth.lint.schema import SchemaStore
+from berth.lint.suppress import parse_ignore
+
+# Below this many files a process pool costs more than it saves.
+_POOL_MIN_FILES = 64
+_CHUNK = 32
+
+
+@dataclass(frozen=True)
+class LintOptions:
+    """What to check and how; the CLI fills this from flags and ``.berth-lint.yaml``."""
+
+    kubernetes_version: str | None = None
+    schema_dirs: tuple[str, ...] = ()
+    schema_only: bool = False
+    jobs: int = 0
+    config: LintConfig = field(default_factory=LintConfig)
+
+
+@dataclass
+class LintResult:
+    """Findings of a run plus the counts the summary line prints."""
+
+    findings: list[Finding]
+    files: int = 0
+    resources: int = 0
+    skipped: int = 0
+    unreadable: bool = False
+    kubernetes_version: str = ""
+
+    def count(self, severity: Severity) -> int:
+        return sum(1 for f in self.findings if f.severity == severity)
+
+    def exit_code(self, fail_on: Severity) -> int:
+        """0 clean, 1 findings at or above ``fail_on``, 2 unreadable or unparsable input."""
+        if self.unreadable:
+            return 2
+        return 1 if any(f.severity >= fail_on for f in self.findings) else 0
+
+
+@dataclass
+class _FileOutcome:
+    name: str
+    findings: list[Finding]
+    cross_docs: list[Document]
+    resources: int
+    skipped: int
+    unreadable: bool
+
+
+class _Linter:
+    """Per-process state: compiled schemas and the rules enabled for this run."""
+
+    def __init__(self, options: LintOptions) -> None:
+        self.options = options
+        self.config = options.config
+        self.schemas = SchemaStore(options.kubernetes_version, options.schema_dirs)
+        self.rules = all_rules()
+        self.known_ids = frozenset(self.rules)
+        enabled = [r for r in self.rules.values() if r.check and r.id not in self.config.disabled]
+        self.local_rules: dict[str, list[Rule]] = defaultdict(list)
+        self.cross_rules: list[Rule] = []
+        if not options.schema_only:
+            for rule in enabled:
+                if rule.cross:
+                    self.cross_rules.append(rule)
+                else:
+                    for kind in rule.kinds:
+                        self.local_rules[kind].append(rule)
+        self.ctx = Context(known_storage_classes=self.config.known_storage_classes)
+
+    def finding(self, rule_id: str, doc: Document | None, path: Path, message: str, fix: str | None) -> Finding | None:
+        """A finding for ``rule_id`` with config severity applied; None if the rule is disabled."""
+        if rule_id in self.config.disabled:
+            return None
+        rule = self.rules[rule_id]
+        finding = Finding(
+            rule=rule_id,
+            severity=self.config.severity_of(rule_id, rule.severity),
+            message=message,
+            file=doc.ref.file if doc else "",
+            path=path,
+            fix=fix,
+        )
+        if doc is not None:
+            finding.api_version, finding.kind = doc.api_version, doc.kind
+            finding.namespace, finding.name = doc.namespace, doc.name
+        return finding
+
+    def lint_loaded(self, loaded: LoadedFile) -> _FileOutcome:
+        findings: list[Finding] = []
+        for problem in loaded.problems:
+            if problem.rule not in self.config.disabled:
+                problem.severity = self.config.severity_of(problem.rule, problem.severity)
+                findings.append(problem)
+        skipped = 0
+        cross: list[Document] = []
+        placed: list[tuple[Finding, Document]] = []
+        for doc in loaded.documents:
+            for f in self._lint_document(doc):
+                placed.append((f, doc))
+            if not doc.api_version or not doc.kind:
+                continue
+            if not self.schemas.knows(doc.api_version, doc.kind):
+                skipped += 1
+            if self.cross_rules and doc.kind in CROSS_KINDS:
+                cross.append(doc)
+        for f, doc in placed:
+            f.line, f.column = loaded.locate(doc.ref, f.path)
+            f.source_line = loaded.source_line(f.line)
+            findings.append(f)
+        return _FileOutcome(loaded.name, findings, cross, len(loaded.documents), skipped, loaded.unreadable)
+
+    def _lint_document(self, doc: Document) -> list[Finding]:
+        out: list[Finding] = []
+        if not doc.api_version or not doc.kind:
+            f = self.finding("invalid-document", doc, (), "object has no apiVersion or kind", "add both")
+            return [f] if f else []
+        errors = self.schemas.validate(doc.obj)
+        if errors is None:
+            msg = f"no schema for {doc.api_version} {doc.kind}: skipped, not validated"
+            f = self.finding("schema-unknown-kind", doc, ("kind",), msg, "pass its CRD with --schema-dir")
+            out.extend([f] if f else [])
+        else:
+            for err in errors:
+                f = self.finding("schema-invalid", doc, err.path, err.message, None)
+                out.extend([f] if f else [])
+        for rule in self.local_rules.get(doc.kind, ()):
+            out.extend(self._hits(rule, doc, rule.check(doc, self.ctx) if rule.check else ()))
+        return self.suppress(doc, out)
+
+    def _hits(self, rule: Rule, doc: Document, hits: Iterable[Hit]) -> list[Finding]:
+        found = (self.finding(rule.id, doc, h.path, h.message, h.fix) for h in hits)
+        return [f for f in found if f is not None]
+
+    def suppress(self, doc: Document, findings: list[Finding]) -> list[Finding]:
+        """Drop findings the object's ``berth.dev/ignore`` names; report bad entries."""
+        sup = parse_ignore(doc, self.known_ids)
+        kept = [f for f in findings if f.rule not in sup.rules]
+        for problem in sup.problems:
+            f = self.finding("ignore-without-reason", doc, sup.path, problem, "write '<rule-id>: <reason>'")
+            kept.extend([f] if f else [])
+        return kept
+
+    def lint_cross(self, docs: list[Document], loaded: dict[str, LoadedFile]) -> list[Finding]:
+        """Run the cross-object rules once over everything; locate findings by re-reading files."""
+        ctx = Context(docs, self.config.known_storage_classes)
+        out: list[Finding] = []
+        for doc in docs:
+            found: list[Finding] = []
+            for rule in self.cross_rules:
+                if doc.kind in rule.kinds and rule.check is not None:
+                    found.extend(self._hits(rule, doc, rule.check(doc, ctx)))
+            found = [f for f in found if f.rule not in parse_ignore(doc, self.known_ids).rules]
+            if not found:
+                continue
+            source = loaded.get(doc.ref.file)
+            if source is None:
+                source = loaded[doc.ref.file] = load_file(doc.ref.file)
+            for f in found:
+                f.line, f.column = source.locate(doc.ref, f.path)
+                f.source_line = source.source_line(f.line)
+            out.extend(found)
+        return out
+
+
+_WORKER: _Linter | None = None
+
+
+def _init_worker(options: LintOptions) -> None:
+    global _WORKER
+    _WORKER = _Linter(options)
+
+
+def _lint_path(path: str) -> _FileOutcome:
+    assert _WORKER is not None, "worker not initialised"
+    return _WORKER.lint_loaded(load_file(path))
+
+
+def lint_paths(paths: Sequence[str], options: LintOptions | None = None) -> LintResult:
+    """Lint files, directories (recursively) and ``-`` (stdin)."""
+    options = options or LintOptions()
+    files = [p for p in expand_paths(paths) if not options.config.ignores(p)]
+    linter = _Linter(options)
+    loaded: dict[str, LoadedFile] = {}
+    outcomes: list[_FileOutcome] = []
+    jobs = options.jobs or os.cpu_count() or 1
+    disk_files = [f for f in files if f != STDIN]
+    if STDIN in files:
+        stdin = load_file(STDIN)
+        loaded[stdin.name] = stdin
+        outcomes.append(linter.lint_loaded(stdin))
+    if jobs > 1 and len(disk_files) >= _POOL_MIN_FILES:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(options,)) as pool:
+            outcomes.extend(pool.map(_lint_path, disk_files, chunksize=_CHUNK))
+    else:
+        for path in disk_files:
+            source = load_file(path)
+            loaded[path] = source
+            outcomes.append(linter.lint_loaded(source))
+    return _collect(linter, outcomes, loaded)
+
+
+def lint_loaded(sources: Sequence[LoadedFile], options: LintOptions | None = None) -> LintResult:
+    """Lint already-loaded sources (e.g. rendered specs) in this process."""
+    linter = _Linter(options or LintOptions())
+    outcomes = [linter.lint_loaded(source) for source in sources]
+    return _collect(linter, outcomes, {s.name: s for s in sources})
+
+
+def _collect(linter: _Linter, outcomes: list[_FileOutcome], loaded: dict[str, LoadedFile]) -> LintResult:
+    result = LintResult(findings=[], kubernetes_version=linter.schemas.version)
+    cross_docs: list[Document] = []
+    for outcome in outcomes:
+        result.findings.extend(outcome.findings)
+        result.files += 1
+        result.resources += outcome.resources
+        result.skipped += outcome.skipped
+        result.unreadable |= outcome.unreadable
+        cross_docs.extend(outcome.cross_docs)
+    if linter.cross_rules:
+        result.findings.extend(linter.lint_cross(cross_docs, loaded))
+    result.findings.sort(key=Finding.sort_key)
+    return result

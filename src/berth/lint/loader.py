@@ -1,0 +1,190 @@
+"""Read manifests into objects that remember where every field came from.
+
+libyaml composes the node tree in C (every node carries its line and column); a small
+constructor here turns nodes into plain dicts, rejects duplicate keys (which PyYAML would
+silently overwrite) and keeps the tree so a finding's key path maps back to
+``file:line:col`` only when a finding needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from berth.lint.model import DocRef, Document, Finding, Path, Severity
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+STDIN = "-"
+STDIN_NAME = "<stdin>"
+
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_MERGE = "tag:yaml.org,2002:merge"
+_KEEP_AS_TEXT = frozenset({"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary", _STR})
+_CTOR = yaml.constructor.SafeConstructor()
+_SCALARS = {
+    tag: _CTOR.yaml_constructors[tag]
+    for tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null")
+}
+
+
+@dataclass
+class LoadedFile:
+    """One input file: its objects, its node trees (for positions) and load problems."""
+
+    name: str
+    text: str = ""
+    roots: dict[int, yaml.Node] = field(default_factory=dict)
+    documents: list[Document] = field(default_factory=list)
+    problems: list[Finding] = field(default_factory=list)
+    unreadable: bool = False
+
+    def locate(self, ref: DocRef, path: Path) -> tuple[int, int]:
+        """1-based line and column of the deepest node of ``path`` that exists."""
+        node = self.roots.get(ref.doc)
+        if node is None:
+            return (0, 0)
+        full: Path = path if ref.item is None else ("items", ref.item, *path)
+        mark = node.start_mark
+        for part in full:
+            child = _child(node, part)
+            if child is None:
+                break
+            mark, node = child
+        return (mark.line + 1, mark.column + 1)
+
+    def source_line(self, line: int) -> str:
+        """The text of a 1-based line (for the text output)."""
+        if line <= 0:
+            return ""
+        lines = self.text.splitlines()
+        return lines[line - 1] if line <= len(lines) else ""
+
+
+def _child(node: yaml.Node, part: str | int) -> tuple[Any, yaml.Node] | None:
+    """The mark to report for ``part`` (the key itself for mappings) and the child node."""
+    if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+        found: tuple[Any, yaml.Node] | None = None
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value == part:
+                found = (key.start_mark, value)
+        return found
+    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+        item = node.value[part]
+        return (item.start_mark, item)
+    return None
+
+
+class _Builder:
+    """Turns a composed node tree into dicts/lists/scalars, noting duplicate keys."""
+
+    def __init__(self) -> None:
+        self.duplicates: list[tuple[str, Any]] = []
+
+    def build(self, node: yaml.Node) -> Any:
+        if isinstance(node, yaml.ScalarNode):
+            tag = node.tag
+            if tag in _KEEP_AS_TEXT:
+                return node.value
+            ctor = _SCALARS.get(tag)
+            return ctor(_CTOR, node) if ctor is not None else node.value
+        build = self.build
+        if isinstance(node, yaml.SequenceNode):
+            return [build(item) for item in node.value]
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                merged = build(value_node)
+                for source in merged if isinstance(merged, list) else [merged]:
+                    if isinstance(source, dict):
+                        for k, v in source.items():
+                            out.setdefault(k, v)
+                continue
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(build(key_node))
+            if key in out:
+                self.duplicates.append((key, key_node.start_mark))
+            out[key] = build(value_node)
+        return out
+
+
+def load_text(name: str, text: str) -> LoadedFile:
+    """Parse every YAML/JSON document of ``text``; keeps what parsed before a syntax error."""
+    loaded = LoadedFile(name=name, text=text)
+    builder = _Builder()
+    try:
+        for index, root in enumerate(yaml.compose_all(text, Loader=yaml.CSafeLoader)):
+            _add_document(loaded, builder, index, root)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
+        problem = err.problem or err.context or "invalid YAML"
+        loaded.problems.append(_problem("yaml-syntax", f"YAML syntax error: {problem}", name, line, col))
+        loaded.unreadable = True
+    except yaml.YAMLError as err:
+        loaded.problems.append(_problem("yaml-syntax", f"YAML error: {err}", name, 0, 0))
+        loaded.unreadable = True
+    return loaded
+
+
+def _add_document(loaded: LoadedFile, builder: _Builder, index: int, root: yaml.Node | None) -> None:
+    if root is None or (isinstance(root, yaml.ScalarNode) and root.tag == "tag:yaml.org,2002:null"):
+        return
+    loaded.roots[index] = root
+    if not isinstance(root, yaml.MappingNode):
+        line, col = root.start_mark.line + 1, root.start_mark.column + 1
+        msg = "document is not a Kubernetes object (expected a mapping with apiVersion and kind)"
+        loaded.problems.append(_problem("invalid-document", msg, loaded.name, line, col))
+        return
+    builder.duplicates.clear()
+    obj = builder.build(root)
+    ref = DocRef(loaded.name, index)
+    for key, mark in builder.duplicates:
+        line, col = mark.line + 1, mark.column + 1
+        loaded.problems.append(
+            _problem("duplicate-key", f"duplicate key {key!r}: the API server rejects it", loaded.name, line, col)
+        )
+    items = obj.get("items")
+    if str(obj.get("kind", "")).endswith("List") and isinstance(items, list):
+        for i, item in enumerate(items):
+            if isinstance(item, dict):
+                loaded.documents.append(Document(DocRef(loaded.name, index, i), item))
+        return
+    loaded.documents.append(Document(ref, obj))
+
+
+def _problem(rule: str, message: str, file: str, line: int, col: int) -> Finding:
+    return Finding(rule=rule, severity=Severity.ERROR, message=message, file=file, line=line, column=col)
+
+
+def load_file(path: str) -> LoadedFile:
+    """Read and parse one file (``-`` is stdin); an unreadable file becomes a finding."""
+    if path == STDIN:
+        return load_text(STDIN_NAME, sys.stdin.read())
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+        text = raw.decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        loaded = LoadedFile(name=path, unreadable=True)
+        loaded.problems.append(_problem("unreadable-file", f"cannot read file: {err}", path, 0, 0))
+        return loaded
+    return load_text(path, text)
+
+
+def expand_paths(paths: Iterable[str]) -> Iterator[str]:
+    """Files to lint: given files as-is, directories walked recursively for manifest suffixes."""
+    for path in paths:
+        if path == STDIN or not os.path.isdir(path):
+            yield path
+            continue
+        for dirpath, dirnames, filenames in os.walk(path):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for filename in sorted(filenames):
+                if filename.endswith(MANIFEST_SUFFIXES):
+                    yield os.path.join(dirpath, filename)

@@ -1,0 +1,238 @@
+"""Strict offline schema validation: Kubernetes OpenAPI schemas plus bundled and user CRDs.
+
+The Kubernetes JSON schemas come from the installed ``kubernetes-validate`` package (its
+``*-local-strict`` sets reject unknown fields); nothing is vendored here. Each
+(version, apiVersion, kind) schema is compiled once per process with jsonschema_rs and
+reused; ``iter_errors`` yields every error of an object, not just the first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path as FsPath
+from typing import Any
+
+import jsonschema_rs
+import yaml
+
+from berth.errors import UsageError
+from berth.lint.model import Obj, Path
+
+_DEFS_URI = "file:///api/_definitions.json"
+_OBJECT_META = {"$ref": _DEFS_URI + "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}
+_BUNDLED = "berth.lint.schemas"
+
+
+@dataclass(frozen=True)
+class SchemaError:
+    """One schema violation at a key path of the object."""
+
+    path: Path
+    message: str
+
+
+def _schema_root() -> FsPath:
+    return FsPath(str(resources.files("kubernetes_validate").joinpath("kubernetes-json-schema")))
+
+
+@cache
+def available_versions() -> tuple[str, ...]:
+    """Kubernetes minor versions with strict schemas installed, oldest first (``"1.37"``)."""
+    found = []
+    for entry in _schema_root().iterdir():
+        match = re.fullmatch(r"v(\d+)\.(\d+)\.\d+-local-strict", entry.name)
+        if match:
+            found.append((int(match[1]), int(match[2])))
+    return tuple(f"{major}.{minor}" for major, minor in sorted(found))
+
+
+def resolve_version(requested: str | None) -> str:
+    """The installed schema version to use: newest by default, else the newest not after ``requested``."""
+    versions = available_versions()
+    if not versions:
+        raise UsageError("no Kubernetes schemas found", hint="reinstall the kubernetes-validate package")
+    if not requested:
+        return versions[-1]
+    match = re.fullmatch(r"v?(\d+)\.(\d+)(?:\.\d+)?", requested.strip())
+    if not match:
+        raise UsageError(f"invalid --kubernetes-version {requested!r}", hint="use MAJOR.MINOR, e.g. 1.31")
+    wanted = (int(match[1]), int(match[2]))
+    older = [v for v in versions if tuple(int(p) for p in v.split(".")) <= wanted]
+    if not older:
+        raise UsageError(
+            f"Kubernetes {requested} is older than the installed schemas",
+            hint=f"supported: {versions[0]} to {versions[-1]}",
+        )
+    return older[-1]
+
+
+def api_version_slug(api_version: str) -> str:
+    """``apps/v1`` -> ``apps-v1``, ``rbac.authorization.k8s.io/v1`` -> ``rbac-v1``, ``v1`` -> ``v1``."""
+    return re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+
+
+def crd_to_json_schemas(crd: Obj) -> dict[tuple[str, str], Any]:
+    """JSON schemas keyed by (apiVersion, kind) for each served version of a CRD, made strict.
+
+    Structural CRD schemas are OpenAPI v3: ``nullable`` and ``x-kubernetes-int-or-string``
+    become JSON-schema types, and objects with ``properties`` reject unknown fields unless
+    they say ``x-kubernetes-preserve-unknown-fields`` (the same rule the API server applies).
+    """
+    spec = crd.get("spec") or {}
+    group = spec.get("group", "")
+    kind = (spec.get("names") or {}).get("kind", "")
+    out: dict[tuple[str, str], Any] = {}
+    for version in spec.get("versions") or []:
+        schema = ((version.get("schema") or {}).get("openAPIV3Schema")) or {"type": "object"}
+        strict = _strict(schema)
+        props = strict.setdefault("properties", {})
+        props["metadata"] = _OBJECT_META
+        props.setdefault("apiVersion", {"type": "string"})
+        props.setdefault("kind", {"type": "string"})
+        strict["additionalProperties"] = False
+        out[(f"{group}/{version['name']}", kind)] = strict
+    return out
+
+
+def _strict(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_strict(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in {"nullable", "x-kubernetes-int-or-string", "x-kubernetes-preserve-unknown-fields"}:
+            continue
+        if key.startswith("x-kubernetes-") or key in {"description", "example", "externalDocs"}:
+            continue
+        if key in {"properties", "patternProperties"} and isinstance(value, dict):
+            out[key] = {name: _strict(sub) for name, sub in value.items()}
+        else:
+            out[key] = _strict(value) if key != "enum" else value
+    if node.get("x-kubernetes-int-or-string"):
+        out.pop("type", None)
+        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    if (
+        "properties" in out
+        and "additionalProperties" not in out
+        and not node.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        out["additionalProperties"] = False
+    if node.get("nullable") and isinstance(out.get("type"), str):
+        out["type"] = [out["type"], "null"]
+    return out
+
+
+def _load_schema_file(path: str) -> Iterable[tuple[tuple[str, str], Any]]:
+    """Schemas found in one ``--schema-dir`` file: CRD manifests or Kubernetes-style JSON schemas."""
+    with open(path, encoding="utf-8") as fh:
+        docs = list(yaml.load_all(fh, Loader=yaml.CSafeLoader))
+    for doc in docs:
+        if not isinstance(doc, dict):
+            continue
+        if doc.get("kind") == "CustomResourceDefinition":
+            yield from crd_to_json_schemas(doc).items()
+            continue
+        props = doc.get("properties") or {}
+        kinds = (props.get("kind") or {}).get("enum") or []
+        api_versions = (props.get("apiVersion") or {}).get("enum") or []
+        if len(kinds) == 1 and len(api_versions) == 1:
+            yield (api_versions[0], kinds[0]), doc
+            continue
+        raise UsageError(
+            f"{path}: not a CustomResourceDefinition nor a JSON schema with kind/apiVersion enums",
+            hint="--schema-dir takes CRD manifests or Kubernetes JSON schema files",
+        )
+
+
+class SchemaStore:
+    """Compiled validators for one Kubernetes version, compiled lazily and cached."""
+
+    def __init__(self, version: str | None = None, schema_dirs: Iterable[str] = ()) -> None:
+        self.version = resolve_version(version)
+        self._dir = _schema_root() / f"v{self.version}.0-local-strict"
+        self._registry: jsonschema_rs.Registry | None = None
+        self._validators: dict[tuple[str, str], Any] = {}
+        self._custom: dict[tuple[str, str], Any] = dict(bundled_schemas())
+        for directory in schema_dirs:
+            if not os.path.isdir(directory):
+                raise UsageError(f"--schema-dir {directory}: not a directory")
+            for dirpath, _dirs, files in os.walk(directory):
+                for name in sorted(files):
+                    if name.endswith((".json", ".yaml", ".yml")):
+                        self._custom.update(_load_schema_file(os.path.join(dirpath, name)))
+
+    def _defs_registry(self) -> jsonschema_rs.Registry:
+        if self._registry is None:
+            with open(self._dir / "_definitions.json", "rb") as fh:
+                defs = json.load(fh)
+            self._registry = jsonschema_rs.Registry([(_DEFS_URI, defs)])
+        return self._registry
+
+    def validator(self, api_version: str, kind: str) -> Any | None:
+        """The compiled validator for a type, or None when no schema knows it."""
+        key = (api_version, kind)
+        if key in self._validators:
+            return self._validators[key]
+        schema = self._custom.get(key)
+        if schema is None:
+            path = self._dir / f"{kind.lower()}-{api_version_slug(api_version)}.json"
+            if "/" in kind or not path.is_file():
+                self._validators[key] = None
+                return None
+            with open(path, "rb") as fh:
+                schema = json.load(fh)
+        compiled = jsonschema_rs.validator_for(
+            schema, registry=self._defs_registry(), base_uri="file:///api/schema.json"
+        )
+        self._validators[key] = compiled
+        return compiled
+
+    def knows(self, api_version: str, kind: str) -> bool:
+        """Whether a schema exists for this type (unknown types are reported as skipped)."""
+        return self.validator(api_version, kind) is not None
+
+    def validate(self, obj: Obj) -> list[SchemaError] | None:
+        """All schema errors of ``obj``; None when its type has no schema (skipped, not valid)."""
+        validator = self.validator(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+        if validator is None:
+            return None
+        if validator.is_valid(obj):
+            return []
+        return list(_errors(validator.iter_errors(obj)))
+
+
+def _errors(raw: Iterator[Any]) -> Iterator[SchemaError]:
+    for err in raw:
+        path: Path = tuple(err.instance_path)
+        kind = err.kind
+        unexpected = getattr(kind, "unexpected", None)
+        if unexpected is not None:
+            for key in unexpected:
+                yield SchemaError((*path, str(key)), f"unknown field {key!r}")
+            continue
+        missing = getattr(kind, "property", None)
+        if missing is not None and type(kind).__name__ == "Required":
+            yield SchemaError(path, f"missing required field {missing!r}")
+            continue
+        where = ".".join(str(p) for p in path) or "object"
+        yield SchemaError(path, f"{where}: {err.message}")
+
+
+@cache
+def bundled_schemas() -> dict[tuple[str, str], Any]:
+    """The CRDs berth itself emits (Prometheus operator, Velero, CSI snapshots)."""
+    out: dict[tuple[str, str], Any] = {}
+    root = resources.files(_BUNDLED)
+    for entry in sorted(root.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            for doc in yaml.load_all(entry.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader):
+                if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+                    out.update(crd_to_json_schemas(doc))
+    return out

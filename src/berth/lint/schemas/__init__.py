@@ -1,0 +1,1 @@
+"""CRDs bundled for offline validation (compact, faithful subsets of the upstream CRDs)."""
