@@ -1,0 +1,127 @@
+"""One rank's shard of one step: snapshot a state, write it through the store, load it back."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from berth.runtime.manifest import META_NAME, TENSORS_NAME, CorruptCheckpoint, Manifest, TensorEntry
+from berth.runtime.safetensors_io import (
+    CHUNK_SIZE,
+    TensorBytes,
+    order_key,
+    parse_safetensors,
+    read_verified,
+    write_safetensors,
+    write_stream,
+)
+from berth.runtime.store import LocalStore
+from berth.runtime.tree import U8Array, flatten, unflatten
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class Prepared:
+    """A state turned into bytes ready to write: tensors in file order plus the skeleton JSON."""
+
+    tensors: list[TensorBytes]
+    meta: bytes
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nbytes for t in self.tensors) + len(self.meta)
+
+
+class Staging:
+    """A host buffer reused across async saves, so snapshots do not page-fault fresh memory each time."""
+
+    def __init__(self) -> None:
+        self._buf: U8Array | None = None
+
+    def get(self, size: int) -> U8Array:
+        if self._buf is None or self._buf.size < size:
+            self._buf = np.empty(max(size, 1), dtype=np.uint8)
+        return self._buf[:size]
+
+
+def prepare(state: object, staging: Staging | None) -> Prepared:
+    """Flatten ``state``; with ``staging`` copy every tensor into host memory (the async snapshot).
+
+    Without staging the tensors are written straight from the caller's arrays (sync save),
+    which must then not change until the write is done.
+    """
+    skeleton, leaves = flatten(state)
+    leaves.sort(key=lambda leaf: order_key(leaf.dtype, leaf.name))
+    tensors: list[TensorBytes] = []
+    if staging is not None:
+        buf = staging.get(sum(leaf.nbytes for leaf in leaves))
+        pos = 0
+        for leaf in leaves:
+            dst = buf[pos : pos + leaf.nbytes]
+            leaf.copy_into(dst)
+            tensors.append(TensorBytes(leaf.name, leaf.dtype, leaf.shape, dst.data))
+            pos += leaf.nbytes
+    else:
+        tensors = [TensorBytes(leaf.name, leaf.dtype, leaf.shape, leaf.host().data) for leaf in leaves]
+    meta = json.dumps({"skeleton": skeleton}, separators=(",", ":")).encode()
+    return Prepared(tensors, meta)
+
+
+def write_shard(
+    store: LocalStore,
+    step: int,
+    world_size: int,
+    prepared: Prepared,
+    *,
+    preflight: bool = True,
+    chunk_size: int = CHUNK_SIZE,
+    progress: Progress | None = None,
+) -> Manifest:
+    """Write, fsync and atomically commit this rank's shard of ``step``."""
+    needed = prepared.nbytes + 64 * 1024
+    if preflight:
+        store.check_space(needed)
+    with store.staging(step, needed) as tmp:
+        tensor_file = write_safetensors(
+            str(tmp / TENSORS_NAME),
+            prepared.tensors,
+            {"producer": "berth", "step": str(step)},
+            chunk_size=chunk_size,
+            progress=progress,
+        )
+        meta_file = write_stream(str(tmp / META_NAME), [memoryview(prepared.meta)], chunk_size=chunk_size)
+        manifest = Manifest(
+            step=step,
+            rank=store.rank,
+            world_size=world_size,
+            created=time.time(),
+            files=(tensor_file, meta_file),
+            tensors=tuple(TensorEntry(t.name, TENSORS_NAME, t.dtype, t.shape) for t in prepared.tensors),
+        )
+        store.commit(tmp, manifest)
+    return manifest
+
+
+def load_shard(shard: Path, manifest: Manifest, *, progress: Progress | None = None) -> object:
+    """Read and verify every chunk of a shard, then rebuild the state (tensors are zero-copy views)."""
+    meta_raw = read_verified(str(shard / META_NAME), manifest.file(META_NAME))
+    buf = read_verified(str(shard / TENSORS_NAME), manifest.file(TENSORS_NAME), progress=progress)
+    tensors, _ = parse_safetensors(buf, str(shard / TENSORS_NAME))
+    try:
+        meta = json.loads(meta_raw.tobytes())
+        skeleton = meta["skeleton"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise CorruptCheckpoint(f"{shard / META_NAME}: unreadable ({err})", path=str(shard / META_NAME)) from err
+    return unflatten(skeleton, tensors)
+
+
+def verify_shard(shard: Path, manifest: Manifest, progress: Progress | None = None) -> None:
+    """Check every chunk of every file against the manifest; raises CorruptCheckpoint."""
+    for entry in manifest.files:
+        read_verified(str(shard / entry.name), entry, progress=progress)
