@@ -51,7 +51,7 @@ def _storage_class_presets(spec: TrainingCluster) -> Iterator[SpecIssue]:
             preset = [f for f in ("provider", "type", "iops", "throughput", "iops_per_gb", "provisioner")
                       if getattr(sc, f) is not None] + (["parameters"] if sc.parameters else [])
             if preset:
-                field = sc.model_fields[preset[0]].alias or preset[0]
+                field = type(sc).model_fields[preset[0]].alias or preset[0]
                 yield SpecIssue(
                     (*base, field),
                     "an existing class is used as it is; berth does not change its settings",
