@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictFloat,
     StrictInt,
     StrictStr,
     field_validator,
@@ -46,6 +47,40 @@ def _dns_label(value: str) -> str:
     return value
 
 
+def _cluster_name(value: str) -> str:
+    _dns_label(value)
+    if len(value) > 52:
+        raise ValueError(
+            f"{value!r} is longer than 52 characters: pod names add -<ordinal> and the StatefulSet's "
+            "controller-revision-hash label adds 11 more, within the 63-character label limit"
+        )
+    return value
+
+
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+
+def _label_key(value: str) -> str:
+    prefix, _, name = value.rpartition("/")
+    if (prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix))) or len(name) > 63 or not (
+        _LABEL_NAME.match(name)
+    ):
+        raise ValueError(
+            f"{value!r} is not a valid label or annotation key: [prefix/]name, the name at most 63 letters, "
+            "digits, '-', '_' or '.', starting and ending with a letter or digit"
+        )
+    return value
+
+
+def _label_value(value: str) -> str:
+    if value and (len(value) > 63 or not _LABEL_NAME.match(value)):
+        raise ValueError(
+            f"{value!r} is not a valid label value: at most 63 letters, digits, '-', '_' or '.', "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
 def _dns_subdomain(value: str) -> str:
     if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
         raise ValueError(f"{value!r} is not a DNS-1123 subdomain (lower-case letters, digits, '-' and '.')")
@@ -56,7 +91,8 @@ def _quantity(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f"expected a quantity such as 100Gi, got {type(value).__name__}")
     try:
-        parse_quantity(value)
+        # A YAML float (cpu: 0.5) is checked in its rendered form, which rejects .inf and .nan.
+        parse_quantity(str(value) if isinstance(value, float) else value)
     except QuantityError as err:
         raise ValueError(str(err)) from None
     return str(value)
@@ -93,13 +129,15 @@ def _cron(value: str) -> str:
     return value
 
 
-Quantity = Annotated[StrictStr | StrictInt, AfterValidator(_quantity)]
+Quantity = Annotated[StrictStr | StrictInt | StrictFloat, AfterValidator(_quantity)]
 Size = Annotated[StrictStr, AfterValidator(_quantity), AfterValidator(_positive_size)]
 DnsLabel = Annotated[StrictStr, AfterValidator(_dns_label)]
 DnsSubdomain = Annotated[StrictStr, AfterValidator(_dns_subdomain)]
 MountPath = Annotated[StrictStr, AfterValidator(_absolute_path)]
 Duration = Annotated[StrictStr, AfterValidator(_duration)]
 Cron = Annotated[StrictStr, AfterValidator(_cron)]
+LabelKey = Annotated[StrictStr, AfterValidator(_label_key)]
+LabelValue = Annotated[StrictStr, AfterValidator(_label_value)]
 IntOrPercent = Annotated[StrictInt | Annotated[StrictStr, Field(pattern=r"^[0-9]+%$")], Field()]
 
 
@@ -153,10 +191,10 @@ RetentionPolicy = Literal["Retain", "Delete"]
 class Metadata(_Model):
     """Name and namespace of the training cluster; the name prefixes every pod and claim."""
 
-    name: Annotated[DnsLabel, Field(max_length=52)]
+    name: Annotated[StrictStr, AfterValidator(_cluster_name), Field(json_schema_extra={"maxLength": 52})]
     namespace: DnsLabel = "default"
-    labels: dict[StrictStr, StrictStr] = Field(default_factory=dict)
-    annotations: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    annotations: dict[LabelKey, StrictStr] = Field(default_factory=dict)
 
 
 class Resources(_Model):
@@ -294,7 +332,7 @@ class Toleration(_Model):
 class Scheduling(_Model):
     """Where pods may run and how they spread; spread is on by default."""
 
-    node_selector: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+    node_selector: dict[LabelKey, LabelValue] = Field(default_factory=dict)
     tolerations: list[Toleration] = Field(default_factory=list)
     gpu_tolerations: StrictBool = Field(
         default=True, description="tolerate the nvidia.com/gpu taint when GPUs are requested"
