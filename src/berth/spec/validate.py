@@ -110,8 +110,14 @@ def _mount_paths(spec: TrainingCluster) -> Iterator[SpecIssue]:
 
 def _shared_volumes(spec: TrainingCluster) -> Iterator[SpecIssue]:
     replicas = spec.spec.replicas
+    claims: dict[str, str] = {}
     for name, sv in spec.spec.shared_volumes.items():
         base = ("spec", "sharedVolumes", name)
+        if sv.claim_name in claims:
+            # Two entries would render two PVCs of one name: the second apply silently replaces the first.
+            yield SpecIssue((*base, "claimName"), f"claim {sv.claim_name} is already used by "
+                            f"sharedVolumes.{claims[sv.claim_name]}", "mount one claim from one shared volume")
+        claims.setdefault(sv.claim_name, name)
         if sv.access_mode == "ReadOnlyMany" and sv.read_only is False:
             yield SpecIssue(
                 (*base, "readOnly"),
@@ -152,6 +158,14 @@ def _resources(spec: TrainingCluster) -> Iterator[SpecIssue]:
                 f"{key} request {res.requests[key]} is larger than its limit {res.limits[key]}",
                 "lower the request or raise the limit",
             )
+
+
+def _service_name(spec: TrainingCluster) -> Iterator[SpecIssue]:
+    # Service names are DNS-1035 labels (a letter first); the API server rejects '3d-unet'.
+    if not spec.service_name[0].isalpha():
+        path = ("spec", "serviceName") if spec.spec.service_name else ("metadata", "name")
+        yield SpecIssue(path, f"the Service name {spec.service_name!r} must start with a letter",
+                        "Service names are DNS-1035 labels; set spec.serviceName to a name starting with a letter")
 
 
 def _disruption(spec: TrainingCluster) -> Iterator[SpecIssue]:
@@ -224,6 +238,7 @@ CHECKS: tuple[Check, ...] = (
     _mount_paths,
     _shared_volumes,
     _resources,
+    _service_name,
     _disruption,
     _env,
     _checkpoints_and_ports,
