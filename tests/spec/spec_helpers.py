@@ -1,0 +1,31 @@
+"""Shared by the spec tests: where things are, the spec header, the shape of a CLI result."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
+DATA = Path(__file__).resolve().parent / "data"
+
+# Every bad spec in the tests is this header plus a few lines of ``spec:`` (line 5 on).
+HEADER = """\
+apiVersion: berth.dev/v1alpha1
+kind: TrainingCluster
+metadata: {name: t}
+spec:
+"""
+
+
+@dataclass(frozen=True)
+class CliResult:
+    """Exit code and the two output streams of one ``berth`` invocation."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+
+RunBerth = Callable[..., CliResult]
