@@ -1,9 +1,98 @@
-"""CLI commands of this area (registered on the root app)."""
+"""``berth lint``: schema validation and storage-aware rules for Kubernetes manifests."""
 
 from __future__ import annotations
+
+import os
+import sys
 
 import typer
 
 
+def lint(
+    paths: list[str] = typer.Argument(None, help="Files, directories (recursive) or - for stdin."),
+    fmt: str = typer.Option("text", "--format", "-f", "-o", help="text, json, sarif or junit."),
+    fail_on: str = typer.Option(
+        None, "--fail-on", help="Exit 1 on findings at or above: error, warning (default), info."
+    ),
+    kubernetes_version: str = typer.Option(None, "--kubernetes-version", help="Schema version, e.g. 1.31."),
+    schema_dir: list[str] = typer.Option(None, "--schema-dir", help="Extra CRDs or JSON schemas (repeatable)."),
+    schema_only: bool = typer.Option(False, "--schema-only", help="Only validate schemas, run no rules."),
+    config: str = typer.Option(None, "--config", help="Lint config (default: nearest .berth-lint.yaml)."),
+    jobs: int = typer.Option(0, "--jobs", "-j", help="Worker processes (default: one per CPU)."),
+    list_rules: bool = typer.Option(False, "--list-rules", help="List the rules and exit."),
+    explain: str = typer.Option(None, "--explain", help="Show the documentation of a rule and exit."),
+) -> None:
+    """Validate manifests offline and check them for storage and distributed-training pitfalls.
+
+    Exit codes: 0 nothing at or above --fail-on, 1 findings, 2 usage error or unparsable input.
+    """
+    from berth.errors import UsageError
+    from berth.lint.rules import all_rules
+
+    rules = all_rules()
+    if list_rules:
+        typer.echo(_rule_list(rules, fmt))
+        return
+    if explain:
+        rule = rules.get(explain)
+        if rule is None:
+            raise UsageError(f"unknown rule {explain!r}", hint="berth lint --list-rules shows them all")
+        typer.echo(_explain(rule))
+        return
+    if not paths:
+        raise UsageError("no input: give files, directories or -", hint="berth lint manifests/")
+    from berth.lint.config import find_config, load_config
+    from berth.lint.engine import LintOptions, lint_paths
+    from berth.lint.model import Severity
+    from berth.lint.output import FORMATS, render
+
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown --format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
+    cfg = load_config(config or find_config(paths))
+    try:
+        threshold = Severity.parse(fail_on) if fail_on else (cfg.fail_on or Severity.WARNING)
+    except ValueError as err:
+        raise UsageError(f"--fail-on: {err}") from None
+    options = LintOptions(
+        kubernetes_version=kubernetes_version or cfg.kubernetes_version,
+        schema_dirs=tuple(schema_dir or ()),
+        schema_only=schema_only,
+        jobs=jobs,
+        config=cfg,
+    )
+    result = lint_paths(paths, options)
+    colour = fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    typer.echo(render(result, fmt, rules, colour=colour, fail_on=threshold))
+    raise typer.Exit(result.exit_code(threshold))
+
+
+def _rule_list(rules: dict[str, object], fmt: str) -> str:
+    import json
+
+    from berth.lint.rules import Rule
+
+    typed = [r for r in rules.values() if isinstance(r, Rule)]
+    if fmt == "json":
+        return json.dumps(
+            [
+                {"id": r.id, "severity": str(r.severity), "summary": r.summary, "equivalents": dict(r.equivalents)}
+                for r in typed
+            ],
+            indent=2,
+        )
+    width = max(len(r.id) for r in typed)
+    return "\n".join(f"{r.id:{width}}  {r.severity!s:7}  {r.summary}" for r in typed)
+
+
+def _explain(rule: object) -> str:
+    from berth.lint.rules import Rule
+
+    assert isinstance(rule, Rule)
+    head = f"{rule.id} ({rule.severity})"
+    same = "; ".join(f"{tool}: {ids}" for tool, ids in rule.equivalents.items())
+    return "\n".join([head, "=" * len(head), "", rule.doc.strip(), *([f"\nEquivalent checks: {same}"] if same else [])])
+
+
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the root app."""
+    """Add ``berth lint`` to the root app."""
+    app.command("lint", no_args_is_help=False)(lint)

@@ -44,6 +44,7 @@ class LintResult:
     """Findings of a run plus the counts the summary line prints."""
 
     findings: list[Finding]
+    file_names: list[str] = field(default_factory=list)
     files: int = 0
     resources: int = 0
     skipped: int = 0
@@ -237,6 +238,7 @@ def _collect(linter: _Linter, outcomes: list[_FileOutcome], loaded: dict[str, Lo
     for outcome in outcomes:
         result.findings.extend(outcome.findings)
         result.files += 1
+        result.file_names.append(outcome.name)
         result.resources += outcome.resources
         result.skipped += outcome.skipped
         result.unreadable |= outcome.unreadable

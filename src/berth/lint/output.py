@@ -1,0 +1,159 @@
+"""Report formats: text for people, json for scripts, SARIF for code scanning, JUnit for CI."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from itertools import groupby
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from berth import __version__
+from berth.lint.engine import LintResult
+from berth.lint.model import Finding, Severity, path_text
+from berth.lint.rules import Rule
+
+FORMATS = ("text", "json", "sarif", "junit")
+SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+_SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
+_COLOUR = {Severity.ERROR: "\x1b[31m", Severity.WARNING: "\x1b[33m", Severity.INFO: "\x1b[36m"}
+_BOLD, _DIM, _RESET = "\x1b[1m", "\x1b[2m", "\x1b[0m"
+
+
+def render(result: LintResult, fmt: str, rules: dict[str, Rule], *, colour: bool, fail_on: Severity) -> str:
+    """The report in ``fmt`` (one of ``FORMATS``)."""
+    if fmt == "json":
+        return json.dumps([f.to_json() for f in result.findings], indent=2)
+    if fmt == "sarif":
+        return json.dumps(sarif(result, rules), indent=2)
+    if fmt == "junit":
+        return junit(result, fail_on)
+    return text(result, colour=colour)
+
+
+def _object(f: Finding) -> str:
+    if not f.kind:
+        return ""
+    name = f"{f.namespace}/{f.name}" if f.namespace else f.name
+    where = path_text(f.path)
+    return f"{f.kind}/{name}" + (f" {where}" if where else "")
+
+
+def text(result: LintResult, *, colour: bool) -> str:
+    """Findings grouped by file, each with its source line and a caret under the column."""
+
+    def paint(code: str, s: str) -> str:
+        return f"{code}{s}{_RESET}" if colour else s
+
+    lines: list[str] = []
+    for file, group in groupby(result.findings, key=lambda f: f.file):
+        lines.append(paint(_BOLD, file))
+        for f in group:
+            sev = paint(_COLOUR[f.severity], f"{f.severity!s:7}")
+            lines.append(f"  {f.line}:{f.column}  {sev} {paint(_BOLD, f.rule)}  {f.message}")
+            obj = _object(f)
+            if obj:
+                lines.append(paint(_DIM, f"      in {obj}"))
+            if f.source_line:
+                lines.append(f"      | {f.source_line}")
+                lines.append(f"      | {' ' * max(f.column - 1, 0)}{paint(_COLOUR[f.severity], '^')}")
+            if f.fix:
+                lines.append(paint(_DIM, f"      fix: {f.fix}"))
+        lines.append("")
+    counts = ", ".join(f"{result.count(s)} {s}" for s in (Severity.ERROR, Severity.WARNING, Severity.INFO))
+    lines.append(
+        f"{counts} in {result.files} files, {result.resources} resources "
+        f"({result.skipped} skipped: no schema), Kubernetes {result.kubernetes_version}"
+    )
+    return "\n".join(lines)
+
+
+def _uri(file: str) -> str:
+    """A relative POSIX path when the file is under the working directory (what code scanning expects)."""
+    if file.startswith("<"):
+        return file.strip("<>")
+    absolute = os.path.abspath(file)
+    rel = os.path.relpath(absolute, os.getcwd())
+    return (absolute if rel.startswith("..") else rel).replace(os.sep, "/")
+
+
+def _sarif_rule(rule: Rule) -> dict[str, Any]:
+    return {
+        "id": rule.id,
+        "name": "".join(part.capitalize() for part in rule.id.split("-")),
+        "shortDescription": {"text": rule.summary},
+        "fullDescription": {"text": rule.doc.strip()},
+        "help": {"text": rule.doc.strip(), "markdown": rule.doc.strip()},
+        "defaultConfiguration": {"level": _SARIF_LEVEL[rule.severity]},
+        "properties": {"equivalents": dict(rule.equivalents)} if rule.equivalents else {},
+    }
+
+
+def sarif(result: LintResult, rules: dict[str, Rule]) -> dict[str, Any]:
+    """A SARIF 2.1.0 log with one run (GitHub code scanning accepts it as is)."""
+    ids = list(rules)
+    results = []
+    for f in result.findings:
+        location: dict[str, Any] = {"artifactLocation": {"uri": _uri(f.file)}}
+        if f.line > 0:
+            region: dict[str, Any] = {"startLine": f.line, "startColumn": max(f.column, 1)}
+            if f.source_line:
+                region["snippet"] = {"text": f.source_line}
+            location["region"] = region
+        entry: dict[str, Any] = {
+            "ruleId": f.rule,
+            "level": _SARIF_LEVEL[f.severity],
+            "message": {"text": f.message + (f" (fix: {f.fix})" if f.fix else "")},
+            "locations": [{"physicalLocation": location}],
+        }
+        if f.rule in rules:
+            entry["ruleIndex"] = ids.index(f.rule)
+        if f.kind:
+            entry["properties"] = {"kind": f.kind, "name": f.name, "namespace": f.namespace, "path": path_text(f.path)}
+        results.append(entry)
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "berth-lint",
+                        "version": __version__,
+                        "semanticVersion": __version__,
+                        "rules": [_sarif_rule(r) for r in rules.values()],
+                    }
+                },
+                "results": results,
+            }
+        ],
+    }
+
+
+def junit(result: LintResult, fail_on: Severity) -> str:
+    """JUnit XML: one test case per file, failing when it has findings at or above ``fail_on``."""
+    by_file: dict[str, list[Finding]] = {name: [] for name in result.file_names}
+    for f in result.findings:
+        by_file.setdefault(f.file, []).append(f)
+    failures = sum(1 for fs in by_file.values() if any(f.severity >= fail_on for f in fs))
+    suites = ET.Element("testsuites", name="berth lint", tests=str(len(by_file)), failures=str(failures))
+    suite = ET.SubElement(
+        suites, "testsuite", name="berth lint", tests=str(len(by_file)), failures=str(failures), errors="0"
+    )
+    for file, findings in by_file.items():
+        case = ET.SubElement(suite, "testcase", classname="berth.lint", name=file)
+        failing = [f for f in findings if f.severity >= fail_on]
+        if failing:
+            failure = ET.SubElement(
+                case, "failure", message=f"{len(failing)} findings at or above {fail_on}", type=failing[0].rule
+            )
+            failure.text = _lines(failing)
+        rest = [f for f in findings if f.severity < fail_on]
+        if rest:
+            ET.SubElement(case, "system-out").text = _lines(rest)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True)
+
+
+def _lines(findings: Iterable[Finding]) -> str:
+    return "\n".join(f"{f.file}:{f.line}:{f.column}: {f.severity} {f.rule}: {f.message}" for f in findings)
