@@ -2,7 +2,8 @@
 
 loop DIR [ARCHIVE]            restore, check it bit-exact, then save steps forever ("committed N" after each)
 rank DIR BOARD RANK WORLD SESSION LAST
-                              restore with a shared-directory agreement, then save steps up to LAST
+                              restore with a shared-directory agreement, then save steps up to LAST,
+                              all ranks in lock-step
 restore DIR BOARD RANK WORLD SESSION
                               restore only, print "restored N" (or "restored none")
 """
@@ -68,10 +69,14 @@ def rank_main(directory: str, board: str, rank: int, world: int, session: str, l
     if last is None:
         mgr.close()
         return
+    # Ranks advance in lock-step like a real job (a collective per step); when a rank dies the
+    # others stop at this barrier, as they would hang in an all-reduce and then time out.
+    barrier = shared_directory(board, rank, world, f"{session}-steps", timeout=5)
     for current in range((step or 0) + 1, last + 1):
         print(f"saving {current}", flush=True)
         mgr.save(current, make_state(current, rank), blocking=True)
         print(f"committed {current}", flush=True)
+        barrier([current])
     mgr.close()
 
 
