@@ -1,0 +1,223 @@
+"""A lightkube client chosen like kubectl chooses one, with bounded retries and a request count.
+
+Every cluster command goes through :class:`Kube`: it resolves ``--kubeconfig`` /
+``--context`` / ``-n`` the way kubectl does, retries what a restarting or overloaded
+API server answers (connection refused, timeouts, 429, 5xx) with capped exponential
+backoff, and counts HTTP requests so benchmarks can report them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from berth.errors import BerthError
+
+if TYPE_CHECKING:
+    import httpx2
+    from lightkube import Client
+    from lightkube.core.resource import Resource
+
+T = TypeVar("T")
+
+FIELD_MANAGER = "berth"
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where to talk to: kubeconfig file, context and namespace, each optional like kubectl's flags."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespace: str | None = None
+
+
+@dataclass
+class RetryPolicy:
+    """Capped exponential backoff; ``budget_s`` bounds the total time spent waiting on one call."""
+
+    budget_s: float = 30.0
+    first_delay_s: float = 0.2
+    max_delay_s: float = 3.0
+
+    def delays(self) -> Iterator[float]:
+        """Sleep lengths until the budget is spent."""
+        spent, delay = 0.0, self.first_delay_s
+        while spent + delay <= self.budget_s:
+            yield delay
+            spent += delay
+            delay = min(delay * 2, self.max_delay_s)
+
+
+def _kubeconfig_path(explicit: str | None) -> Path:
+    if explicit:
+        return Path(explicit).expanduser()
+    env = os.environ.get("KUBECONFIG", "")
+    # kubectl merges a colon-separated list; berth uses its first existing file.
+    for part in env.split(os.pathsep):
+        if part and Path(part).expanduser().is_file():
+            return Path(part).expanduser()
+    return Path("~/.kube/config").expanduser()
+
+
+def is_transient(err: BaseException) -> bool:
+    """Errors worth retrying: the server is restarting, overloaded or slow, not wrong."""
+    import httpx2
+    from lightkube import ApiError
+
+    if isinstance(err, ApiError):
+        return err.status.code in RETRY_STATUS
+    if isinstance(err, httpx2.HTTPStatusError):
+        return err.response.status_code in RETRY_STATUS
+    return isinstance(err, httpx2.TransportError)
+
+
+@dataclass
+class Kube:
+    """A connected client: lightkube plus retries, request counting and clear errors."""
+
+    client: Client
+    server: str
+    context: str
+    namespace: str
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    requests: int = 0
+    retries: int = 0
+    on_retry: Callable[[BaseException, float], None] | None = None
+
+    def call(self, what: str, fn: Callable[[], T]) -> T:
+        """Run one API call, retrying transient failures within the budget; map the rest to BerthErrors."""
+        from berth.kube.errors import translate
+
+        delays = self.retry.delays()
+        while True:
+            try:
+                return fn()
+            except Exception as err:
+                if not is_transient(err):
+                    raise translate(err, what, self) from None
+                delay = next(delays, None)
+                if delay is None:
+                    raise translate(err, what, self, gave_up_after_s=self.retry.budget_s) from None
+                self.retries += 1
+                if self.on_retry:
+                    self.on_retry(err, delay)
+                time.sleep(delay)
+
+    def raw_get(self, path: str) -> httpx2.Response:
+        """GET a path lightkube has no model for (API discovery); the caller checks the status."""
+        http = self._http()
+        return self.call(f"GET {path}", lambda: _checked(http.get(path)))
+
+    def _http(self) -> httpx2.Client:
+        # lightkube keeps its httpx client private; discovery needs a plain GET through it.
+        http: httpx2.Client = self.client._client._client
+        return http
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.client.close()
+
+
+def _checked(resp: httpx2.Response) -> httpx2.Response:
+    # 404 is an answer (group not served); 5xx/429 raise so call() retries them.
+    if resp.status_code in RETRY_STATUS:
+        resp.raise_for_status()
+    return resp
+
+
+def connect(target: Target, *, retry: RetryPolicy | None = None, timeout_s: float = 15.0) -> Kube:
+    """Build a client for ``target``; raises BerthError when the kubeconfig or context is unusable."""
+    import httpx2
+    from lightkube import Client, ConfigError, KubeConfig
+
+    path = _kubeconfig_path(target.kubeconfig)
+    try:
+        kubeconfig = KubeConfig.from_file(path)
+    except ConfigError:
+        raise BerthError(
+            f"no kubeconfig at {path}",
+            "pass --kubeconfig, set KUBECONFIG, or start a local cluster with `berth sandbox up`"
+            " and `eval $(berth sandbox env)`",
+        ) from None
+    except Exception as err:  # a YAML or schema problem in the file
+        raise BerthError(f"cannot read kubeconfig {path}: {err}", "check the file with `kubectl config view`") from None
+    try:
+        config = kubeconfig.get(target.context)
+    except ConfigError:
+        contexts = ", ".join(sorted(kubeconfig.contexts)) or "none"
+        wanted = target.context or "(current-context)"
+        raise BerthError(
+            f"context {wanted} not found in {path}",
+            f"contexts there: {contexts}; pick one with --context",
+        ) from None
+    except KeyError as err:
+        raise BerthError(f"kubeconfig {path} refers to a missing cluster or user {err}") from None
+    assert config is not None
+    namespace = target.namespace or config.namespace or "default"
+    try:
+        client = Client(config, namespace=namespace, field_manager=FIELD_MANAGER,
+                        timeout=httpx2.Timeout(timeout_s), trust_env=False)
+    except (ConfigError, OSError) as err:
+        raise BerthError(f"cannot use context {config.context_name} of {path}: {err}") from None
+    kube = Kube(client=client, server=str(config.cluster.server), context=str(config.context_name),
+                namespace=namespace, retry=retry or RetryPolicy())
+
+    def count(_request: httpx2.Request) -> None:
+        kube.requests += 1
+
+    kube._http().event_hooks["request"].append(count)
+    return kube
+
+
+def resource_type(api_version: str, kind: str) -> type[Resource] | None:
+    """lightkube's model for a built-in kind; None for kinds served by a CRD."""
+    from lightkube.core.exceptions import LoadResourceError
+    from lightkube.core.resource_registry import resource_registry
+    from lightkube.generic_resource import Generic
+
+    try:
+        model: type[Resource] = resource_registry.load(api_version, kind)
+    except (LoadResourceError, ImportError):
+        return None
+    # A generic model registered by an earlier discovery is not proof the CRD is still served.
+    return None if issubclass(model, Generic) else model
+
+
+def _group_version(api_version: str) -> tuple[str, str]:
+    group, _, version = api_version.rpartition("/")
+    return group, version
+
+
+def discover(kube: Kube, api_version: str, kind: str) -> type[Resource] | None:
+    """A generic model for a CRD-served kind, or None when the cluster does not serve it."""
+    from lightkube.generic_resource import create_global_resource, create_namespaced_resource
+
+    group, version = _group_version(api_version)
+    resp = kube.raw_get(f"/apis/{group}/{version}" if group else f"/api/{version}")
+    if resp.status_code == 404:
+        return None
+    if resp.status_code >= 400:
+        from berth.kube.errors import translate_status
+
+        raise translate_status(resp.status_code, resp.text, f"discover {api_version}", kube)
+    for item in resp.json().get("resources", []):
+        if item.get("kind") == kind and "/" not in item.get("name", ""):
+            make = create_namespaced_resource if item.get("namespaced") else create_global_resource
+            model: type[Resource] = make(group, version, kind, item["name"])
+            return model
+    return None
+
+
+def model_for(kube: Kube, obj: dict[str, Any], cache: dict[tuple[str, str], type[Resource] | None]) -> (
+        type[Resource] | None):
+    """Resolve the lightkube model of a rendered object (built-in, CRD, or None when absent)."""
+    key = (obj["apiVersion"], obj["kind"])
+    if key not in cache:
+        cache[key] = resource_type(*key) or discover(kube, *key)
+    return cache[key]

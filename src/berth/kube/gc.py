@@ -1,0 +1,94 @@
+"""Claims left behind by scale-down: found by name pattern and labels, deleted only when asked.
+
+A claim is garbage only if the StatefulSet controller made it from this cluster's
+templates (``<template>-<sts>-<ordinal>`` *and* the template's labels), its ordinal is at
+or above the replica count, no pod in the namespace mounts it, and it does not carry
+``berth.dev/protect: "true"``. Every other claim is kept whatever the flags, and the
+report says why. Kubernetes' own ``pvc-protection`` finalizer is the last line: a claim
+a pod starts to use between our list and our delete stays until that pod is gone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from berth.kube.status import ClaimRow, ClusterState, collect
+
+if TYPE_CHECKING:
+    from berth.kube.client import Kube
+
+
+@dataclass
+class Verdict:
+    """One per-replica claim of the cluster and what gc does with it."""
+
+    claim: ClaimRow
+    delete: bool
+    reason: str
+    deleted: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """For ``-o json``."""
+        return {"name": self.claim.name, "template": self.claim.template, "ordinal": self.claim.ordinal,
+                "size": self.claim.capacity or self.claim.requested, "ageSeconds": self.claim.age_s,
+                "delete": self.delete, "deleted": self.deleted, "reason": self.reason}
+
+
+def _template_labels(state: ClusterState, template: str | None) -> dict[str, str] | None:
+    if state.statefulset is None:
+        return None
+    for tpl in state.statefulset.get("spec", {}).get("volumeClaimTemplates") or []:
+        if tpl["metadata"]["name"] == template:
+            return dict(tpl["metadata"].get("labels") or {})
+    return None
+
+
+def judge(state: ClusterState, claim: ClaimRow) -> Verdict:
+    """Whether ``claim`` is garbage; the first reason to keep it wins."""
+    assert claim.ordinal is not None
+    if claim.ordinal < state.replicas:
+        return Verdict(claim, False, f"in use: replica {claim.ordinal} of {state.replicas}")
+    if claim.mounted_by:
+        return Verdict(claim, False, f"mounted by {', '.join(claim.mounted_by)}")
+    if claim.protected:
+        return Verdict(claim, False, 'protected (berth.dev/protect: "true")')
+    wanted = _template_labels(state, claim.template)
+    if wanted is None:
+        wanted = {"app.kubernetes.io/instance": state.name}
+    if any(claim.labels.get(k) != v for k, v in wanted.items()):
+        return Verdict(claim, False, "name fits but labels do not: not made from this cluster's template")
+    if claim.deleting:
+        return Verdict(claim, False, "already being deleted")
+    return Verdict(claim, True, f"orphaned: ordinal {claim.ordinal} ≥ replicas {state.replicas}")
+
+
+def find(kube: Kube, name: str, namespace: str) -> tuple[ClusterState, list[Verdict]]:
+    """Every per-replica claim of ``name`` with its verdict; works after ``down`` too (replicas 0)."""
+    state = collect(kube, name, namespace, nodes=False, all_pods=True, require=False)
+    return state, [judge(state, c) for c in state.claims]
+
+
+def collect_garbage(kube: Kube, name: str, namespace: str, *, yes: bool) -> tuple[ClusterState, list[Verdict]]:
+    """Find orphans; delete them only with ``yes``."""
+    from lightkube import ApiError
+    from lightkube.resources.core_v1 import PersistentVolumeClaim
+
+    state, verdicts = find(kube, name, namespace)
+    if not yes:
+        return state, verdicts
+    for verdict in verdicts:
+        if not verdict.delete:
+            continue
+        claim = verdict.claim.name
+
+        def delete(claim: str = claim) -> None:
+            try:
+                kube.client.delete(PersistentVolumeClaim, claim, namespace=namespace)
+            except ApiError as err:
+                if err.status.code != 404:
+                    raise
+
+        kube.call(f"delete PersistentVolumeClaim {namespace}/{claim}", delete)
+        verdict.deleted = True
+    return state, verdicts

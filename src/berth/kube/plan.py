@@ -1,0 +1,56 @@
+"""``berth plan``: what ``berth up`` would do, asked of the server itself, writing nothing.
+
+Every object goes through a server-side dry-run apply, so admission, defaulting,
+immutable-field checks and field-manager conflicts are the real ones; the result is
+compared with the live object field by field. The rendered stack is linted first when
+the linter is available, so one command shows both kinds of problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from berth.kube.apply import ObjectResult, apply_objects, desired_objects
+
+if TYPE_CHECKING:
+    from berth.kube.client import Kube
+    from berth.spec.model import TrainingCluster
+
+
+@dataclass
+class Plan:
+    """Per-object actions plus the linter's findings on the rendered objects."""
+
+    name: str
+    namespace: str
+    results: list[ObjectResult]
+    findings: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def changes(self) -> int:
+        """Objects that ``up`` would create or update."""
+        return sum(1 for r in self.results if r.action in ("create", "update"))
+
+    def to_json(self) -> dict[str, Any]:
+        """For ``-o json``."""
+        return {"name": self.name, "namespace": self.namespace, "changes": self.changes,
+                "objects": [r.to_json() for r in self.results], "lint": self.findings}
+
+
+def lint_objects(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The linter's findings on the rendered stack (JSON records)."""
+    from berth.lint.engine import lint_loaded
+    from berth.lint.loader import load_text
+    from berth.render.output import to_stream
+
+    result = lint_loaded([load_text("<rendered>", to_stream(objects))])
+    return [f.to_json() for f in sorted(result.findings, key=lambda f: f.sort_key())]
+
+
+def plan(kube: Kube, spec: TrainingCluster, *, lint: bool = True, force: bool = False) -> Plan:
+    """Lint, then dry-run apply every object and diff it against the live one."""
+    objects = desired_objects(spec)
+    findings = lint_objects(objects) if lint else []
+    results = apply_objects(kube, objects, dry_run=True, force=force)
+    return Plan(spec.name, spec.namespace, results, findings)

@@ -1,0 +1,302 @@
+"""What a training cluster looks like right now, from a constant number of API calls.
+
+One GET of the StatefulSet, one list of its pods (label selector), one list of the
+namespace's claims and one list of nodes (for zones): four requests whether the
+cluster has 3 replicas or 3000. ``wait`` polls the same snapshot, ``gc`` and ``scale``
+reuse its claim classification.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from berth.errors import BerthError
+from berth.kube.claims import parse_claim_name
+
+if TYPE_CHECKING:
+    from lightkube.resources.apps_v1 import StatefulSet
+    from lightkube.resources.core_v1 import PersistentVolumeClaim, Pod
+
+    from berth.kube.client import Kube
+
+POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
+ZONE_LABEL = "topology.kubernetes.io/zone"
+PROTECT_ANNOTATION = "berth.dev/protect"
+
+
+@dataclass
+class PodRow:
+    """One training pod."""
+
+    name: str
+    ordinal: int | None
+    phase: str
+    ready: bool
+    node: str | None
+    zone: str | None
+    restarts: int
+    revision: str | None
+    reason: str | None = None
+    claims: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ClaimRow:
+    """One PVC: per replica (template + ordinal) or shared by all pods."""
+
+    name: str
+    template: str | None
+    ordinal: int | None
+    phase: str
+    storage_class: str | None
+    requested: str | None
+    capacity: str | None
+    volume: str | None
+    age_s: float | None
+    protected: bool
+    labels: dict[str, str] = field(default_factory=dict)
+    mounted_by: list[str] = field(default_factory=list)
+    orphaned: bool = False
+    deleting: bool = False
+
+
+@dataclass
+class ClusterState:
+    """A snapshot of one training cluster: StatefulSet, pods, claims."""
+
+    name: str
+    namespace: str
+    exists: bool
+    replicas: int
+    ready_replicas: int
+    updated_replicas: int
+    current_revision: str | None
+    update_revision: str | None
+    generation_observed: bool
+    retention: dict[str, str]
+    templates: list[str]
+    pods: list[PodRow]
+    claims: list[ClaimRow]
+    shared: list[ClaimRow]
+    statefulset: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rollout(self) -> str:
+        """One phrase: complete, rolling out, waiting for readiness, or absent."""
+        if not self.exists:
+            return "absent"
+        if not self.generation_observed:
+            return "pending: the controller has not seen the latest change"
+        if self.update_revision and self.current_revision != self.update_revision \
+                and self.updated_replicas < self.replicas:
+            return f"rolling out: {self.updated_replicas}/{self.replicas} updated"
+        if self.ready_replicas < self.replicas:
+            return f"waiting: {self.ready_replicas}/{self.replicas} ready"
+        return "complete"
+
+    @property
+    def orphans(self) -> list[ClaimRow]:
+        """Per-replica claims whose ordinal is at or above the replica count."""
+        return [c for c in self.claims if c.orphaned]
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain dict for ``-o json`` (without the raw StatefulSet)."""
+        out = asdict(self)
+        out.pop("statefulset")
+        out["rollout"] = self.rollout
+        return out
+
+
+def _age(created: Any) -> float | None:
+    import datetime as dt
+
+    if created is None:
+        return None
+    age: float = (dt.datetime.now(dt.UTC) - created).total_seconds()
+    return age
+
+
+def _ordinal(pod: Pod, sts_name: str) -> int | None:
+    labels = pod.metadata.labels or {} if pod.metadata else {}
+    raw = labels.get(POD_INDEX_LABEL)
+    if raw is None and pod.metadata and pod.metadata.name:
+        prefix = f"{sts_name}-"
+        rest = pod.metadata.name[len(prefix):] if pod.metadata.name.startswith(prefix) else ""
+        raw = rest if rest.isdigit() else None
+    return int(raw) if raw is not None and raw.isdigit() else None
+
+
+def _pod_reason(pod: Pod) -> str | None:
+    """Why a pod is not ready: the scheduler's or kubelet's own words."""
+    st = pod.status
+    if st is None:
+        return None
+    if pod.metadata and pod.metadata.deletionTimestamp:
+        return "terminating"
+    for cs in st.containerStatuses or []:
+        if cs.state and cs.state.waiting and cs.state.waiting.reason:
+            msg = cs.state.waiting.message
+            return f"{cs.state.waiting.reason}: {msg}" if msg else cs.state.waiting.reason
+        if cs.state and cs.state.terminated and cs.state.terminated.reason:
+            return f"terminated: {cs.state.terminated.reason}"
+    for cond in st.conditions or []:
+        if cond.status == "False" and cond.message:
+            return f"{cond.type}: {cond.message}"
+    return st.reason
+
+
+def _matches(pod: Pod, selector: dict[str, str]) -> bool:
+    labels = (pod.metadata.labels or {}) if pod.metadata else {}
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def _pod_row(pod: Pod, sts_name: str, zones: dict[str, str]) -> PodRow:
+    st = pod.status
+    ready = any(c.type == "Ready" and c.status == "True" for c in (st.conditions or [])) if st else False
+    node = pod.spec.nodeName if pod.spec else None
+    claims = [v.persistentVolumeClaim.claimName for v in (pod.spec.volumes or [] if pod.spec else [])
+              if v.persistentVolumeClaim]
+    labels = (pod.metadata.labels or {}) if pod.metadata else {}
+    return PodRow(
+        name=pod.metadata.name if pod.metadata and pod.metadata.name else "?",
+        ordinal=_ordinal(pod, sts_name),
+        phase=(st.phase if st else None) or "Unknown",
+        ready=ready,
+        node=node,
+        zone=zones.get(node) if node else None,
+        restarts=sum(cs.restartCount for cs in (st.containerStatuses or [])) if st else 0,
+        revision=labels.get("controller-revision-hash"),
+        reason=None if ready else _pod_reason(pod),
+        claims=claims,
+    )
+
+
+def _claim_row(pvc: PersistentVolumeClaim, sts_name: str, templates: list[str], replicas: int) -> ClaimRow:
+    md, spec, st = pvc.metadata, pvc.spec, pvc.status
+    name = md.name if md and md.name else "?"
+    ref = parse_claim_name(name, sts_name, templates)
+    requests = (spec.resources.requests or {}) if spec and spec.resources else {}
+    capacity = (st.capacity or {}) if st else {}
+    return ClaimRow(
+        name=name,
+        template=ref.template if ref else None,
+        ordinal=ref.ordinal if ref else None,
+        phase=(st.phase if st else None) or "Unknown",
+        storage_class=spec.storageClassName if spec else None,
+        requested=requests.get("storage"),
+        capacity=capacity.get("storage"),
+        volume=spec.volumeName if spec else None,
+        age_s=_age(md.creationTimestamp if md else None),
+        protected=((md.annotations or {}) if md else {}).get(PROTECT_ANNOTATION) == "true",
+        labels=dict((md.labels or {}) if md else {}),
+        orphaned=ref is not None and ref.ordinal >= replicas,
+        deleting=bool(md and md.deletionTimestamp),
+    )
+
+
+def collect(kube: Kube, name: str, namespace: str, *, nodes: bool = True, all_pods: bool = False,
+            require: bool = True) -> ClusterState:
+    """Snapshot the cluster ``name``; ``all_pods`` lists every pod of the namespace (gc must see any mount)."""
+    from lightkube import ApiError
+    from lightkube.resources.apps_v1 import StatefulSet
+    from lightkube.resources.core_v1 import Node, PersistentVolumeClaim, Pod
+
+    from berth.kube.errors import Forbidden
+
+    def get_sts() -> StatefulSet | None:
+        try:
+            return kube.client.get(StatefulSet, name, namespace=namespace)
+        except ApiError as err:
+            if err.status.code == 404:
+                return None
+            raise
+
+    sts = kube.call(f"read StatefulSet {namespace}/{name}", get_sts)
+    if sts is None and require:
+        _missing(kube, name, namespace)
+    sts_dict: dict[str, Any] | None = dict(sts.to_dict()) if sts is not None else None
+    spec = sts_dict.get("spec", {}) if sts_dict else {}
+    status = sts_dict.get("status", {}) if sts_dict else {}
+    selector = (spec.get("selector") or {}).get("matchLabels") or {"app.kubernetes.io/instance": name}
+    templates = [t["metadata"]["name"] for t in spec.get("volumeClaimTemplates") or []]
+    replicas = int(spec.get("replicas", 1)) if sts_dict else 0
+
+    notes: list[str] = []
+    zones: dict[str, str] = {}
+    if nodes:
+        try:
+            zones = kube.call("list nodes", lambda: {
+                n.metadata.name: (n.metadata.labels or {}).get(ZONE_LABEL, "")
+                for n in kube.client.list(Node) if n.metadata and n.metadata.name})
+        except Forbidden:
+            notes.append("zones unknown: listing nodes is forbidden (optional ClusterRole in docs/rbac.md)")
+    labels = None if all_pods else selector
+    pod_list = kube.call(f"list pods in {namespace}",
+                         lambda: list(kube.client.list(Pod, namespace=namespace, labels=labels)))
+    pvc_list = kube.call(f"list PersistentVolumeClaims in {namespace}",
+                         lambda: list(kube.client.list(PersistentVolumeClaim, namespace=namespace)))
+
+    rows = [_pod_row(p, name, zones) for p in pod_list]
+    ours = [row for row, pod in zip(rows, pod_list, strict=True)
+            if row.ordinal is not None and _matches(pod, selector)]
+    shared_names = {v["persistentVolumeClaim"]["claimName"]
+                    for v in (spec.get("template", {}).get("spec", {}).get("volumes") or [])
+                    if v.get("persistentVolumeClaim")}
+    claims, shared = [], []
+    for pvc in pvc_list:
+        row = _claim_row(pvc, name, templates, replicas)
+        row.mounted_by = sorted(p.name for p in rows if row.name in p.claims)
+        if row.template is not None:
+            claims.append(row)
+        elif row.name in shared_names:
+            shared.append(row)
+    claims.sort(key=lambda c: (c.template or "", c.ordinal or 0))
+    ours.sort(key=lambda p: p.ordinal or 0)
+    return ClusterState(
+        name=name,
+        namespace=namespace,
+        exists=sts is not None,
+        replicas=replicas,
+        ready_replicas=int(status.get("readyReplicas") or 0),
+        updated_replicas=int(status.get("updatedReplicas") or 0),
+        current_revision=status.get("currentRevision"),
+        update_revision=status.get("updateRevision"),
+        generation_observed=int(status.get("observedGeneration") or 0)
+        >= int((sts_dict or {}).get("metadata", {}).get("generation") or 0),
+        retention=dict(spec.get("persistentVolumeClaimRetentionPolicy") or {}),
+        templates=templates,
+        pods=ours,
+        claims=claims,
+        shared=shared,
+        statefulset=sts_dict,
+        notes=notes,
+    )
+
+
+def _missing(kube: Kube, name: str, namespace: str) -> None:
+    """Raise the precise error: missing namespace, or no such cluster in it."""
+    from lightkube import ApiError
+    from lightkube.resources.core_v1 import Namespace
+
+    from berth.kube.errors import Forbidden, NamespaceMissing
+
+    def ns_exists() -> bool:
+        try:
+            kube.client.get(Namespace, namespace)
+        except ApiError as err:
+            if err.status.code == 404:
+                return False
+            raise
+        return True
+
+    try:
+        exists = kube.call(f"read namespace {namespace}", ns_exists)
+    except Forbidden:
+        exists = True
+    if not exists:
+        raise NamespaceMissing(f"namespace {namespace} does not exist",
+                               "pass -n with the namespace of the training cluster")
+    raise BerthError(f"no training cluster {name} in namespace {namespace} (no StatefulSet of that name)",
+                     "create it with `berth up SPEC`, or pass -n with its namespace")

@@ -1,0 +1,52 @@
+"""``berth up``: apply the stack, then wait for the rollout; says when nothing changed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from berth.kube.apply import ObjectResult, apply_objects, desired_objects
+from berth.kube.status import ClusterState
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from berth.kube.client import Kube
+    from berth.spec.model import TrainingCluster
+
+
+@dataclass
+class UpResult:
+    """Per-object outcome and, when waited for, the ready state."""
+
+    name: str
+    namespace: str
+    results: list[ObjectResult]
+    state: ClusterState | None = None
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything was written."""
+        return any(r.action in ("create", "update") for r in self.results)
+
+    def to_json(self) -> dict[str, Any]:
+        """For ``-o json``."""
+        out: dict[str, Any] = {"name": self.name, "namespace": self.namespace, "changed": self.changed,
+                               "objects": [r.to_json() for r in self.results]}
+        if self.state is not None:
+            out["rollout"] = self.state.rollout
+            out["ready"] = self.state.ready_replicas
+        return out
+
+
+def up(kube: Kube, spec: TrainingCluster, *, force: bool = False, wait: bool = True, timeout_s: float = 300,
+       console: Console | None = None, on_result: Callable[[ObjectResult], None] | None = None) -> UpResult:
+    """Apply every object in dependency order, then (``wait``) block until pods are Ready and claims Bound."""
+    results = apply_objects(kube, desired_objects(spec), force=force, on_result=on_result)
+    out = UpResult(spec.name, spec.namespace, results)
+    if wait:
+        from berth.kube.wait import wait_ready
+
+        out.state = wait_ready(kube, spec.name, spec.namespace, timeout_s=timeout_s, console=console)
+    return out

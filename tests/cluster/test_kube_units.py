@@ -1,0 +1,286 @@
+"""The pure parts of the cluster commands: diffs, claim names, verdicts, readiness, errors, retries.
+
+No API server here: these run everywhere in milliseconds. Everything that needs one is in the
+other files of this folder, against the real control plane.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from lightkube import ApiError
+
+from berth.errors import BerthError, UsageError
+from berth.kube.claims import ClaimRef, parse_claim_name
+from berth.kube.client import Kube, RetryPolicy, Target, connect
+from berth.kube.diff import changed_paths, project, value_at
+from berth.kube.errors import ApplyConflict, ClusterUnreachable, Forbidden, Invalid, NamespaceMissing, translate
+from berth.kube.gc import judge
+from berth.kube.status import ClaimRow, ClusterState, PodRow
+from berth.kube.wait import readiness
+
+# ---- diff ---------------------------------------------------------------------------------------
+
+
+def test_changed_paths_names_list_items_and_ignores_server_bookkeeping() -> None:
+    live = {"metadata": {"name": "a", "resourceVersion": "1", "labels": {"app.kubernetes.io/name": "x"}},
+            "spec": {"replicas": 3, "template": {"spec": {"containers": [
+                {"name": "trainer", "env": [{"name": "BERTH_REPLICAS", "value": "3"}, {"name": "A", "value": "1"}]}]}}},
+            "status": {"replicas": 3}}
+    after = json.loads(json.dumps(live))
+    after["metadata"]["resourceVersion"] = "2"
+    after["status"]["replicas"] = 5
+    assert changed_paths(live, after) == []
+    after["spec"]["replicas"] = 5
+    after["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = "5"
+    after["metadata"]["labels"]["app.kubernetes.io/name"] = "y"
+    paths = changed_paths(live, after)
+    assert paths == ["metadata.labels[app.kubernetes.io/name]", "spec.replicas",
+                     "spec.template.spec.containers[trainer].env[BERTH_REPLICAS].value"]
+    assert [value_at(after, p) for p in paths] == ["y", 5, "5"]
+
+
+def test_changed_paths_added_removed_and_unnamed_lists() -> None:
+    assert changed_paths({"a": 1}, {"a": 1, "b": 2}) == ["b"]
+    assert changed_paths({"a": 1, "b": 2}, {"a": 1}) == ["b"]
+    assert changed_paths({"l": [1, 2]}, {"l": [1, 3]}) == ["l[1]"]
+    assert changed_paths({"l": [1, 2]}, {"l": [1, 2, 3]}) == ["l"]
+    assert changed_paths({"l": [{"name": "a"}]}, {"l": [{"name": "a"}, {"name": "b", "v": 1}]}) == ["l[b]"]
+
+
+def test_project_keeps_only_what_the_spec_sets() -> None:
+    live = {"spec": {"volumeClaimTemplates": [{"metadata": {"name": "ckpt"}, "spec": {
+        "accessModes": ["ReadWriteOnce"], "volumeMode": "Filesystem", "resources": {"requests": {"storage": "1Gi"}}},
+        "status": {"phase": "Pending"}}]}}
+    desired = {"spec": {"volumeClaimTemplates": [{"metadata": {"name": "ckpt"}, "spec": {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "2Gi"}}}}]}}
+    assert changed_paths(project(live, desired), desired) == [
+        "spec.volumeClaimTemplates[ckpt].spec.resources.requests.storage"]
+
+
+# ---- claim names --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "templates", "expected"), [
+    ("model-storage-ml-training-2", ["model-storage", "dataset-storage"], ClaimRef("model-storage", 2)),
+    ("data-a-b-c-10", ["data", "data-a"], ClaimRef("data-a", 10)),  # longest template wins: sts "b-c"
+    ("model-storage-ml-training-02", ["model-storage"], None),  # the controller never pads ordinals
+    ("model-storage-other-0", ["model-storage"], None),
+    ("dataset", ["model-storage"], None),
+    ("scratch-ml-training-7", [], ClaimRef("scratch", 7)),  # StatefulSet gone: pattern only
+    ("ml-training-7", [], None),
+])
+def test_parse_claim_name(name: str, templates: list[str], expected: ClaimRef | None) -> None:
+    sts = "b-c" if name.startswith("data-a") else "ml-training"
+    assert parse_claim_name(name, sts, templates) == expected
+
+
+# ---- gc verdicts and readiness -------------------------------------------------------------------
+
+
+def _claim(name: str, ordinal: int, **kw: Any) -> ClaimRow:
+    row = ClaimRow(name=name, template="ckpt", ordinal=ordinal, phase="Bound", storage_class="standard",
+                   requested="1Gi", capacity="1Gi", volume="pv", age_s=10.0, protected=False,
+                   labels={"app.kubernetes.io/instance": "t"})
+    for key, value in kw.items():
+        setattr(row, key, value)
+    return row
+
+
+def _state(replicas: int, claims: list[ClaimRow], pods: list[PodRow] | None = None, **kw: Any) -> ClusterState:
+    sts = {"spec": {"volumeClaimTemplates": [{"metadata": {"name": "ckpt",
+                                                           "labels": {"app.kubernetes.io/instance": "t"}}}]}}
+    state = ClusterState(name="t", namespace="ns", exists=True, replicas=replicas, ready_replicas=replicas,
+                         updated_replicas=replicas, current_revision="r1", update_revision="r1",
+                         generation_observed=True, retention={}, templates=["ckpt"], pods=pods or [],
+                         claims=claims, shared=[], statefulset=sts)
+    for key, value in kw.items():
+        setattr(state, key, value)
+    return state
+
+
+def test_gc_keeps_everything_but_unmounted_unprotected_orphans() -> None:
+    claims = [
+        _claim("ckpt-t-0", 0),
+        _claim("ckpt-t-3", 3, orphaned=True),
+        _claim("ckpt-t-4", 4, orphaned=True, mounted_by=["debug-pod"]),
+        _claim("ckpt-t-5", 5, orphaned=True, protected=True),
+        _claim("ckpt-t-6", 6, orphaned=True, labels={"app.kubernetes.io/instance": "someone-else"}),
+        _claim("ckpt-t-7", 7, orphaned=True, deleting=True),
+    ]
+    state = _state(2, claims)
+    verdicts = {c.name: judge(state, c) for c in claims}
+    assert [n for n, v in verdicts.items() if v.delete] == ["ckpt-t-3"]
+    assert "replica 0" in verdicts["ckpt-t-0"].reason
+    assert "debug-pod" in verdicts["ckpt-t-4"].reason
+    assert "protect" in verdicts["ckpt-t-5"].reason
+    assert "labels" in verdicts["ckpt-t-6"].reason
+
+
+def _pod(ordinal: int, ready: bool = True, revision: str = "r1", reason: str | None = None) -> PodRow:
+    return PodRow(name=f"t-{ordinal}", ordinal=ordinal, phase="Running" if ready else "Pending", ready=ready,
+                  node="n", zone="z", restarts=0, revision=revision, reason=reason)
+
+
+def test_readiness_names_every_blocker() -> None:
+    claims = [_claim(f"ckpt-t-{i}", i) for i in range(3)]
+    assert readiness(_state(3, claims, [_pod(0), _pod(1), _pod(2)])).done
+    claims[2].phase = "Pending"
+    pods = [_pod(0), _pod(1, revision="r0"), _pod(2, ready=False, reason="PodScheduled: 0/3 nodes are available")]
+    result = readiness(_state(3, claims, pods, update_revision="r1"))
+    assert not result.done
+    assert result.summary == "t: 1/3 pods ready, 2/3 claims Bound"
+    assert any("0/3 nodes are available" in b for b in result.blockers)
+    assert any("old revision" in b for b in result.blockers)
+    assert "claim ckpt-t-2: Pending" in result.blockers
+    missing = readiness(_state(3, claims[:2], [_pod(0)]))
+    assert "t-1: not created yet" in missing.blockers
+
+
+def test_readiness_waits_for_deleted_claims_and_terminating_pods() -> None:
+    claims = [_claim("ckpt-t-0", 0), _claim("ckpt-t-1", 1, orphaned=True)]
+    state = _state(1, claims, [_pod(0), _pod(1)])
+    result = readiness(state, claims_gone_below=2)
+    assert "t-1: still running after scale-down" in result.blockers
+    assert any("ckpt-t-1" in b for b in result.blockers)
+    assert readiness(_state(1, claims, [_pod(0)])).done  # Retain: the orphan may stay
+
+
+# ---- errors, retries, connection ----------------------------------------------------------------
+
+
+def _api_error(code: int, body: dict[str, Any]) -> ApiError:
+    request = httpx2.Request("PATCH", "https://127.0.0.1:1/apis/apps/v1/namespaces/ns/statefulsets/t")
+    status = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, **body}
+    response = httpx2.Response(code, json=status, request=request)
+    return ApiError(request=request, response=response)
+
+
+def _kube() -> Kube:
+    return Kube(client=None, server="https://127.0.0.1:1", context="ctx", namespace="ns")  # type: ignore[arg-type]
+
+
+def test_translate_maps_statuses_to_clear_errors() -> None:
+    kube = _kube()
+    forbidden = translate(_api_error(403, {"reason": "Forbidden", "message":
+                                           'statefulsets.apps "t" is forbidden: User "x" cannot patch'}), "apply", kube)
+    assert isinstance(forbidden, Forbidden) and "cannot patch" in forbidden.message and "rbac" in str(forbidden.hint)
+    missing = translate(_api_error(404, {"reason": "NotFound", "message": 'namespaces "gone" not found',
+                                         "details": {"name": "gone", "kind": "namespaces"}}), "apply", kube)
+    assert isinstance(missing, NamespaceMissing) and "gone" in missing.message
+    conflict = translate(_api_error(409, {"reason": "Conflict", "message": "Apply failed with 1 conflict",
+                                          "details": {"causes": [{"reason": "FieldManagerConflict",
+                                                                  "message": 'conflict with "kubectl-edit" using '
+                                                                             'apps/v1', "field": ".spec.replicas"}]}}),
+                         "apply StatefulSet ns/t", kube)
+    assert isinstance(conflict, ApplyConflict)
+    assert ".spec.replicas (owned by kubectl-edit)" in conflict.message and "--force-conflicts" in str(conflict.hint)
+    invalid = translate(_api_error(422, {"reason": "Invalid", "message": "StatefulSet.apps \"t\" is invalid: spec: "
+                                         "Forbidden: updates to statefulset spec for fields other than 'replicas'",
+                                         "details": {"causes": [{"field": "spec"}]}}), "apply", kube)
+    assert isinstance(invalid, Invalid) and invalid.fields == ["spec"] and "volumeClaimTemplates" in str(invalid.hint)
+    with pytest.raises(ZeroDivisionError):  # bugs are not dressed up as user errors
+        translate(ZeroDivisionError(), "x", kube)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _kubeconfig(tmp_path: Path, server: str, contexts: tuple[str, ...] = ("a",)) -> Path:
+    path = tmp_path / "kubeconfig"
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": contexts[0],
+        "clusters": [{"name": "c", "cluster": {"server": server, "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": c, "context": {"cluster": "c", "user": "u", "namespace": f"ns-{c}"}}
+                     for c in contexts],
+    }))
+    return path
+
+
+def test_connect_resolves_context_and_namespace_like_kubectl(tmp_path: Path) -> None:
+    cfg = _kubeconfig(tmp_path, "https://127.0.0.1:1", ("a", "b"))
+    assert connect(Target(str(cfg))).namespace == "ns-a"
+    assert connect(Target(str(cfg), "b")).context == "b"
+    assert connect(Target(str(cfg), "b", "explicit")).namespace == "explicit"
+    with pytest.raises(BerthError, match="context nope not found") as err:
+        connect(Target(str(cfg), "nope"))
+    assert "a, b" in str(err.value.hint)
+    with pytest.raises(BerthError, match="no kubeconfig"):
+        connect(Target(str(tmp_path / "missing")))
+
+
+def test_unreachable_cluster_is_retried_within_budget_then_reported(tmp_path: Path) -> None:
+    from lightkube.resources.core_v1 import Namespace
+
+    port = _free_port()  # nothing listens: every connect is refused
+    kube = connect(Target(str(_kubeconfig(tmp_path, f"https://127.0.0.1:{port}"))),
+                   retry=RetryPolicy(budget_s=1.0, first_delay_s=0.1, max_delay_s=0.4))
+    start = time.monotonic()
+    with pytest.raises(ClusterUnreachable) as err:
+        kube.call("list namespaces", lambda: list(kube.client.list(Namespace)))
+    elapsed = time.monotonic() - start
+    assert f"127.0.0.1:{port}" in err.value.message and "after retrying" in err.value.message
+    assert kube.retries >= 3 and kube.requests == kube.retries + 1
+    assert 0.6 <= elapsed < 5
+
+
+def test_retry_recovers_when_the_server_comes_back(tmp_path: Path) -> None:
+    """A real HTTP server that answers 503 twice, then 200: the call succeeds, 3 requests made."""
+    import http.server
+    import threading
+
+    answers = [503, 503, 200]
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            code = answers.pop(0)
+            body = json.dumps({"kind": "NamespaceList", "apiVersion": "v1", "metadata": {}, "items": []}
+                              if code == 200 else {"kind": "Status", "code": code, "message": "starting"}).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        from lightkube.resources.core_v1 import Namespace
+
+        kube = connect(Target(str(_kubeconfig(tmp_path, f"http://127.0.0.1:{server.server_address[1]}"))),
+                       retry=RetryPolicy(budget_s=5, first_delay_s=0.05))
+        assert kube.call("list namespaces", lambda: list(kube.client.list(Namespace))) == []
+        assert (kube.requests, kube.retries) == (3, 2)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_retry_policy_is_bounded() -> None:
+    delays = list(RetryPolicy(budget_s=10, first_delay_s=0.5, max_delay_s=2).delays())
+    assert delays == [0.5, 1.0, 2.0, 2.0, 2.0, 2.0]
+    assert sum(delays) <= 10
+
+
+def test_timeout_flag_parsing() -> None:
+    from berth.cli.cluster_cmds import _duration
+
+    assert _duration("300") == 300
+    assert _duration("5m") == 300
+    assert _duration("1h30m") == 5400
+    with pytest.raises(UsageError):
+        _duration("5 minutes")
