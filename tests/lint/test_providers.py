@@ -37,10 +37,7 @@ def test_legacy_gp3_limits() -> None:
 
 
 def test_good_params_and_other_providers() -> None:
-    assert (
-        providers.check_storage_class_params(EBS, {"type": "gp3", "iops": "16000", "throughput": "1000"})
-        == []
-    )
+    assert providers.check_storage_class_params(EBS, {"type": "gp3", "iops": "16000", "throughput": "1000"}) == []
     assert providers.check_storage_class_params(EBS, {"type": "io2", "iopsPerGB": "64"}) == []
     assert providers.check_storage_class_params("pd.csi.storage.gke.io", {"type": "pd-ssd"}) == []
 

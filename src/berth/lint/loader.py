@@ -166,13 +166,19 @@ def load_file(path: str) -> LoadedFile:
     """Read and parse one file (``-`` is stdin); an unreadable file becomes a finding."""
     if path == STDIN:
         return load_text(STDIN_NAME, sys.stdin.read())
+    loaded = LoadedFile(name=path, unreadable=True)
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
+    except OSError as err:
+        loaded.problems.append(_problem("unreadable-file", f"cannot read file: {err.strerror}", path, 0, 0))
+        return loaded
+    try:
         text = raw.decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        loaded = LoadedFile(name=path, unreadable=True)
-        loaded.problems.append(_problem("unreadable-file", f"cannot read file: {err}", path, 0, 0))
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        col = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        loaded.problems.append(_problem("unreadable-file", f"not UTF-8: {err.reason}", path, line, col))
         return loaded
     return load_text(path, text)
 
