@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from spec_helpers import CliResult, RunBerth
+from spec_helpers import RunBerth, run_main
 
 
 @pytest.fixture
 def berth(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> RunBerth:
-    """Call ``berth.cli.app.main`` (the console script's function) in-process with argv.
-
-    In-process keeps 50 bad specs fast; tests/spec/test_spec_cli_process.py runs a sample
-    through a real ``python -m berth`` process to prove the two agree.
-    """
-    from berth.cli.app import main
-
-    def run(*args: str) -> CliResult:
-        capsys.readouterr()
-        monkeypatch.setattr(sys, "argv", ["berth", *args])
-        code = 0
-        try:
-            main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        out = capsys.readouterr()
-        return CliResult(code, out.out, out.err)
-
-    return run
+    """Run the ``berth`` console entry point in-process: ``berth("render", path)``."""
+    return lambda *args: run_main(args, capsys, monkeypatch)
 
 
 @pytest.fixture
