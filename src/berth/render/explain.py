@@ -6,6 +6,8 @@ from typing import Any
 
 from berth.spec.model import TrainingCluster
 
+_PAST = {"Retain": "retained", "Delete": "deleted"}
+
 
 def _why(spec: TrainingCluster, obj: dict[str, Any]) -> str:
     kind, s = obj["kind"], spec.spec
@@ -32,7 +34,7 @@ def _why(spec: TrainingCluster, obj: dict[str, Any]) -> str:
         fw = s.framework.value
         rdv = f"; {fw} rendezvous computed per pod at start" if fw != "none" else ""
         return (f"{s.replicas} pods {spec.name}-0..{s.replicas - 1}, each with its own claims ({vols}); "
-                f"started in parallel{rdv}; claims {s.volume_retention.when_scaled.lower()}ed on scale-down")
+                f"started in parallel{rdv}; claims {_PAST[s.volume_retention.when_scaled]} on scale-down")
     if kind == "PodDisruptionBudget":
         limit = (f"minAvailable {body['minAvailable']}" if "minAvailable" in body
                  else f"maxUnavailable {body['maxUnavailable']}")
