@@ -1,0 +1,159 @@
+"""The spec commands end to end: render -o DIR, init, explain, schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from conftest import Rendered
+from render_helpers import EXAMPLES, ISSUE_EXAMPLE
+from spec_helpers import RunBerth
+
+from berth.render.output import to_stream
+from berth.spec.load import load_spec
+
+FRAMEWORKS = ["tensorflow", "pytorch", "horovod", "jax", "none"]
+
+
+def test_render_stdout_is_the_objects_in_order(berth: RunBerth, examples: dict[str, Rendered]) -> None:
+    result = berth("render", str(EXAMPLES[0]))
+    assert result.code == 0, result.stderr
+    docs = list(yaml.safe_load_all(result.stdout))
+    assert docs == examples[EXAMPLES[0].stem].objects
+
+
+@pytest.mark.parametrize("name", ["pytorch", "jax"])
+def test_render_to_dir_writes_one_file_per_object_and_a_kustomization(
+    name: str, berth: RunBerth, tmp_path: Path, examples: dict[str, Rendered]
+) -> None:
+    out = tmp_path / "out"
+    result = berth("render", str(next(p for p in EXAMPLES if p.stem == name)), "-o", str(out))
+    assert result.code == 0, result.stderr
+    objects = examples[name].objects
+    kustomization = yaml.safe_load((out / "kustomization.yaml").read_text())
+    assert kustomization["apiVersion"] == "kustomize.config.k8s.io/v1beta1"
+    assert kustomization["kind"] == "Kustomization"
+    files = kustomization["resources"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([*files, "kustomization.yaml"])
+    # Listed in apply order, and the names sort in that order too (a glob applies them right).
+    assert files == sorted(files)
+    assert [yaml.safe_load((out / f).read_text()) for f in files] == objects
+    for index, (file, obj) in enumerate(zip(files, objects, strict=True)):
+        assert file == f"{index:02d}-{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
+    assert f"wrote {len(objects) + 1} files to {out}" in result.stderr
+
+
+def test_render_to_a_file_path_is_a_usage_error(berth: RunBerth, tmp_path: Path) -> None:
+    target = tmp_path / "taken"
+    target.write_text("x")
+    result = berth("render", str(EXAMPLES[0]), "-o", str(target))
+    assert result.code == 2
+    assert "exists and is not a directory" in result.stderr
+    assert target.read_text() == "x"
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_init_writes_a_spec_that_loads_and_renders(framework: str, berth: RunBerth, tmp_path: Path) -> None:
+    path = tmp_path / "berth.yaml"
+    result = berth("init", str(path), "--framework", framework, "--name", f"{framework}-run")
+    assert result.code == 0, result.stderr
+    text = path.read_text()
+    assert text.count("\n#") + text.count("  #") >= 5  # commented, for people
+    spec = load_spec(path)
+    assert spec.spec.framework.value == framework
+    assert spec.name == f"{framework}-run"
+    assert berth("render", str(path)).code == 0
+
+
+def test_init_refuses_to_overwrite_without_force(berth: RunBerth, tmp_path: Path) -> None:
+    path = tmp_path / "berth.yaml"
+    path.write_text("mine")
+    result = berth("init", str(path))
+    assert result.code == 2 and "already exists" in result.stderr and "--force" in result.stderr
+    assert path.read_text() == "mine"
+    assert berth("init", str(path), "--force").code == 0
+    assert load_spec(path).spec.framework.value == "pytorch"
+
+
+def test_init_rejects_an_unknown_framework(berth: RunBerth, tmp_path: Path) -> None:
+    result = berth("init", str(tmp_path / "x.yaml"), "--framework", "mxnet")
+    assert result.code == 2
+    assert "unknown framework 'mxnet'" in result.stderr
+    assert not (tmp_path / "x.yaml").exists()
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_explain_has_one_line_per_object(example: Path, berth: RunBerth, examples: dict[str, Rendered]) -> None:
+    result = berth("explain", str(example))
+    assert result.code == 0, result.stderr
+    objects = examples[example.stem].objects
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(objects)
+    for line, obj in zip(lines, objects, strict=True):
+        assert line.startswith(f"{obj['kind']}/{obj['metadata']['name']} ")
+        assert len(line.split(None, 1)[1]) > 20  # a reason in words, not just the name
+
+
+def test_explain_json(berth: RunBerth, examples: dict[str, Rendered]) -> None:
+    result = berth("explain", str(EXAMPLES[0]), "-o", "json")
+    assert result.code == 0
+    items = json.loads(result.stdout)
+    assert [(i["kind"], i["name"]) for i in items] == [
+        (o["kind"], o["metadata"]["name"]) for o in examples[EXAMPLES[0].stem].objects]
+    assert all(i["why"] for i in items)
+
+
+def test_explain_says_what_happens_to_claims_on_scale_down(berth: RunBerth, examples: dict[str, Rendered]) -> None:
+    """horovod deletes per-pod claims on scale-down, the others keep them."""
+    assert examples["horovod"].spec.spec.volume_retention.when_scaled == "Delete"
+    lines = {ln.split()[0]: ln for ln in berth("explain", str(EXAMPLES[0].parent / "horovod.yaml")).stdout.splitlines()}
+    assert "claims deleted on scale-down" in lines["StatefulSet/hvd-resnet"]
+    lines = {ln.split()[0]: ln for ln in berth("explain", str(ISSUE_EXAMPLE)).stdout.splitlines()}
+    assert "claims retained on scale-down" in lines["StatefulSet/ml-training"]
+
+
+def test_explain_of_a_bad_spec_is_located(berth: RunBerth, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(ISSUE_EXAMPLE.read_text().replace("replicas: 3", "replicas: -1"))
+    result = berth("explain", str(bad))
+    assert result.code == 2
+    assert result.stderr.startswith(f"{bad}:6:13: spec.replicas: ")
+
+
+def test_schema_is_json_schema_that_accepts_the_examples(berth: RunBerth) -> None:
+    result = berth("schema")
+    assert result.code == 0
+    schema = json.loads(result.stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    for path in [*EXAMPLES, ISSUE_EXAMPLE]:
+        doc = yaml.safe_load(path.read_text())
+        errors = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)]
+        assert errors == [], path.name
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [(lambda d: d["spec"].update(replicaz=3), ""),
+     (lambda d: d["spec"].update(replicas="3"), "spec.replicas"),
+     (lambda d: d["spec"]["volumes"]["model-storage"].update(mountPath=5), "spec.volumes.model-storage.mountPath"),
+     (lambda d: d.update(kind="Deployment"), "kind"),
+     (lambda d: d["spec"].update(framework="mxnet"), "spec.framework")],
+    ids=["unknown-field", "type", "nested-type", "kind", "enum"],
+)
+def test_schema_rejects_what_the_loader_rejects(change: object, where: str, berth: RunBerth) -> None:
+    """Editors using the schema flag the same mistakes (the checks that need several fields excepted)."""
+    validator = jsonschema.Draft202012Validator(json.loads(berth("schema").stdout))
+    doc = yaml.safe_load(ISSUE_EXAMPLE.read_text())
+    change(doc)  # type: ignore[operator]
+    errors = list(validator.iter_errors(doc))
+    assert errors
+    assert any(".".join(map(str, e.absolute_path)).startswith(where) for e in errors)
+
+
+def test_stream_helper_matches_cli(berth: RunBerth, examples: dict[str, Rendered]) -> None:
+    """The library's stream is what the CLI prints: scripts can use either."""
+    assert berth("render", str(ISSUE_EXAMPLE)).stdout == to_stream(examples[ISSUE_EXAMPLE.stem].objects)
