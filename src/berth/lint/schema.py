@@ -227,12 +227,12 @@ def _errors(raw: Iterator[Any]) -> Iterator[SchemaError]:
 
 @cache
 def bundled_schemas() -> dict[tuple[str, str], Any]:
-    """The CRDs berth itself emits (Prometheus operator, Velero, CSI snapshots)."""
+    """The CRDs berth itself emits (Prometheus operator, Velero, CSI snapshots), one List per group."""
     out: dict[tuple[str, str], Any] = {}
     root = resources.files(_BUNDLED)
     for entry in sorted(root.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".yaml"):
-            for doc in yaml.load_all(entry.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader):
-                if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
-                    out.update(crd_to_json_schemas(doc))
+            doc = yaml.load(entry.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
+            for crd in doc["items"]:
+                out.update(crd_to_json_schemas(crd))
     return out
