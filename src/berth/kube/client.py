@@ -54,6 +54,15 @@ class RetryPolicy:
             delay = min(delay * 2, self.max_delay_s)
 
 
+def default_retry() -> RetryPolicy:
+    """30 s of retries per call; ``BERTH_API_RETRY_S`` changes the budget (0 disables retries)."""
+    raw = os.environ.get("BERTH_API_RETRY_S", "")
+    try:
+        return RetryPolicy(budget_s=float(raw)) if raw else RetryPolicy()
+    except ValueError:
+        raise BerthError(f"BERTH_API_RETRY_S={raw!r} is not a number of seconds") from None
+
+
 def _kubeconfig_path(explicit: str | None) -> Path:
     if explicit:
         return Path(explicit).expanduser()
@@ -166,7 +175,7 @@ def connect(target: Target, *, retry: RetryPolicy | None = None, timeout_s: floa
     except (ConfigError, OSError) as err:
         raise BerthError(f"cannot use context {config.context_name} of {path}: {err}") from None
     kube = Kube(client=client, server=str(config.cluster.server), context=str(config.context_name),
-                namespace=namespace, retry=retry or RetryPolicy())
+                namespace=namespace, retry=retry or default_retry())
 
     def count(_request: httpx2.Request) -> None:
         kube.requests += 1

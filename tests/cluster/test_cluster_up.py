@@ -1,0 +1,195 @@
+"""berth plan / up / status against the real control plane: readiness, idempotency, diffs, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cluster_helpers import admin, berth, expected_claims, seed_like, write_spec
+
+from berth.kube.errors import ApplyConflict
+from berth.kube.status import collect
+
+pytestmark = pytest.mark.cluster
+
+
+def _resource_versions(kube_client: Any, namespace: str) -> dict[str, str]:
+    from lightkube.resources.apps_v1 import StatefulSet
+    from lightkube.resources.core_v1 import ConfigMap, Namespace, Service, ServiceAccount
+    from lightkube.resources.networking_v1 import NetworkPolicy
+    from lightkube.resources.policy_v1 import PodDisruptionBudget
+
+    out = {"Namespace": kube_client.get(Namespace, namespace).metadata.resourceVersion}
+    for model in (ServiceAccount, Service, StatefulSet, PodDisruptionBudget, NetworkPolicy, ConfigMap):
+        for obj in kube_client.list(model, namespace=namespace, labels={"app.kubernetes.io/managed-by": "berth"}):
+            out[f"{model.__name__}/{obj.metadata.name}"] = obj.metadata.resourceVersion
+    return out
+
+
+def test_seed_like_spec_reaches_ready_every_claim_bound_and_second_up_writes_nothing(
+        kubeconfig: Path, namespace: str, tmp_path: Path, kube_client: Any) -> None:
+    spec = write_spec(tmp_path, seed_like(namespace, disruption={"minAvailable": 2}))
+    first = berth("up", str(spec), "--timeout", "120", kubeconfig=kubeconfig)
+    assert first.returncode == 0, first.stderr
+    assert "+ StatefulSet" in first.stdout and "created" in first.stdout
+    # No Prometheus Operator or Velero in the sandbox: skipped with a note, not a failure.
+    assert "PrometheusRule" in first.stdout and "CRD is not installed" in first.stdout
+    assert "ml-training ready: 3/3 pods, 6 claims Bound" in first.stdout
+
+    status = berth("status", "ml-training", "-n", namespace, "-o", "json", kubeconfig=kubeconfig)
+    assert status.returncode == 0, status.stderr
+    state = json.loads(status.stdout)
+    assert state["rollout"] == "complete"
+    assert [(p["ordinal"], p["ready"], p["phase"]) for p in state["pods"]] == [(i, True, "Running") for i in range(3)]
+    assert all(p["zone"] in ("zone-a", "zone-b") and p["node"] for p in state["pods"])
+    assert {c["name"] for c in state["claims"]} == expected_claims("ml-training", range(3))
+    assert all(c["phase"] == "Bound" and c["volume"] and c["storage_class"] == "standard" for c in state["claims"])
+    assert {c["requested"] for c in state["claims"]} == {"1Gi", "2Gi"}
+    assert state["apiRequests"] == 4
+
+    before = _resource_versions(kube_client, namespace)
+    second = berth("up", str(spec), "--timeout", "60", kubeconfig=kubeconfig)
+    assert second.returncode == 0, second.stderr
+    assert f"nothing changed: ml-training in {namespace} already matches the spec" in second.stdout
+    assert "created" not in second.stdout and "updated" not in second.stdout
+    assert _resource_versions(kube_client, namespace) == before  # not a single write
+
+    plan = berth("plan", str(spec), "-o", "json", kubeconfig=kubeconfig)
+    assert plan.returncode == 0, plan.stderr
+    assert json.loads(plan.stdout)["changes"] == 0
+
+
+def test_plan_diffs_fields_without_writing(kubeconfig: Path, namespace: str, tmp_path: Path,
+                                           kube_client: Any) -> None:
+    spec = write_spec(tmp_path, seed_like(namespace, replicas=2))
+    assert berth("up", str(spec), "--no-wait", kubeconfig=kubeconfig).returncode == 0
+    before = _resource_versions(kube_client, namespace)
+    changed = write_spec(tmp_path, seed_like(namespace, replicas=4, env={"NCCL_DEBUG": "INFO"}), "changed.yaml")
+    result = berth("plan", str(changed), "-o", "json", "--no-lint", kubeconfig=kubeconfig)
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    actions = {(o["kind"], o["name"]): o for o in plan["objects"]}
+    sts = actions[("StatefulSet", "ml-training")]
+    assert sts["action"] == "update"
+    assert "spec.replicas" in sts["changed"]
+    assert "spec.template.spec.containers[trainer].env[BERTH_REPLICAS].value" in sts["changed"]
+    assert "spec.template.spec.containers[trainer].env[NCCL_DEBUG]" in sts["changed"]
+    assert actions[("Service", "tensorflow-training")]["action"] == "unchanged"
+    assert actions[("PrometheusRule", "ml-training-storage")]["action"] == "skipped"
+    assert plan["changes"] == 1
+    assert _resource_versions(kube_client, namespace) == before
+
+    fresh = write_spec(tmp_path, seed_like(f"{namespace}-new"), "fresh.yaml")
+    text = berth("plan", str(fresh), kubeconfig=kubeconfig)
+    assert text.returncode == 0, text.stderr
+    assert f"+ Namespace {namespace}-new: create" in text.stdout
+    assert "namespace created first" in text.stdout
+
+
+def test_restricted_pod_security_namespace_admits_the_pods(kubeconfig: Path, make_namespace: Any,
+                                                           tmp_path: Path, kube_client: Any) -> None:
+    from lightkube import ApiError
+    from lightkube.codecs import from_dict
+
+    ns = make_namespace(labels={"pod-security.kubernetes.io/enforce": "restricted"})
+    # The namespace really enforces: a pod that runs as root is refused.
+    with pytest.raises(ApiError, match="violates PodSecurity"):
+        kube_client.create(from_dict({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "root", "namespace": ns},
+                                      "spec": {"containers": [{"name": "c", "image": "busybox"}]}}))
+    spec = write_spec(tmp_path, seed_like(ns, replicas=2))
+    result = berth("up", str(spec), "--timeout", "90", kubeconfig=kubeconfig)
+    assert result.returncode == 0, result.stderr
+    assert "ml-training ready: 2/2 pods" in result.stdout
+    from lightkube.resources.core_v1 import Namespace
+
+    assert kube_client.get(Namespace, ns).metadata.labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_immutable_template_change_names_the_field_and_the_way_out(kubeconfig: Path, namespace: str,
+                                                                    tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, seed_like(namespace, replicas=1))
+    assert berth("up", str(spec), "--no-wait", kubeconfig=kubeconfig).returncode == 0
+    doc = seed_like(namespace, replicas=1)
+    doc["spec"]["volumes"]["model-storage"]["size"] = "5Gi"
+    grown = write_spec(tmp_path, doc, "grown.yaml")
+    for command in ("plan", "up"):
+        result = berth(command, str(grown), kubeconfig=kubeconfig)
+        assert result.returncode == 1, result.stdout
+        assert "spec.volumeClaimTemplates[model-storage].spec.resources.requests.storage ('1Gi' → '5Gi')" \
+            in result.stderr
+        assert "cannot change in place" in result.stderr
+        assert "--cascade=orphan" in result.stderr and "resize each existing claim" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert "NOT complete" in result.stderr  # up says the stack was not fully applied
+
+
+def test_conflicting_field_manager_reported_by_field_and_forced(kubeconfig: Path, namespace: str,
+                                                                tmp_path: Path, kube_client: Any) -> None:
+    from lightkube.resources.apps_v1 import StatefulSet
+    from lightkube.types import PatchType
+
+    spec = write_spec(tmp_path, seed_like(namespace, replicas=2))
+    assert berth("up", str(spec), "--no-wait", kubeconfig=kubeconfig).returncode == 0
+    kube_client.patch(StatefulSet, "ml-training", {"apiVersion": "apps/v1", "kind": "StatefulSet",
+                                                  "metadata": {"name": "ml-training"}, "spec": {"replicas": 3}},
+                      namespace=namespace, patch_type=PatchType.APPLY, field_manager="hpa-like", force=True)
+    result = berth("up", str(spec), "--no-wait", kubeconfig=kubeconfig)
+    assert result.returncode == 1
+    assert ".spec.replicas (owned by hpa-like)" in result.stderr and "--force-conflicts" in result.stderr
+    forced = berth("up", str(spec), "--no-wait", "--force-conflicts", kubeconfig=kubeconfig)
+    assert forced.returncode == 0, forced.stderr
+    assert "~ StatefulSet" in forced.stdout and "spec.replicas" in forced.stdout
+    assert kube_client.get(StatefulSet, "ml-training", namespace=namespace).spec.replicas == 2
+    # The library raises the typed error too.
+    kube_client.patch(StatefulSet, "ml-training", {"apiVersion": "apps/v1", "kind": "StatefulSet",
+                                                  "metadata": {"name": "ml-training"}, "spec": {"replicas": 3}},
+                      namespace=namespace, patch_type=PatchType.APPLY, field_manager="hpa-like", force=True)
+    from berth.kube.apply import ApplyFailed, apply_objects, desired_objects
+    from berth.spec.load import load_spec
+
+    with pytest.raises(ApplyFailed) as err:
+        apply_objects(admin(kubeconfig, namespace), desired_objects(load_spec(spec)))
+    assert isinstance(err.value.cause, ApplyConflict)
+    assert [c.field for c in err.value.cause.conflicts] == [".spec.replicas"]
+
+
+def test_status_costs_the_same_requests_for_any_replica_count(kubeconfig: Path, namespace: str,
+                                                               tmp_path: Path) -> None:
+    counts = []
+    for replicas, name in ((1, "small"), (6, "large")):
+        spec = write_spec(tmp_path, seed_like(namespace, name=name, replicas=replicas,
+                                              serviceName=name), f"{name}.yaml")
+        assert berth("up", str(spec), "--timeout", "90", kubeconfig=kubeconfig).returncode == 0
+        kube = admin(kubeconfig, namespace)
+        state = collect(kube, name, namespace)
+        assert len(state.pods) == replicas and len(state.claims) == 2 * replicas
+        counts.append(kube.requests)
+    assert counts == [4, 4]
+
+
+def test_clear_errors_for_wrong_context_missing_namespace_and_no_cluster(kubeconfig: Path, tmp_path: Path) -> None:
+    wrong = berth("status", "x", "--context", "does-not-exist", kubeconfig=kubeconfig)
+    assert wrong.returncode == 1
+    assert "context does-not-exist not found" in wrong.stderr and "berth-sandbox" in wrong.stderr
+    missing = berth("status", "x", "-n", "no-such-namespace", kubeconfig=kubeconfig)
+    assert missing.returncode == 1
+    assert "namespace no-such-namespace does not exist" in missing.stderr
+    absent = berth("status", "nothing-here", "-n", "default", kubeconfig=kubeconfig)
+    assert absent.returncode == 1 and "no training cluster nothing-here in namespace default" in absent.stderr
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = yaml.safe_load(kubeconfig.read_text())
+    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{port}"
+    dead = tmp_path / "dead.kubeconfig"
+    dead.write_text(yaml.safe_dump(config))
+    down = berth("status", "x", "-n", "default", kubeconfig=dead, env={"BERTH_API_RETRY_S": "1"})
+    assert down.returncode == 1
+    assert f"no cluster reachable at https://127.0.0.1:{port}" in down.stderr and "after retrying" in down.stderr
+    for result in (wrong, missing, absent, down):
+        assert "Traceback" not in result.stderr and result.stderr.startswith("error: ")
