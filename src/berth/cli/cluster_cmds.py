@@ -118,6 +118,19 @@ def _print_state(console: Console, state: ClusterState) -> None:
         console.print(f"note: {note}", markup=False)
 
 
+def _print_deletions(rows: list[tuple[bool, bool, str, str]], *, yes: bool, nothing: str) -> None:
+    """One line per object: deleted / would delete / keep, and why; the dry-run reminder."""
+    console = _console()
+    for delete, deleted, what, reason in rows:
+        verb = ("deleted" if deleted else "would delete") if delete else "keep"
+        console.print(f"  {verb} {what}: {reason}", markup=False)
+    doomed = sum(1 for row in rows if row[0])
+    if not doomed:
+        console.print(nothing, markup=False)
+    elif not yes:
+        console.print(f"dry run: {doomed} would be deleted; rerun with --yes to delete", markup=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
 
@@ -262,17 +275,10 @@ def register(app: typer.Typer) -> None:
         if as_json:
             _emit_json({"dryRun": not yes, "claims": [v.to_json() for v in verdicts]})
             return
-        console = _console()
-        doomed = [v for v in verdicts if v.delete]
-        for v in verdicts:
-            verb = ("deleted" if v.deleted else "would delete") if v.delete else "keep"
-            console.print(f"  {verb} {v.claim.name} ({_size(v.claim.capacity or v.claim.requested)}, "
-                          f"age {_age(v.claim.age_s)}): {v.reason}", markup=False)
-        if not doomed:
-            console.print(f"no orphaned claims for {name} in {kube.namespace}", markup=False)
-        elif not yes:
-            console.print(f"dry run: {len(doomed)} claim(s) would be deleted; rerun with --yes to delete",
-                          markup=False)
+        _print_deletions(
+            [(v.delete, v.deleted, f"{v.claim.name} ({_size(v.claim.capacity or v.claim.requested)}, "
+              f"age {_age(v.claim.age_s)})", v.reason) for v in verdicts],
+            yes=yes, nothing=f"no orphaned claims for {name} in {kube.namespace}")
 
     @app.command()
     def down(
@@ -293,12 +299,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             _emit_json({"dryRun": not yes, "objects": [r.to_json() for r in removals]})
             return
-        console = _console()
-        for r in removals:
-            verb = ("deleted" if r.deleted else "would delete") if r.delete else "keep"
-            where = f"{r.namespace}/" if r.namespace else ""
-            console.print(f"  {verb} {r.kind} {where}{r.name}: {r.reason}", markup=False)
-        if not removals:
-            console.print(f"nothing of {name} found in {kube.namespace}", markup=False)
-        elif not yes:
-            console.print("dry run: rerun with --yes to delete", markup=False)
+        _print_deletions(
+            [(r.delete, r.deleted, f"{r.kind} {r.namespace + '/' if r.namespace else ''}{r.name}", r.reason)
+             for r in removals],
+            yes=yes, nothing=f"nothing of {name} to remove in {kube.namespace}")

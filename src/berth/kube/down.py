@@ -54,9 +54,12 @@ def plan_down(kube: Kube, name: str, namespace: str, *, delete_volumes: bool) ->
     """Everything that belongs to the cluster, in deletion order, with keep/delete and why."""
     state = collect(kube, name, namespace, nodes=False, require=False)
     spec = stored_spec(state.statefulset) if state.statefulset else None
-    objects = desired_objects(spec) if spec else _labelled(kube, name, namespace)
+    cache: dict[tuple[str, str], type[Resource] | None] = {}
+    objects = desired_objects(spec) if spec else _labelled(kube, name, namespace, cache)
     out: list[Removal] = []
     for obj in reversed(objects):
+        if model_for(kube, obj, cache) is None:
+            continue  # its CRD is not served: `up` skipped it, there is nothing to remove
         md = obj["metadata"]
         kind, obj_name, ns = obj["kind"], md["name"], md.get("namespace")
         keep = Removal(obj["apiVersion"], kind, obj_name, ns, False, "")
@@ -80,10 +83,10 @@ def plan_down(kube: Kube, name: str, namespace: str, *, delete_volumes: bool) ->
     return out
 
 
-def _labelled(kube: Kube, name: str, namespace: str) -> list[dict[str, Any]]:
+def _labelled(kube: Kube, name: str, namespace: str,
+              cache: dict[tuple[str, str], type[Resource] | None]) -> list[dict[str, Any]]:
     """Objects labelled as this cluster's, in apply order (the StatefulSet is already gone)."""
     labels: dict[str, Any] = {"app.kubernetes.io/instance": name, "app.kubernetes.io/managed-by": "berth"}
-    cache: dict[tuple[str, str], type[Resource] | None] = {}
     found: list[dict[str, Any]] = []
     for api_version, kind in _LABELLED:
         model = model_for(kube, {"apiVersion": api_version, "kind": kind}, cache)
