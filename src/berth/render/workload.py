@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from berth.render.labels import meta, selector
+from berth.render.labels import labels, meta, selector
 from berth.render.rendezvous import RendezvousParams, wrap_command
 from berth.render.storage import shared_read_only
 from berth.spec.model import Framework, TrainingCluster
@@ -184,7 +184,8 @@ def claim_template(spec: TrainingCluster, name: str) -> dict[str, Any]:
         annotations["berth.dev/tier"] = tier.value
     if spec.checkpoint_volume() == name:
         annotations["berth.dev/checkpoint-volume"] = "true"
-    md: dict[str, Any] = {"name": name, "labels": selector(spec)}
+    # The contract labels on every claim the StatefulSet creates: gc and lint select them by these.
+    md: dict[str, Any] = {"name": name, "labels": labels(spec, "training")}
     if annotations:
         md["annotations"] = annotations
     return {
@@ -215,7 +216,7 @@ def statefulset(spec: TrainingCluster) -> dict[str, Any]:
             {"name": n, "persistentVolumeClaim": {"claimName": sv.claim_name, "readOnly": shared_read_only(sv)}}
             for n, sv in s.shared_volumes.items()
         ]
-    template_md: dict[str, Any] = {"labels": selector(spec)}
+    template_md: dict[str, Any] = {"labels": labels(spec, "training")}
     if s.monitoring.prometheus:
         template_md["annotations"] = {
             "prometheus.io/scrape": "true",
