@@ -17,8 +17,11 @@ def _why(spec: TrainingCluster, obj: dict[str, Any]) -> str:
     if kind == "StorageClass":
         tier = obj["metadata"].get("annotations", {}).get("berth.dev/tier", "?")
         params = ", ".join(f"{k}={v}" for k, v in obj.get("parameters", {}).items())
-        return (f"{tier} tier on {obj['provisioner']} ({params or 'defaults'}); disks are created in the pod's zone "
-                f"(WaitForFirstConsumer), reclaim {obj['reclaimPolicy']}")
+        binding = ("disks are created in the pod's zone (WaitForFirstConsumer)"
+                   if obj["volumeBindingMode"] == "WaitForFirstConsumer"
+                   else "volumes are created before the pod is scheduled (Immediate)")
+        return f"{tier} tier on {obj['provisioner']} ({params or 'defaults'}); {binding}, " \
+               f"reclaim {obj['reclaimPolicy']}"
     if kind == "PersistentVolume":
         return "static NFS volume the shared claim binds to"
     if kind == "PersistentVolumeClaim":
