@@ -157,3 +157,13 @@ def test_schema_rejects_what_the_loader_rejects(change: object, where: str, bert
 def test_stream_helper_matches_cli(berth: RunBerth, examples: dict[str, Rendered]) -> None:
     """The library's stream is what the CLI prints: scripts can use either."""
     assert berth("render", str(ISSUE_EXAMPLE)).stdout == to_stream(examples[ISSUE_EXAMPLE.stem].objects)
+
+
+def test_explain_states_the_binding_mode_the_class_has(berth: RunBerth, tmp_path: Path) -> None:
+    spec = tmp_path / "immediate.yaml"
+    spec.write_text(ISSUE_EXAMPLE.read_text().replace(
+        "type: io2, iopsPerGB: 64,", "type: io2, iopsPerGB: 64, volumeBindingMode: Immediate,"))
+    lines = {ln.split()[0]: ln for ln in berth("explain", str(spec)).stdout.splitlines()}
+    nvme = lines["StorageClass/ml-nvme"]
+    assert "(Immediate)" in nvme and "WaitForFirstConsumer" not in nvme
+    assert "(WaitForFirstConsumer)" in lines["StorageClass/fast-ssd"]
