@@ -47,6 +47,8 @@ ZONAL_BLOCK_PROVISIONERS = (
     | AZURE_DISK_PROVISIONERS
     | frozenset({"cinder.csi.openstack.org", "kubernetes.io/cinder", "csi.vsphere.vmware.com"})
 )
+# Provisioners whose volumes cannot be expanded (node-local paths, static local PVs).
+NON_EXPANDABLE_PROVISIONERS = frozenset({"kubernetes.io/no-provisioner", "rancher.io/local-path"})
 # Class names that clusters commonly ship by default (EKS, GKE, AKS, kind, minikube, k3s).
 WELL_KNOWN_STORAGE_CLASSES = frozenset(
     {
@@ -196,9 +198,7 @@ def _range(value: float | None, low: float | None, high: float | None, what: str
         out.append(f"{what} {value:g} is above the maximum {high:g}")
 
 
-def check_storage_class_params(
-    provisioner: str, params: Mapping[str, str], *, legacy: bool = False
-) -> list[str]:
+def check_storage_class_params(provisioner: str, params: Mapping[str, str], *, legacy: bool = False) -> list[str]:
     """Problems with a StorageClass's parameters that the provider would reject; [] when fine.
 
     Only checks what can be decided without the volume size (see ``check_volume_size``).
@@ -257,9 +257,7 @@ def check_volume_size(
     size_gib = size_bytes / GIB
     problems: list[str] = []
     if size_gib < limits.min_size_gib:
-        problems.append(
-            f"{volume_type} volumes must be at least {limits.min_size_gib} GiB, got {size_gib:g} GiB"
-        )
+        problems.append(f"{volume_type} volumes must be at least {limits.min_size_gib} GiB, got {size_gib:g} GiB")
     if size_gib > limits.max_size_gib:
         problems.append(f"{volume_type} volumes are at most {limits.max_size_gib} GiB, got {size_gib:g} GiB")
     ignored: list[str] = []
@@ -271,12 +269,7 @@ def check_volume_size(
         )
     per_gb = _number(params, "iopsPerGB", ignored)
     auto = str(params.get("allowAutoIOPSPerGBIncrease", "false")).lower() == "true"
-    if (
-        per_gb is not None
-        and limits.min_iops is not None
-        and not auto
-        and per_gb * size_gib < limits.min_iops
-    ):
+    if per_gb is not None and limits.min_iops is not None and not auto and per_gb * size_gib < limits.min_iops:
         problems.append(
             f"iopsPerGB {per_gb:g} x {size_gib:g} GiB = {per_gb * size_gib:g} IOPS is below the "
             f'{volume_type} minimum {limits.min_iops} (set allowAutoIOPSPerGBIncrease: "true")'

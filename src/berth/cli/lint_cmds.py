@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from berth.lint.rules import Rule
 
 
 def lint(
@@ -66,12 +71,10 @@ def lint(
     raise typer.Exit(result.exit_code(threshold))
 
 
-def _rule_list(rules: dict[str, object], fmt: str) -> str:
+def _rule_list(rules: Mapping[str, Rule], fmt: str) -> str:
     import json
 
-    from berth.lint.rules import Rule
-
-    typed = [r for r in rules.values() if isinstance(r, Rule)]
+    typed = list(rules.values())
     if fmt == "json":
         return json.dumps(
             [
@@ -84,10 +87,7 @@ def _rule_list(rules: dict[str, object], fmt: str) -> str:
     return "\n".join(f"{r.id:{width}}  {r.severity!s:7}  {r.summary}" for r in typed)
 
 
-def _explain(rule: object) -> str:
-    from berth.lint.rules import Rule
-
-    assert isinstance(rule, Rule)
+def _explain(rule: Rule) -> str:
     head = f"{rule.id} ({rule.severity})"
     same = "; ".join(f"{tool}: {ids}" for tool, ids in rule.equivalents.items())
     return "\n".join([head, "=" * len(head), "", rule.doc.strip(), *([f"\nEquivalent checks: {same}"] if same else [])])

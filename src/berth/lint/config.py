@@ -16,9 +16,19 @@ import yaml
 from berth.errors import UsageError
 from berth.lint.model import Severity
 from berth.lint.rules import all_rules
+from berth.lint.specs import RENDERED_SUFFIX
 
 CONFIG_NAME = ".berth-lint.yaml"
-_KEYS = {"enable", "disable", "severity", "ignore-paths", "fail-on", "kubernetes-version", "known-storage-classes"}
+_KEYS = {
+    "enable",
+    "disable",
+    "severity",
+    "ignore-paths",
+    "per-file-ignores",
+    "fail-on",
+    "kubernetes-version",
+    "known-storage-classes",
+}
 
 
 @dataclass
@@ -32,6 +42,7 @@ class LintConfig:
     fail_on: Severity | None = None
     kubernetes_version: str | None = None
     known_storage_classes: frozenset[str] = frozenset()
+    per_file_ignores: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def root(self) -> str:
@@ -45,6 +56,16 @@ class LintConfig:
         return any(
             fnmatch.fnmatch(rel, pattern) or rel.startswith(pattern.rstrip("/") + "/") for pattern in self.ignore_paths
         )
+
+    def _relative(self, file: str) -> str:
+        return os.path.relpath(os.path.abspath(file), self.root).replace(os.sep, "/")
+
+    def ignored_rule(self, file: str, rule: str) -> bool:
+        """Whether ``per-file-ignores`` suppresses ``rule`` in ``file`` (always with a reason)."""
+        if not self.per_file_ignores or file.startswith("<"):
+            return False
+        rel = self._relative(file.removesuffix(RENDERED_SUFFIX))
+        return any(rule in rules and fnmatch.fnmatch(rel, glob) for glob, rules in self.per_file_ignores.items())
 
     def severity_of(self, rule: str, default: Severity) -> Severity:
         return self.severity.get(rule, default)
@@ -108,6 +129,7 @@ def load_config(path: str | None) -> LintConfig:
     classes = data.get("known-storage-classes", [])
     if not isinstance(ignore_paths, list) or not isinstance(classes, list):
         raise UsageError(f"{path}: ignore-paths and known-storage-classes must be lists")
+    per_file = _per_file_ignores(data.get("per-file-ignores", {}), path, known)
     fail_on = data.get("fail-on")
     try:
         fail = Severity.parse(str(fail_on)) if fail_on is not None else None
@@ -122,4 +144,21 @@ def load_config(path: str | None) -> LintConfig:
         fail_on=fail,
         kubernetes_version=str(version) if version is not None else None,
         known_storage_classes=frozenset(str(c) for c in classes),
+        per_file_ignores=per_file,
     )
+
+
+def _per_file_ignores(value: object, path: str, known: set[str]) -> dict[str, dict[str, str]]:
+    """``{glob: {rule-id: reason}}``; like a ``berth.dev/ignore`` annotation, a reason is required."""
+    if not isinstance(value, dict):
+        raise UsageError(f"{path}: per-file-ignores must map globs to {{rule-id: reason}}")
+    out: dict[str, dict[str, str]] = {}
+    for glob, rules in value.items():
+        if not isinstance(rules, dict):
+            raise UsageError(f"{path}: per-file-ignores.{glob} must map rule ids to reasons")
+        _rule_list(list(rules), f"per-file-ignores.{glob}", path, known)
+        for rule, reason in rules.items():
+            if not str(reason or "").strip():
+                raise UsageError(f"{path}: per-file-ignores.{glob}.{rule} needs a reason")
+        out[str(glob)] = {str(k): str(v) for k, v in rules.items()}
+    return out

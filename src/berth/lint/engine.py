@@ -21,6 +21,7 @@ from berth.lint.loader import STDIN, LoadedFile, expand_paths, load_file
 from berth.lint.model import Document, Finding, Path, Severity
 from berth.lint.rules import Hit, Rule, all_rules
 from berth.lint.schema import SchemaStore
+from berth.lint.specs import is_spec, reload, render_spec
 from berth.lint.suppress import parse_ignore
 
 # Below this many files a process pool costs more than it saves.
@@ -94,7 +95,7 @@ class _Linter:
 
     def finding(self, rule_id: str, doc: Document | None, path: Path, message: str, fix: str | None) -> Finding | None:
         """A finding for ``rule_id`` with config severity applied; None if the rule is disabled."""
-        if rule_id in self.config.disabled:
+        if rule_id in self.config.disabled or (doc is not None and self.config.ignored_rule(doc.ref.file, rule_id)):
             return None
         rule = self.rules[rule_id]
         finding = Finding(
@@ -110,16 +111,35 @@ class _Linter:
             finding.namespace, finding.name = doc.namespace, doc.name
         return finding
 
-    def lint_loaded(self, loaded: LoadedFile) -> _FileOutcome:
-        findings: list[Finding] = []
-        for problem in loaded.problems:
-            if problem.rule not in self.config.disabled:
+    def _configured(self, problems: Iterable[Finding]) -> list[Finding]:
+        out = []
+        for problem in problems:
+            if problem.rule not in self.config.disabled and not self.config.ignored_rule(problem.file, problem.rule):
                 problem.severity = self.config.severity_of(problem.rule, problem.severity)
-                findings.append(problem)
+                out.append(problem)
+        return out
+
+    def lint_loaded(self, loaded: LoadedFile) -> _FileOutcome:
+        outcome = self._lint_manifests(loaded)
+        for doc in [d for d in loaded.documents if is_spec(d)]:
+            rendered, problems = render_spec(loaded, doc)
+            outcome.findings.extend(self._configured(problems))
+            outcome.unreadable |= bool(problems)
+            if rendered is not None:
+                sub = self._lint_manifests(rendered)
+                outcome.findings.extend(sub.findings)
+                outcome.cross_docs.extend(sub.cross_docs)
+                outcome.resources += sub.resources
+                outcome.skipped += sub.skipped
+        return outcome
+
+    def _lint_manifests(self, loaded: LoadedFile) -> _FileOutcome:
+        findings = self._configured(loaded.problems)
         skipped = 0
         cross: list[Document] = []
         placed: list[tuple[Finding, Document]] = []
-        for doc in loaded.documents:
+        manifests = [d for d in loaded.documents if not is_spec(d)]
+        for doc in manifests:
             for f in self._lint_document(doc):
                 placed.append((f, doc))
             if not doc.api_version or not doc.kind:
@@ -132,7 +152,7 @@ class _Linter:
             f.line, f.column = loaded.locate(doc.ref, f.path)
             f.source_line = loaded.source_line(f.line)
             findings.append(f)
-        return _FileOutcome(loaded.name, findings, cross, len(loaded.documents), skipped, loaded.unreadable)
+        return _FileOutcome(loaded.name, findings, cross, len(manifests), skipped, loaded.unreadable)
 
     def _lint_document(self, doc: Document) -> list[Finding]:
         out: list[Finding] = []
@@ -179,7 +199,7 @@ class _Linter:
                 continue
             source = loaded.get(doc.ref.file)
             if source is None:
-                source = loaded[doc.ref.file] = load_file(doc.ref.file)
+                source = loaded[doc.ref.file] = reload(doc.ref.file)
             for f in found:
                 f.line, f.column = source.locate(doc.ref, f.path)
                 f.source_line = source.source_line(f.line)

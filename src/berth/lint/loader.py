@@ -184,7 +184,10 @@ def load_file(path: str) -> LoadedFile:
 
 
 def expand_paths(paths: Iterable[str]) -> Iterator[str]:
-    """Files to lint: given files as-is, directories walked recursively for manifest suffixes."""
+    """Files to lint: given files as-is, directories walked recursively for manifest suffixes.
+
+    Hidden files and directories (``.git``, ``.berth-lint.yaml``) are skipped in walks.
+    """
     for path in paths:
         if path == STDIN or not os.path.isdir(path):
             yield path
@@ -192,5 +195,5 @@ def expand_paths(paths: Iterable[str]) -> Iterator[str]:
         for dirpath, dirnames, filenames in os.walk(path):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for filename in sorted(filenames):
-                if filename.endswith(MANIFEST_SUFFIXES):
+                if filename.endswith(MANIFEST_SUFFIXES) and not filename.startswith("."):
                     yield os.path.join(dirpath, filename)

@@ -1,7 +1,8 @@
 """A StorageClass that does not allow volume expansion.
 
 ## What it does
-Flags a dynamically provisioning StorageClass without `allowVolumeExpansion: true`.
+Flags a dynamically provisioning StorageClass without `allowVolumeExpansion: true`
+(node-local provisioners such as `rancher.io/local-path`, which cannot expand, are skipped).
 
 ## Why is this bad?
 Checkpoints and datasets grow. Without expansion a full volume can only be fixed by
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from berth import providers
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
@@ -43,7 +45,7 @@ from berth.lint.rules._storage import provisioner
 
 
 def check(doc: Document, ctx: Context) -> Iterator[Hit]:
-    if provisioner(doc) == "kubernetes.io/no-provisioner" or doc.obj.get("allowVolumeExpansion") is True:
+    if provisioner(doc) in providers.NON_EXPANDABLE_PROVISIONERS or doc.obj.get("allowVolumeExpansion") is True:
         return
     where = ("allowVolumeExpansion",) if "allowVolumeExpansion" in doc.obj else ()
     yield Hit(where, "volumes of this class cannot be grown in place", "set allowVolumeExpansion: true")

@@ -1,0 +1,153 @@
+"""Generate docs/lint.md from the rules themselves, so the rule table cannot drift from the code.
+
+python tools/gen_lint_docs.py          # rewrite docs/lint.md
+python tools/gen_lint_docs.py --check  # exit 1 when docs/lint.md is stale (used by the tests)
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from berth.lint.rules import Rule, all_rules
+from berth.lint.schema import available_versions, bundled_schemas
+
+OUT = Path(__file__).resolve().parent.parent / "docs" / "lint.md"
+TOOLS = ("kube-linter", "kube-score", "polaris")
+
+HEADER = """# `berth lint` — offline schema validation and storage-aware rules
+
+Generated from `src/berth/lint/rules/` by `tools/gen_lint_docs.py`; do not edit by hand.
+
+`berth lint PATH…` checks any Kubernetes manifests — not only berth's — before `kubectl apply`:
+files, directories (recursive; `.yaml`, `.yml`, `.json`; hidden files skipped), `-` for stdin,
+multi-document files, `List` kinds, and berth specs (`apiVersion: berth.dev/v1alpha1`,
+`kind: TrainingCluster`), which are validated, rendered and then linted as `<spec> (rendered)`
+(the same stream `berth render` prints, so line numbers match it).
+
+```
+berth lint manifests/                       # text report, exit 1 on warnings or errors
+berth lint -f sarif k8s/ > lint.sarif          # GitHub code scanning
+berth lint --schema-only --kubernetes-version 1.30 chart-output.yaml
+berth lint --list-rules ; berth lint --explain rwo-claim-multi-attach
+```
+
+## Exit codes
+
+| code | meaning |
+| --- | --- |
+| 0 | nothing at or above `--fail-on` (default `warning`; `error`, `warning` or `info`) |
+| 1 | at least one finding at or above `--fail-on` |
+| 2 | usage error, or input that could not be read or parsed (YAML syntax, not UTF-8, a berth spec that \
+does not validate); everything that could be read is still reported |
+
+## Schema validation
+
+Every object is validated strictly against the official Kubernetes OpenAPI schemas shipped by
+the installed `kubernetes-validate` package (Kubernetes {versions}; the newest is the default,
+`--kubernetes-version X.Y` picks the newest installed version not after X.Y). Unknown fields,
+wrong types and missing required fields are rejected, duplicate keys are reported, and **all**
+errors of an object are listed, each at `file:line:col` of the offending field. Each schema is
+compiled once per (version, kind) with jsonschema-rs and files are spread over worker processes.
+
+Bundled CRDs (compact, faithful subsets of the upstream CRDs: every field at the levels modelled,
+deeper structures left open): {crds}. `--schema-dir DIR` adds more: CRD manifests, or JSON
+schemas whose `kind` and `apiVersion` properties carry a one-value `enum` (the
+kubernetes-json-schema format). An object whose type no schema knows is reported as
+`schema-unknown-kind` (info) and counted as skipped: skipped is not valid.
+
+## Suppressing findings
+
+- On an object: annotation `berth.dev/ignore: "<rule-id>: <reason>; <rule-id>: <reason>"`.
+  A reason is required: an entry without one suppresses nothing and is itself reported
+  (`ignore-without-reason`), as is an unknown rule id.
+- In `.berth-lint.yaml`, found like ruff finds its configuration: `--config FILE`, else the
+  nearest `.berth-lint.yaml` in the inputs' directory or any parent:
+
+```yaml
+disable: [pdb-unhealthy-eviction-policy]   # rules not to run ("all" to start from nothing)
+enable: [run-as-root]                      # re-enable after "disable: [all]"
+severity: {{image-latest-tag: error}}        # per-rule severity overrides
+fail-on: warning
+kubernetes-version: "1.31"
+ignore-paths: [vendor/, "charts/*/tests/*"] # globs relative to the config file
+known-storage-classes: [nfs-client]        # classes that exist in the cluster, not in the input
+per-file-ignores:                          # like ruff; a reason is required
+  "legacy/*.yaml": {{run-as-root: "vendor image, tracked in OPS-123"}}
+```
+
+## Output formats
+
+`--format` (`-f`, `-o`): `text` (grouped by file, the source line with a caret, colour on a TTY
+unless `NO_COLOR` is set), `json` (one object per finding: rule, severity, file, line, column, path,
+apiVersion, kind, namespace, name, message, fix), `sarif` (SARIF 2.1.0, validated against the
+official schema in the tests; upload it to GitHub code scanning), `junit` (one test case per file).
+
+## Annotations the rules read
+
+| annotation | on | meaning |
+| --- | --- | --- |
+| `berth.dev/tier: hot\\|warm\\|cold` | StorageClass | storage tier (else guessed from the media: \
+HDD is cold, io1/io2/pd-ssd hot) |
+| `berth.dev/checkpoint-volume: "true"` | volumeClaimTemplate | this claim holds checkpoints |
+| `berth.dev/checkpoint-size: 40Gi` | claim, claim template or StatefulSet | size of one checkpoint |
+| `berth.dev/checkpoint-keep: "3"` | claim, claim template or StatefulSet | checkpoints retained on the volume |
+| `berth.dev/ignore: "<rule>: <reason>"` | any object | suppression |
+
+Provider limits (EBS gp3/gp2/io1/io2/st1/sc1 sizes, IOPS, throughput and ratios; zonal and HDD
+media for EBS, GCE PD and Azure Disk) live in `berth.providers`, shared with the spec validator,
+each number citing the AWS documentation.
+
+## Rules
+
+{count} rules. Equivalent checks of other linters are listed where one exists.
+
+| rule | severity | what it flags | kube-linter | kube-score | Polaris |
+| --- | --- | --- | --- | --- | --- |
+"""
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|") or "—"
+
+
+def _row(rule: Rule) -> str:
+    cells = [f"[`{rule.id}`](#{rule.id})", str(rule.severity), _cell(rule.summary)]
+    cells += [_cell(rule.equivalents.get(tool, "")) for tool in TOOLS]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _section(rule: Rule) -> str:
+    body = rule.doc.strip().split("\n", 1)[1].strip() if "\n" in rule.doc.strip() else ""
+    body = re.sub(r"^## ", "#### ", body, flags=re.MULTILINE)
+    same = ", ".join(f"{tool}: `{ids}`" for tool, ids in rule.equivalents.items())
+    scope = "looks across objects of the input" if rule.cross else "looks at one object"
+    lines = [f"### {rule.id}", "", f"**{rule.severity}** · {scope}" + (f" · same as {same}" if same else "")]
+    return "\n".join([*lines, "", rule.summary + ".", "", body, ""])
+
+
+def generate() -> str:
+    rules = all_rules()
+    crds = ", ".join(f"{kind} ({api})" for api, kind in sorted(bundled_schemas()))
+    versions = available_versions()
+    header = HEADER.format(versions=", ".join(versions), crds=crds, count=len(rules))
+    table = "\n".join(_row(r) for r in rules.values())
+    sections = "\n".join(_section(r) for r in rules.values())
+    return f"{header}{table}\n\n{sections}".rstrip() + "\n"
+
+
+def main() -> int:
+    text = generate()
+    if "--check" in sys.argv:
+        if not OUT.is_file() or OUT.read_text(encoding="utf-8") != text:
+            print(f"{OUT} is out of date: run python tools/gen_lint_docs.py", file=sys.stderr)
+            return 1
+        return 0
+    OUT.write_text(text, encoding="utf-8")
+    print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
