@@ -13,7 +13,7 @@ from render_helpers import EXAMPLES, ISSUE_EXAMPLE
 from spec_helpers import RunBerth
 
 from berth.render.output import to_stream
-from berth.spec.load import load_spec
+from berth.spec.load import load_spec, parse_spec
 
 FRAMEWORKS = ["tensorflow", "pytorch", "horovod", "jax", "none"]
 
@@ -167,3 +167,10 @@ def test_explain_states_the_binding_mode_the_class_has(berth: RunBerth, tmp_path
     nvme = lines["StorageClass/ml-nvme"]
     assert "(Immediate)" in nvme and "WaitForFirstConsumer" not in nvme
     assert "(WaitForFirstConsumer)" in lines["StorageClass/fast-ssd"]
+
+
+def test_init_to_stdout(berth: RunBerth) -> None:
+    result = berth("init", "-", "--framework", "jax", "--name", "demo")
+    assert result.code == 0, result.stderr
+    spec = parse_spec(result.stdout)
+    assert (spec.name, spec.spec.framework.value) == ("demo", "jax")
