@@ -118,14 +118,32 @@ def _duration(value: str) -> str:
     return value
 
 
+# Field ranges and names of the standard cron parser Velero uses (robfig/cron v3).
+_CRON_RANGES = (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12), ("weekday", 0, 7))
+_CRON_NAMES: tuple[dict[str, int], ...] = (
+    {},
+    {},
+    {},
+    {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
+                                 "dec"), 1)},
+    {d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))},
+)
+
+
 def _cron(value: str) -> str:
-    if value.strip() in _CRON_MACROS:
+    text = value.strip()
+    if text in _CRON_MACROS or (text.startswith("@every ") and _DURATION.match(text.removeprefix("@every "))):
         return value
     fields = value.split()
     if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
         raise ValueError(
             f"{value!r} is not a cron schedule: five fields 'minute hour day month weekday', e.g. '0 2 * * *'"
         )
+    for field, (what, low, high), names in zip(fields, _CRON_RANGES, _CRON_NAMES, strict=True):
+        for bound in re.findall(r"[0-9A-Za-z]+", field.split("/")[0]):
+            number = names.get(bound.lower()) if not bound.isdigit() else int(bound)
+            if number is None or not low <= number <= high:
+                raise ValueError(f"{value!r}: {what} {bound!r} is outside {low}-{high}")
     return value
 
 
@@ -138,7 +156,16 @@ Duration = Annotated[StrictStr, AfterValidator(_duration)]
 Cron = Annotated[StrictStr, AfterValidator(_cron)]
 LabelKey = Annotated[StrictStr, AfterValidator(_label_key)]
 LabelValue = Annotated[StrictStr, AfterValidator(_label_value)]
-IntOrPercent = Annotated[StrictInt | Annotated[StrictStr, Field(pattern=r"^[0-9]+%$")], Field()]
+def _int_or_percent(value: int | str) -> int | str:
+    # The API server takes a non-negative count or a percentage up to 100% (PDB validation).
+    if isinstance(value, int) and value < 0:
+        raise ValueError(f"{value} is negative: use a count of pods (0 or more) or a percentage")
+    if isinstance(value, str) and (not re.match(r"^[0-9]+%$", value) or int(value[:-1]) > 100):
+        raise ValueError(f"{value!r} is neither a count of pods nor a percentage from 0% to 100%")
+    return value
+
+
+IntOrPercent = Annotated[StrictInt | StrictStr, AfterValidator(_int_or_percent)]
 
 
 class _Model(BaseModel):
