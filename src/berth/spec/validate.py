@@ -201,6 +201,13 @@ def _checkpoints_and_ports(spec: TrainingCluster) -> Iterator[SpecIssue]:
         yield SpecIssue(("spec", "command"), f"{spec.spec.framework.value} needs the training command",
                         "berth wraps it to compute the rendezvous env per pod, e.g. "
                         'command: ["python", "/workspace/train.py"]')
+    path = spec.spec.checkpoint_path
+    mounts = [v.mount_path for v in spec.spec.volumes.values()]
+    mounts += [v.mount_path for v in spec.spec.shared_volumes.values()]
+    if path and not any(path == m or path.startswith(m.rstrip("/") + "/") for m in mounts):
+        # Not on a volume: checkpoints land in the container's writable layer and vanish with it.
+        yield SpecIssue(("spec", "checkpointPath"), f"{path} is not on any volume: checkpoints would be lost "
+                        "when the container restarts", "put it under the mountPath of a spec.volumes entry")
     flagged = [n for n, v in spec.spec.volumes.items() if v.checkpoints]
     for name in flagged[1:]:
         yield SpecIssue(("spec", "volumes", name, "checkpoints"), "only one volume can hold checkpoints",
