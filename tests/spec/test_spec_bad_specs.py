@@ -90,7 +90,11 @@ CASES: list[Bad] = [
     Bad("access-mode-literal", BASE + GP3 + "  volumes:\n    v: {mountPath: /v, size: 1Gi, storageClass: fast, "
         "accessMode: ReadWriteSome}\n", "spec.volumes.v.accessMode", "'ReadWriteOnce'", "ReadWriteSome"),
     Bad("percent-without-sign", BASE + '  disruption: {minAvailable: "50"}\n', "spec.disruption.minAvailable",
-        "pattern", '"50"'),
+        "neither a count of pods nor a percentage", '"50"'),
+    Bad("percent-over-100", BASE + '  disruption: {maxUnavailable: "150%"}\n', "spec.disruption.maxUnavailable",
+        "from 0% to 100%", '"150%"'),
+    Bad("pdb-negative", BASE + "  disruption: {minAvailable: -1}\n", "spec.disruption.minAvailable",
+        "-1 is negative", "-1"),
     # --- quantities
     Bad("size-100GB", BASE + GP3 + "  volumes:\n    model-storage: {mountPath: /m, size: 100GB, storageClass: fast}\n",
         "spec.volumes.model-storage.size", "use the suffix G or Gi", "100GB"),
@@ -194,6 +198,14 @@ CASES: list[Bad] = [
     # --- backup, archive, scheduling
     Bad("cron-four-fields", BASE + GP3 + "  volumes:\n    v: {mountPath: /v, size: 1Gi, storageClass: fast}\n"
         '  backup: {schedule: "0 2 * *"}\n', "spec.backup.schedule", "not a cron schedule", '"0 2 * *"'),
+    Bad("cron-minute-61", BASE + "  backup: {schedule: '61 2 * * *', snapshotVolumes: false}\n",
+        "spec.backup.schedule", "minute '61' is outside 0-59", "'61 2 * * *'"),
+    Bad("cron-month-name", BASE + "  backup: {schedule: '0 2 1 jna *', snapshotVolumes: false}\n",
+        "spec.backup.schedule", "month 'jna' is outside 1-12", "'0 2 1 jna *'"),
+    Bad("checkpoint-path-ephemeral", BASE + GP3 + "  volumes:\n"
+        "    v: {mountPath: /ckpt, size: 1Gi, storageClass: fast}\n"
+        "  checkpointPath: /ckpt-old/run\n", "spec.checkpointPath", "not on any volume", "/ckpt-old/run",
+        "under the mountPath"),
     Bad("duration-days", BASE + "  backup: {schedule: '@daily', ttl: 30d, snapshotVolumes: false}\n",
         "spec.backup.ttl", "not a duration", "30d"),
     Bad("backup-nothing-to-snapshot", BASE + "  backup: {schedule: '@daily'}\n", "spec.backup.snapshotVolumes",

@@ -180,3 +180,20 @@ def test_real_process_renders_a_good_spec() -> None:
     out = _process("render", str(REPO / "examples" / "seed-tensorflow.yaml"))
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("---\napiVersion: v1\nkind: Namespace\n")
+
+
+@pytest.mark.parametrize("schedule", ["@every 6h", "0 2 * * mon-fri", "*/15 * * * *", "0 0 1 jan *", "0 0 * * 7",
+                                      "5,10 1-3/2 * * *", "@daily"])
+def test_velero_cron_forms_are_accepted(schedule: str) -> None:
+    spec = parse_spec(HEADER + f"  replicas: 1\n  image: x\n  backup: {{schedule: '{schedule}', "
+                      "snapshotVolumes: false}\n")
+    assert spec.spec.backup is not None and spec.spec.backup.schedule == schedule
+
+
+@pytest.mark.parametrize("path", ["/ckpt", "/ckpt/run-1", "/data/ckpt"])
+def test_checkpoint_path_on_a_volume_is_accepted(path: str) -> None:
+    spec = parse_spec(HEADER + "  replicas: 1\n  image: x\n  storageClasses: {c: {existing: true}}\n"
+                      "  volumes: {v: {mountPath: /ckpt, size: 1Gi, storageClass: c}}\n"
+                      "  sharedVolumes: {d: {claimName: d, mountPath: /data, size: 1Ti, accessMode: ReadWriteMany}}\n"
+                      f"  checkpointPath: {path}\n")
+    assert spec.checkpoint_dir() == path
