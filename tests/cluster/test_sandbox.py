@@ -209,13 +209,20 @@ def test_cli_up_status_env_down_leaves_no_process(sandbox: SandboxState, tmp_pat
 
     env = berth("sandbox", "env", *opts)
     assert f"export KUBECONFIG={state_dir / 'kubeconfig'}" in env.stdout.splitlines()
+    # The exports are meant for eval: kubectl from PATH must then reach this sandbox.
+    shell = subprocess.run(
+        ["bash", "-c", 'eval "$(cat)"; kubectl get nodes -o name'],
+        input=env.stdout, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, timeout=60,
+    )
+    assert shell.stdout.split() == ["node/sandbox-node-0"], shell.stderr
 
     down = berth("sandbox", "down", *opts)
     assert down.returncode == 0, down.stderr
     for record in records.processes:
         assert not is_running(record), f"{record.name} (pid {record.pid}) still running after down"
+        # Gone, or a zombie waiting for init to reap it (the CLI that spawned it has exited).
         stat = Path(f"/proc/{record.pid}/stat")
-        assert not stat.exists() or f"({Path(record.argv[0]).name})" not in stat.read_text()
+        assert not stat.exists() or stat.read_text().rsplit(") ", 1)[1][0] in "ZX"
     assert not state_dir.exists()
     gone = berth("sandbox", "status", *opts)
     assert gone.returncode == 1 and "not running" in gone.stdout

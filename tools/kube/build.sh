@@ -76,7 +76,7 @@ go mod download
 echo "  compiling and linking (go build -trimpath)..." >&2
 # -v names each package as it compiles: count them for progress, pass errors through.
 CGO_ENABLED=0 GOFLAGS="-trimpath ${GOFLAGS:-}" go build -v -ldflags "$ldflags" -o "$tmp/kube" . 2>&1 \
-    | awk '/[ :]/ {print "  go: " $0; next} {n++; if (n % 250 == 0) printf "  %d packages compiled (%d s)\n", n, systime() - t0}' \
+    | awk '/[ :]/ {print "  go: " $0; next} {n++; if (n % 250 == 0) printf "  %d packages compiled (%d s)\n", n, systime() - t0; fflush()}' \
         t0="$(date +%s)" >&2
 for c in "${components[@]}"; do ln -sf kube "$tmp/$c"; done
 "$tmp/kube" kubectl version --client >/dev/null

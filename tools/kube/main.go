@@ -48,6 +48,18 @@ var components = map[string]func(args []string) int{
 	"kubectl": runKubectl,
 	"etcd":    runEtcd,
 	"kwok":    runKwok,
+	// kwok-stages prints kwok's default node and pod lifecycle stages (the ones kwokctl
+	// uses), so the sandbox can hand them to kwok as its --config.
+	"kwok-stages": func([]string) int {
+		fmt.Println(strings.Join([]string{
+			nodefast.DefaultNodeInit,
+			nodelease.DefaultNodeHeartbeatWithLease,
+			podfast.DefaultPodReady,
+			podfast.DefaultPodComplete,
+			podfast.DefaultPodDelete,
+		}, "\n---\n"))
+		return 0
+	},
 }
 
 func main() {
@@ -99,6 +111,9 @@ func runEtcd(args []string) int {
 }
 
 func runKwok(args []string) int {
+	// The Kubernetes packages linked in register a non-bool --version on the global pflag set,
+	// which clashes with cobra's --version on kwok's command; kwok uses no global flags.
+	pflag.CommandLine = pflag.NewFlagSet(os.Args[0], pflag.ExitOnError)
 	flagset := pflag.NewFlagSet("global", pflag.ContinueOnError)
 	flagset.ParseErrorsAllowlist.UnknownFlags = true
 	flagset.Usage = func() {}

@@ -70,7 +70,10 @@ def up(
         NodeSpec(nodes=nodes, zones=zones, gpus=gpus), bin_dir=bin_dir, timeout_s=timeout, progress=progress
     )
     typer.echo(f"kubeconfig: {state.kubeconfig}")
-    typer.echo("use it:     eval \"$(berth sandbox env" + ("" if name == "default" else f" --name {name}") + ")\"")
+    where = ("" if name == "default" else f" --name {shlex.quote(name)}") + (
+        f" --state-dir {shlex.quote(str(state_dir))}" if state_dir else ""
+    )
+    typer.echo(f'use it:     eval "$(berth sandbox env{where})"')
 
 
 @sandbox_app.command("down")
@@ -112,9 +115,11 @@ def status(
 
 @sandbox_app.command("env")
 def env(name: str = _NAME, state_dir: Path | None = _STATE_DIR) -> None:
-    """Print `export` lines for eval: KUBECONFIG, and PATH with the sandbox's kubectl."""
-    for key, value in _sandbox(name, state_dir).env().items():
+    """Print `export` lines for eval: KUBECONFIG, and PATH with the sandbox's kubectl first."""
+    values = _sandbox(name, state_dir).env()
+    for key, value in values.items():
         typer.echo(f"export {key}={shlex.quote(value)}")
+    typer.echo(f'export PATH={shlex.quote(values["BERTH_KUBE_BIN"])}:"$PATH"')
 
 
 def register(app: typer.Typer) -> None:

@@ -97,22 +97,26 @@ def spawn(name: str, argv: Sequence[str], log: Path, cwd: Path) -> ProcessRecord
 
 
 def stop(records: Sequence[ProcessRecord], grace_s: float = 10.0) -> list[int]:
-    """SIGTERM every live process, SIGKILL what is left after GRACE_S; return the PIDs signalled."""
-    live = [r for r in records if is_running(r)]
-    for record in live:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(record.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(is_running(r) for r in live):
-        time.sleep(0.05)
-    for record in live:
-        if is_running(record):
+    """Stop RECORDS one after the other, in the order given; return the PIDs that were running.
+
+    One at a time on purpose: the API server shuts down in about a second while etcd is up,
+    but stalls for its full grace period when etcd is killed at the same moment. Each gets
+    SIGTERM, then SIGKILL after GRACE_S.
+    """
+    stopped = []
+    for record in records:
+        if not is_running(record):
+            continue
+        stopped.append(record.pid)
+        for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(record.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5.0
-    while time.monotonic() < deadline and any(is_running(r) for r in live):
-        time.sleep(0.05)
-    return [r.pid for r in live]
+                os.kill(record.pid, sig)
+            deadline = time.monotonic() + wait_s
+            while is_running(record) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if not is_running(record):
+                break
+    return stopped
 
 
 def free_ports(count: int) -> list[int]:

@@ -506,11 +506,11 @@ class Sandbox:
         )
 
     def env(self) -> dict[str, str]:
-        """Environment that points kubectl (and berth) at this sandbox."""
+        """Variables that point kubectl (and berth) at this sandbox; ``BERTH_KUBE_BIN`` holds kubectl."""
         state = self.load()
         if state is None:
             raise BerthError(f"sandbox {self.name!r} is not running", hint="start it with `berth sandbox up`")
-        return {"KUBECONFIG": str(state.kubeconfig), "PATH": f"{state.bin_dir}:{os.environ.get('PATH', '')}"}
+        return {"KUBECONFIG": str(state.kubeconfig), "BERTH_KUBE_BIN": str(state.bin_dir)}
 
 
 # ---- helpers ---------------------------------------------------------------------------------
