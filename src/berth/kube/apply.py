@@ -66,9 +66,12 @@ class ApplyFailed(BerthError):
 
 
 def spec_document(spec: TrainingCluster) -> str:
-    """The spec as compact JSON (defaults left out), stored on the StatefulSet."""
-    return json.dumps(spec.model_dump(mode="json", by_alias=True, exclude_defaults=True),
-                      separators=(",", ":"), sort_keys=True)
+    """The spec as compact JSON (defaults left out), stored on the StatefulSet.
+
+    Key order is kept: the order of volumes is the order of volumeClaimTemplates (immutable)
+    and picks the default checkpoint volume, so sorting would change the re-rendered template.
+    """
+    return json.dumps(spec.model_dump(mode="json", by_alias=True, exclude_defaults=True), separators=(",", ":"))
 
 
 def desired_objects(spec: TrainingCluster) -> list[dict[str, Any]]:
