@@ -12,9 +12,12 @@ re-implemented in ``metadata_problems`` from the apimachinery validation code.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any
+
+import jsonschema
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
@@ -36,6 +39,24 @@ GO_DURATION = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
 
 # Kinds whose names must be DNS-1123 labels (or DNS-1035 for Services), not just subdomains.
 LABEL_NAMED = {"Namespace", "StatefulSet"}
+
+
+@functools.cache
+def kube_validator(kind: str, api_version: str) -> jsonschema.Draft202012Validator:
+    """The strict validator ``kubernetes_validate.validate`` builds, built once per kind.
+
+    Same schema files, same registry; the package rebuilds it (parsing a 2 MB definitions
+    file) on every call, too slow for property tests. test_render_kube_schemas checks both agree.
+    """
+    from kubernetes_validate.utils import schema_contents
+    from referencing import Registry, Resource
+
+    group = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    folder = f"kubernetes-json-schema/v{KUBE_VERSION}-local-strict"
+    schema = schema_contents(f"{folder}/{kind.lower()}-{group}.json", KUBE_VERSION)
+    definitions = schema_contents(f"{folder}/_definitions.json", KUBE_VERSION)
+    registry = Resource.from_contents(definitions) @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.Draft202012Validator(schema, registry=registry)
 
 
 def _qualified_key(key: str) -> bool:

@@ -9,7 +9,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 from conftest import Rendered
-from render_helpers import CRD_SCHEMAS, KUBE_VERSION, SPECS, metadata_problems
+from render_helpers import CRD_SCHEMAS, KUBE_VERSION, SPECS, kube_validator, metadata_problems
 
 NAMES = [p.stem for p in SPECS]
 
@@ -108,3 +108,19 @@ def test_apply_order_puts_dependencies_first(name: str, examples: dict[str, Rend
     sts = first("StatefulSet")
     assert max(last("ServiceAccount"), last("Service"), last("PersistentVolumeClaim")) < sts
     assert sts < first("PodDisruptionBudget")
+
+
+def test_cached_validator_agrees_with_kubernetes_validate(examples: dict[str, Rendered]) -> None:
+    """The property tests' fast validator gives the package's verdict, on good and broken objects."""
+    good = [o for o in examples["pytorch"].objects if o["kind"] not in CRD_SCHEMAS]
+    broken = [_mutated(examples, "StatefulSet", lambda o: o["spec"].update(podManagmentPolicy="Parallel")),
+              _mutated(examples, "Service", lambda o: o["spec"].update(clusterIP=5)),
+              _mutated(examples, "PersistentVolume", lambda o: o["spec"].update(capacity=[]))]
+    for obj in good + broken:
+        try:
+            kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+            official = True
+        except kubernetes_validate.ValidationError:
+            official = False
+        assert kube_validator(obj["kind"], obj["apiVersion"]).is_valid(obj) is official, obj["kind"]
+    assert not any(kube_validator(o["kind"], o["apiVersion"]).is_valid(o) for o in broken)

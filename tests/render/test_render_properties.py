@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import kubernetes_validate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from render_helpers import DNS1035_LABEL, DNS1123_LABEL, DNS1123_SUBDOMAIN, KUBE_VERSION, metadata_problems
+from render_helpers import DNS1035_LABEL, DNS1123_LABEL, DNS1123_SUBDOMAIN, kube_validator, metadata_problems
 
 from berth.render import render_all
 from berth.render.rendezvous import RendezvousParams
@@ -125,8 +124,7 @@ def test_names_are_valid_for_every_ordinal(doc: dict[str, Any]) -> None:
     assert len(host) <= 253 and all(DNS1123_LABEL.match(part) and len(part) <= 63 for part in host.split("."))
 
 
-# kubernetes-validate builds its schema registry on every call (~20 ms): fewer examples here.
-@settings(PROPERTY, max_examples=12)
+@PROPERTY
 @given(specs())
 def test_every_object_is_valid_and_unique(doc: dict[str, Any]) -> None:
     objects = render_all(_load(doc))
@@ -135,7 +133,7 @@ def test_every_object_is_valid_and_unique(doc: dict[str, Any]) -> None:
     for obj in objects:
         assert metadata_problems(obj) == []
         if obj["apiVersion"].split("/")[0] not in ("monitoring.coreos.com", "velero.io", "snapshot.storage.k8s.io"):
-            kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+            kube_validator(obj["kind"], obj["apiVersion"]).validate(obj)
 
 
 def _rank(params: RendezvousParams, env: dict[str, str]) -> str:
