@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -27,6 +29,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_port_pair() -> int:
+    """A free port p with p + 10000 free too (SeaweedFS puts each gRPC port there)."""
+    rng = random.Random()
+    while True:
+        port = rng.randrange(20000, 55000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+            return port
+        except OSError:
+            continue
 
 
 def weed_binary() -> str | None:
@@ -59,7 +75,7 @@ class Seaweed:
 
     def start(self) -> None:
         if not self.ports:
-            self.ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
+            self.ports = {name: free_port_pair() for name in ("master", "volume", "filer", "s3")}
         config = self.data / "s3.json"
         config.write_text(
             json.dumps(
@@ -111,7 +127,8 @@ class Seaweed:
                     aws_secret_access_key=SECRET_KEY,
                     region_name="us-east-1",
                 )
-                client.create_bucket(Bucket="berth-ready")
+                with contextlib.suppress(client.exceptions.ClientError):  # exists after a restart
+                    client.create_bucket(Bucket="berth-ready")
                 client.put_object(Bucket="berth-ready", Key="probe", Body=b"x")
                 return
             except Exception:

@@ -160,6 +160,9 @@ class LocalStore:
             if entry.name.startswith((".tmp-", ".trash-")) and f"-{self._tag}-" in entry.name:
                 shutil.rmtree(entry.path, ignore_errors=True)
                 removed.append(Path(entry.path))
+            elif _STEP_RE.match(entry.name):
+                with contextlib.suppress(OSError):  # empty step directory left by a crash mid-delete
+                    os.rmdir(entry.path)
         return removed
 
     def shard_dir(self, step: int) -> Path:
@@ -198,13 +201,19 @@ class LocalStore:
         write_durable(tmp / MANIFEST_NAME, manifest.to_bytes())
         fsync_dir(tmp)
         step_dir = self.root / step_dirname(manifest.step)
-        if not step_dir.exists():
-            step_dir.mkdir(exist_ok=True)
-            fsync_dir(self.root)
         target = step_dir / self._tag
         if target.exists():  # the same step saved again: the newer content wins
             self._trash(target)
-        os.rename(tmp, target)
+        for attempt in range(3):
+            if not step_dir.exists():
+                step_dir.mkdir(exist_ok=True)
+                fsync_dir(self.root)
+            try:
+                os.rename(tmp, target)
+                break
+            except FileNotFoundError:  # another rank's start-up removed the still-empty step dir
+                if attempt == 2:
+                    raise
         fsync_dir(step_dir)
         return target
 
