@@ -180,6 +180,34 @@ def test_up_is_idempotent(sandbox: SandboxState) -> None:
     assert again.server == sandbox.server
 
 
+def test_up_restarts_a_dead_component_and_keeps_the_data(
+    sandbox: SandboxState, kube_client: Any, namespace: str
+) -> None:
+    import signal
+
+    from lightkube.codecs import from_dict
+    from lightkube.resources.core_v1 import Pod
+
+    box = Sandbox(sandbox.name, sandbox.state_dir)
+    old = next(p for p in sandbox.processes if p.name == "kube-scheduler")
+    os.kill(old.pid, signal.SIGKILL)
+    wait_for(lambda: not is_running(old), 10, "kube-scheduler to die")
+    assert not box.status().running
+
+    repaired = box.up()
+    sandbox.processes[:] = repaired.processes  # keep the session fixture's view current
+    new = next(p for p in repaired.processes if p.name == "kube-scheduler")
+    assert new.pid != old.pid and is_running(new)
+    others = {p.name: p.pid for p in repaired.processes if p.name != "kube-scheduler"}
+    assert others == {p.name: p.pid for p in box.load().processes if p.name != "kube-scheduler"}
+    assert box.status().running
+    # The namespace made before the repair survived (same etcd), and the new scheduler schedules.
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "after-repair", "namespace": namespace},
+           "spec": {"containers": [{"name": "c", "image": "registry.invalid/x:1"}]}}
+    kube_client.create(from_dict(pod))
+    wait_for(lambda: kube_client.get(Pod, "after-repair", namespace=namespace).spec.nodeName, 30, "scheduling")
+
+
 def berth(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "berth", *args], capture_output=True, text=True, env={**os.environ, **(env or {})},

@@ -53,6 +53,7 @@ def up(
     nodes: int = typer.Option(3, "--nodes", min=1, help="Number of fake nodes."),
     zones: int = typer.Option(2, "--zones", min=1, help="Zones the nodes are spread over."),
     gpus: int = typer.Option(8, "--gpus", min=0, help="nvidia.com/gpu capacity of each node."),
+    max_pods: int = typer.Option(110, "--max-pods", min=1, help="Pod capacity of each node."),
     build: bool = typer.Option(False, "--build", help="Build the binaries first when they are missing."),
     timeout: float = typer.Option(90.0, "--timeout", min=5, help="Seconds to wait for the sandbox."),
 ) -> None:
@@ -66,9 +67,8 @@ def up(
         progress("building the control plane (tools/kube/build.sh)")
         bin_dir = build_binaries(progress)
     sandbox = _sandbox(name, state_dir)
-    state = sandbox.up(
-        NodeSpec(nodes=nodes, zones=zones, gpus=gpus), bin_dir=bin_dir, timeout_s=timeout, progress=progress
-    )
+    shape = NodeSpec(nodes=nodes, zones=zones, gpus=gpus, pods=max_pods)
+    state = sandbox.up(shape, bin_dir=bin_dir, timeout_s=timeout, progress=progress)
     typer.echo(f"kubeconfig: {state.kubeconfig}")
     where = ("" if name == "default" else f" --name {shlex.quote(name)}") + (
         f" --state-dir {shlex.quote(str(state_dir))}" if state_dir else ""

@@ -298,8 +298,10 @@ class Sandbox:
             assert state is not None
             progress(f"sandbox {self.name!r} already running at {state.server}")
             return state
-        if current.exists:
-            progress(f"sandbox {self.name!r} is not healthy: restarting it")
+        if current.exists and len(current.processes) == len(COMPONENTS):
+            return self._repair(current, timeout_s, progress)
+        if current.exists:  # a start that failed half-way: nothing worth keeping
+            progress(f"sandbox {self.name!r} never finished starting: starting it afresh")
             self.down()
         bin_dir = bin_dir or find_bin_dir()
         if bin_dir is None:
@@ -456,6 +458,40 @@ class Sandbox:
 
         progress("waiting for nodes Ready and controllers running")
         _wait(ready, deadline, watched, "nodes Ready and the default ServiceAccount")
+
+    def _repair(self, current: SandboxStatus, timeout_s: float, progress: Progress) -> SandboxState:
+        """Restart only the dead components, keeping the cluster's data (etcd) and certificates."""
+        for proc in current.processes:
+            if not proc.running:
+                progress(f"{proc.name} is not running: starting it again")
+                self.start_component(proc.name)
+        state = self.load()
+        assert state is not None
+        ctx = _client_ssl(pki_mod.Pki(self.state_dir / "pki"), "admin")
+        apiserver = next(p for p in state.processes if p.name == "kube-apiserver")
+        _wait_http(f"{state.server}/readyz", ctx, apiserver, time.monotonic() + timeout_s)
+        progress(f"sandbox {self.name!r} running again at {state.server}")
+        return state
+
+    def start_component(self, component: str) -> ProcessRecord:
+        """Start COMPONENT again with its recorded command line (same ports, certificates, data).
+
+        For failure tests that kill a component (e.g. SIGKILL kube-apiserver mid-apply): the new
+        PID is saved in the state, so ``down`` stops it. A running component is left alone.
+        """
+        state = self.load()
+        if state is None:
+            raise BerthError(f"sandbox {self.name!r} is not running", hint="start it with `berth sandbox up`")
+        index = next((i for i, p in enumerate(state.processes) if p.name == component), None)
+        if index is None:
+            raise UsageError(f"unknown component {component!r}", hint=f"one of: {', '.join(COMPONENTS)}")
+        old = state.processes[index]
+        if is_running(old):
+            return old
+        new = spawn(old.name, old.argv, Path(old.log), self.state_dir)
+        state.processes[index] = new
+        self._save(state)
+        return new
 
     # ---- down / status ---------------------------------------------------------------------
     def down(self) -> list[int]:
