@@ -184,3 +184,15 @@ def test_preamble_agrees_with_python_for_any_cluster(fw: str, replicas: int, gpu
     for ordinal in {0, replicas - 1}:
         want = {k: v for k, v in params.env_for(ordinal).items() if k != "POD_INDEX"}
         assert exported(objects, ordinal, "/bin/sh") == want
+
+
+def test_from_env_names_what_is_missing_or_wrong(examples: dict[str, Rendered]) -> None:
+    from berth.errors import BerthError
+
+    with pytest.raises(BerthError, match="BERTH_NAME, BERTH_SERVICE, BERTH_NAMESPACE, BERTH_REPLICAS, BERTH_PORT"):
+        RendezvousParams.from_env({})
+    env = pod_env(examples["jax"].objects, 0)
+    with pytest.raises(BerthError, match="invalid rendezvous environment"):
+        RendezvousParams.from_env({**env, "BERTH_PORT": "http"})
+    with pytest.raises(BerthError, match=r"outside 0\.\.3"):
+        RendezvousParams.from_env(env).env_for(4)
