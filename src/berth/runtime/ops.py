@@ -1,0 +1,243 @@
+"""Whole-directory operations behind ``berth ckpt``: list, show, verify, prune, archive, restore.
+
+Unlike CheckpointManager (one rank), these look at every rank found in a directory, as an
+operator does on a shared volume or a copy of one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from berth.errors import BerthError, UsageError
+from berth.runtime.archive import Archive
+from berth.runtime.manifest import CorruptCheckpoint
+from berth.runtime.shard import verify_shard
+from berth.runtime.store import (
+    ARCHIVED_MARKER,
+    LocalStore,
+    check_sizes,
+    read_manifest,
+    retained,
+    scan_steps,
+)
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class StepInfo:
+    """One step as found in a directory."""
+
+    step: int
+    ranks: list[int]
+    world_size: int | None
+    nbytes: int
+    created: float | None
+    archived: bool
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.problems and self.world_size is not None and len(self.ranks) == self.world_size
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "ranks": self.ranks,
+            "world_size": self.world_size,
+            "bytes": self.nbytes,
+            "created": self.created,
+            "complete": self.complete,
+            "archived": self.archived,
+            "problems": self.problems,
+        }
+
+
+def _existing(root: Path) -> Path:
+    if not root.is_dir():
+        raise UsageError(f"{root}: no such checkpoint directory")
+    return root
+
+
+def list_steps(root: Path) -> list[StepInfo]:
+    """Every step with at least one committed shard, oldest first (no data is read)."""
+    infos = []
+    for step, shards in sorted(scan_steps(_existing(root)).items()):
+        info = StepInfo(step, sorted(shards), None, 0, None, True)
+        for shard in shards.values():
+            try:
+                manifest = read_manifest(shard)
+                check_sizes(shard, manifest)
+            except CorruptCheckpoint as err:
+                info.problems.append(err.message)
+                continue
+            info.world_size = manifest.world_size
+            info.nbytes += manifest.nbytes
+            info.created = max(info.created or 0.0, manifest.created)
+            info.archived &= (shard / ARCHIVED_MARKER).exists()
+        infos.append(info)
+    return infos
+
+
+def show(root: Path, step: int) -> dict[str, Any]:
+    """Manifests of every rank of ``step``: files, sizes, chunks, tensor index."""
+    shards = scan_steps(_existing(root)).get(step)
+    if not shards:
+        raise UsageError(f"{root}: no committed step {step}", hint="`berth ckpt list DIR` shows the steps")
+    out: dict[str, Any] = {"step": step, "ranks": {}}
+    for rank, shard in sorted(shards.items()):
+        m = read_manifest(shard)
+        out["ranks"][str(rank)] = {
+            "path": str(shard),
+            "world_size": m.world_size,
+            "created": m.created,
+            "bytes": m.nbytes,
+            "files": [{"name": f.name, "size": f.size, "chunks": len(f.crc32)} for f in m.files],
+            "tensors": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in m.tensors],
+        }
+    return out
+
+
+@dataclass
+class Problem:
+    """A shard that fails verification: which step, rank, file and chunk."""
+
+    step: int
+    rank: int
+    path: str | None
+    chunk: int | None
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"step": self.step, "rank": self.rank, "path": self.path, "chunk": self.chunk, "error": self.message}
+
+
+def total_bytes(root: Path, step: int | None = None) -> int:
+    """Bytes a full verify of ``root`` (or one step) reads, for progress bars."""
+    return sum(i.nbytes for i in list_steps(root) if step is None or i.step == step)
+
+
+def verify(root: Path, step: int | None = None, progress: Progress | None = None) -> list[Problem]:
+    """Read every byte of every shard (or of one step) and check it against its manifest."""
+    problems = []
+    found = scan_steps(_existing(root))
+    if step is not None and step not in found:
+        raise UsageError(f"{root}: no committed step {step}")
+    for s, shards in sorted(found.items()):
+        if step is not None and s != step:
+            continue
+        for rank, shard in sorted(shards.items()):
+            try:
+                verify_shard(shard, read_manifest(shard), progress)
+            except CorruptCheckpoint as err:
+                problems.append(Problem(s, rank, err.path, err.chunk, err.message))
+    return problems
+
+
+@contextmanager
+def _all_rank_locks(root: Path, ranks: set[int]) -> Iterator[dict[int, LocalStore]]:
+    """Every rank's lock, so no running manager writes while we delete (fails if one is running)."""
+    with ExitStack() as stack:
+        stores = {}
+        for rank in sorted(ranks):
+            store = LocalStore(root, rank)
+            store.open()
+            stack.callback(store.close)
+            stores[rank] = store
+        yield stores
+
+
+def plan_prune(root: Path, keep_last: int | None, keep_every: int | None) -> list[int]:
+    """Steps a retention policy would delete (whole steps, every rank)."""
+    steps = [i.step for i in list_steps(root)]
+    keep = retained(steps, keep_last, keep_every)
+    return [s for s in steps if s not in keep]
+
+
+def prune(root: Path, steps: list[int], *, keep_unarchived: bool = False) -> list[int]:
+    """Delete ``steps`` (all ranks); with ``keep_unarchived`` skip steps not yet fully archived."""
+    found = scan_steps(_existing(root))
+    ranks = {r for s in steps for r in found.get(s, {})}
+    removed = []
+    with _all_rank_locks(root, ranks) as stores:
+        for s in steps:
+            shards = found.get(s, {})
+            if keep_unarchived and not all((p / ARCHIVED_MARKER).exists() for p in shards.values()):
+                continue
+            for rank in shards:
+                stores[rank].remove(s)
+            removed.append(s)
+    return removed
+
+
+def archive_dir(
+    root: Path, url: str, *, step: int | None = None, progress: Progress | None = None
+) -> list[tuple[int, int]]:
+    """Upload committed shards the archive lacks; returns the (step, rank) pairs sent."""
+    archive = Archive(url)
+    present = archive.shards()
+    sent = []
+    for s, shards in sorted(scan_steps(_existing(root)).items()):
+        if step is not None and s != step:
+            continue
+        for rank, shard in sorted(shards.items()):
+            if rank in present.get(s, set()):
+                continue
+            archive.upload_shard(shard, read_manifest(shard), progress)
+            LocalStore(root, rank).mark_archived(s)
+            sent.append((s, rank))
+    return sent
+
+
+def newest_complete_in_archive(archive: Archive, step: int | None = None) -> tuple[int, list[int]]:
+    """The newest archived step (or ``step``) with every rank's manifest present."""
+    shards = archive.shards()
+    for s in sorted(shards, reverse=True):
+        if step is not None and s != step:
+            continue
+        ranks = sorted(shards[s])
+        world = archive.manifest(s, ranks[0]).world_size
+        if len(ranks) == world:
+            return s, ranks
+    what = f"step {step}" if step is not None else "any complete step"
+    raise BerthError(f"{archive.url}: no archive copy of {what}", hint="`berth ckpt archive` uploads one")
+
+
+def restore_dir(
+    root: Path, url: str, *, step: int | None = None, progress: Progress | None = None
+) -> tuple[int, list[int]]:
+    """Download every rank's shard of the newest complete archived step into ``root``."""
+    archive = Archive(url)
+    s, ranks = newest_complete_in_archive(archive, step)
+    root.mkdir(parents=True, exist_ok=True)
+    with _all_rank_locks(root, set(ranks)) as stores:
+        for rank in ranks:
+            store = stores[rank]
+            manifest = archive.manifest(s, rank)
+            with store.staging(s, manifest.nbytes) as tmp:
+                manifest = archive.download_shard(s, rank, tmp, progress)
+                store.commit(tmp, manifest)
+            store.mark_archived(s)
+    return s, ranks
+
+
+def archive_bytes(url: str, step: int | None = None) -> tuple[int, int]:
+    """(step, total bytes over ranks) that :func:`restore_dir` would download."""
+    archive = Archive(url)
+    s, ranks = newest_complete_in_archive(archive, step)
+    return s, sum(archive.manifest(s, r).nbytes for r in ranks)
+
+
+def age(created: float | None) -> str:
+    if created is None:
+        return "-"
+    seconds = max(0, int(time.time() - created))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
