@@ -256,6 +256,24 @@ def test_cli_up_status_env_down_leaves_no_process(sandbox: SandboxState, tmp_pat
     assert gone.returncode == 1 and "not running" in gone.stdout
 
 
+def test_failed_start_shows_the_log_and_leaves_no_process(sandbox: SandboxState, tmp_path: Path) -> None:
+    from berth.errors import BerthError
+
+    state_dir = tmp_path / "broken"
+    state_dir.mkdir()
+    (state_dir / "etcd").write_text("a file where etcd wants its data directory\n")
+    box = Sandbox("broken", state_dir)
+    with pytest.raises(BerthError) as err:
+        box.up(bin_dir=sandbox.bin_dir, timeout_s=30)
+    assert "etcd exited during start-up" in err.value.message
+    assert str(state_dir / "etcd") in err.value.message  # etcd's own complaint, from its log
+    state = box.load()
+    assert state is not None and state.processes
+    assert not any(is_running(p) for p in state.processes)
+    assert box.down() == []
+    assert not state_dir.exists()
+
+
 def test_up_without_binaries_says_how_to_build(tmp_path: Path) -> None:
     result = berth("sandbox", "up", "--state-dir", str(tmp_path / "s"), env={"BERTH_KUBE_BIN": str(tmp_path)})
     assert result.returncode == 1

@@ -298,7 +298,8 @@ class Sandbox:
             assert state is not None
             progress(f"sandbox {self.name!r} already running at {state.server}")
             return state
-        if current.exists and len(current.processes) == len(COMPONENTS):
+        previous = self.load()
+        if previous is not None and previous.ready_after_s is not None:
             return self._repair(current, timeout_s, progress)
         if current.exists:  # a start that failed half-way: nothing worth keeping
             progress(f"sandbox {self.name!r} never finished starting: starting it afresh")
