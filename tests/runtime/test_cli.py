@@ -1,0 +1,188 @@
+"""``berth ckpt`` and ``berth run`` as a user runs them: real processes, real files, real DNS lookups."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from berth.checkpoint import CheckpointManager
+from berth.render.rendezvous import RendezvousParams
+
+from .ckpt_child import make_state, same
+
+
+def berth(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "berth", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def ckpt_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "ckpt"
+    for rank in range(2):
+        with CheckpointManager(root, rank=rank, world_size=2, keep_last=None, chunk_size=4096) as mgr:
+            for step in (10, 20, 30):
+                mgr.save(step, make_state(step, rank), blocking=True)
+    return root
+
+
+def test_list_and_show_as_json(ckpt_dir: Path) -> None:
+    listed = json.loads(berth("ckpt", "list", str(ckpt_dir), "-o", "json").stdout)
+    assert [s["step"] for s in listed] == [10, 20, 30]
+    assert all(s["complete"] and s["ranks"] == [0, 1] and s["world_size"] == 2 for s in listed)
+    shown = json.loads(berth("ckpt", "show", str(ckpt_dir), "20", "-o", "json").stdout)
+    tensors = {t["name"]: t for t in shown["ranks"]["1"]["tensors"]}
+    assert tensors["model/w"] == {"name": "model/w", "dtype": "F32", "shape": [3000]}
+
+
+def test_verify_exits_1_naming_the_file_and_chunk(ckpt_dir: Path) -> None:
+    assert berth("ckpt", "verify", str(ckpt_dir)).returncode == 0
+    bad = ckpt_dir / "step-000000000020" / "rank-00001" / "tensors.safetensors"
+    data = bytearray(bad.read_bytes())
+    data[2 * 4096 + 100] ^= 1
+    bad.write_bytes(bytes(data))
+    out = berth("ckpt", "verify", str(ckpt_dir))
+    assert out.returncode == 1
+    assert f"{bad} chunk 2" in out.stderr and "Traceback" not in out.stderr
+    doc = json.loads(berth("ckpt", "verify", str(ckpt_dir), "-o", "json").stdout)
+    assert doc["problems"] == [
+        {"step": 20, "rank": 1, "path": str(bad), "chunk": 2, "error": doc["problems"][0]["error"]}
+    ]
+
+
+def test_prune_is_a_dry_run_unless_yes(ckpt_dir: Path) -> None:
+    dry = json.loads(berth("ckpt", "prune", str(ckpt_dir), "--keep-last", "1", "-o", "json").stdout)
+    assert dry == {"dry_run": True, "planned": [10, 20], "removed": []}
+    assert len(list(ckpt_dir.glob("step-*"))) == 3
+    done = json.loads(berth("ckpt", "prune", str(ckpt_dir), "--keep-last", "1", "--yes", "-o", "json").stdout)
+    assert done["removed"] == [10, 20]
+    assert [p.name for p in ckpt_dir.glob("step-*")] == ["step-000000000030"]
+
+
+def test_prune_refuses_while_a_manager_writes(ckpt_dir: Path) -> None:
+    with CheckpointManager(ckpt_dir, rank=1, world_size=2):
+        out = berth("ckpt", "prune", str(ckpt_dir), "--keep-last", "1", "--yes")
+    assert out.returncode == 1 and "another checkpoint manager" in out.stderr
+    assert len(list(ckpt_dir.glob("step-*"))) == 3
+
+
+def test_user_errors_are_one_line(tmp_path: Path) -> None:
+    out = berth("ckpt", "list", str(tmp_path / "nope"))
+    assert out.returncode == 2 and "no such checkpoint directory" in out.stderr and "Traceback" not in out.stderr
+    out = berth("ckpt", "archive", str(tmp_path), env={"BERTH_ARCHIVE_URL": ""})
+    assert out.returncode == 2 and "no archive given" in out.stderr
+
+
+@pytest.mark.s3
+def test_archive_then_restore_into_an_empty_directory(ckpt_dir: Path, tmp_path: Path, s3: str) -> None:
+    up = berth("ckpt", "archive", str(ckpt_dir), "--to", s3)
+    assert up.returncode == 0, up.stderr
+    assert "upload" in up.stderr  # the progress bar
+    again = json.loads(berth("ckpt", "archive", str(ckpt_dir), "--to", s3, "-o", "json").stdout)
+    assert again["uploaded"] == []  # nothing missing any more
+    listed = json.loads(berth("ckpt", "list", str(ckpt_dir), "-o", "json").stdout)
+    assert all(s["archived"] for s in listed)
+    target = tmp_path / "new-volume"
+    down = berth("ckpt", "restore", str(target), "--from", s3, "-o", "json")
+    assert down.returncode == 0, down.stderr
+    assert json.loads(down.stdout)["step"] == 30
+    for rank in range(2):
+        # Both ranks' shards are in this one directory, so each rank's own view is the agreement.
+        with CheckpointManager(target, rank=rank, world_size=2, agree=lambda s: sorted(s, reverse=True)) as mgr:
+            step, state = mgr.restore()
+        assert step == 30 and same(state, make_state(30, rank))
+
+
+RDZV = {
+    "BERTH_NAME": "llm",
+    "BERTH_SERVICE": "llm-workers",
+    "BERTH_NAMESPACE": "team",
+    "BERTH_REPLICAS": "3",
+    "BERTH_PORT": "29500",
+    "BERTH_FRAMEWORK": "pytorch",
+    "BERTH_GPUS_PER_POD": "2",
+    "POD_NAME": "llm-2",
+}
+
+
+def test_run_execs_with_the_rendezvous_env_of_the_single_source_of_truth(tmp_path: Path) -> None:
+    out = berth(
+        "run", "--dns-timeout", "0", "--", sys.executable, "-c", "import json, os; print(json.dumps(dict(os.environ)))",
+        env=RDZV,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    expected = RendezvousParams.from_env(RDZV).env_for(2)
+    assert {k: got[k] for k in expected} == expected
+    assert got["RANK"] == "4" and got["WORLD_SIZE"] == "6"
+
+
+def test_run_fails_clearly_when_peers_never_resolve() -> None:
+    out = berth("run", "--dns-timeout", "1", "--", "true", env=RDZV)
+    assert out.returncode == 1
+    assert "llm-0.llm-workers.team.svc.cluster.local" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_run_waits_until_peers_resolve(tmp_path: Path) -> None:
+    """Real resolver, private /etc/hosts (mount namespace) that gains the peers after a while."""
+    probe = subprocess.run(["unshare", "-m", "true"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip("needs root for a private mount namespace")
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n")
+    peers = RendezvousParams.from_env(RDZV).hosts()
+    script = (
+        f"mount --bind {hosts} /etc/hosts && "
+        f"(sleep 1.5; printf '127.0.0.1 %s\\n' {' '.join(peers)} >> {hosts}) & "
+        f"exec {sys.executable} -m berth run --dns-timeout 30 -- sh -c 'echo started $NODE_RANK'"
+    )
+    out = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **RDZV},
+        check=False,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "started 2"
+
+
+def test_numpy_example_trains_saves_and_resumes(tmp_path: Path) -> None:
+    example = Path(__file__).parents[2] / "examples" / "train_numpy.py"
+    first = subprocess.run(
+        [sys.executable, str(example), "--dir", str(tmp_path), "--steps", "30"], capture_output=True, text=True
+    )
+    assert first.returncode == 0, first.stderr
+    assert "starting at step 0" in first.stdout
+    second = subprocess.run(
+        [sys.executable, str(example), "--dir", str(tmp_path), "--steps", "40"], capture_output=True, text=True
+    )
+    assert second.returncode == 0, second.stderr
+    assert "resumed from step 30" in second.stdout
+    with CheckpointManager(tmp_path) as mgr:
+        step, state = mgr.restore()
+    assert step == 40 and isinstance(state, dict) and np.isfinite(state["loss"])
+
+
+def test_torch_example_runs_on_cpu_when_torch_is_installed(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    example = Path(__file__).parents[2] / "examples" / "train_torch.py"
+    for steps in ("20", "30"):
+        out = subprocess.run(
+            [sys.executable, str(example), "--dir", str(tmp_path), "--steps", steps], capture_output=True, text=True
+        )
+        assert out.returncode == 0, out.stderr
+    assert "resumed from step 20" in out.stdout
