@@ -16,16 +16,25 @@ from berth.kube.status import collect
 pytestmark = pytest.mark.cluster
 
 
-def _resource_versions(kube_client: Any, namespace: str) -> dict[str, str]:
+def _fingerprints(kube_client: Any, namespace: str) -> dict[str, Any]:
+    """Per object: generation and every non-status field-manager entry with its time; any write changes them.
+
+    resourceVersion is no use here: controllers keep writing the status of the StatefulSet and PDB.
+    """
     from lightkube.resources.apps_v1 import StatefulSet
     from lightkube.resources.core_v1 import ConfigMap, Namespace, Service, ServiceAccount
     from lightkube.resources.networking_v1 import NetworkPolicy
     from lightkube.resources.policy_v1 import PodDisruptionBudget
 
-    out = {"Namespace": kube_client.get(Namespace, namespace).metadata.resourceVersion}
+    def mark(obj: Any) -> Any:
+        return (obj.metadata.generation, sorted((m.manager, m.operation, str(m.time))
+                                                for m in obj.metadata.managedFields or [] if m.subresource != "status"))
+
+    out = {"Namespace": mark(kube_client.get(Namespace, namespace))}
     for model in (ServiceAccount, Service, StatefulSet, PodDisruptionBudget, NetworkPolicy, ConfigMap):
         for obj in kube_client.list(model, namespace=namespace, labels={"app.kubernetes.io/managed-by": "berth"}):
-            out[f"{model.__name__}/{obj.metadata.name}"] = obj.metadata.resourceVersion
+            out[f"{model.__name__}/{obj.metadata.name}"] = mark(obj)
+    assert len(out) == 7
     return out
 
 
@@ -50,12 +59,12 @@ def test_seed_like_spec_reaches_ready_every_claim_bound_and_second_up_writes_not
     assert {c["requested"] for c in state["claims"]} == {"1Gi", "2Gi"}
     assert state["apiRequests"] == 4
 
-    before = _resource_versions(kube_client, namespace)
+    before = _fingerprints(kube_client, namespace)
     second = berth("up", str(spec), "--timeout", "60", kubeconfig=kubeconfig)
     assert second.returncode == 0, second.stderr
     assert f"nothing changed: ml-training in {namespace} already matches the spec" in second.stdout
     assert "created" not in second.stdout and "updated" not in second.stdout
-    assert _resource_versions(kube_client, namespace) == before  # not a single write
+    assert _fingerprints(kube_client, namespace) == before  # not a single write
 
     plan = berth("plan", str(spec), "-o", "json", kubeconfig=kubeconfig)
     assert plan.returncode == 0, plan.stderr
@@ -66,7 +75,7 @@ def test_plan_diffs_fields_without_writing(kubeconfig: Path, namespace: str, tmp
                                            kube_client: Any) -> None:
     spec = write_spec(tmp_path, seed_like(namespace, replicas=2))
     assert berth("up", str(spec), "--no-wait", kubeconfig=kubeconfig).returncode == 0
-    before = _resource_versions(kube_client, namespace)
+    before = _fingerprints(kube_client, namespace)
     changed = write_spec(tmp_path, seed_like(namespace, replicas=4, env={"NCCL_DEBUG": "INFO"}), "changed.yaml")
     result = berth("plan", str(changed), "-o", "json", "--no-lint", kubeconfig=kubeconfig)
     assert result.returncode == 0, result.stderr
@@ -80,13 +89,13 @@ def test_plan_diffs_fields_without_writing(kubeconfig: Path, namespace: str, tmp
     assert actions[("Service", "tensorflow-training")]["action"] == "unchanged"
     assert actions[("PrometheusRule", "ml-training-storage")]["action"] == "skipped"
     assert plan["changes"] == 1
-    assert _resource_versions(kube_client, namespace) == before
+    assert _fingerprints(kube_client, namespace) == before
 
     fresh = write_spec(tmp_path, seed_like(f"{namespace}-new"), "fresh.yaml")
     text = berth("plan", str(fresh), kubeconfig=kubeconfig)
     assert text.returncode == 0, text.stderr
     assert f"+ Namespace {namespace}-new: create" in text.stdout
-    assert "namespace created first" in text.stdout
+    assert f"namespace {namespace}-new is created first" in text.stdout
 
 
 def test_restricted_pod_security_namespace_admits_the_pods(kubeconfig: Path, make_namespace: Any,

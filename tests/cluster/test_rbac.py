@@ -31,8 +31,9 @@ def _token_kubeconfig(kube_client: Any, admin_config: Path, namespace: str, acco
     from lightkube.resources.core_v1 import ServiceAccount
 
     kube_client.create(ServiceAccount(metadata=ObjectMeta(name=account, namespace=namespace)))
-    token = kube_client.create(ServiceAccount.Token(spec=TokenRequestSpec(audiences=[], expirationSeconds=3600)),
-                               name=account, namespace=namespace).status.token
+    request = ServiceAccount.Token(metadata=ObjectMeta(name=account, namespace=namespace),
+                                   spec=TokenRequestSpec(audiences=[], expirationSeconds=3600))
+    token = kube_client.create(request, name=account, namespace=namespace).status.token
     config = yaml.safe_load(admin_config.read_text())
     config["users"] = [{"name": account, "user": {"token": token}}]
     config["contexts"] = [{"name": account, "context": {"cluster": config["clusters"][0]["name"], "user": account,
@@ -84,6 +85,7 @@ def test_missing_permissions_are_one_clear_forbidden_line(kubeconfig: Path, name
         result = berth(*args, kubeconfig=nobody)
         assert result.returncode == 1
         first = result.stderr.splitlines()[0]
-        assert first.startswith("error: forbidden: ") and f"system:serviceaccount:{namespace}:nobody" in first
+        assert first.startswith("error: ") and "forbidden: " in first
+        assert f"system:serviceaccount:{namespace}:nobody" in first
         assert "docs/rbac.md" in result.stderr and "Traceback" not in result.stderr
     assert expected_claims("ml-training", range(0)) == claim_names(admin(kubeconfig, namespace), namespace)

@@ -59,7 +59,8 @@ class ApplyFailed(BerthError):
         progress = f"{len(done)} of {total} objects processed"
         if applied:
             progress += f" ({len(applied)} written: {', '.join(applied)})"
-        super().__init__(f"{failed}: {cause.message} — {progress}; the stack is NOT complete",
+        what = cause.message if cause.message.startswith(failed) else f"{failed}: {cause.message}"
+        super().__init__(f"{what} — {progress}; the stack is NOT complete",
                          cause.hint or "fix the cause and rerun `berth up`: apply is idempotent")
         self.cause = cause
         self.done = done
