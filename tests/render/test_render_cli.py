@@ -46,6 +46,20 @@ def test_render_to_dir_writes_one_file_per_object_and_a_kustomization(
     assert f"wrote {len(objects) + 1} files to {out}" in result.stderr
 
 
+def test_render_again_into_the_same_dir_leaves_no_stale_objects_and_keeps_user_files(
+    berth: RunBerth, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    by_name = {p.stem: p for p in EXAMPLES}
+    assert berth("render", str(by_name["jax"]), "-o", str(out)).code == 0
+    (out / "notes.md").write_text("mine")
+    assert berth("render", str(by_name["seed-tensorflow"]), "-o", str(out)).code == 0
+    listed = yaml.safe_load((out / "kustomization.yaml").read_text())["resources"]
+    # Only the second render's objects remain beside the user's own file: `kubectl apply -f out/` is exact.
+    assert sorted(p.name for p in out.iterdir()) == sorted([*listed, "kustomization.yaml", "notes.md"])
+    assert (out / "notes.md").read_text() == "mine"
+
+
 def test_render_to_a_file_path_is_a_usage_error(berth: RunBerth, tmp_path: Path) -> None:
     target = tmp_path / "taken"
     target.write_text("x")

@@ -282,10 +282,13 @@ def test_backup(examples: dict[str, Rendered]) -> None:
     assert not [o for o in examples["horovod"].objects if o["kind"] in ("Schedule", "VolumeSnapshotClass")]
 
 
-def test_namespace_enforces_restricted(examples: dict[str, Rendered]) -> None:
+def test_namespace_warns_and_audits_restricted_without_enforcing(examples: dict[str, Rendered]) -> None:
     ns = examples["jax"].one("Namespace")
     assert ns["metadata"]["name"] == "research"
-    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    labels = ns["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/warn"] == labels["pod-security.kubernetes.io/audit"] == "restricted"
+    # Applying enforce to a namespace that already holds other workloads is its owner's call.
+    assert "pod-security.kubernetes.io/enforce" not in labels
     # The default namespace is the cluster's: berth never renders (or relabels) it.
     assert not [o for o in examples["seed-shared-dataset"].objects if o["kind"] == "Namespace"]
 

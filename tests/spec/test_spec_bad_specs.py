@@ -180,6 +180,13 @@ CASES: list[Bad] = [
         "spec.resources.requests.cpu", "larger than its limit", (8, "8"), "lower the request"),
     Bad("min-available-all", BASE.replace("2", "3") + "  disruption: {minAvailable: 3}\n",
         "spec.disruption.minAvailable", "blocks every node drain", (7, "3"), "at most 2"),
+    Bad("min-available-single-replica", BASE.replace("2", "1") + "  disruption: {minAvailable: 1}\n",
+        "spec.disruption.minAvailable", "blocks every node drain", (7, "1}"), "maxUnavailable: 1"),
+    Bad("service-monitor-without-prometheus", BASE + "  monitoring: {prometheus: false, serviceMonitor: true}\n",
+        "spec.monitoring.serviceMonitor", "needs the metrics port", "true}", "prometheus: true"),
+    Bad("nfs-shared-volume-with-class", BASE + "  sharedVolumes:\n    d: {claimName: d, mountPath: /d, size: 1Ti, "
+        "storageClass: nfs-client,\n        nfs: {server: 10.0.0.1, path: /export}}\n",
+        "spec.sharedVolumes.d.storageClass", "uses no storage class", "nfs-client", "remove storageClass"),
     Bad("pdb-both-fields", BASE + "  disruption: {minAvailable: 1, maxUnavailable: 1}\n", "spec.disruption",
         "not both", "{minAvailable"),
     Bad("max-unavailable-zero", BASE + "  disruption: {maxUnavailable: 0}\n", "spec.disruption.maxUnavailable",

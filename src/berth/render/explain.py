@@ -13,7 +13,7 @@ def _why(spec: TrainingCluster, obj: dict[str, Any]) -> str:
     kind, s = obj["kind"], spec.spec
     body = obj.get("spec", {})
     if kind == "Namespace":
-        return "namespace for the cluster, enforcing Pod Security 'restricted'"
+        return "namespace for the cluster; Pod Security 'restricted' warnings and audit (berth's pods pass it)"
     if kind == "StorageClass":
         tier = obj["metadata"].get("annotations", {}).get("berth.dev/tier", "?")
         params = ", ".join(f"{k}={v}" for k, v in obj.get("parameters", {}).items())

@@ -36,9 +36,30 @@ def file_name(index: int, obj: dict[str, Any]) -> str:
     return f"{index:02d}-{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
 
 
+def _remove_previous(directory: Path) -> None:
+    """Delete the files an earlier render listed, so `kubectl apply -f DIR` sees no stale objects.
+
+    Only files named in our own kustomization.yaml and following our naming are removed;
+    anything else in the directory is the user's and stays.
+    """
+    import re
+
+    kustomization = directory / "kustomization.yaml"
+    if not kustomization.is_file():
+        return
+    try:
+        listed = yaml.safe_load(kustomization.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError:
+        return
+    for name in listed.get("resources") or [] if isinstance(listed, dict) else []:
+        if isinstance(name, str) and re.fullmatch(r"[0-9]{2,}-[a-z]+-[a-z0-9.-]+\.yaml", name):
+            (directory / name).unlink(missing_ok=True)
+
+
 def write_dir(objects: list[dict[str, Any]], directory: Path) -> list[Path]:
     """One file per object plus a kustomization.yaml listing them in order."""
     directory.mkdir(parents=True, exist_ok=True)
+    _remove_previous(directory)
     written = []
     for index, obj in enumerate(objects):
         path = directory / file_name(index, obj)

@@ -16,13 +16,17 @@ FS_GROUP_CHANGE_POLICY = "OnRootMismatch"
 
 
 def namespace(spec: TrainingCluster) -> list[dict[str, Any]]:
-    """The namespace, enforcing Pod Security ``restricted`` (berth's pods pass it)."""
+    """The namespace, with Pod Security ``restricted`` warnings and audit (berth's pods pass it).
+
+    Not ``enforce``: server-side apply would add it to a namespace that already exists and
+    may hold other workloads; enforcing there is the namespace owner's decision.
+    """
     if spec.namespace == "default":
         return []
     md = meta(spec, spec.namespace, "training", namespaced=False)
     md["labels"].update({
-        "pod-security.kubernetes.io/enforce": "restricted",
         "pod-security.kubernetes.io/warn": "restricted",
+        "pod-security.kubernetes.io/audit": "restricted",
     })
     return [{"apiVersion": "v1", "kind": "Namespace", "metadata": md}]
 

@@ -62,7 +62,7 @@ class SpecError(UsageError):
 
     def __init__(self, filename: str, issues: Sequence[SpecIssue]) -> None:
         self.filename = filename
-        self.issues = list(issues)
+        self.issues = sorted(issues, key=lambda i: (i.line or 0, i.column or 0))
         count = len(self.issues)
         lines = [issue.format(filename) for issue in self.issues]
         if count > 1:

@@ -118,6 +118,9 @@ def _shared_volumes(spec: TrainingCluster) -> Iterator[SpecIssue]:
             yield SpecIssue((*base, "claimName"), f"claim {sv.claim_name} is already used by "
                             f"sharedVolumes.{claims[sv.claim_name]}", "mount one claim from one shared volume")
         claims.setdefault(sv.claim_name, name)
+        if sv.nfs is not None and sv.storage_class is not None:
+            yield SpecIssue((*base, "storageClass"), "a claim bound to a static NFS volume uses no storage class",
+                            "remove storageClass, or remove nfs to provision the claim from the class")
         if sv.access_mode == "ReadOnlyMany" and sv.read_only is False:
             yield SpecIssue(
                 (*base, "readOnly"),
@@ -174,16 +177,26 @@ def _disruption(spec: TrainingCluster) -> Iterator[SpecIssue]:
     if d.min_available is not None and d.max_unavailable is not None:
         yield SpecIssue(base, "set minAvailable or maxUnavailable, not both", "keep one of them")
     replicas = spec.spec.replicas
-    if isinstance(d.min_available, int) and replicas > 1 and d.min_available >= replicas:
+    if isinstance(d.min_available, int) and d.min_available >= replicas:
         yield SpecIssue(
             (*base, "minAvailable"),
             f"minAvailable {d.min_available} with {replicas} replicas blocks every node drain",
-            f"use at most {replicas - 1}, or maxUnavailable: 1",
+            f"use at most {replicas - 1}, or maxUnavailable: 1" if replicas > 1 else "use maxUnavailable: 1",
         )
     if d.min_available == "100%" or d.max_unavailable in (0, "0%"):
         field = "minAvailable" if d.min_available == "100%" else "maxUnavailable"
         yield SpecIssue((*base, field), "this budget allows no voluntary disruption: node drains hang",
                         "allow at least one pod, e.g. maxUnavailable: 1")
+
+
+def _monitoring(spec: TrainingCluster) -> Iterator[SpecIssue]:
+    mon = spec.spec.monitoring
+    if not mon.prometheus:
+        for field, on in (("serviceMonitor", mon.service_monitor), ("podMonitor", mon.pod_monitor),
+                          ("alerts", mon.alerts and "alerts" in mon.model_fields_set)):
+            if on:
+                yield SpecIssue(("spec", "monitoring", field), f"{field} needs the metrics port of prometheus: true",
+                                "set prometheus: true, or remove " + field)
 
 
 def _env(spec: TrainingCluster) -> Iterator[SpecIssue]:
@@ -247,6 +260,7 @@ CHECKS: tuple[Check, ...] = (
     _resources,
     _service_name,
     _disruption,
+    _monitoring,
     _env,
     _checkpoints_and_ports,
     _providers_need_local,
