@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from berth.lint.config import LintConfig
 from berth.lint.context import CROSS_KINDS, Context
 from berth.lint.loader import STDIN, LoadedFile, expand_paths, load_file
-from berth.lint.model import Document, Finding, Path, Severity
+from berth.lint.model import DocRef, Document, Finding, Path, Severity
 from berth.lint.rules import Hit, Rule, all_rules
 from berth.lint.schema import SchemaStore
 from berth.lint.specs import is_spec, reload, render_spec
@@ -185,28 +185,22 @@ class _Linter:
             kept.extend([f] if f else [])
         return kept
 
-    def lint_cross(self, docs: list[Document], loaded: dict[str, LoadedFile]) -> list[Finding]:
-        """Run the cross-object rules once over everything; locate findings by re-reading files."""
+    def lint_cross(self, docs: list[Document]) -> list[tuple[Finding, DocRef]]:
+        """Run the cross-object rules once over everything; findings are located afterwards."""
         ctx = Context(docs, self.config.known_storage_classes)
-        out: list[Finding] = []
+        out: list[tuple[Finding, DocRef]] = []
         for doc in docs:
             found: list[Finding] = []
             for rule in self.cross_rules:
                 if doc.kind in rule.kinds and rule.check is not None:
                     found.extend(self._hits(rule, doc, rule.check(doc, ctx)))
-            found = [f for f in found if f.rule not in parse_ignore(doc, self.known_ids).rules]
-            if not found:
-                continue
-            source = loaded.get(doc.ref.file)
-            if source is None:
-                source = loaded[doc.ref.file] = reload(doc.ref.file)
-            for f in found:
-                f.line, f.column = source.locate(doc.ref, f.path)
-                f.source_line = source.source_line(f.line)
-            out.extend(found)
+            if found:
+                suppressed = parse_ignore(doc, self.known_ids).rules
+                out.extend((f, doc.ref) for f in found if f.rule not in suppressed)
         return out
 
 
+Located = tuple[int, int, str]
 _WORKER: _Linter | None = None
 
 
@@ -218,6 +212,19 @@ def _init_worker(options: LintOptions) -> None:
 def _lint_path(path: str) -> _FileOutcome:
     assert _WORKER is not None, "worker not initialised"
     return _WORKER.lint_loaded(load_file(path))
+
+
+def _locate_all(source: LoadedFile, wanted: list[tuple[DocRef, Path]]) -> list[Located]:
+    out = []
+    for ref, path in wanted:
+        line, col = source.locate(ref, path)
+        out.append((line, col, source.source_line(line)))
+    return out
+
+
+def _locate_task(task: tuple[str, list[tuple[DocRef, Path]]]) -> list[Located]:
+    """Re-read one file in a worker to place the cross-object findings that point into it."""
+    return _locate_all(reload(task[0]), task[1])
 
 
 def lint_paths(paths: Sequence[str], options: LintOptions | None = None) -> LintResult:
@@ -233,28 +240,29 @@ def lint_paths(paths: Sequence[str], options: LintOptions | None = None) -> Lint
         stdin = load_file(STDIN)
         loaded[stdin.name] = stdin
         outcomes.append(linter.lint_loaded(stdin))
+    pool = None
     if jobs > 1 and len(disk_files) >= _POOL_MIN_FILES:
         context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(options,)) as pool:
+        pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(options,))
+    try:
+        if pool is not None:
             outcomes.extend(pool.map(_lint_path, disk_files, chunksize=_CHUNK))
-    else:
-        for path in disk_files:
-            source = load_file(path)
-            loaded[path] = source
-            outcomes.append(linter.lint_loaded(source))
-    return _collect(linter, outcomes, loaded)
+        else:
+            for path in disk_files:
+                source = loaded[path] = load_file(path)
+                outcomes.append(linter.lint_loaded(source))
+        result = _collect(linter, outcomes)
+        if linter.cross_rules:
+            result.findings.extend(_cross(linter, outcomes, loaded, pool))
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    result.findings.sort(key=Finding.sort_key)
+    return result
 
 
-def lint_loaded(sources: Sequence[LoadedFile], options: LintOptions | None = None) -> LintResult:
-    """Lint already-loaded sources (e.g. rendered specs) in this process."""
-    linter = _Linter(options or LintOptions())
-    outcomes = [linter.lint_loaded(source) for source in sources]
-    return _collect(linter, outcomes, {s.name: s for s in sources})
-
-
-def _collect(linter: _Linter, outcomes: list[_FileOutcome], loaded: dict[str, LoadedFile]) -> LintResult:
+def _collect(linter: _Linter, outcomes: list[_FileOutcome]) -> LintResult:
     result = LintResult(findings=[], kubernetes_version=linter.schemas.version)
-    cross_docs: list[Document] = []
     for outcome in outcomes:
         result.findings.extend(outcome.findings)
         result.files += 1
@@ -262,8 +270,25 @@ def _collect(linter: _Linter, outcomes: list[_FileOutcome], loaded: dict[str, Lo
         result.resources += outcome.resources
         result.skipped += outcome.skipped
         result.unreadable |= outcome.unreadable
-        cross_docs.extend(outcome.cross_docs)
-    if linter.cross_rules:
-        result.findings.extend(linter.lint_cross(cross_docs, loaded))
-    result.findings.sort(key=Finding.sort_key)
     return result
+
+
+def _cross(
+    linter: _Linter, outcomes: list[_FileOutcome], loaded: dict[str, LoadedFile], pool: ProcessPoolExecutor | None
+) -> list[Finding]:
+    """Cross-object findings, placed by re-reading their files (in the pool when there are many)."""
+    pending = linter.lint_cross([doc for outcome in outcomes for doc in outcome.cross_docs])
+    by_file: dict[str, list[tuple[Finding, DocRef]]] = defaultdict(list)
+    for finding, ref in pending:
+        by_file[ref.file].append((finding, ref))
+    tasks = [(name, [(ref, f.path) for f, ref in items]) for name, items in by_file.items()]
+    if pool is not None and len(tasks) >= _POOL_MIN_FILES:
+        located: Iterable[list[Located]] = pool.map(_locate_task, tasks, chunksize=_CHUNK)
+    else:
+        located = (_locate_all(loaded.get(name) or reload(name), wanted) for name, wanted in tasks)
+    out: list[Finding] = []
+    for items, places in zip(by_file.values(), located, strict=True):
+        for (finding, _ref), (line, col, text) in zip(items, places, strict=True):
+            finding.line, finding.column, finding.source_line = line, col, text
+            out.append(finding)
+    return out

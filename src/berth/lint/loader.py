@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import yaml
@@ -32,6 +33,32 @@ _SCALARS = {
     tag: _CTOR.yaml_constructors[tag]
     for tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null")
 }
+
+
+class _Loader(yaml.CSafeLoader):
+    """libyaml's composer with a memoised resolver: manifests repeat the same plain scalars.
+
+    PyYAML resolves every plain scalar's implicit type with Python regexes and calls the
+    (unused) path-resolver hooks for every node; both dominate composing time. Same results.
+    """
+
+    _plain_tags: dict[str, str] = {}  # noqa: RUF012 - a process-wide cache on purpose
+
+    def descend_resolver(self, current_node: object, current_index: object) -> None:
+        return None
+
+    def ascend_resolver(self) -> None:
+        return None
+
+    def resolve(self, kind: type, value: str, implicit: tuple[bool, bool]) -> str:
+        if kind is yaml.ScalarNode and implicit[0]:
+            tag = self._plain_tags.get(value)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]  # untyped in stubs
+                if len(self._plain_tags) < 100_000:
+                    self._plain_tags[value] = tag
+            return tag
+        return str(super().resolve(kind, value, implicit))  # type: ignore[no-untyped-call]
 
 
 @dataclass
@@ -59,12 +86,13 @@ class LoadedFile:
             mark, node = child
         return (mark.line + 1, mark.column + 1)
 
+    @cached_property
+    def lines(self) -> list[str]:
+        return self.text.splitlines()
+
     def source_line(self, line: int) -> str:
         """The text of a 1-based line (for the text output)."""
-        if line <= 0:
-            return ""
-        lines = self.text.splitlines()
-        return lines[line - 1] if line <= len(lines) else ""
+        return self.lines[line - 1] if 0 < line <= len(self.lines) else ""
 
 
 def _child(node: yaml.Node, part: str | int) -> tuple[Any, yaml.Node] | None:
@@ -118,7 +146,7 @@ def load_text(name: str, text: str) -> LoadedFile:
     loaded = LoadedFile(name=name, text=text)
     builder = _Builder()
     try:
-        for index, root in enumerate(yaml.compose_all(text, Loader=yaml.CSafeLoader)):
+        for index, root in enumerate(yaml.compose_all(text, Loader=_Loader)):
             _add_document(loaded, builder, index, root)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark

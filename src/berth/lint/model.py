@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 Path = tuple[str | int, ...]
@@ -45,25 +46,27 @@ class Document:
 
     ref: DocRef
     obj: Obj
+    # Values rules derive from the object (its pod spec, labels), computed once per object.
+    memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
-    @property
+    @cached_property
     def kind(self) -> str:
         return str(self.obj.get("kind", ""))
 
-    @property
+    @cached_property
     def api_version(self) -> str:
         return str(self.obj.get("apiVersion", ""))
 
-    @property
+    @cached_property
     def metadata(self) -> Mapping[str, Any]:
         meta = self.obj.get("metadata")
         return meta if isinstance(meta, dict) else {}
 
-    @property
+    @cached_property
     def name(self) -> str:
         return str(self.metadata.get("name", ""))
 
-    @property
+    @cached_property
     def namespace(self) -> str:
         return str(self.metadata.get("namespace") or "")
 

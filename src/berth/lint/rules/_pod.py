@@ -30,6 +30,13 @@ def _list(value: Any) -> list[Any]:
 
 def pod_spec(doc: Document) -> tuple[Obj, Path] | None:
     """The pod spec of a workload and its key path, or None for other kinds."""
+    if "pod_spec" not in doc.memo:
+        doc.memo["pod_spec"] = _pod_spec(doc)
+    found: tuple[Obj, Path] | None = doc.memo["pod_spec"]
+    return found
+
+
+def _pod_spec(doc: Document) -> tuple[Obj, Path] | None:
     obj = doc.obj
     kind = doc.kind
     if kind == "Pod":
@@ -54,8 +61,11 @@ def template_metadata(doc: Document) -> Mapping[str, Any]:
 
 
 def pod_labels(doc: Document) -> dict[str, str]:
-    labels = template_metadata(doc).get("labels")
-    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+    if "pod_labels" not in doc.memo:
+        labels = template_metadata(doc).get("labels")
+        doc.memo["pod_labels"] = {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+    found: dict[str, str] = doc.memo["pod_labels"]
+    return found
 
 
 def replicas(doc: Document) -> int:

@@ -54,8 +54,8 @@ def _is_checkpoint(meta: dict[str, object]) -> bool:
 
 
 def check(doc: Document, ctx: Context) -> Iterator[Hit]:
-    hot = [sc.name for sc in ctx.of_kind("StorageClass") if tier(sc) == "hot"]
-    if not hot:
+    hot = ctx.memo("hot-classes", lambda: [sc.name for sc in ctx.of_kind("StorageClass") if tier(sc) == "hot"])
+    if not hot or not any(claim_templates(doc)):
         return
     for vct, path in claim_templates(doc):
         spec = as_dict(vct.get("spec"))

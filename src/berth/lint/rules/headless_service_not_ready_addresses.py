@@ -34,18 +34,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from berth.lint.context import Context
+from berth.lint.context import Context, same_namespace
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
 from berth.lint.rules._pod import as_dict, framework, replicas
+
+
+def _by_service(ctx: Context) -> dict[str, list[Document]]:
+    out: dict[str, list[Document]] = {}
+    for sts in ctx.of_kind("StatefulSet"):
+        out.setdefault(str(as_dict(sts.obj.get("spec")).get("serviceName", "")), []).append(sts)
+    return out
 
 
 def check(doc: Document, ctx: Context) -> Iterator[Hit]:
     spec = as_dict(doc.obj.get("spec"))
     if spec.get("clusterIP") != "None" or spec.get("publishNotReadyAddresses") is True:
         return
-    for sts in ctx.of_kind("StatefulSet", doc.namespace):
-        if as_dict(sts.obj.get("spec")).get("serviceName") != doc.name:
+    by_service = ctx.memo("statefulsets-by-service", lambda: _by_service(ctx))
+    for sts in by_service.get(doc.name, []):
+        if not same_namespace(sts.namespace, doc.namespace):
             continue
         if replicas(sts) > 1 and framework(sts) is not None:
             yield Hit(

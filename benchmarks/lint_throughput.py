@@ -1,0 +1,319 @@
+"""Throughput of ``berth lint`` against kubeconform on the same generated corpus.
+
+Generates >= 20,000 resources in >= 5,000 files (workloads, services, storage, RBAC, batch and
+monitoring CRDs; about 3% invalid), then times, in the same run and on the same files:
+
+- ``berth lint --schema-only`` (strict schema validation only),
+- ``berth lint`` (schemas plus every rule, cross-object ones included),
+- ``kubeconform -strict -n <jobs>`` with local schemas generated from the same
+  kubernetes-validate data (and the same bundled CRD schemas), so both check the same things.
+
+Prints resources/s and the ratios against kubeconform (goal: schema-only >= 1.0x, full >= 0.5x).
+
+    python benchmarks/lint_throughput.py [--files 5000] [--repeat 3] [--jobs 2] [--keep DIR]
+
+kubeconform is taken from $KUBECONFORM, PATH, or ~/.cache/berth-bench/bin, else built there with
+``go install github.com/yannh/kubeconform/cmd/kubeconform@latest`` (GOBIN outside the repo).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from berth.lint.schema import _schema_root, api_version_slug, bundled_schemas, resolve_version
+
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "berth-bench"
+KUBECONFORM_PKG = "github.com/yannh/kubeconform/cmd/kubeconform@latest"
+
+# --- corpus -----------------------------------------------------------------------------------
+
+
+def _pod(rng: random.Random, name: str, invalid: bool) -> str:
+    image = rng.choice(["pytorch/pytorch:2.5.1", "nginx:1.27", "busybox:latest", "tensorflow/tensorflow:2.17.0"])
+    gpu = rng.random() < 0.4
+    res = '{requests: {cpu: "2", memory: 4Gi}, limits: {memory: 8Gi}}'
+    if gpu:
+        res = '{requests: {cpu: "8", memory: 64Gi, nvidia.com/gpu: 1}, limits: {memory: 64Gi, nvidia.com/gpu: 1}}'
+    bad = "\n        imagePullPolice: Always" if invalid else ""
+    return f"""    metadata:
+      labels: {{app: {name}}}
+    spec:
+      securityContext: {{runAsNonRoot: true, runAsUser: 1000, fsGroup: 1000}}
+      containers:
+      - name: main
+        image: {image}{bad}
+        ports: [{{containerPort: 8080, name: http}}]
+        env: [{{name: MODE, value: train}}]
+        resources: {res}
+        volumeMounts: [{{name: data, mountPath: /data}}]
+"""
+
+
+def _training(rng: random.Random, name: str, invalid: bool) -> str:
+    replicas = rng.choice([1, 2, 4, 8])
+    return f"""apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: {name}, namespace: ml}}
+spec:
+  serviceName: {name}
+  replicas: {replicas}
+  podManagementPolicy: Parallel
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+{_pod(rng, name, invalid)}  volumeClaimTemplates:
+  - metadata: {{name: data}}
+    spec:
+      accessModes: [ReadWriteOnce]
+      storageClassName: fast-{name}
+      resources: {{requests: {{storage: {rng.choice([50, 100, 500])}Gi}}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: ml}}
+spec:
+  clusterIP: None
+  selector: {{app: {name}}}
+  ports: [{{port: 8080, name: http}}]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {{name: {name}, namespace: ml}}
+spec:
+  maxUnavailable: 1
+  selector: {{matchLabels: {{app: {name}}}}}
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {{name: fast-{name}}}
+provisioner: ebs.csi.aws.com
+parameters: {{type: gp3, iops: "{rng.choice([3000, 6000, 16000])}", throughput: "500", encrypted: "true"}}
+volumeBindingMode: {rng.choice(["WaitForFirstConsumer", "Immediate"])}
+allowVolumeExpansion: true
+"""
+
+
+def _app(rng: random.Random, name: str, invalid: bool) -> str:
+    port = '"8080"' if invalid else "8080"
+    return f"""apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: web}}
+spec:
+  replicas: {rng.choice([1, 3])}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+{_pod(rng, name, False)}      volumes: [{{name: data, emptyDir: {{}}}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: web}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{port: 80, targetPort: {port}}}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: {name}-config, namespace: web}}
+data: {{LOG_LEVEL: info, FEATURE: "on"}}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: {name}, namespace: web}}
+"""
+
+
+def _batch(rng: random.Random, name: str, invalid: bool) -> str:
+    verbs = "[get, list]" if not invalid else "get"
+    return f"""apiVersion: batch/v1
+kind: Job
+metadata: {{name: {name}, namespace: jobs}}
+spec:
+  parallelism: {rng.choice([1, 2])}
+  template:
+{_pod(rng, name, False)}      restartPolicy: Never
+      volumes: [{{name: data, persistentVolumeClaim: {{claimName: {name}-data}}}}]
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: {name}-data, namespace: jobs}}
+spec:
+  accessModes: [ReadWriteMany]
+  storageClassName: efs
+  resources: {{requests: {{storage: 10Gi}}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: {name}, namespace: jobs}}
+rules: [{{apiGroups: [""], resources: [pods], verbs: {verbs}}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: {name}, namespace: jobs}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: {name}}}
+subjects: [{{kind: ServiceAccount, name: {name}, namespace: jobs}}]
+"""
+
+
+def _monitoring(rng: random.Random, name: str, invalid: bool) -> str:
+    interval = "soon" if invalid else "30s"
+    return f"""apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata: {{name: {name}, namespace: ml}}
+spec:
+  selector: {{matchLabels: {{app: {name}}}}}
+  endpoints: [{{port: metrics, interval: {interval}}}]
+---
+apiVersion: monitoring.coreos.com/v1
+kind: PrometheusRule
+metadata: {{name: {name}, namespace: ml}}
+spec:
+  groups:
+  - name: {name}
+    rules: [{{alert: Stale, expr: "time() - last_success > 3600", for: 10m}}]
+---
+apiVersion: snapshot.storage.k8s.io/v1
+kind: VolumeSnapshot
+metadata: {{name: {name}, namespace: ml}}
+spec: {{volumeSnapshotClassName: ebs, source: {{persistentVolumeClaimName: data-{name}-0}}}}
+---
+apiVersion: velero.io/v1
+kind: Schedule
+metadata: {{name: {name}, namespace: velero}}
+spec: {{schedule: "0 2 * * *", template: {{includedNamespaces: [ml], ttl: 720h}}}}
+"""
+
+
+GENERATORS = (_training, _app, _batch, _monitoring)
+
+
+def generate(root: Path, files: int, seed: int = 7) -> int:
+    """Write ``files`` manifest files of 4 resources each; returns the resource count."""
+    rng = random.Random(seed)
+    for i in range(files):
+        gen = GENERATORS[i % len(GENERATORS)]
+        name = f"{gen.__name__.strip('_')}-{i}"
+        sub = root / f"team-{i % 50:02d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"{name}.yaml").write_text(gen(rng, name, rng.random() < 0.03))
+    return files * 4
+
+
+# --- peers --------------------------------------------------------------------------------------
+
+
+def kubeconform_binary() -> str:
+    """kubeconform from $KUBECONFORM, PATH or the cache, else ``go install`` into the cache."""
+    for candidate in (os.environ.get("KUBECONFORM"), shutil.which("kubeconform"), str(CACHE / "bin" / "kubeconform")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    (CACHE / "bin").mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "GOBIN": str(CACHE / "bin")}
+    subprocess.run(["go", "install", KUBECONFORM_PKG], check=True, env=env, cwd=tempfile.gettempdir())
+    return str(CACHE / "bin" / "kubeconform")
+
+
+def kubeconform_schemas(version: str) -> Path:
+    """kubeconform's local schema layout from the same kubernetes-validate data and bundled CRDs.
+
+    kubernetes-validate's schemas point at ``/api/_definitions.json`` under an https ``$id``; the
+    copies drop the ids and point at the sibling file, so kubeconform resolves them offline.
+    """
+    out = CACHE / f"kubeconform-schemas-{version}"
+    if (out / "_definitions.json").is_file():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+
+    def relative(doc: dict[str, object]) -> str:
+        doc.pop("$id", None)
+        text = json.dumps(doc)
+        for prefix in ('"/api/_definitions.json#', '"file:///api/_definitions.json#'):
+            text = text.replace(prefix, '"_definitions.json#')
+        return text
+
+    for path in (_schema_root() / f"v{version}.0-local-strict").iterdir():
+        (out / path.name).write_text(relative(json.loads(path.read_text())))
+    for (api_version, kind), schema in bundled_schemas().items():
+        name = f"{kind.lower()}-{api_version_slug(api_version)}.json"
+        (out / name).write_text(relative(json.loads(json.dumps(schema))))
+    return out
+
+
+def timed(cmd: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    return time.perf_counter() - start, proc
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", type=int, default=5000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--keep", help="write the corpus here and keep it")
+    args = parser.parse_args()
+
+    version = resolve_version(None)
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="berth-lint-bench-"))
+    try:
+        resources = generate(work, args.files)
+        print(f"corpus: {resources} resources in {args.files} files under {work}")
+        berth = [sys.executable, "-m", "berth", "lint", "-j", str(args.jobs), "-f", "json", str(work)]
+        schemas = kubeconform_schemas(version)
+        peer = [
+            kubeconform_binary(),
+            "-strict",
+            "-n",
+            str(args.jobs),
+            "-output",
+            "json",
+            "-summary",
+            "-schema-location",
+            str(schemas) + "/{{ .ResourceKind }}{{ .KindSuffix }}.json",
+            str(work),
+        ]
+        runs = {"berth lint --schema-only": [*berth, "--schema-only"], "berth lint": berth, "kubeconform": peer}
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        outputs: dict[str, subprocess.CompletedProcess[str]] = {}
+        for _ in range(args.repeat):
+            for name, cmd in runs.items():
+                seconds, proc = timed(cmd)
+                if proc.returncode not in (0, 1):
+                    print(f"{name} failed ({proc.returncode}): {proc.stderr[-2000:]}", file=sys.stderr)
+                    return 2
+                times[name].append(seconds)
+                outputs[name] = proc
+        summary = json.loads(outputs["kubeconform"].stdout)["summary"]
+        seen = sum(summary[k] for k in ("valid", "invalid", "errors", "skipped"))
+        if seen != resources:
+            print(f"kubeconform saw {seen} resources, expected {resources}", file=sys.stderr)
+            return 2
+        schema_errors = {
+            f["file"] for f in json.loads(outputs["berth lint --schema-only"].stdout) if f["rule"] == "schema-invalid"
+        }
+        print(
+            f"invalid resources: kubeconform {summary['invalid']}, berth (files with schema errors) "
+            f"{len(schema_errors)}; skipped: kubeconform {summary['skipped']}"
+        )
+        peer_rate = resources / statistics.median(times["kubeconform"])
+        print(f"\n{'tool':28} {'median s':>9} {'resources/s':>12} {'vs kubeconform':>15}")
+        for name, samples in times.items():
+            rate = resources / statistics.median(samples)
+            print(f"{name:28} {statistics.median(samples):9.2f} {rate:12.0f} {rate / peer_rate:14.2f}x")
+        print(f"\njobs={args.jobs} repeat={args.repeat} kubernetes={version} cpus={os.cpu_count()}")
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
