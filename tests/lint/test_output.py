@@ -15,7 +15,11 @@ from berth.lint.rules import all_rules
 
 from .conftest import DATA, FIXTURES
 
-INPUTS = [str(FIXTURES / "tf-config-mismatch" / "bad.yaml"), str(FIXTURES / "yaml-syntax" / "bad.yaml")]
+INPUTS = [
+    str(FIXTURES / "tf-config-mismatch" / "bad.yaml"),
+    str(FIXTURES / "yaml-syntax" / "bad.yaml"),
+    str(FIXTURES / "spec-invalid" / "good.yaml"),  # a berth spec: findings in its rendered stack
+]
 
 
 def _result():  # type: ignore[no-untyped-def]
@@ -45,6 +49,12 @@ def test_sarif_is_valid_sarif_2_1_0() -> None:
         region = res["locations"][0]["physicalLocation"].get("region")
         assert region is None or region["startLine"] >= 1
     assert {r["level"] for r in run["results"]} <= {"error", "warning", "note"}
+    rendered = [r for r in run["results"] if r["message"]["text"].startswith("in the rendered stack")]
+    assert rendered, "the spec's rendered objects were linted"
+    for res in rendered:
+        location = res["locations"][0]["physicalLocation"]
+        assert location["artifactLocation"]["uri"].endswith("spec-invalid/good.yaml")
+        assert "region" not in location
 
 
 def test_sarif_schema_rejects_broken_logs() -> None:
@@ -59,17 +69,21 @@ def test_junit_counts_failing_files() -> None:
     result = _result()
     xml = render(result, "junit", all_rules(), colour=False, fail_on=Severity.ERROR)
     root = ET.fromstring(xml.split("?>", 1)[1])
-    cases = root.findall("./testsuite/testcase")
-    assert len(cases) == 2
+    cases = {case.get("name"): case for case in root.findall("./testsuite/testcase")}
+    assert set(cases) == {*INPUTS, f"{INPUTS[2]} (rendered)"}
     assert root.get("failures") == "2"
-    assert all(case.find("failure") is not None for case in cases)
+    assert cases[INPUTS[0]].find("failure") is not None
+    assert cases[f"{INPUTS[2]} (rendered)"].find("failure") is None, "warnings only: below --fail-on error"
+    assert cases[f"{INPUTS[2]} (rendered)"].find("system-out") is not None
 
 
 def test_text_groups_by_file_with_source_and_caret(tmp_path: Path) -> None:
     result = _result()
     plain = render(result, "text", all_rules(), colour=False, fail_on=Severity.WARNING)
     assert "\x1b[" not in plain
-    for file in INPUTS:
+    files = {f.file for f in result.findings}
+    assert f"{INPUTS[2]} (rendered)" in files
+    for file in files:
         assert plain.count(f"\n{file}\n") + plain.startswith(f"{file}\n") == 1
     assert "| " in plain and "^" in plain
     assert "in StatefulSet/trainer spec.template.spec.containers[0].env[0].value" in plain

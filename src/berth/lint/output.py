@@ -7,12 +7,14 @@ import os
 from collections.abc import Iterable
 from itertools import groupby
 from typing import Any
+from urllib.parse import quote
 from xml.etree import ElementTree as ET
 
 from berth import __version__
 from berth.lint.engine import LintResult
 from berth.lint.model import Finding, Severity, path_text
 from berth.lint.rules import Rule
+from berth.lint.specs import RENDERED_SUFFIX
 
 FORMATS = ("text", "json", "sarif", "junit")
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -70,12 +72,15 @@ def text(result: LintResult, *, colour: bool) -> str:
 
 
 def _uri(file: str) -> str:
-    """A relative POSIX path when the file is under the working directory (what code scanning expects)."""
+    """A relative, percent-encoded POSIX path when under the working directory (what code scanning expects).
+
+    Findings in a rendered berth spec point at the spec file itself.
+    """
     if file.startswith("<"):
         return file.strip("<>")
-    absolute = os.path.abspath(file)
+    absolute = os.path.abspath(file.removesuffix(RENDERED_SUFFIX))
     rel = os.path.relpath(absolute, os.getcwd())
-    return (absolute if rel.startswith("..") else rel).replace(os.sep, "/")
+    return quote((absolute if rel.startswith("..") else rel).replace(os.sep, "/"))
 
 
 def _sarif_rule(rule: Rule) -> dict[str, Any]:
@@ -96,7 +101,8 @@ def sarif(result: LintResult, rules: dict[str, Rule]) -> dict[str, Any]:
     results = []
     for f in result.findings:
         location: dict[str, Any] = {"artifactLocation": {"uri": _uri(f.file)}}
-        if f.line > 0:
+        rendered = f.file.endswith(RENDERED_SUFFIX)
+        if f.line > 0 and not rendered:
             region: dict[str, Any] = {"startLine": f.line, "startColumn": max(f.column, 1)}
             if f.source_line:
                 region["snippet"] = {"text": f.source_line}
@@ -104,7 +110,11 @@ def sarif(result: LintResult, rules: dict[str, Rule]) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "ruleId": f.rule,
             "level": _SARIF_LEVEL[f.severity],
-            "message": {"text": f.message + (f" (fix: {f.fix})" if f.fix else "")},
+            "message": {
+                "text": ("in the rendered stack: " if rendered else "")
+                + f.message
+                + (f" (fix: {f.fix})" if f.fix else "")
+            },
             "locations": [{"physicalLocation": location}],
         }
         if f.rule in rules:
