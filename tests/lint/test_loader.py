@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from berth.lint.loader import expand_paths, load_file, load_text
 
 MANIFEST = """\
@@ -79,3 +83,38 @@ def test_directories_are_walked_recursively(tmp_path: Path) -> None:
         (tmp_path / name).write_text("{}")
     found = sorted(Path(p).relative_to(tmp_path).as_posix() for p in expand_paths([str(tmp_path)]))
     assert found == ["a/b/two.yml", "a/one.yaml", "three.json"]
+
+
+KEYS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=8)
+SCALARS = st.one_of(st.integers(-1000, 1000), st.booleans(), st.text(alphabet="abcxyz ./:", max_size=10))
+TREES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(KEYS, inner, min_size=1, max_size=4)),
+    max_leaves=25,
+)
+
+
+def _key_paths(node: object, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    if isinstance(node, dict):
+        out = []
+        for key, value in node.items():
+            out += [(*path, key), *_key_paths(value, (*path, key))]
+        return out
+    if isinstance(node, list):
+        return [p for i, item in enumerate(node) for p in _key_paths(item, (*path, i))]
+    return []
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(KEYS, TREES, min_size=1, max_size=5), st.booleans())
+def test_round_trip_and_every_key_located(tree: dict[str, object], flow: bool) -> None:
+    """Whatever the layout, objects round-trip and each key path points at that key's text."""
+    text = yaml.safe_dump(tree, default_flow_style=flow, width=60)
+    loaded = load_text("h.yaml", text)
+    (doc,) = loaded.documents
+    assert doc.obj == tree
+    lines = text.splitlines()
+    for path in _key_paths(tree):
+        line, col = loaded.locate(doc.ref, path)
+        key = str(path[-1])
+        assert lines[line - 1][col - 1 :].lstrip("'\"").startswith(key), (path, line, col)
