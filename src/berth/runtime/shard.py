@@ -8,12 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from berth.runtime.manifest import META_NAME, TENSORS_NAME, CorruptCheckpoint, Manifest, TensorEntry
 from berth.runtime.safetensors_io import (
     CHUNK_SIZE,
     TensorBytes,
+    host_buffer,
     order_key,
     parse_safetensors,
     read_verified,
@@ -46,7 +45,7 @@ class Staging:
 
     def get(self, size: int) -> U8Array:
         if self._buf is None or self._buf.size < size:
-            self._buf = np.empty(max(size, 1), dtype=np.uint8)
+            self._buf = host_buffer(max(size, 1))
         return self._buf[:size]
 
 
