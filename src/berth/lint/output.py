@@ -63,12 +63,16 @@ def text(result: LintResult, *, colour: bool) -> str:
             if f.fix:
                 lines.append(paint(_DIM, f"      fix: {f.fix}"))
         lines.append("")
-    counts = ", ".join(f"{result.count(s)} {s}" for s in (Severity.ERROR, Severity.WARNING, Severity.INFO))
+    counts = ", ".join(_plural(result.count(s), str(s)) for s in (Severity.ERROR, Severity.WARNING, Severity.INFO))
     lines.append(
-        f"{counts} in {result.files} files, {result.resources} resources "
+        f"{counts} in {_plural(result.files, 'file')}, {_plural(result.resources, 'resource')} "
         f"({result.skipped} skipped: no schema), Kubernetes {result.kubernetes_version}"
     )
     return "\n".join(lines)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 or noun == "info" else f"{count} {noun}s"
 
 
 def _uri(file: str) -> str:

@@ -13,7 +13,7 @@ TEMPLATE_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSe
 WORKLOAD_KINDS = TEMPLATE_KINDS | {"Pod", "CronJob"}
 # A DaemonSet runs one pod per node: treat it as "many replicas".
 DAEMONSET_REPLICAS = 2
-RANK_ENV = frozenset({"TF_CONFIG", "RANK", "NODE_RANK", "LOCAL_RANK", "JOB_COMPLETION_INDEX", "OMPI_COMM_WORLD_RANK"})
+RANK_ENV = frozenset({"TF_CONFIG", "RANK", "NODE_RANK", "JOB_COMPLETION_INDEX", "OMPI_COMM_WORLD_RANK"})
 RENDEZVOUS_ENV = frozenset(
     {"TF_CONFIG", "MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "NODE_RANK", "JAX_COORDINATOR_ADDRESS"}
 )

@@ -1,8 +1,9 @@
 """A rank or TF_CONFIG set as a constant env value in a pod template with replicas > 1.
 
 ## What it does
-Flags `TF_CONFIG`, `RANK`, `NODE_RANK`, `LOCAL_RANK`, `JOB_COMPLETION_INDEX` or
-`OMPI_COMM_WORLD_RANK` given as a literal `value` in a template that runs more than one pod.
+Flags `TF_CONFIG`, `RANK`, `NODE_RANK`, `JOB_COMPLETION_INDEX` or `OMPI_COMM_WORLD_RANK`
+given as a literal `value` in a template that runs more than one pod (`LOCAL_RANK` is the
+rank within a pod and may well be constant).
 
 ## Why is this bad?
 Every replica gets the same value: all pods claim to be worker 0 (the TF_CONFIG example in
