@@ -284,3 +284,17 @@ def test_timeout_flag_parsing() -> None:
     assert _duration("1h30m") == 5400
     with pytest.raises(UsageError):
         _duration("5 minutes")
+
+
+def test_plan_lints_the_rendered_stack() -> None:
+    """The linter's public API is wired in: the seed's unpinned image is flagged on the StatefulSet."""
+    import yaml
+    from cluster_helpers import seed_like
+
+    from berth.kube.apply import desired_objects
+    from berth.kube.plan import lint_objects
+    from berth.spec.load import parse_spec
+
+    findings = lint_objects(desired_objects(parse_spec(yaml.safe_dump(seed_like("ns1")))))
+    assert any(f["rule"] == "image-latest-tag" and f["kind"] == "StatefulSet" for f in findings)
+    assert all(f["severity"] != "error" for f in findings)

@@ -39,12 +39,17 @@ class Plan:
 
 
 def lint_objects(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The linter's findings on the rendered stack (JSON records)."""
-    from berth.lint.engine import lint_loaded
-    from berth.lint.loader import load_text
+    """The linter's findings on the rendered stack (JSON records), through its public file API."""
+    import tempfile
+    from pathlib import Path
+
+    from berth.lint.engine import lint_paths
     from berth.render.output import to_stream
 
-    result = lint_loaded([load_text("<rendered>", to_stream(objects))])
+    with tempfile.TemporaryDirectory(prefix="berth-plan-") as tmp:
+        rendered = Path(tmp) / "rendered.yaml"
+        rendered.write_text(to_stream(objects), encoding="utf-8")
+        result = lint_paths([str(rendered)])
     return [f.to_json() for f in sorted(result.findings, key=lambda f: f.sort_key())]
 
 
