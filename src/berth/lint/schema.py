@@ -221,8 +221,23 @@ def _errors(raw: Iterator[Any]) -> Iterator[SchemaError]:
         if missing is not None and type(kind).__name__ == "Required":
             yield SchemaError(path, f"missing required field {missing!r}")
             continue
-        where = ".".join(str(p) for p in path) or "object"
-        yield SchemaError(path, f"{where}: {err.message}")
+        yield SchemaError(path, _message(err))
+
+
+_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number"}
+
+
+def _message(err: Any) -> str:
+    """A short message; the field path is reported separately, so it is not repeated here."""
+    kind_name = type(err.kind).__name__
+    instance = err.instance
+    got = f"{_JSON_TYPES.get(type(instance), 'null')} {json.dumps(instance)[:60]}"
+    if kind_name == "Type":
+        expected = [str(t) for t in err.kind.types if t != "null"]
+        return f"expected {' or '.join(expected)}, got {got}"
+    if kind_name in {"OneOfNotValid", "AnyOf"}:
+        return f"{got} is none of the allowed forms (int-or-string and quantity fields take a string or a number)"
+    return str(err.message)
 
 
 @cache
