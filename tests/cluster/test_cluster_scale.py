@@ -68,7 +68,7 @@ def test_gc_deletes_exactly_the_orphans_and_refuses_mounted_and_protected(
     kube = admin(kubeconfig, namespace)
     up(kube, load_spec(spec), timeout_s=120)
     scale(kube, "ml-training", namespace, 1, wait=True, timeout_s=120)
-    # Ordinal 2's model claim: mounted by a debugging pod (restricted-compliant, the namespace enforces it).
+    # Ordinal 2's model claim: mounted by a debugging pod (Pod Security restricted-compliant).
     kube_client.create(from_dict({
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "inspect", "namespace": namespace},
         "spec": {"securityContext": {"runAsNonRoot": True, "runAsUser": 1000,

@@ -98,6 +98,24 @@ def test_plan_diffs_fields_without_writing(kubeconfig: Path, namespace: str, tmp
     assert f"namespace {namespace}-new is created first" in text.stdout
 
 
+def test_up_creates_the_namespace_it_needs(kubeconfig: Path, namespace: str, tmp_path: Path,
+                                          kube_client: Any) -> None:
+    from lightkube.resources.apps_v1 import StatefulSet
+    from lightkube.resources.core_v1 import Namespace
+
+    own = f"{namespace}-own"
+    spec = write_spec(tmp_path, seed_like(own, replicas=1))
+    try:
+        result = berth("up", str(spec), "--timeout", "90", kubeconfig=kubeconfig)
+        assert result.returncode == 0, result.stderr
+        assert f"+ Namespace {own}: created" in result.stdout and "ml-training ready: 1/1 pods" in result.stdout
+        labels = kube_client.get(Namespace, own).metadata.labels
+        assert labels["pod-security.kubernetes.io/warn"] == "restricted"
+        assert kube_client.get(StatefulSet, "ml-training", namespace=own).spec.replicas == 1
+    finally:
+        kube_client.delete(Namespace, own)
+
+
 def test_restricted_pod_security_namespace_admits_the_pods(kubeconfig: Path, make_namespace: Any,
                                                            tmp_path: Path, kube_client: Any) -> None:
     from lightkube import ApiError

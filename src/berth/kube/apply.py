@@ -155,7 +155,7 @@ def apply_objects(
                                 planned_namespaces=planned_namespaces)
         except BerthError as err:
             raise ApplyFailed(err, results, len(objects), ref) from None
-        if kind == "Namespace" and result.action == "create":
+        if dry_run and kind == "Namespace" and result.action == "create":
             planned_namespaces.add(name)
         results.append(result)
         if on_result:

@@ -57,7 +57,10 @@ def plan_down(kube: Kube, name: str, namespace: str, *, delete_volumes: bool) ->
     cache: dict[tuple[str, str], type[Resource] | None] = {}
     objects = desired_objects(spec) if spec else _labelled(kube, name, namespace, cache)
     out: list[Removal] = []
+    per_replica = {c.name for c in state.claims}
     for obj in reversed(objects):
+        if obj["kind"] == "PersistentVolumeClaim" and obj["metadata"]["name"] in per_replica:
+            continue  # listed below with its template and ordinal
         if model_for(kube, obj, cache) is None:
             continue  # its CRD is not served: `up` skipped it, there is nothing to remove
         md = obj["metadata"]
