@@ -43,6 +43,7 @@ def test_good_fixture_passes(rule_id: str) -> None:
 def test_rule_doc_is_complete(rule_id: str) -> None:
     rule = all_rules()[rule_id]
     assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", rule.id)
+    assert rule.kinds or rule.check is None, "a rule with a check names the kinds it applies to"
     for section in ("## What it does", "## Why is this bad?", "## Example", "Use instead:", "## Fix"):
         assert section in rule.doc, f"{rule_id} doc lacks {section!r}"
     assert rule.doc.count("```yaml") >= 2
