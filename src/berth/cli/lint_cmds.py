@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import typer
 
 if TYPE_CHECKING:
+    from berth.lint.engine import LintResult, Progress
     from berth.lint.rules import Rule
 
 
@@ -65,10 +66,27 @@ def lint(
         jobs=jobs,
         config=cfg,
     )
-    result = lint_paths(paths, options)
+    result = _run_with_progress(lambda progress: lint_paths(paths, options, progress))
     colour = fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     typer.echo(render(result, fmt, rules, colour=colour, fail_on=threshold))
     raise typer.Exit(result.exit_code(threshold))
+
+
+def _run_with_progress(run: Callable[[Progress | None], LintResult]) -> LintResult:
+    """A progress bar on stderr for large inputs when it is a terminal; nothing otherwise."""
+    if not sys.stderr.isatty():
+        return run(None)
+    from rich.console import Console
+    from rich.progress import Progress as Bar
+
+    with Bar(transient=True, console=Console(stderr=True)) as bar:
+        task = bar.add_task("linting", total=None)
+
+        def update(done: int, total: int) -> None:
+            if done % 50 == 0 or done == total:
+                bar.update(task, completed=done, total=total)
+
+        return run(update)
 
 
 def _rule_list(rules: Mapping[str, Rule], fmt: str) -> str:

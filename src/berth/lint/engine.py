@@ -11,7 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -227,8 +227,13 @@ def _locate_task(task: tuple[str, list[tuple[DocRef, Path]]]) -> list[Located]:
     return _locate_all(reload(task[0]), task[1])
 
 
-def lint_paths(paths: Sequence[str], options: LintOptions | None = None) -> LintResult:
-    """Lint files, directories (recursively) and ``-`` (stdin)."""
+Progress = Callable[[int, int], None]
+
+
+def lint_paths(
+    paths: Sequence[str], options: LintOptions | None = None, progress: Progress | None = None
+) -> LintResult:
+    """Lint files, directories (recursively) and ``-`` (stdin); ``progress(done, total)`` per file."""
     options = options or LintOptions()
     files = [p for p in expand_paths(paths) if not options.config.ignores(p)]
     linter = _Linter(options)
@@ -246,11 +251,13 @@ def lint_paths(paths: Sequence[str], options: LintOptions | None = None) -> Lint
         pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(options,))
     try:
         if pool is not None:
-            outcomes.extend(pool.map(_lint_path, disk_files, chunksize=_CHUNK))
+            results: Iterable[_FileOutcome] = pool.map(_lint_path, disk_files, chunksize=_CHUNK)
         else:
-            for path in disk_files:
-                source = loaded[path] = load_file(path)
-                outcomes.append(linter.lint_loaded(source))
+            results = (linter.lint_loaded(loaded.setdefault(path, load_file(path))) for path in disk_files)
+        for done, outcome in enumerate(results, 1):
+            outcomes.append(outcome)
+            if progress is not None:
+                progress(done, len(disk_files))
         result = _collect(linter, outcomes)
         if linter.cross_rules:
             result.findings.extend(_cross(linter, outcomes, loaded, pool))
