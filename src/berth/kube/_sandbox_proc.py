@@ -74,15 +74,19 @@ def is_running(record: ProcessRecord) -> bool:
     return int(fields[19]) == record.start_ticks
 
 
-def spawn(name: str, argv: Sequence[str], log: Path, cwd: Path) -> ProcessRecord:
-    """Start ARGV in a new session with stdout/stderr appended to LOG."""
+def spawn(name: str, argv: Sequence[str], log: Path, home: Path) -> ProcessRecord:
+    """Start ARGV in a new session with stdout/stderr appended to LOG.
+
+    HOME is set to HOME (the sandbox state directory) so no component picks up the user's
+    ~/.kube or ~/.kwok configuration.
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         pid = os.posix_spawn(
             argv[0],
             list(argv),
-            {**os.environ, "HOME": os.environ.get("HOME", str(cwd))},
+            {**os.environ, "HOME": str(home)},
             file_actions=[
                 (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                 (os.POSIX_SPAWN_DUP2, fd, 1),
