@@ -53,6 +53,9 @@ def test_scale_3_to_5_to_2_creates_and_retains_the_right_claims(kubeconfig: Path
     status = json.loads(berth("status", "ml-training", "-n", namespace, "-o", "json", kubeconfig=kubeconfig).stdout)
     assert {c["name"] for c in status["claims"] if c["orphaned"]} == expected_claims("ml-training", range(2, 5))
     assert len(status["pods"]) == 2 and status["rollout"] == "complete"
+    text = berth("status", "ml-training", "-n", namespace, kubeconfig=kubeconfig).stdout
+    assert "ml-training in" in text and "2/2 ready, rollout complete" in text
+    assert text.count("ORPHANED") == 6 and "6 orphaned claim(s) from scale-down: `berth gc ml-training" in text
 
     same = berth("scale", "ml-training", "2", "-n", namespace, kubeconfig=kubeconfig)
     assert "already has 2 replicas: nothing changed" in same.stdout

@@ -298,3 +298,24 @@ def test_plan_lints_the_rendered_stack() -> None:
     findings = lint_objects(desired_objects(parse_spec(yaml.safe_dump(seed_like("ns1")))))
     assert any(f["rule"] == "image-latest-tag" and f["kind"] == "StatefulSet" for f in findings)
     assert all(f["severity"] != "error" for f in findings)
+
+
+def test_live_view_shows_each_pod_its_claims_and_why_it_waits() -> None:
+    from rich.console import Console
+
+    from berth.kube.wait import _view
+
+    claims = [_claim(f"ckpt-t-{i}", i) for i in range(3)]
+    claims[2].phase = "Pending"
+    pods = [_pod(0), _pod(1), _pod(2, ready=False, reason="PodScheduled: 0/3 nodes are available")]
+    state = _state(3, claims, pods, ready_replicas=2)
+    console = Console(record=True, width=160)
+    console.print(_view(state, readiness(state), 12.0))
+    text = console.export_text()
+    assert "t: 2/3 pods ready, 2/3 claims Bound · waiting: 2/3 ready · 12s" in text
+    line = next(row for row in text.splitlines() if row.startswith("t-2"))
+    assert "ckpt:Pending" in line and "0/3 nodes are available" in line
+    many = _state(30, [], [_pod(i) for i in range(30)])
+    console = Console(record=True, width=160)
+    console.print(_view(many, readiness(many), 1.0))
+    assert "… 10 more pods" in console.export_text()
