@@ -37,6 +37,9 @@ CLIENTS = (
     ClientCert("scheduler", "system:kube-scheduler"),
     # kwok writes node and pod status for every fake node: it acts as all kubelets at once.
     ClientCert("kwok", "kwok-controller", "system:masters"),
+    # The API server's identity towards aggregated APIs; configuring it also gives the
+    # controllers the request-header CA they look up at start (else they log errors forever).
+    ClientCert("front-proxy-client", "front-proxy-client"),
 )
 
 

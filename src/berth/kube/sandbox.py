@@ -385,6 +385,13 @@ class Sandbox:
             f"--service-account-key-file={pki.sa_pub}",
             f"--service-account-signing-key-file={pki.sa_key}",
             "--profiling=false",
+            f"--requestheader-client-ca-file={pki.ca_cert}",
+            "--requestheader-allowed-names=front-proxy-client",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={pki.client_cert('front-proxy-client')}",
+            f"--proxy-client-key-file={pki.client_key('front-proxy-client')}",
         ])
         admin_ctx = _client_ssl(pki, "admin")
         _wait_http(f"{state.server}/readyz", admin_ctx, apiserver, deadline)
