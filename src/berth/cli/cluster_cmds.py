@@ -45,7 +45,10 @@ def _check_output(output: str) -> bool:
 def _console(stderr: bool = False) -> Console:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = 220  # piped into a file or grep: never truncate table columns
+    return console
 
 
 def _connect(kubeconfig: str | None, context: str | None, namespace: str | None) -> Kube:
