@@ -220,3 +220,47 @@ def test_clear_errors_for_wrong_context_missing_namespace_and_no_cluster(kubecon
     assert f"no cluster reachable at https://127.0.0.1:{port}" in down.stderr and "after retrying" in down.stderr
     for result in (wrong, missing, absent, down):
         assert "Traceback" not in result.stderr and result.stderr.startswith("error: ")
+
+
+def test_crd_backed_objects_are_applied_once_their_crd_is_served(kubeconfig: Path, namespace: str,
+                                                                 tmp_path: Path, kube_client: Any) -> None:
+    """With the PrometheusRule CRD installed, berth discovers it and applies the rule like any object."""
+    import time
+
+    from lightkube import ApiError
+    from lightkube.codecs import from_dict
+    from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "prometheusrules.monitoring.coreos.com"},
+           "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
+                    "names": {"plural": "prometheusrules", "singular": "prometheusrule", "kind": "PrometheusRule",
+                              "listKind": "PrometheusRuleList"},
+                    "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                        "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}}
+    kube_client.create(from_dict(crd))
+    try:
+        deadline = time.monotonic() + 30
+        while not any(c.type == "Established" and c.status == "True" for c in
+                      (kube_client.get(CustomResourceDefinition, crd["metadata"]["name"]).status.conditions or [])):
+            assert time.monotonic() < deadline, "CRD not established"
+            time.sleep(0.2)
+        spec = write_spec(tmp_path, seed_like(namespace, replicas=1))
+        first = berth("up", str(spec), "--no-wait", kubeconfig=kubeconfig)
+        assert first.returncode == 0, first.stderr
+        assert f"+ PrometheusRule {namespace}/ml-training-storage: created" in first.stdout
+        assert "Schedule" in first.stdout and "CRD is not installed" in first.stdout  # Velero still absent
+        second = berth("up", str(spec), "--no-wait", kubeconfig=kubeconfig)
+        assert f"= PrometheusRule {namespace}/ml-training-storage: unchanged" in second.stdout
+        removed = berth("down", "ml-training", "-n", namespace, "--yes", "-o", "json", kubeconfig=kubeconfig)
+        assert {"kind": "PrometheusRule", "name": "ml-training-storage", "deleted": True}.items() <= next(
+            o for o in json.loads(removed.stdout)["objects"] if o["kind"] == "PrometheusRule").items()
+    finally:
+        kube_client.delete(CustomResourceDefinition, crd["metadata"]["name"])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # later tests expect the group not to be served
+            try:
+                kube_client.get(CustomResourceDefinition, crd["metadata"]["name"])
+            except ApiError:
+                break
+            time.sleep(0.2)
