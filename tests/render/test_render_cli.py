@@ -188,3 +188,21 @@ def test_init_to_stdout(berth: RunBerth) -> None:
     assert result.code == 0, result.stderr
     spec = parse_spec(result.stdout)
     assert (spec.name, spec.spec.framework.value) == ("demo", "jax")
+
+
+def test_spec_annotations_reach_every_object_so_lint_suppressions_can_live_in_the_spec(
+    berth: RunBerth, tmp_path: Path
+) -> None:
+    spec = ISSUE_EXAMPLE.read_text().replace(
+        "metadata: {name: ml-training, namespace: ml}",
+        'metadata: {name: ml-training, namespace: ml, annotations: {"berth.dev/ignore": '
+        '"image-latest-tag: the guide pins nothing; tracked in TICKET-1"}}')
+    path = tmp_path / "berth.yaml"
+    path.write_text(spec)
+    objects = list(yaml.safe_load_all(berth("render", str(path)).stdout))
+    assert objects and all(o["metadata"]["annotations"]["berth.dev/ignore"].startswith("image-latest-tag:")
+                           for o in objects)
+    before = berth("lint", str(ISSUE_EXAMPLE), "--format", "json")
+    after = berth("lint", str(path), "--format", "json")
+    assert "image-latest-tag" in before.stdout
+    assert "image-latest-tag" not in after.stdout

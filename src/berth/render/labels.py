@@ -57,6 +57,9 @@ def meta(
     if extra_labels:
         lab.update(extra_labels)
     out["labels"] = lab
-    if annotations:
-        out["annotations"] = annotations
+    # The spec's own annotations go on every object (like kustomize's commonAnnotations), so a
+    # `berth.dev/ignore` lint suppression or an owner annotation can be written in the spec.
+    merged = {**spec.metadata.annotations, **(annotations or {})}
+    if merged:
+        out["annotations"] = merged
     return out

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 _COMMAND = {
-    "tensorflow": ("tensorflow/tensorflow:latest-gpu", '["python", "/workspace/train.py"]'),
-    "pytorch": ("pytorch/pytorch:latest", '["torchrun", "/workspace/train.py"]'),
-    "horovod": ("horovod/horovod:latest", '["python", "/workspace/train.py"]'),
-    "jax": ("ghcr.io/nvidia/jax:jax", '["python", "/workspace/train.py"]'),
+    "tensorflow": ("tensorflow/tensorflow:2.18.0-gpu", '["python", "/workspace/train.py"]'),
+    "pytorch": ("pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime", '["torchrun", "/workspace/train.py"]'),
+    "horovod": ("horovod/horovod:0.28.1", '["python", "/workspace/train.py"]'),
+    "jax": ("nvcr.io/nvidia/jax:24.10-py3", '["python", "/workspace/train.py"]'),
     "none": ("python:3.12-slim", '["python", "/workspace/train.py"]'),
 }
 
