@@ -124,9 +124,14 @@ def test_down_is_a_dry_run_keeps_volumes_and_deletes_them_only_when_asked(
     from lightkube.resources.apps_v1 import StatefulSet
     from lightkube.resources.core_v1 import Namespace, Service
 
-    spec = write_spec(tmp_path, seed_like(namespace, replicas=2))
+    shared = {"dataset": {"claimName": "dataset", "mountPath": "/data", "size": "1Gi", "storageClass": "standard",
+                          "accessMode": "ReadWriteMany"}}
+    spec = write_spec(tmp_path, seed_like(namespace, replicas=2, sharedVolumes=shared))
     kube = admin(kubeconfig, namespace)
     up(kube, load_spec(spec), timeout_s=120)
+    status = json.loads(berth("status", "ml-training", "-n", namespace, "-o", "json", kubeconfig=kubeconfig).stdout)
+    assert [(c["name"], c["phase"], c["protected"], sorted(c["mounted_by"])) for c in status["shared"]] == [
+        ("dataset", "Bound", True, ["ml-training-0", "ml-training-1"])]
 
     dry = berth("down", "ml-training", "-n", namespace, kubeconfig=kubeconfig)
     assert dry.returncode == 0 and "dry run" in dry.stdout
@@ -143,12 +148,13 @@ def test_down_is_a_dry_run_keeps_volumes_and_deletes_them_only_when_asked(
     assert not list(kube_client.list(StatefulSet, namespace=namespace))
     assert not list(kube_client.list(Service, namespace=namespace))
     assert kube_client.get(Namespace, namespace)
-    assert claim_names(kube, namespace) == expected_claims("ml-training", range(2))  # volumes kept
+    assert claim_names(kube, namespace) == expected_claims("ml-training", range(2)) | {"dataset"}  # volumes kept
 
     # The StatefulSet is gone: every claim is now an orphan for gc, and down --delete-volumes finds them too.
     volumes = berth("down", "ml-training", "-n", namespace, "--delete-volumes", kubeconfig=kubeconfig)
     assert volumes.returncode == 0 and "would delete PersistentVolumeClaim" in volumes.stdout
-    assert claim_names(kube, namespace) == expected_claims("ml-training", range(2))
+    assert f"keep PersistentVolumeClaim {namespace}/dataset: protected" in volumes.stdout
+    assert claim_names(kube, namespace) == expected_claims("ml-training", range(2)) | {"dataset"}
     gone = berth("down", "ml-training", "-n", namespace, "--delete-volumes", "--yes", kubeconfig=kubeconfig)
     assert gone.returncode == 0, gone.stderr
-    assert claim_names(kube, namespace) == set()
+    assert claim_names(kube, namespace) == {"dataset"}  # berth.dev/protect wins over --delete-volumes
