@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -107,8 +108,6 @@ class Seaweed:
 
     def wait_ready(self, timeout: float = 90) -> None:
         """Until a bucket can be created and written: the S3 port answers before volumes are ready."""
-        import boto3
-
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc is not None and self.proc.poll() is None, (self.data / "weed.log").read_text()[-3000:]
@@ -120,13 +119,7 @@ class Seaweed:
                 time.sleep(0.2)
                 continue
             try:
-                client = boto3.client(
-                    "s3",
-                    endpoint_url=self.endpoint,
-                    aws_access_key_id=ACCESS_KEY,
-                    aws_secret_access_key=SECRET_KEY,
-                    region_name="us-east-1",
-                )
+                client = self.client()
                 with contextlib.suppress(client.exceptions.ClientError):  # exists after a restart
                     client.create_bucket(Bucket="berth-ready")
                 client.put_object(Bucket="berth-ready", Key="probe", Body=b"x")
@@ -142,17 +135,19 @@ class Seaweed:
             self.proc.wait()
         self.proc = None
 
-    def bucket(self, name: str) -> str:
+    def client(self) -> Any:
         import boto3
 
-        client = boto3.client(
+        return boto3.client(
             "s3",
             endpoint_url=self.endpoint,
             aws_access_key_id=ACCESS_KEY,
             aws_secret_access_key=SECRET_KEY,
             region_name="us-east-1",
         )
-        client.create_bucket(Bucket=name)
+
+    def bucket(self, name: str) -> str:
+        self.client().create_bucket(Bucket=name)
         return name
 
 

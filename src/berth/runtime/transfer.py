@@ -13,11 +13,14 @@ import http.client
 import os
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from berth.errors import BerthError
 
 _ATTEMPTS = 3
+T = TypeVar("T")
 
 
 class TransferError(BerthError):
@@ -45,56 +48,56 @@ class RawHTTP:
         if conn is not None:
             conn.close()
 
-    def put_file_range(self, url: str, fd: int, offset: int, size: int) -> str:
-        """PUT ``size`` bytes of ``fd`` from ``offset`` to a presigned URL; returns the ETag."""
+    def _retrying(self, url: str, what: str, action: Callable[[http.client.HTTPConnection, str], T]) -> T:
+        """Run ``action(connection, path?query)``; a broken connection is dropped and the request retried."""
         parts = urlsplit(url)
         target = f"{parts.path}?{parts.query}"
         for attempt in range(_ATTEMPTS):
             conn = self._connection(parts.scheme, parts.netloc)
             try:
-                conn.putrequest("PUT", target, skip_accept_encoding=True)
-                conn.putheader("Content-Length", str(size))
-                conn.endheaders()
-                assert conn.sock is not None
-                with os.fdopen(os.dup(fd), "rb", buffering=0) as f:
-                    sent = conn.sock.sendfile(f, offset, size)
-                if sent != size:
-                    raise TransferError(f"sent {sent} of {size} bytes")
-                resp = conn.getresponse()
-                body = resp.read()
-                if resp.status >= 300:
-                    raise TransferError(f"PUT {parts.path}: HTTP {resp.status} {body[:300]!r}")
-                return resp.getheader("ETag") or ""
+                return action(conn, target)
             except (OSError, http.client.HTTPException) as err:
                 self._drop(parts.scheme, parts.netloc)
                 if attempt == _ATTEMPTS - 1:
-                    raise TransferError(f"PUT {parts.path}: {err}") from err
+                    raise TransferError(f"{what} {parts.path}: {err}") from err
                 time.sleep(0.2 * 2**attempt)
         raise AssertionError("unreachable")
 
+    def put_file_range(self, url: str, fd: int, offset: int, size: int) -> str:
+        """PUT ``size`` bytes of ``fd`` from ``offset`` to a presigned URL; returns the ETag."""
+
+        def put(conn: http.client.HTTPConnection, target: str) -> str:
+            conn.putrequest("PUT", target, skip_accept_encoding=True)
+            conn.putheader("Content-Length", str(size))
+            conn.endheaders()
+            assert conn.sock is not None
+            with os.fdopen(os.dup(fd), "rb", buffering=0) as f:
+                sent = conn.sock.sendfile(f, offset, size)
+            if sent != size:
+                raise TransferError(f"sent {sent} of {size} bytes")
+            resp = conn.getresponse()
+            body = resp.read()
+            if resp.status >= 300:
+                raise TransferError(f"PUT: HTTP {resp.status} {body[:300]!r}")
+            return resp.getheader("ETag") or ""
+
+        return self._retrying(url, "PUT", put)
+
     def get_range_to_file(self, url: str, fd: int, offset: int, size: int, buf: memoryview) -> None:
         """GET bytes [offset, offset+size) of a presigned URL into ``fd`` at the same offset."""
-        parts = urlsplit(url)
-        target = f"{parts.path}?{parts.query}"
-        for attempt in range(_ATTEMPTS):
-            conn = self._connection(parts.scheme, parts.netloc)
-            try:
-                conn.request("GET", target, headers={"Range": f"bytes={offset}-{offset + size - 1}"})
-                resp = conn.getresponse()
-                if resp.status not in (200, 206):
-                    raise TransferError(f"GET {parts.path}: HTTP {resp.status} {resp.read()[:300]!r}")
-                done = 0
-                while done < size:
-                    n = resp.readinto(buf[: min(len(buf), size - done)])
-                    if not n:
-                        raise http.client.IncompleteRead(b"", size - done)
-                    os.pwrite(fd, buf[:n], offset + done)
-                    done += n
-                resp.read()  # drain, so the connection can be reused
-                return
-            except (OSError, http.client.HTTPException) as err:
-                self._drop(parts.scheme, parts.netloc)
-                if attempt == _ATTEMPTS - 1:
-                    raise TransferError(f"GET {parts.path} bytes {offset}+{size}: {err}") from err
-                time.sleep(0.2 * 2**attempt)
-        raise AssertionError("unreachable")
+
+        def get(conn: http.client.HTTPConnection, target: str) -> None:
+            conn.request("GET", target, headers={"Range": f"bytes={offset}-{offset + size - 1}"})
+            resp = conn.getresponse()
+            if resp.status not in (200, 206):
+                raise TransferError(f"GET: HTTP {resp.status} {resp.read()[:300]!r}")
+            done = 0
+            while done < size:
+                n = resp.readinto(buf[: min(len(buf), size - done)])
+                if not n:
+                    raise http.client.IncompleteRead(b"", size - done)
+                os.pwrite(fd, buf[:n], offset + done)
+                done += n
+            resp.read()  # drain, so the connection can be reused
+
+        self._retrying(url, f"GET bytes {offset}+{size} of", get)
