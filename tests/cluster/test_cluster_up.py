@@ -116,6 +116,21 @@ def test_up_creates_the_namespace_it_needs(kubeconfig: Path, namespace: str, tmp
         kube_client.delete(Namespace, own)
 
 
+def test_wait_timeout_says_what_blocks_in_the_schedulers_words(kubeconfig: Path, namespace: str,
+                                                               tmp_path: Path) -> None:
+    resources = {"requests": {"cpu": "1", "nvidia.com/gpu": 64}, "limits": {"nvidia.com/gpu": 64}}
+    spec = write_spec(tmp_path, seed_like(namespace, replicas=2, resources=resources))
+    result = berth("up", str(spec), "--timeout", "4s", kubeconfig=kubeconfig)
+    assert result.returncode == 1
+    assert "ml-training: 0/2 pods ready, 0/4 claims Bound" in result.stderr  # progress, one line per change
+    first = next(line for line in result.stderr.splitlines() if line.startswith("error: "))
+    assert first.startswith("error: ml-training not ready after 4s: ml-training: 0/2 pods ready")
+    assert "ml-training-0: PodScheduled: 0/3 nodes are available" in first and "Insufficient nvidia.com/gpu" in first
+    assert "claim model-storage-ml-training-0: Pending" in first  # WaitForFirstConsumer: no pod, no volume
+    assert f"berth status ml-training -n {namespace}" in result.stderr
+    assert "ml-training ready" not in result.stdout
+
+
 def test_restricted_pod_security_namespace_admits_the_pods(kubeconfig: Path, make_namespace: Any,
                                                            tmp_path: Path, kube_client: Any) -> None:
     from lightkube import ApiError
