@@ -54,13 +54,18 @@ class ObjectResult:
 class ApplyFailed(BerthError):
     """An apply stopped part-way: says what was applied so nobody mistakes it for success."""
 
-    def __init__(self, cause: BerthError, done: list[ObjectResult], total: int, failed: str) -> None:
-        applied = [r.ref for r in done if r.action in ("create", "update")]
-        progress = f"{len(done)} of {total} objects processed"
-        if applied:
-            progress += f" ({len(applied)} written: {', '.join(applied)})"
+    def __init__(self, cause: BerthError, done: list[ObjectResult], total: int, failed: str, *,
+                 dry_run: bool = False) -> None:
         what = cause.message if cause.message.startswith(failed) else f"{failed}: {cause.message}"
-        super().__init__(f"{what} — {progress}; the stack is NOT complete",
+        applied = [r.ref for r in done if r.action in ("create", "update")]
+        if dry_run:
+            outcome = f"plan stopped at object {len(done) + 1} of {total}; nothing was written"
+        else:
+            outcome = f"{len(done)} of {total} objects processed"
+            if applied:
+                outcome += f" ({len(applied)} written: {', '.join(applied)})"
+            outcome += "; the stack is NOT complete"
+        super().__init__(f"{what} — {outcome}",
                          cause.hint or "fix the cause and rerun `berth up`: apply is idempotent")
         self.cause = cause
         self.done = done
@@ -154,7 +159,7 @@ def apply_objects(
             result = _apply_one(kube, obj, cache, dry_run=dry_run, force=force,
                                 planned_namespaces=planned_namespaces)
         except BerthError as err:
-            raise ApplyFailed(err, results, len(objects), ref) from None
+            raise ApplyFailed(err, results, len(objects), ref, dry_run=dry_run) from None
         if dry_run and kind == "Namespace" and result.action == "create":
             planned_namespaces.add(name)
         results.append(result)

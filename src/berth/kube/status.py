@@ -244,10 +244,14 @@ def collect(kube: Kube, name: str, namespace: str, *, nodes: bool = True, all_po
     shared_names = {v["persistentVolumeClaim"]["claimName"]
                     for v in (spec.get("template", {}).get("spec", {}).get("volumes") or [])
                     if v.get("persistentVolumeClaim")}
+    mounts: dict[str, list[str]] = {}
+    for pod_row in rows:
+        for claim in pod_row.claims:
+            mounts.setdefault(claim, []).append(pod_row.name)
     claims, shared = [], []
     for pvc in pvc_list:
         row = _claim_row(pvc, name, templates, replicas)
-        row.mounted_by = sorted(p.name for p in rows if row.name in p.claims)
+        row.mounted_by = sorted(mounts.get(row.name, []))
         if row.template is not None:
             claims.append(row)
         elif row.name in shared_names:
