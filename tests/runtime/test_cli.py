@@ -94,6 +94,11 @@ def test_archive_then_restore_into_an_empty_directory(ckpt_dir: Path, tmp_path: 
     assert again["uploaded"] == []  # nothing missing any more
     listed = json.loads(berth("ckpt", "list", str(ckpt_dir), "-o", "json").stdout)
     assert all(s["archived"] for s in listed)
+    for rank in range(2):  # an old step that never reached the archive
+        with CheckpointManager(ckpt_dir, rank=rank, world_size=2, keep_last=None) as mgr:
+            mgr.save(1, make_state(1, rank), blocking=True)
+    pruned = json.loads(berth("ckpt", "prune", str(ckpt_dir), "--keep-last", "1", "--yes", "-o", "json").stdout)
+    assert pruned["planned"] == [1, 10, 20] and pruned["removed"] == [10, 20]  # the only copy of 1 stays
     target = tmp_path / "new-volume"
     down = berth("ckpt", "restore", str(target), "--from", s3, "-o", "json")
     assert down.returncode == 0, down.stderr

@@ -185,3 +185,14 @@ def test_torch_tensors_round_trip_when_torch_is_installed(tmp_path: Path) -> Non
     assert isinstance(back, dict)
     for key, value in state.items():
         assert back[key].dtype == value.dtype and torch.equal(back[key], value)
+
+
+def test_jax_arrays_round_trip_when_jax_is_installed(tmp_path: Path) -> None:
+    jnp = pytest.importorskip("jax.numpy")
+    state = {"params": {"w": jnp.arange(6.0).reshape(2, 3)}, "step": 4}
+    with CheckpointManager(tmp_path / "c") as mgr:
+        mgr.save(4, state)
+        _, back = mgr.restore()
+    assert isinstance(back, dict)
+    assert type(back["params"]["w"]) is type(state["params"]["w"])
+    assert (back["params"]["w"] == state["params"]["w"]).all()

@@ -134,7 +134,11 @@ def prune_cmd(
     directory: Path = _DIR,
     keep_last: int = typer.Option(3, "--keep-last", min=1, help="Keep the newest N steps."),
     keep_every: int | None = typer.Option(None, "--keep-every", min=1, help="Also keep every K-th step."),
-    keep_unarchived: bool = typer.Option(False, "--keep-unarchived", help="Never delete steps not yet archived."),
+    keep_unarchived: bool | None = typer.Option(
+        None,
+        "--keep-unarchived/--include-unarchived",
+        help="Keep steps not yet archived (default: when DIR uses an archive).",
+    ),
     yes: bool = typer.Option(False, "--yes", help="Delete; without it this is a dry run."),
     output: str = _OUTPUT,
 ) -> None:

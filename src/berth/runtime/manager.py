@@ -121,9 +121,7 @@ class CheckpointManager:
         self.wait()
         started = time.perf_counter()
         sync = blocking if blocking is not None else not self.async_save
-        prepared = prepare(state, None if sync else self._staging)
-        if self.preflight:
-            self.store.check_space(prepared.nbytes + 64 * 1024)
+        prepared = prepare(state, None if sync else self._staging, self.store.check_space if self.preflight else None)
         if sync:
             self._write(step, prepared, started)
         else:
@@ -301,13 +299,18 @@ class CheckpointManager:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def close(self, *, wait_archive: float | None = None) -> None:
-        """Finish the save in flight, give pending uploads ``wait_archive`` seconds, release the lock."""
+    def close(self, *, wait_archive: float | None = 600) -> None:
+        """Finish the save in flight, give pending uploads ``wait_archive`` seconds, release the lock.
+
+        Steps still not uploaded stay on the volume and are uploaded by the next manager.
+        """
         try:
             self.wait()
             if self._uploader is not None:
-                if wait_archive is None or wait_archive > 0:
-                    self.wait_archived(wait_archive)
+                if (wait_archive is None or wait_archive > 0) and not self.wait_archived(wait_archive):
+                    with self._archived_cv:
+                        pending = sorted(self._unarchived)
+                    log.warning("closing with steps %s not yet archived; the next start uploads them", pending)
                 self._stop.set()
                 self._uploads.put(None)
                 self._uploader.join()
@@ -321,4 +324,4 @@ class CheckpointManager:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close(wait_archive=0 if exc is not None else None)
+        self.close(wait_archive=0 if exc is not None else 600)

@@ -159,9 +159,15 @@ def plan_prune(root: Path, keep_last: int | None, keep_every: int | None) -> lis
     return [s for s in steps if s not in keep]
 
 
-def prune(root: Path, steps: list[int], *, keep_unarchived: bool = False) -> list[int]:
-    """Delete ``steps`` (all ranks); with ``keep_unarchived`` skip steps not yet fully archived."""
+def prune(root: Path, steps: list[int], *, keep_unarchived: bool | None = None) -> list[int]:
+    """Delete ``steps`` (all ranks), skipping steps not yet fully archived when ``keep_unarchived``.
+
+    By default (None) unarchived steps are kept when the directory uses an archive (some shard
+    carries the ARCHIVED marker): never delete the only copy of a step.
+    """
     found = scan_steps(_existing(root))
+    if keep_unarchived is None:
+        keep_unarchived = any((p / ARCHIVED_MARKER).exists() for shards in found.values() for p in shards.values())
     ranks = {r for s in steps for r in found.get(s, {})}
     removed = []
     with _all_rank_locks(root, ranks) as stores:

@@ -49,14 +49,22 @@ class Staging:
         return self._buf[:size]
 
 
-def prepare(state: object, staging: Staging | None) -> Prepared:
+SHARD_OVERHEAD = 64 * 1024
+"""Room for the header, the metadata and the manifest on top of the tensor bytes."""
+
+
+def prepare(state: object, staging: Staging | None, check: Callable[[int], None] | None = None) -> Prepared:
     """Flatten ``state``; with ``staging`` copy every tensor into host memory (the async snapshot).
 
+    ``check`` sees the shard's size before any copy (the pre-flight space check fails fast).
     Without staging the tensors are written straight from the caller's arrays (sync save),
     which must then not change until the write is done.
     """
     skeleton, leaves = flatten(state)
     leaves.sort(key=lambda leaf: order_key(leaf.dtype, leaf.name))
+    meta = json.dumps({"skeleton": skeleton}, separators=(",", ":")).encode()
+    if check is not None:
+        check(sum(leaf.nbytes for leaf in leaves) + len(meta) + SHARD_OVERHEAD)
     tensors: list[TensorBytes] = []
     if staging is not None:
         buf = staging.get(sum(leaf.nbytes for leaf in leaves))
@@ -68,7 +76,6 @@ def prepare(state: object, staging: Staging | None) -> Prepared:
             pos += leaf.nbytes
     else:
         tensors = [TensorBytes(leaf.name, leaf.dtype, leaf.shape, leaf.host().data) for leaf in leaves]
-    meta = json.dumps({"skeleton": skeleton}, separators=(",", ":")).encode()
     return Prepared(tensors, meta)
 
 
@@ -83,7 +90,7 @@ def write_shard(
     progress: Progress | None = None,
 ) -> Manifest:
     """Write, fsync and atomically commit this rank's shard of ``step``."""
-    needed = prepared.nbytes + 64 * 1024
+    needed = prepared.nbytes + SHARD_OVERHEAD
     if preflight:
         store.check_space(needed)
     with store.staging(step, needed) as tmp:
