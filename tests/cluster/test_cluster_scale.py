@@ -132,6 +132,9 @@ def test_down_is_a_dry_run_keeps_volumes_and_deletes_them_only_when_asked(
     status = json.loads(berth("status", "ml-training", "-n", namespace, "-o", "json", kubeconfig=kubeconfig).stdout)
     assert [(c["name"], c["phase"], c["protected"], sorted(c["mounted_by"])) for c in status["shared"]] == [
         ("dataset", "Bound", True, ["ml-training-0", "ml-training-1"])]
+    # A later spec without monitoring: its scrape ConfigMap stays behind, and down still finds it by label.
+    up(kube, load_spec(write_spec(tmp_path, seed_like(namespace, replicas=2, sharedVolumes=shared,
+                                                      monitoring={"prometheus": False}), "later.yaml")), wait=False)
 
     dry = berth("down", "ml-training", "-n", namespace, kubeconfig=kubeconfig)
     assert dry.returncode == 0 and "dry run" in dry.stdout

@@ -1,10 +1,11 @@
 """Remove what ``berth up`` created, in reverse order; volumes stay unless explicitly asked.
 
 The object list comes from the spec stored on the StatefulSet (exactly what ``up``
-applied); when the StatefulSet is already gone (an interrupted ``down``), from the
-objects carrying this cluster's ``managed-by: berth`` labels. The namespace and
-StorageClasses are shared with other workloads and always kept; claims with
-``berth.dev/protect: "true"`` are kept even with ``--delete-volumes``.
+applied, cluster-scoped and CRD-served objects included) plus every namespaced object
+still carrying this cluster's ``instance`` and ``managed-by: berth`` labels: what an older
+spec created, or everything when the StatefulSet is already gone (an interrupted
+``down``). The namespace and StorageClasses are shared with other workloads and always
+kept; claims with ``berth.dev/protect: "true"`` are kept even with ``--delete-volumes``.
 """
 
 from __future__ import annotations
@@ -55,7 +56,10 @@ def plan_down(kube: Kube, name: str, namespace: str, *, delete_volumes: bool) ->
     state = collect(kube, name, namespace, nodes=False, require=False)
     spec = stored_spec(state.statefulset) if state.statefulset else None
     cache: dict[tuple[str, str], type[Resource] | None] = {}
-    objects = desired_objects(spec) if spec else _labelled(kube, name, namespace, cache)
+    objects = desired_objects(spec) if spec else []
+    known = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    # Labelled leftovers: everything when the StatefulSet is gone, else what an older spec created.
+    objects += [o for o in _labelled(kube, name, namespace, cache) if (o["kind"], o["metadata"]["name"]) not in known]
     out: list[Removal] = []
     per_replica = {c.name for c in state.claims}
     for obj in reversed(objects):
@@ -88,7 +92,7 @@ def plan_down(kube: Kube, name: str, namespace: str, *, delete_volumes: bool) ->
 
 def _labelled(kube: Kube, name: str, namespace: str,
               cache: dict[tuple[str, str], type[Resource] | None]) -> list[dict[str, Any]]:
-    """Objects labelled as this cluster's, in apply order (the StatefulSet is already gone)."""
+    """Namespaced objects labelled as this cluster's and berth's, in apply order."""
     labels: dict[str, Any] = {"app.kubernetes.io/instance": name, "app.kubernetes.io/managed-by": "berth"}
     found: list[dict[str, Any]] = []
     for api_version, kind in _LABELLED:
