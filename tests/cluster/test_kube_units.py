@@ -319,3 +319,12 @@ def test_live_view_shows_each_pod_its_claims_and_why_it_waits() -> None:
     console = Console(record=True, width=160)
     console.print(_view(many, readiness(many), 1.0))
     assert "… 10 more pods" in console.export_text()
+
+
+def test_kubeconfig_env_list_uses_its_first_existing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = _kubeconfig(tmp_path, "https://127.0.0.1:1", ("from-env",))
+    monkeypatch.setenv("KUBECONFIG", f"{tmp_path / 'absent'}:{cfg}")
+    assert connect(Target()).context == "from-env"
+    monkeypatch.setenv("BERTH_API_RETRY_S", "soon")
+    with pytest.raises(BerthError, match="BERTH_API_RETRY_S"):
+        connect(Target())
