@@ -70,6 +70,12 @@ def test_seed_like_spec_reaches_ready_every_claim_bound_and_second_up_writes_not
     assert plan.returncode == 0, plan.stderr
     assert json.loads(plan.stdout)["changes"] == 0
 
+    # The spec's own rules hold for scale too: minAvailable 2 of 2 replicas would block every drain.
+    refused = berth("scale", "ml-training", "2", "-n", namespace, kubeconfig=kubeconfig)
+    assert refused.returncode == 2
+    assert "cannot scale to 2: spec.disruption.minAvailable: minAvailable 2 with 2 replicas" in refused.stderr
+    assert _fingerprints(kube_client, namespace) == before
+
 
 def test_plan_diffs_fields_without_writing(kubeconfig: Path, namespace: str, tmp_path: Path,
                                            kube_client: Any) -> None:

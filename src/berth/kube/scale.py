@@ -61,6 +61,13 @@ def scale(kube: Kube, name: str, namespace: str, replicas: int, *, wait: bool = 
     except ValidationError as err:
         raise UsageError(f"cannot scale to {replicas}: {err.errors()[0]['msg']}",
                          "replicas is at least 1; `berth down` removes the cluster") from None
+    from berth.spec.validate import check
+
+    problems = check(spec)
+    if problems:
+        first = problems[0]
+        raise UsageError(f"cannot scale to {replicas}: {first.dotted}: {first.message}",
+                         first.hint or "change the spec and run `berth up SPEC`")
     before = state.replicas
     results = apply_objects(kube, desired_objects(spec))
     sts = next(r for r in results if r.kind == "StatefulSet")
