@@ -174,19 +174,20 @@ def test_immutable_template_change_names_the_field_and_the_way_out(kubeconfig: P
         assert ("nothing was written" if command == "plan" else "the stack is NOT complete") in result.stderr
 
 
-def test_conflicting_field_manager_reported_by_field_and_forced(kubeconfig: Path, namespace: str,
+def test_conflicting_field_manager_reported_by_field_and_forced(kubeconfig: Path, kubectl: Path, namespace: str,
                                                                 tmp_path: Path, kube_client: Any) -> None:
+    import subprocess
+
     from lightkube.resources.apps_v1 import StatefulSet
     from lightkube.types import PatchType
 
     spec = write_spec(tmp_path, seed_like(namespace, replicas=2))
     assert berth("up", str(spec), "--no-wait", kubeconfig=kubeconfig).returncode == 0
-    kube_client.patch(StatefulSet, "ml-training", {"apiVersion": "apps/v1", "kind": "StatefulSet",
-                                                  "metadata": {"name": "ml-training"}, "spec": {"replicas": 3}},
-                      namespace=namespace, patch_type=PatchType.APPLY, field_manager="hpa-like", force=True)
+    subprocess.run([str(kubectl), "--kubeconfig", str(kubeconfig), "-n", namespace, "scale", "statefulset",
+                    "ml-training", "--replicas=3"], check=True, capture_output=True)
     result = berth("up", str(spec), "--no-wait", kubeconfig=kubeconfig)
     assert result.returncode == 1
-    assert ".spec.replicas (owned by hpa-like)" in result.stderr and "--force-conflicts" in result.stderr
+    assert ".spec.replicas (owned by kubectl)" in result.stderr and "--force-conflicts" in result.stderr
     forced = berth("up", str(spec), "--no-wait", "--force-conflicts", kubeconfig=kubeconfig)
     assert forced.returncode == 0, forced.stderr
     assert "~ StatefulSet" in forced.stdout and "spec.replicas" in forced.stdout
