@@ -60,6 +60,9 @@ def readiness(state: ClusterState, *, claims_gone_below: int = 0) -> Readiness:
             if pod.ready and state.update_revision and pod.revision != state.update_revision:
                 why = "ready on the old revision, waiting to be replaced"
             blockers.append(f"{pod.name}: {why}")
+    if state.exists and not blockers and state.ready_replicas < wanted:
+        # Pods are Ready before the controller counts them; like `kubectl rollout status`, wait for its count.
+        blockers.append(f"StatefulSet status counts {state.ready_replicas}/{wanted} ready (controller catching up)")
     blockers += [f"claim {c.name}: {c.phase}" for c in live_claims if c.phase != "Bound"]
     blockers += [f"{p.name}: still running after scale-down" for p in extra]
     gone_pending = [c for c in state.orphans if (c.ordinal or 0) < claims_gone_below]
