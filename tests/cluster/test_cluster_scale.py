@@ -133,8 +133,12 @@ def test_down_is_a_dry_run_keeps_volumes_and_deletes_them_only_when_asked(
     assert [(c["name"], c["phase"], c["protected"], sorted(c["mounted_by"])) for c in status["shared"]] == [
         ("dataset", "Bound", True, ["ml-training-0", "ml-training-1"])]
     # A later spec without monitoring: its scrape ConfigMap stays behind, and down still finds it by label.
-    up(kube, load_spec(write_spec(tmp_path, seed_like(namespace, replicas=2, sharedVolumes=shared,
-                                                      monitoring={"prometheus": False}), "later.yaml")), wait=False)
+    later = write_spec(tmp_path, seed_like(namespace, replicas=2, sharedVolumes=shared,
+                                           monitoring={"prometheus": False}), "later.yaml")
+    up(kube, load_spec(later), wait=False)
+    plan = berth("plan", str(later), "--no-lint", kubeconfig=kubeconfig)
+    assert f"? ConfigMap {namespace}/ml-training-prometheus-scrape: leftover — no longer in the spec" in plan.stdout
+    assert "0 to change, 7 unchanged, 1 skipped, 1 leftover" in plan.stdout
 
     dry = berth("down", "ml-training", "-n", namespace, kubeconfig=kubeconfig)
     assert dry.returncode == 0 and "dry run" in dry.stdout

@@ -70,7 +70,7 @@ def _emit_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
 
 
-_MARK = {"create": "+", "update": "~", "unchanged": "=", "skipped": "!"}
+_MARK = {"create": "+", "update": "~", "unchanged": "=", "skipped": "!", "leftover": "?"}
 
 
 def _result_line(console: Console, r: ObjectResult, verb: dict[str, str]) -> None:
@@ -160,13 +160,16 @@ def register(app: typer.Typer) -> None:
         for f in result.findings:
             console.print(f"  lint {f['severity']}: {f['kind']} {f['name']}: {f['message']} [{f['rule']}]",
                           markup=False)
-        verbs = {"create": "create", "update": "update", "unchanged": "unchanged", "skipped": "skip"}
+        verbs = {"create": "create", "update": "update", "unchanged": "unchanged", "skipped": "skip",
+                 "leftover": "leftover"}
         for r in result.results:
             _result_line(console, r, verbs)
         console.print(f"{result.changes} to change, "
                       f"{sum(1 for r in result.results if r.action == 'unchanged')} unchanged"
-                      + (f", {sum(1 for r in result.results if r.action == 'skipped')} skipped"
-                         if any(r.action == "skipped" for r in result.results) else ""), markup=False)
+                      + "".join(f", {n} {label}" for label, n in (
+                          ("skipped", sum(1 for r in result.results if r.action == "skipped")),
+                          ("leftover", sum(1 for r in result.results if r.action == "leftover"))) if n),
+                      markup=False)
 
     @app.command()
     def up(
@@ -188,7 +191,8 @@ def register(app: typer.Typer) -> None:
         tc = _load(spec, namespace)
         kube = _connect(kubeconfig, context, tc.namespace)
         console = _console()
-        verbs = {"create": "created", "update": "updated", "unchanged": "unchanged", "skipped": "skipped"}
+        verbs = {"create": "created", "update": "updated", "unchanged": "unchanged", "skipped": "skipped",
+                 "leftover": "leftover"}
         result = do_up(kube, tc, force=force_conflicts, wait=wait, timeout_s=timeout_s,
                        console=None if as_json else _console(stderr=True),
                        on_result=None if as_json else lambda r: _result_line(console, r, verbs))

@@ -59,7 +59,7 @@ def plan_down(kube: Kube, name: str, namespace: str, *, delete_volumes: bool) ->
     objects = desired_objects(spec) if spec else []
     known = {(o["kind"], o["metadata"]["name"]) for o in objects}
     # Labelled leftovers: everything when the StatefulSet is gone, else what an older spec created.
-    objects += [o for o in _labelled(kube, name, namespace, cache) if (o["kind"], o["metadata"]["name"]) not in known]
+    objects += [o for o in labelled(kube, name, namespace, cache) if (o["kind"], o["metadata"]["name"]) not in known]
     out: list[Removal] = []
     per_replica = {c.name for c in state.claims}
     for obj in reversed(objects):
@@ -90,7 +90,7 @@ def plan_down(kube: Kube, name: str, namespace: str, *, delete_volumes: bool) ->
     return out
 
 
-def _labelled(kube: Kube, name: str, namespace: str,
+def labelled(kube: Kube, name: str, namespace: str,
               cache: dict[tuple[str, str], type[Resource] | None]) -> list[dict[str, Any]]:
     """Namespaced objects labelled as this cluster's and berth's, in apply order."""
     labels: dict[str, Any] = {"app.kubernetes.io/instance": name, "app.kubernetes.io/managed-by": "berth"}

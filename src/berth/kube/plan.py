@@ -58,4 +58,26 @@ def plan(kube: Kube, spec: TrainingCluster, *, lint: bool = True, force: bool = 
     objects = desired_objects(spec)
     findings = lint_objects(objects) if lint else []
     results = apply_objects(kube, objects, dry_run=True, force=force)
-    return Plan(spec.name, spec.namespace, results, findings)
+    return Plan(spec.name, spec.namespace, results + leftovers(kube, spec.name, spec.namespace, objects), findings)
+
+
+def leftovers(kube: Kube, name: str, namespace: str, objects: list[dict[str, Any]]) -> list[ObjectResult]:
+    """Objects labelled as this cluster's that the spec no longer renders: ``up`` does not prune them.
+
+    Per-replica claims are not leftovers: the StatefulSet controller made them (``status``/``gc`` cover them).
+    """
+    from berth.kube.claims import parse_claim_name
+    from berth.kube.down import labelled
+
+    wanted = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    templates = [t["metadata"]["name"] for o in objects if o["kind"] == "StatefulSet"
+                 for t in o["spec"].get("volumeClaimTemplates") or []]
+    out = []
+    for obj in labelled(kube, name, namespace, {}):
+        kind, obj_name = obj["kind"], obj["metadata"]["name"]
+        if (kind, obj_name) in wanted or (kind == "PersistentVolumeClaim" and parse_claim_name(obj_name, name,
+                                                                                                 templates)):
+            continue
+        out.append(ObjectResult(kind, obj_name, namespace, "leftover",
+                                note="no longer in the spec: `berth up` leaves it, `berth down` removes it"))
+    return out
