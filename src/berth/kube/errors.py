@@ -7,6 +7,7 @@ functions keep that precision and add the hint a user needs (which flag, which d
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -75,18 +76,17 @@ def _status_parts(err: BaseException) -> tuple[int, str, str, dict[str, Any]]:
     return int(st.code or 0), str(st.reason or ""), str(st.message or ""), details
 
 
-_CONFLICT_MANAGER = ("conflict with \"", "\"")
+_CONFLICT_MANAGER = re.compile(r'conflict with "([^"]+)"')
 
 
 def conflicts_from(details: dict[str, Any]) -> list[FieldConflict]:
-    """Fields and owners from a 409 apply conflict's causes."""
+    """Fields and owners from a 409 apply conflict's causes (``conflict with "kubectl" using apps/v1``)."""
     out = []
     for cause in details.get("causes", []):
         msg = str(cause.get("message") or "")
-        manager = "another manager"
-        if _CONFLICT_MANAGER[0] in msg:
-            manager = msg.split(_CONFLICT_MANAGER[0], 1)[1].split(_CONFLICT_MANAGER[1], 1)[0]
-        out.append(FieldConflict(field=str(cause.get("field") or "?"), manager=manager, message=msg))
+        owner = _CONFLICT_MANAGER.search(msg)
+        out.append(FieldConflict(field=str(cause.get("field") or "?"),
+                                 manager=owner.group(1) if owner else "another manager", message=msg))
     return out
 
 
