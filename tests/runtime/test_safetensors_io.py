@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -100,3 +102,29 @@ def test_truncated_file_is_rejected_before_reading(tmp_path: Path) -> None:
 def test_unsupported_dtype_is_a_clear_type_error() -> None:
     with pytest.raises(TypeError, match="complex128"):
         st_dtype(np.dtype(np.complex128))
+
+
+@pytest.mark.parametrize("where", ["disk", "tmpfs"])
+def test_big_files_read_back_exactly_with_direct_io(tmp_path: Path, where: str) -> None:
+    """Files of 4 MiB and more take the O_DIRECT path (buffered where the filesystem refuses it)."""
+    base = tmp_path if where == "disk" else Path(tempfile.mkdtemp(dir="/dev/shm"))
+    try:
+        arrays = {
+            "big": np.random.default_rng(3).random(5_000_003, dtype=np.float32),
+            "odd": np.arange(7, dtype=np.int8),
+        }
+        path = base / "t.safetensors"
+        entry = _write(path, arrays, chunk_size=1 << 20)
+        assert entry.size % 4096 != 0  # the tail is a partial block
+        tensors, _ = parse_safetensors(read_verified(str(path), entry))
+        assert tensors["big"][2].tobytes() == arrays["big"].tobytes()
+        assert tensors["odd"][2].tobytes() == arrays["odd"].tobytes()
+        with open(path, "r+b") as f:
+            f.seek(entry.size - 3)
+            f.write(b"\xff")
+        with pytest.raises(CorruptCheckpoint) as err:
+            read_verified(str(path), entry)
+        assert err.value.chunk == len(entry.crc32) - 1
+    finally:
+        if where == "tmpfs":
+            shutil.rmtree(base)

@@ -12,6 +12,7 @@ padded with spaces to 8 bytes, then the tensors' bytes with no holes.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
 import mmap
@@ -212,6 +213,15 @@ def write_safetensors(
 
 READ_THREADS = 4
 """Parallel chunk reads: they overlap disk latency with page faults and CRCs (2x-5x on a VM)."""
+_ALIGN = 4096
+
+
+def _open_direct(path: str) -> int | None:
+    """An O_DIRECT descriptor (DMA into our buffer, no page-cache copy: half the CPU), or None."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_DIRECT)
+    except (OSError, AttributeError):  # tmpfs and some FUSE filesystems refuse O_DIRECT
+        return None
 
 
 def read_verified(
@@ -223,7 +233,8 @@ def read_verified(
 ) -> np.ndarray[tuple[int], np.dtype[np.uint8]]:
     """Read a whole file into one fresh buffer, checking every chunk's CRC32 as it arrives.
 
-    Raises CorruptCheckpoint naming the file and the first bad chunk.
+    Raises CorruptCheckpoint naming the file and the first bad chunk. Big files are read
+    with O_DIRECT in aligned chunks (falling back to buffered reads where refused).
     """
     try:
         st = os.stat(path)
@@ -234,19 +245,32 @@ def read_verified(
     nchunks = -(-entry.size // entry.chunk_size)
     if verify and nchunks != len(entry.crc32):
         raise CorruptCheckpoint(f"{path}: {nchunks} chunks, manifest lists {len(entry.crc32)}", path=path)
-    buf = host_buffer(entry.size)
-    view = buf.data
+    padded = host_buffer(-(-entry.size // _ALIGN) * _ALIGN)  # O_DIRECT reads whole blocks
+    view = padded.data
+    aligned = padded.ctypes.data % _ALIGN == 0 and entry.chunk_size % _ALIGN == 0
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    direct = _open_direct(path) if aligned and entry.size >= (4 << 20) else None
 
-    def chunk(index: int) -> bool:
+    def read_into(index: int, use: int | None) -> None:
         pos = index * entry.chunk_size
-        piece = view[pos : pos + entry.chunk_size]
+        need = min(entry.chunk_size, entry.size - pos)
+        span = view[pos : pos + (-(-need // _ALIGN) * _ALIGN if use is not None else need)]
         got = 0
-        while got < piece.nbytes:
-            n = os.preadv(fd, [piece[got:]], pos + got)
+        while got < need:
+            n = os.preadv(use if use is not None else fd, [span[got:]], pos + got)
             if n == 0:
                 raise CorruptCheckpoint(f"{path}: truncated at byte {pos + got}", path=path, chunk=index)
             got += n
+
+    def chunk(index: int) -> bool:
+        try:
+            read_into(index, direct)
+        except OSError as err:
+            if direct is None or err.errno != errno.EINVAL:
+                raise
+            read_into(index, None)  # this filesystem wants something O_DIRECT cannot give
+        pos = index * entry.chunk_size
+        piece = view[pos : min(pos + entry.chunk_size, entry.size)]
         if progress is not None:
             progress(piece.nbytes)
         return not verify or crc32(piece) == entry.crc32[index]
@@ -257,6 +281,8 @@ def read_verified(
             good = list(pool.map(chunk, range(nchunks)))
     finally:
         os.close(fd)
+        if direct is not None:
+            os.close(direct)
     if not all(good):
         index = good.index(False)
         raise CorruptCheckpoint(
@@ -265,7 +291,7 @@ def read_verified(
             path=path,
             chunk=index,
         )
-    return buf
+    return padded[: entry.size]
 
 
 def parse_safetensors(
