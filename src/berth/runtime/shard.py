@@ -9,14 +9,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from berth.runtime.manifest import META_NAME, TENSORS_NAME, CorruptCheckpoint, Manifest, TensorEntry
 from berth.runtime.safetensors_io import (
     CHUNK_SIZE,
     TensorBytes,
+    header_bytes,
     host_buffer,
     order_key,
     parse_safetensors,
     read_verified,
+    write_image,
     write_safetensors,
     write_stream,
 )
@@ -28,10 +32,16 @@ Progress = Callable[[int], None]
 
 @dataclass
 class Prepared:
-    """A state turned into bytes ready to write: tensors in file order plus the skeleton JSON."""
+    """A state turned into bytes ready to write: tensors in file order plus the skeleton JSON.
+
+    After an async snapshot ``image`` holds the whole tensors file as it will be on disk
+    (header included) in a page-aligned buffer, so it can be written with O_DIRECT.
+    """
 
     tensors: list[TensorBytes]
     meta: bytes
+    image: U8Array | None = None
+    image_size: int = 0
 
     @property
     def nbytes(self) -> int:
@@ -51,6 +61,7 @@ class Staging:
 
 
 COPY_THREADS = 4
+METADATA = {"producer": "berth"}
 SHARD_OVERHEAD = 64 * 1024
 """Room for the header, the metadata and the manifest on top of the tensor bytes."""
 
@@ -68,20 +79,23 @@ def prepare(state: object, staging: Staging | None, check: Callable[[int], None]
     if check is not None:
         check(sum(leaf.nbytes for leaf in leaves) + len(meta) + SHARD_OVERHEAD)
     tensors: list[TensorBytes] = []
-    if staging is not None:
-        buf = staging.get(sum(leaf.nbytes for leaf in leaves))
-        slots = []
-        pos = 0
-        for leaf in leaves:
-            slots.append(buf[pos : pos + leaf.nbytes])
-            tensors.append(TensorBytes(leaf.name, leaf.dtype, leaf.shape, slots[-1].data))
-            pos += leaf.nbytes
-        # Copies release the GIL: several threads reach more of the memory bandwidth (1.5-2x here).
-        with ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="berth-snap") as pool:
-            list(pool.map(lambda pair: pair[0].copy_into(pair[1]), zip(leaves, slots, strict=True)))
-    else:
+    if staging is None:
         tensors = [TensorBytes(leaf.name, leaf.dtype, leaf.shape, leaf.host().data) for leaf in leaves]
-    return Prepared(tensors, meta)
+        return Prepared(tensors, meta)
+    head = header_bytes(leaves, METADATA)
+    size = len(head) + sum(leaf.nbytes for leaf in leaves)
+    image = staging.get(-(-size // 4096) * 4096)  # whole blocks, for O_DIRECT
+    image[: len(head)] = np.frombuffer(head, dtype=np.uint8)
+    slots = []
+    pos = len(head)
+    for leaf in leaves:
+        slots.append(image[pos : pos + leaf.nbytes])
+        tensors.append(TensorBytes(leaf.name, leaf.dtype, leaf.shape, slots[-1].data))
+        pos += leaf.nbytes
+    # Copies release the GIL: several threads reach more of the memory bandwidth (1.5-2x here).
+    with ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="berth-snap") as pool:
+        list(pool.map(lambda pair: pair[0].copy_into(pair[1]), zip(leaves, slots, strict=True)))
+    return Prepared(tensors, meta, image, size)
 
 
 def write_shard(
@@ -99,13 +113,13 @@ def write_shard(
     if preflight:
         store.check_space(needed)
     with store.staging(step, needed) as tmp:
-        tensor_file = write_safetensors(
-            str(tmp / TENSORS_NAME),
-            prepared.tensors,
-            {"producer": "berth", "step": str(step)},
-            chunk_size=chunk_size,
-            progress=progress,
-        )
+        path = str(tmp / TENSORS_NAME)
+        if prepared.image is not None:
+            tensor_file = write_image(
+                path, prepared.image, prepared.image_size, chunk_size=chunk_size, progress=progress
+            )
+        else:
+            tensor_file = write_safetensors(path, prepared.tensors, METADATA, chunk_size=chunk_size, progress=progress)
         meta_file = write_stream(str(tmp / META_NAME), [memoryview(prepared.meta)], chunk_size=chunk_size)
         manifest = Manifest(
             step=step,
