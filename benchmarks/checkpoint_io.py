@@ -262,6 +262,15 @@ def bench_archive(work: Path, shard: Path, results: dict[str, Any], s5cmd: str |
         results["s5cmd_download_s"], _ = timed(
             lambda: subprocess.run([*base, "cp", "s3://bench/s5cmd/*", f"{down}/"], check=True, capture_output=True)
         )
+        # s5cmd does not fsync what it downloads; berth does (a restore must survive a crash).
+        shutil.rmtree(down)
+        down.mkdir()
+        results["s5cmd_download_fsync_s"], _ = timed(
+            lambda: (
+                subprocess.run([*base, "cp", "s3://bench/s5cmd/*", f"{down}/"], check=True, capture_output=True),
+                subprocess.run(["sync", *map(str, down.iterdir())], check=True),
+            )
+        )
         shutil.rmtree(down)
     finally:
         server.kill()
@@ -308,12 +317,14 @@ def report(results: Best) -> None:
     if "s5cmd_upload_s" in results:
         ratios["upload vs s5cmd (goal >= 1.0)"] = results["s5cmd_upload_s"] / results["berth_upload_s"]
         ratios["download vs s5cmd (goal >= 1.0)"] = results["s5cmd_download_s"] / results["berth_download_s"]
+        ratios["download vs s5cmd + fsync"] = results["s5cmd_download_fsync_s"] / results["berth_download_s"]
     if "berth_upload_s" in results:
         print(f"{'berth upload':32}{rate('berth_upload_s', results['archive_bytes'])}")
         print(f"{'berth download':32}{rate('berth_download_s', results['archive_bytes'])}")
     if "s5cmd_upload_s" in results:
         print(f"{'s5cmd upload':32}{rate('s5cmd_upload_s', results['archive_bytes'])}")
         print(f"{'s5cmd download':32}{rate('s5cmd_download_s', results['archive_bytes'])}")
+        print(f"{'s5cmd download + fsync':32}{rate('s5cmd_download_fsync_s', results['archive_bytes'])}")
     print()
     for label, value in ratios.items():
         print(f"{label:42}{value:6.2f}x")

@@ -99,5 +99,7 @@ class RawHTTP:
                 os.pwrite(fd, buf[:n], offset + done)
                 done += n
             resp.read()  # drain, so the connection can be reused
+            # Start writeback of this part now, so the final fsync does not flush the whole file.
+            os.posix_fadvise(fd, offset, size, os.POSIX_FADV_DONTNEED)
 
         self._retrying(url, f"GET bytes {offset}+{size} of", get)
