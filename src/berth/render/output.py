@@ -8,7 +8,6 @@ from typing import Any
 
 import yaml
 
-
 # libyaml's emitter when PyYAML was built with it (5x faster than the pure-Python one).
 _Base: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
