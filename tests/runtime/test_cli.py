@@ -191,3 +191,15 @@ def test_torch_example_runs_on_cpu_when_torch_is_installed(tmp_path: Path) -> No
         )
         assert out.returncode == 0, out.stderr
     assert "resumed from step 20" in out.stdout
+
+
+def test_verify_counts_steps_and_says_when_there_is_nothing_to_verify(ckpt_dir: Path, tmp_path: Path) -> None:
+    good = berth("ckpt", "verify", str(ckpt_dir))
+    assert good.returncode == 0, good.stderr
+    assert "all 3 checkpoint step(s) verify" in good.stdout
+    doc = json.loads(berth("ckpt", "verify", str(ckpt_dir), "-o", "json").stdout)
+    assert doc == {"ok": True, "steps": 3, "problems": []}
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = berth("ckpt", "verify", str(empty))
+    assert out.returncode == 0 and f"nothing to verify: no committed checkpoint in {empty}" in out.stdout
