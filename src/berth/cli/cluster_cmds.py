@@ -70,7 +70,7 @@ def _emit_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
 
 
-_MARK = {"create": "+", "update": "~", "unchanged": "=", "skipped": "!", "leftover": "?"}
+_MARK = {"create": "+", "update": "~", "unchanged": "=", "skipped": "!", "leftover": "?", "pruned": "-"}
 
 
 def _result_line(console: Console, r: ObjectResult, verb: dict[str, str]) -> None:
@@ -178,6 +178,8 @@ def register(app: typer.Typer) -> None:
         timeout: str = _TIMEOUT,
         force_conflicts: bool = typer.Option(False, "--force-conflicts",
                                              help="Take ownership of fields another manager changed."),
+        prune: bool = typer.Option(False, "--prune", help="Delete objects an older spec created and this one "
+                                   "no longer renders (never volumes or protected objects)."),
         kubeconfig: str | None = _KUBECONFIG,
         context: str | None = _CONTEXT,
         namespace: str | None = _NAMESPACE,
@@ -192,8 +194,8 @@ def register(app: typer.Typer) -> None:
         kube = _connect(kubeconfig, context, tc.namespace)
         console = _console()
         verbs = {"create": "created", "update": "updated", "unchanged": "unchanged", "skipped": "skipped",
-                 "leftover": "leftover"}
-        result = do_up(kube, tc, force=force_conflicts, wait=wait, timeout_s=timeout_s,
+                 "leftover": "leftover", "pruned": "deleted"}
+        result = do_up(kube, tc, force=force_conflicts, wait=wait, timeout_s=timeout_s, prune=prune,
                        console=None if as_json else _console(stderr=True),
                        on_result=None if as_json else lambda r: _result_line(console, r, verbs))
         if as_json:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 # The spec an object stack was rendered from, so `scale` can re-render the world-size env.
 SPEC_ANNOTATION = "berth.dev/spec"
 
-Action = Literal["create", "update", "unchanged", "skipped", "leftover"]
+Action = Literal["create", "update", "unchanged", "skipped", "leftover", "pruned"]
 
 
 @dataclass

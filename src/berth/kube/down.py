@@ -112,11 +112,16 @@ def labelled(kube: Kube, name: str, namespace: str,
 
 def down(kube: Kube, name: str, namespace: str, *, delete_volumes: bool, yes: bool) -> list[Removal]:
     """Plan the removal; carry it out only with ``yes``."""
+    removals = plan_down(kube, name, namespace, delete_volumes=delete_volumes)
+    if yes:
+        delete_marked(kube, removals)
+    return removals
+
+
+def delete_marked(kube: Kube, removals: list[Removal]) -> None:
+    """Delete every removal marked ``delete`` (already gone is fine); mark each ``deleted``."""
     from lightkube import ApiError
 
-    removals = plan_down(kube, name, namespace, delete_volumes=delete_volumes)
-    if not yes:
-        return removals
     cache: dict[tuple[str, str], type[Resource] | None] = {}
     for item in removals:
         if not item.delete:
@@ -134,5 +139,4 @@ def down(kube: Kube, name: str, namespace: str, *, delete_volumes: bool, yes: bo
 
         kube.call(f"delete {item.kind} {item.namespace or ''}/{item.name}", delete)
         item.deleted = True
-    return removals
 

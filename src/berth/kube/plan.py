@@ -61,8 +61,8 @@ def plan(kube: Kube, spec: TrainingCluster, *, lint: bool = True, force: bool = 
     return Plan(spec.name, spec.namespace, results + leftovers(kube, spec.name, spec.namespace, objects), findings)
 
 
-def leftovers(kube: Kube, name: str, namespace: str, objects: list[dict[str, Any]]) -> list[ObjectResult]:
-    """Objects labelled as this cluster's that the spec no longer renders: ``up`` does not prune them.
+def leftover_objects(kube: Kube, name: str, namespace: str, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Live objects labelled as this cluster's that the spec no longer renders.
 
     Per-replica claims are not leftovers: the StatefulSet controller made them (``status``/``gc`` cover them).
     """
@@ -72,12 +72,14 @@ def leftovers(kube: Kube, name: str, namespace: str, objects: list[dict[str, Any
     wanted = {(o["kind"], o["metadata"]["name"]) for o in objects}
     templates = [t["metadata"]["name"] for o in objects if o["kind"] == "StatefulSet"
                  for t in o["spec"].get("volumeClaimTemplates") or []]
-    out = []
-    for obj in labelled(kube, name, namespace, {}):
-        kind, obj_name = obj["kind"], obj["metadata"]["name"]
-        if (kind, obj_name) in wanted or (kind == "PersistentVolumeClaim" and parse_claim_name(obj_name, name,
-                                                                                                 templates)):
-            continue
-        out.append(ObjectResult(kind, obj_name, namespace, "leftover",
-                                note="no longer in the spec: `berth up` leaves it, `berth down` removes it"))
-    return out
+    return [obj for obj in labelled(kube, name, namespace, {})
+            if (obj["kind"], obj["metadata"]["name"]) not in wanted
+            and not (obj["kind"] == "PersistentVolumeClaim" and parse_claim_name(obj["metadata"]["name"], name,
+                                                                                  templates))]
+
+
+def leftovers(kube: Kube, name: str, namespace: str, objects: list[dict[str, Any]]) -> list[ObjectResult]:
+    """Leftovers as plan results: ``berth up --prune`` deletes them (volumes excepted), ``berth down`` too."""
+    return [ObjectResult(o["kind"], o["metadata"]["name"], namespace, "leftover",
+                         note="no longer in the spec: `berth up --prune` or `berth down` removes it")
+            for o in leftover_objects(kube, name, namespace, objects)]

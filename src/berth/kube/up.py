@@ -28,7 +28,7 @@ class UpResult:
     @property
     def changed(self) -> bool:
         """Whether anything was written."""
-        return any(r.action in ("create", "update") for r in self.results)
+        return any(r.action in ("create", "update", "pruned") for r in self.results)
 
     def to_json(self) -> dict[str, Any]:
         """For ``-o json``."""
@@ -41,12 +41,41 @@ class UpResult:
 
 
 def up(kube: Kube, spec: TrainingCluster, *, force: bool = False, wait: bool = True, timeout_s: float = 300,
-       console: Console | None = None, on_result: Callable[[ObjectResult], None] | None = None) -> UpResult:
-    """Apply every object in dependency order, then (``wait``) block until pods are Ready and claims Bound."""
-    results = apply_objects(kube, desired_objects(spec), force=force, on_result=on_result)
+       console: Console | None = None, on_result: Callable[[ObjectResult], None] | None = None,
+       prune: bool = False) -> UpResult:
+    """Apply every object in dependency order, then (``wait``) block until pods are Ready and claims Bound.
+
+    ``prune`` deletes what an older spec created and this one no longer renders (like
+    ``kubectl apply --prune``), except volumes and protected objects: data is never pruned.
+    """
+    objects = desired_objects(spec)
+    results = apply_objects(kube, objects, force=force, on_result=on_result)
+    if prune:
+        pruned = _prune(kube, spec, objects)
+        for result in pruned:
+            if on_result:
+                on_result(result)
+        results += pruned
     out = UpResult(spec.name, spec.namespace, results)
     if wait:
         from berth.kube.wait import wait_ready
 
         out.state = wait_ready(kube, spec.name, spec.namespace, timeout_s=timeout_s, console=console)
     return out
+
+
+def _prune(kube: Kube, spec: TrainingCluster, objects: list[dict[str, Any]]) -> list[ObjectResult]:
+    from berth.kube.down import Removal, delete_marked
+    from berth.kube.plan import leftover_objects
+    from berth.kube.status import PROTECT_ANNOTATION
+
+    removals = []
+    for obj in leftover_objects(kube, spec.name, spec.namespace, objects):
+        md = obj["metadata"]
+        keep = obj["kind"] in ("PersistentVolumeClaim", "PersistentVolume") or \
+            (md.get("annotations") or {}).get(PROTECT_ANNOTATION) == "true"
+        removals.append(Removal(obj["apiVersion"], obj["kind"], md["name"], md.get("namespace"), not keep,
+                                "volume or protected: kept" if keep else "no longer in the spec"))
+    delete_marked(kube, removals)
+    return [ObjectResult(r.kind, r.name, r.namespace, "pruned" if r.deleted else "leftover", note=r.reason)
+            for r in removals]
