@@ -219,6 +219,27 @@ def test_connect_resolves_context_and_namespace_like_kubectl(tmp_path: Path) -> 
         connect(Target(str(tmp_path / "missing")))
 
 
+def test_bad_kubeconfig_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """KUBECONFIG naming a missing file is reported as that file; YAML and encoding errors fit one line."""
+    missing = tmp_path / "missing"
+    monkeypatch.setenv("KUBECONFIG", str(missing))
+    with pytest.raises(BerthError) as missing_err:
+        connect(Target())
+    assert missing_err.value.message == f"no kubeconfig at {missing}"
+    broken = tmp_path / "broken"
+    broken.write_text("clusters: [\n")
+    with pytest.raises(BerthError, match=r"cannot read kubeconfig .*: line 2, column 1: ") as err:
+        connect(Target(str(broken)))
+    assert "\n" not in err.value.message
+    broken.write_bytes(b"clusters: \xd0\xff\n")
+    with pytest.raises(BerthError, match=r"cannot read kubeconfig .*utf-8"):
+        connect(Target(str(broken)))
+    no_current = tmp_path / "no-current"
+    no_current.write_text(json.dumps({"apiVersion": "v1", "kind": "Config", "clusters": [], "contexts": []}))
+    with pytest.raises(BerthError, match="no current-context set in"):
+        connect(Target(str(no_current)))
+
+
 def test_unreachable_cluster_is_retried_within_budget_then_reported(tmp_path: Path) -> None:
     from lightkube.resources.core_v1 import Namespace
 

@@ -66,12 +66,20 @@ def default_retry() -> RetryPolicy:
 def _kubeconfig_path(explicit: str | None) -> Path:
     if explicit:
         return Path(explicit).expanduser()
-    env = os.environ.get("KUBECONFIG", "")
-    # kubectl merges a colon-separated list; berth uses its first existing file.
-    for part in env.split(os.pathsep):
-        if part and Path(part).expanduser().is_file():
-            return Path(part).expanduser()
-    return Path("~/.kube/config").expanduser()
+    parts = [Path(p).expanduser() for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+    # kubectl merges a colon-separated list; berth uses its first existing file. A KUBECONFIG
+    # naming no existing file is reported as such, not silently replaced by ~/.kube/config.
+    return next((p for p in parts if p.is_file()), parts[0] if parts else Path("~/.kube/config").expanduser())
+
+
+def _one_line(err: Exception) -> str:
+    """A YAML error as ``line L, column C: problem`` instead of PyYAML's multi-line snippet."""
+    import yaml
+
+    mark = getattr(err, "problem_mark", None)
+    if isinstance(err, yaml.MarkedYAMLError) and mark is not None:
+        return f"line {mark.line + 1}, column {mark.column + 1}: {err.problem}"
+    return " ".join(str(err).split())
 
 
 def is_transient(err: BaseException) -> bool:
@@ -154,17 +162,15 @@ def connect(target: Target, *, retry: RetryPolicy | None = None, timeout_s: floa
             "pass --kubeconfig, set KUBECONFIG, or start a local cluster with `berth sandbox up`"
             " and `eval $(berth sandbox env)`",
         ) from None
-    except Exception as err:  # a YAML or schema problem in the file
-        raise BerthError(f"cannot read kubeconfig {path}: {err}", "check the file with `kubectl config view`") from None
+    except Exception as err:  # a YAML, encoding or schema problem in the file
+        raise BerthError(f"cannot read kubeconfig {path}: {_one_line(err)}",
+                         "check the file with `kubectl config view`") from None
     try:
         config = kubeconfig.get(target.context)
     except ConfigError:
         contexts = ", ".join(sorted(kubeconfig.contexts)) or "none"
-        wanted = target.context or "(current-context)"
-        raise BerthError(
-            f"context {wanted} not found in {path}",
-            f"contexts there: {contexts}; pick one with --context",
-        ) from None
+        problem = f"context {target.context} not found" if target.context else "no current-context set"
+        raise BerthError(f"{problem} in {path}", f"contexts there: {contexts}; pick one with --context") from None
     except KeyError as err:
         raise BerthError(f"kubeconfig {path} refers to a missing cluster or user {err}") from None
     assert config is not None
