@@ -143,6 +143,8 @@ def _from_pydantic(err: ValidationError, data: Any) -> list[SpecIssue]:
         path, is_key = _resolve(e["loc"], data)
         kind = e["type"]
         msg = str(e["msg"]).removeprefix("Value error, ")
+        if kind.endswith("_type") and not isinstance(e.get("input"), dict | list):
+            msg += f", got {e['input']!r}"  # `port: "2222"`: show the quotes that make it a string
         hint: str | None = None
         if kind == "extra_forbidden":
             field = str(path[-1]) if path else "?"

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -147,7 +148,8 @@ def _cron(value: str) -> str:
     return value
 
 
-Quantity = Annotated[StrictStr | StrictInt | StrictFloat, AfterValidator(_quantity)]
+# Before the type check, so `cpu: true` gets the quantity message rather than one line per union member.
+Quantity = Annotated[StrictStr | StrictInt | StrictFloat, BeforeValidator(_quantity)]
 Size = Annotated[StrictStr, AfterValidator(_quantity), AfterValidator(_positive_size)]
 DnsLabel = Annotated[StrictStr, AfterValidator(_dns_label)]
 DnsSubdomain = Annotated[StrictStr, AfterValidator(_dns_subdomain)]
