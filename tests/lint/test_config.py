@@ -86,3 +86,20 @@ def test_bad_config_is_a_usage_error(tmp_path: Path, text: str) -> None:
     with pytest.raises(UsageError) as err:
         load_config(str(path))
     assert str(path) in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"enable: [a,\n", ":2:1: cannot parse lint config: "),
+        (b"enable: \xd0\xff\n", ": cannot read lint config: 'utf-8' codec"),
+    ],
+)
+def test_unparsable_config_is_one_line_usage_error(tmp_path: Path, content: bytes, expected: str) -> None:
+    """A syntax error names file:line:col; a binary file is a usage error, not a traceback."""
+    path = tmp_path / CONFIG_NAME
+    path.write_bytes(content)
+    with pytest.raises(UsageError) as err:
+        load_config(str(path))
+    assert err.value.message.startswith(str(path) + expected)
+    assert "\n" not in err.value.message

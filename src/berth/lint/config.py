@@ -102,7 +102,11 @@ def load_config(path: str | None) -> LintConfig:
     try:
         with open(path, encoding="utf-8") as fh:
             data = yaml.load(fh, Loader=yaml.CSafeLoader) or {}
-    except (OSError, yaml.YAMLError) as err:
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+        raise UsageError(f"{where}: cannot parse lint config: {err.problem}") from None
+    except (OSError, ValueError, yaml.YAMLError) as err:  # ValueError: not UTF-8
         raise UsageError(f"{path}: cannot read lint config: {err}") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path}: lint config must be a mapping")
