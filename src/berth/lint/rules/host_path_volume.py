@@ -53,5 +53,5 @@ RULE = Rule(
     doc=__doc__ or "",
     check=check,
     kinds=WORKLOAD_KINDS,
-    equivalents={"kube-linter": "sensitive-host-mounts", "polaris": "hostPathSet"},
+    equivalents={"kube-linter": "sensitive-host-mounts"},
 )
