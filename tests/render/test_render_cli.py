@@ -80,6 +80,9 @@ def test_init_writes_a_spec_that_loads_and_renders(framework: str, berth: RunBer
     assert spec.spec.framework.value == framework
     assert spec.name == f"{framework}-run"
     assert berth("render", str(path)).code == 0
+    # A new user's first spec must not start with warnings: pinned images, limits, spread, PDB.
+    linted = berth("lint", str(path))
+    assert linted.code == 0 and "0 errors, 0 warnings, 0 info" in linted.stdout, linted.stdout
 
 
 def test_init_refuses_to_overwrite_without_force(berth: RunBerth, tmp_path: Path) -> None:
