@@ -6,6 +6,8 @@ from berth.lint.context import Context
 from berth.lint.model import Document
 from berth.lint.rules._pod import as_dict
 
+PDB = frozenset({"PodDisruptionBudget"})
+
 
 def covered_workloads(pdb: Document, ctx: Context) -> list[Document]:
     """Workloads in the input whose pods the PDB selects."""
@@ -13,8 +15,3 @@ def covered_workloads(pdb: Document, ctx: Context) -> list[Document]:
     if not isinstance(selector, dict) or not selector:
         return []
     return ctx.workloads_selected(selector, pdb.namespace)
-
-
-def pdbs_covering(workload: Document, ctx: Context) -> list[Document]:
-    """PDBs in the input that select a workload's pods."""
-    return ctx.pdbs_selecting(workload)

@@ -9,6 +9,7 @@ from berth.lint.rules._pod import as_dict
 
 TIER_ANNOTATION = "berth.dev/tier"
 CHECKPOINT_ANNOTATION = "berth.dev/checkpoint-volume"
+STORAGE_CLASS = frozenset({"StorageClass"})
 
 
 def provisioner(doc: Document) -> str:

@@ -43,12 +43,13 @@ from berth import providers
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
-from berth.lint.rules._storage import provisioner
+from berth.lint.rules._storage import STORAGE_CLASS, provisioner
 
 
 def check(doc: Document, ctx: Context) -> Iterator[Hit]:
-    if provisioner(doc) in providers.IN_TREE_PROVISIONERS:
-        yield Hit(("provisioner",), f"{provisioner(doc)} is a removed in-tree plugin", "use the CSI driver name")
+    name = provisioner(doc)
+    if name in providers.IN_TREE_PROVISIONERS:
+        yield Hit(("provisioner",), f"{name} is a removed in-tree plugin", "use the CSI driver name")
 
 
 RULE = Rule(
@@ -56,5 +57,5 @@ RULE = Rule(
     severity=Severity.INFO,
     doc=__doc__ or "",
     check=check,
-    kinds=frozenset({"StorageClass"}),
+    kinds=STORAGE_CLASS,
 )

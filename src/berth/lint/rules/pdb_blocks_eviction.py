@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
-from berth.lint.rules._pdb import covered_workloads
+from berth.lint.rules._pdb import PDB, covered_workloads
 from berth.lint.rules._pod import as_dict, replicas
 
 
@@ -67,7 +67,7 @@ RULE = Rule(
     severity=Severity.ERROR,
     doc=__doc__ or "",
     check=check,
-    kinds=frozenset({"PodDisruptionBudget"}),
+    kinds=PDB,
     cross=True,
     equivalents={
         "kube-linter": "pdb-max-unavailable, pdb-min-available",

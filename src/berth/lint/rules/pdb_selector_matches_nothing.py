@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
-from berth.lint.rules._pdb import covered_workloads
+from berth.lint.rules._pdb import PDB, covered_workloads
 from berth.lint.rules._pod import as_dict
 
 
@@ -52,6 +52,6 @@ RULE = Rule(
     severity=Severity.WARNING,
     doc=__doc__ or "",
     check=check,
-    kinds=frozenset({"PodDisruptionBudget"}),
+    kinds=PDB,
     cross=True,
 )

@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
+from berth.lint.rules._pdb import PDB
 from berth.lint.rules._pod import as_dict
 
 
@@ -50,6 +51,6 @@ RULE = Rule(
     severity=Severity.INFO,
     doc=__doc__ or "",
     check=check,
-    kinds=frozenset({"PodDisruptionBudget"}),
+    kinds=PDB,
     equivalents={"kube-linter": "pdb-unhealthy-pod-eviction-policy"},
 )

@@ -36,12 +36,11 @@ from collections.abc import Iterator
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
-from berth.lint.rules._pdb import pdbs_covering
 from berth.lint.rules._pod import is_training, replicas
 
 
 def check(doc: Document, ctx: Context) -> Iterator[Hit]:
-    if replicas(doc) > 1 and is_training(doc) and not pdbs_covering(doc, ctx):
+    if replicas(doc) > 1 and is_training(doc) and not ctx.pdbs_selecting(doc):
         yield Hit(("metadata", "name"), "no PodDisruptionBudget protects this training StatefulSet", "add a PDB")
 
 

@@ -42,16 +42,17 @@ from berth import providers
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
-from berth.lint.rules._storage import parameters, provisioner
+from berth.lint.rules._storage import STORAGE_CLASS, parameters, provisioner
 
 
 def check(doc: Document, ctx: Context) -> Iterator[Hit]:
     mode = doc.obj.get("volumeBindingMode", "Immediate")
-    if mode == "Immediate" and providers.is_zonal_block(provisioner(doc), parameters(doc)):
+    name = provisioner(doc)
+    if mode == "Immediate" and providers.is_zonal_block(name, parameters(doc)):
         where = ("volumeBindingMode",) if "volumeBindingMode" in doc.obj else ()
         yield Hit(
             where,
-            f"{provisioner(doc)} disks are zonal but bind Immediately: pods can land in another zone",
+            f"{name} disks are zonal but bind Immediately: pods can land in another zone",
             "set volumeBindingMode: WaitForFirstConsumer",
         )
 
@@ -61,5 +62,5 @@ RULE = Rule(
     severity=Severity.WARNING,
     doc=__doc__ or "",
     check=check,
-    kinds=frozenset({"StorageClass"}),
+    kinds=STORAGE_CLASS,
 )

@@ -44,7 +44,7 @@ from berth import providers
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
-from berth.lint.rules._storage import parameters, provisioner
+from berth.lint.rules._storage import STORAGE_CLASS, parameters, provisioner
 
 
 def check(doc: Document, ctx: Context) -> Iterator[Hit]:
@@ -57,5 +57,5 @@ RULE = Rule(
     severity=Severity.ERROR,
     doc=__doc__ or "",
     check=check,
-    kinds=frozenset({"StorageClass"}),
+    kinds=STORAGE_CLASS,
 )

@@ -41,7 +41,7 @@ from berth import providers
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
-from berth.lint.rules._storage import provisioner
+from berth.lint.rules._storage import STORAGE_CLASS, provisioner
 
 
 def check(doc: Document, ctx: Context) -> Iterator[Hit]:
@@ -56,5 +56,5 @@ RULE = Rule(
     severity=Severity.WARNING,
     doc=__doc__ or "",
     check=check,
-    kinds=frozenset({"StorageClass"}),
+    kinds=STORAGE_CLASS,
 )

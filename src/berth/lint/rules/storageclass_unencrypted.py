@@ -43,12 +43,12 @@ from berth import providers
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
-from berth.lint.rules._storage import parameters, provisioner
+from berth.lint.rules._storage import STORAGE_CLASS, parameters, provisioner
 
 
 def check(doc: Document, ctx: Context) -> Iterator[Hit]:
-    if providers.is_encrypted(provisioner(doc), parameters(doc)) is False:
-        params = parameters(doc)
+    params = parameters(doc)
+    if providers.is_encrypted(provisioner(doc), params) is False:
         where = ("parameters", "encrypted") if "encrypted" in params else ("parameters",)
         yield Hit(where, "EBS volumes of this class are not encrypted", 'set parameters.encrypted: "true"')
 
@@ -58,5 +58,5 @@ RULE = Rule(
     severity=Severity.WARNING,
     doc=__doc__ or "",
     check=check,
-    kinds=frozenset({"StorageClass"}),
+    kinds=STORAGE_CLASS,
 )
