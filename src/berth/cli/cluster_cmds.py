@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -164,12 +165,9 @@ def register(app: typer.Typer) -> None:
                  "leftover": "leftover"}
         for r in result.results:
             _result_line(console, r, verbs)
-        console.print(f"{result.changes} to change, "
-                      f"{sum(1 for r in result.results if r.action == 'unchanged')} unchanged"
-                      + "".join(f", {n} {label}" for label, n in (
-                          ("skipped", sum(1 for r in result.results if r.action == "skipped")),
-                          ("leftover", sum(1 for r in result.results if r.action == "leftover"))) if n),
-                      markup=False)
+        counts = Counter(r.action for r in result.results)
+        extra = "".join(f", {counts[action]} {action}" for action in ("skipped", "leftover") if counts[action])
+        console.print(f"{result.changes} to change, {counts['unchanged']} unchanged{extra}", markup=False)
 
     @app.command()
     def up(
