@@ -126,11 +126,12 @@ def test_wait_timeout_says_what_blocks_in_the_schedulers_words(kubeconfig: Path,
                                                                tmp_path: Path) -> None:
     resources = {"requests": {"cpu": "1", "nvidia.com/gpu": 64}, "limits": {"nvidia.com/gpu": 64}}
     spec = write_spec(tmp_path, seed_like(namespace, replicas=2, resources=resources))
-    result = berth("up", str(spec), "--timeout", "4s", kubeconfig=kubeconfig)
+    # Long enough for the StatefulSet controller and the scheduler to act on a loaded 2-core CI machine.
+    result = berth("up", str(spec), "--timeout", "12s", kubeconfig=kubeconfig)
     assert result.returncode == 1
     assert "ml-training: 0/2 pods ready, 0/4 claims Bound" in result.stderr  # progress, one line per change
     first = next(line for line in result.stderr.splitlines() if line.startswith("error: "))
-    assert first.startswith("error: ml-training not ready after 4s: ml-training: 0/2 pods ready")
+    assert first.startswith("error: ml-training not ready after 12s: ml-training: 0/2 pods ready")
     assert "ml-training-0: PodScheduled: 0/3 nodes are available" in first and "Insufficient nvidia.com/gpu" in first
     assert "claim model-storage-ml-training-0: Pending" in first  # WaitForFirstConsumer: no pod, no volume
     assert f"berth status ml-training -n {namespace}" in result.stderr
