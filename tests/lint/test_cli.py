@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from .conftest import FIXTURES
@@ -32,6 +34,14 @@ def test_stdin(run_berth) -> None:  # type: ignore[no-untyped-def]
     out = run_berth("lint", "-", "-f", "json", stdin=text)
     assert out.returncode == 1
     assert {r["file"] for r in json.loads(out.stdout)} == {"<stdin>"}
+
+
+def test_binary_stdin_is_a_finding_not_a_traceback() -> None:
+    out = subprocess.run([sys.executable, "-m", "berth", "lint", "-"], input=b"kind: \xd0\xff\n",
+                         capture_output=True, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert b"<stdin>" in out.stdout and b"unreadable-file  not UTF-8" in out.stdout
+    assert b"Traceback" not in out.stderr
 
 
 def test_list_and_explain(run_berth) -> None:  # type: ignore[no-untyped-def]

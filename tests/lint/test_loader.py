@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
@@ -83,6 +84,17 @@ def test_directories_are_walked_recursively(tmp_path: Path) -> None:
         (tmp_path / name).write_text("{}")
     found = sorted(Path(p).relative_to(tmp_path).as_posix() for p in expand_paths([str(tmp_path)]))
     assert found == ["a/b/two.yml", "a/one.yaml", "three.json"]
+
+
+
+def test_walk_skips_fifos_but_reports_broken_links(tmp_path: Path) -> None:
+    """Reading a FIFO found in a walk would block forever; a dangling link is a real mistake."""
+    (tmp_path / "ok.yaml").write_text("{}")
+    os.mkfifo(tmp_path / "pipe.yaml")
+    (tmp_path / "broken.yaml").symlink_to(tmp_path / "gone.yaml")
+    found = sorted(Path(p).name for p in expand_paths([str(tmp_path)]))
+    assert found == ["broken.yaml", "ok.yaml"]
+    assert load_file(str(tmp_path / "broken.yaml")).problems[0].rule == "unreadable-file"
 
 
 KEYS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=8)

@@ -191,30 +191,37 @@ def _problem(rule: str, message: str, file: str, line: int, col: int) -> Finding
 
 
 def load_file(path: str) -> LoadedFile:
-    """Read and parse one file (``-`` is stdin); an unreadable file becomes a finding."""
-    if path == STDIN:
-        return load_text(STDIN_NAME, sys.stdin.read())
-    loaded = LoadedFile(name=path, unreadable=True)
+    """Read and parse one file (``-`` is stdin); an unreadable file becomes a finding.
+
+    Stdin is read as bytes like any file, so binary input is a finding, not a traceback.
+    """
+    name = STDIN_NAME if path == STDIN else path
+    loaded = LoadedFile(name=name, unreadable=True)
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
+        if path == STDIN:
+            raw = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as fh:
+                raw = fh.read()
     except OSError as err:
-        loaded.problems.append(_problem("unreadable-file", f"cannot read file: {err.strerror}", path, 0, 0))
+        loaded.problems.append(_problem("unreadable-file", f"cannot read file: {err.strerror}", name, 0, 0))
         return loaded
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = raw.count(b"\n", 0, err.start) + 1
         col = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
-        loaded.problems.append(_problem("unreadable-file", f"not UTF-8: {err.reason}", path, line, col))
+        loaded.problems.append(_problem("unreadable-file", f"not UTF-8: {err.reason}", name, line, col))
         return loaded
-    return load_text(path, text)
+    return load_text(name, text)
 
 
 def expand_paths(paths: Iterable[str]) -> Iterator[str]:
     """Files to lint: given files as-is, directories walked recursively for manifest suffixes.
 
-    Hidden files and directories (``.git``, ``.berth-lint.yaml``) are skipped in walks.
+    Hidden files and directories (``.git``, ``.berth-lint.yaml``) are skipped in walks, and so
+    are FIFOs, sockets and devices found in a walk (reading one would block); a broken link is
+    kept so it is reported as unreadable.
     """
     for path in paths:
         if path == STDIN or not os.path.isdir(path):
@@ -223,5 +230,8 @@ def expand_paths(paths: Iterable[str]) -> Iterator[str]:
         for dirpath, dirnames, filenames in os.walk(path):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for filename in sorted(filenames):
-                if filename.endswith(MANIFEST_SUFFIXES) and not filename.startswith("."):
-                    yield os.path.join(dirpath, filename)
+                if not filename.endswith(MANIFEST_SUFFIXES) or filename.startswith("."):
+                    continue
+                full = os.path.join(dirpath, filename)
+                if os.path.isfile(full) or not os.path.exists(full):
+                    yield full
