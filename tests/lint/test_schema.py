@@ -148,3 +148,21 @@ def test_schema_dir_takes_crds_and_json_schemas(tmp_path: Path) -> None:
     (schemas / "junk.json").write_text("{}")
     with pytest.raises(UsageError):
         SchemaStore(schema_dirs=[str(schemas)])
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("bad.yaml", b"a: [\n", "cannot read schema file"),
+        ("bad.yaml", b"kind: \xd0\xff\n", "cannot read schema file"),
+        ("bad.yaml", b"kind: CustomResourceDefinition\nspec: 5\n", "malformed CustomResourceDefinition"),
+        ("bad.json", b'{"type": 5, "properties": {"kind": {"enum": ["X"]}, "apiVersion": {"enum": ["x.io/v1"]}}}',
+         "invalid JSON schema for x.io/v1 X"),
+    ],
+)
+def test_broken_schema_dir_file_is_a_usage_error(tmp_path: Path, name: str, content: bytes, expected: str) -> None:
+    """Unparsable, malformed or invalid schemas fail up front with the file named, not as a traceback."""
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(UsageError) as err:
+        SchemaStore(schema_dirs=[str(tmp_path)])
+    assert err.value.message.startswith(f"{tmp_path / name}: {expected}")

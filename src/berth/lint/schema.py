@@ -129,26 +129,52 @@ def _strict(node: Any) -> Any:
     return out
 
 
+_SCHEMA_DIR_HINT = "--schema-dir takes CRD manifests or Kubernetes JSON schema files"
+
+
 def _load_schema_file(path: str) -> Iterable[tuple[tuple[str, str], Any]]:
-    """Schemas found in one ``--schema-dir`` file: CRD manifests or Kubernetes-style JSON schemas."""
-    with open(path, encoding="utf-8") as fh:
-        docs = list(yaml.load_all(fh, Loader=yaml.CSafeLoader))
+    """Schemas found in one ``--schema-dir`` file: CRD manifests or Kubernetes-style JSON schemas.
+
+    A file that cannot be read or parsed, or a CRD without the expected shape, is a usage
+    error naming the file: these are the user's inputs, so no traceback.
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            docs = list(yaml.load_all(fh, Loader=yaml.CSafeLoader))
+    except (OSError, ValueError, yaml.YAMLError) as err:  # ValueError: not UTF-8
+        problem = " ".join(str(err).split())
+        raise UsageError(f"{path}: cannot read schema file: {problem}", hint=_SCHEMA_DIR_HINT) from None
     for doc in docs:
         if not isinstance(doc, dict):
             continue
         if doc.get("kind") == "CustomResourceDefinition":
-            yield from crd_to_json_schemas(doc).items()
+            try:
+                schemas = crd_to_json_schemas(doc)
+            except (AttributeError, KeyError, TypeError) as err:
+                raise UsageError(f"{path}: malformed CustomResourceDefinition ({type(err).__name__}: {err})",
+                                 hint="check it with kubectl apply --dry-run=server") from None
+            for key, schema in schemas.items():
+                yield key, _meta_checked(path, key, schema)
             continue
         props = doc.get("properties") or {}
         kinds = (props.get("kind") or {}).get("enum") or []
         api_versions = (props.get("apiVersion") or {}).get("enum") or []
         if len(kinds) == 1 and len(api_versions) == 1:
-            yield (api_versions[0], kinds[0]), doc
+            key = (api_versions[0], kinds[0])
+            yield key, _meta_checked(path, key, doc)
             continue
-        raise UsageError(
-            f"{path}: not a CustomResourceDefinition nor a JSON schema with kind/apiVersion enums",
-            hint="--schema-dir takes CRD manifests or Kubernetes JSON schema files",
-        )
+        raise UsageError(f"{path}: not a CustomResourceDefinition nor a JSON schema with kind/apiVersion enums",
+                         hint=_SCHEMA_DIR_HINT)
+
+
+def _meta_checked(path: str, key: tuple[str, str], schema: Any) -> Any:
+    """The schema if it is a valid JSON schema; else a usage error now, not a traceback mid-lint."""
+    try:
+        jsonschema_rs.meta.validate(schema)
+    except jsonschema_rs.ValidationError as err:
+        raise UsageError(f"{path}: invalid JSON schema for {key[0]} {key[1]}: {str(err).splitlines()[0]}",
+                         hint=_SCHEMA_DIR_HINT) from None
+    return schema
 
 
 class SchemaStore:
