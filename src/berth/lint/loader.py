@@ -24,8 +24,6 @@ STDIN = "-"
 STDIN_NAME = "<stdin>"
 
 _STR = "tag:yaml.org,2002:str"
-_MAP = "tag:yaml.org,2002:map"
-_SEQ = "tag:yaml.org,2002:seq"
 _MERGE = "tag:yaml.org,2002:merge"
 _KEEP_AS_TEXT = frozenset({"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary", _STR})
 _CTOR = yaml.constructor.SafeConstructor()

@@ -64,8 +64,3 @@ def all_rules() -> dict[str, Rule]:
             raise RuntimeError(f"duplicate rule id {rule.id}")
         found[rule.id] = rule
     return dict(sorted(found.items()))
-
-
-def get_rule(rule_id: str) -> Rule | None:
-    """The rule with this id, or None."""
-    return all_rules().get(rule_id)
