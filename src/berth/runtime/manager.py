@@ -135,9 +135,7 @@ class CheckpointManager:
 
     def _write(self, step: int, prepared: Prepared, started: float) -> None:
         try:
-            manifest = write_shard(
-                self.store, step, self.world_size, prepared, preflight=False, chunk_size=self.chunk_size
-            )
+            manifest = write_shard(self.store, step, self.world_size, prepared, chunk_size=self.chunk_size)
         except BaseException:
             metrics.FAILURES.labels("save").inc()
             raise

@@ -182,7 +182,6 @@ def _write_all(fd: int, piece: memoryview) -> None:
 def _write_pieces(
     fd: int,
     pieces: Iterable[tuple[memoryview, memoryview]],
-    progress: Callable[[int], None] | None,
     sums: _ChunkSums,
     *,
     buffered: bool,
@@ -202,8 +201,6 @@ def _write_pieces(
             if buffered:
                 os.posix_fadvise(fd, size, out.nbytes, os.POSIX_FADV_DONTNEED)
             size += exact.nbytes
-            if progress is not None:
-                progress(exact.nbytes)
         if pending is not None:
             pending.result()
     return size
@@ -214,7 +211,6 @@ def write_stream(
     blobs: Sequence[memoryview],
     *,
     chunk_size: int = CHUNK_SIZE,
-    progress: Callable[[int], None] | None = None,
 ) -> FileEntry:
     """Write byte blobs back to back into a new file, fsync it, and return its checksummed entry."""
     sums = _ChunkSums(chunk_size)
@@ -222,7 +218,7 @@ def write_stream(
     try:
         flat = (b.cast("B") if b.ndim != 1 or b.format != "B" else b for b in blobs)
         pieces = ((p, p) for blob in flat for p in _pieces(blob, chunk_size))
-        size = _write_pieces(fd, pieces, progress, sums, buffered=True)
+        size = _write_pieces(fd, pieces, sums, buffered=True)
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -235,7 +231,6 @@ def write_image(
     size: int,
     *,
     chunk_size: int = CHUNK_SIZE,
-    progress: Callable[[int], None] | None = None,
 ) -> FileEntry:
     """Write the first ``size`` bytes of a page-aligned file image with O_DIRECT, fsynced.
 
@@ -259,7 +254,7 @@ def write_image(
             yield (view[pos : pos + -(-exact.nbytes // _ALIGN) * _ALIGN] if direct else exact), exact
 
     try:
-        _write_pieces(fd, pieces(), progress, sums, buffered=not direct)
+        _write_pieces(fd, pieces(), sums, buffered=not direct)
         if direct:
             os.ftruncate(fd, size)  # drop the padding of the last block
         os.fsync(fd)
@@ -274,11 +269,10 @@ def write_safetensors(
     metadata: dict[str, str] | None = None,
     *,
     chunk_size: int = CHUNK_SIZE,
-    progress: Callable[[int], None] | None = None,
 ) -> FileEntry:
     """Stream tensors (already sorted by :func:`order_key`) into a safetensors file, fsynced."""
     head = memoryview(header_bytes(tensors, metadata))
-    return write_stream(path, [head, *(t.data for t in tensors)], chunk_size=chunk_size, progress=progress)
+    return write_stream(path, [head, *(t.data for t in tensors)], chunk_size=chunk_size)
 
 
 READ_THREADS = 4

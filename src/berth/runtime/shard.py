@@ -104,22 +104,19 @@ def write_shard(
     world_size: int,
     prepared: Prepared,
     *,
-    preflight: bool = True,
     chunk_size: int = CHUNK_SIZE,
-    progress: Progress | None = None,
 ) -> Manifest:
-    """Write, fsync and atomically commit this rank's shard of ``step``."""
-    needed = prepared.nbytes + SHARD_OVERHEAD
-    if preflight:
-        store.check_space(needed)
-    with store.staging(step, needed) as tmp:
+    """Write, fsync and atomically commit this rank's shard of ``step``.
+
+    The pre-flight space check is :func:`prepare`'s, before the snapshot copy; here a real
+    ENOSPC becomes the same message through the store's staging directory.
+    """
+    with store.staging(step, prepared.nbytes + SHARD_OVERHEAD) as tmp:
         path = str(tmp / TENSORS_NAME)
         if prepared.image is not None:
-            tensor_file = write_image(
-                path, prepared.image, prepared.image_size, chunk_size=chunk_size, progress=progress
-            )
+            tensor_file = write_image(path, prepared.image, prepared.image_size, chunk_size=chunk_size)
         else:
-            tensor_file = write_safetensors(path, prepared.tensors, METADATA, chunk_size=chunk_size, progress=progress)
+            tensor_file = write_safetensors(path, prepared.tensors, METADATA, chunk_size=chunk_size)
         meta_file = write_stream(str(tmp / META_NAME), [memoryview(prepared.meta)], chunk_size=chunk_size)
         manifest = Manifest(
             step=step,
@@ -133,10 +130,10 @@ def write_shard(
     return manifest
 
 
-def load_shard(shard: Path, manifest: Manifest, *, progress: Progress | None = None) -> object:
+def load_shard(shard: Path, manifest: Manifest) -> object:
     """Read and verify every chunk of a shard, then rebuild the state (tensors are zero-copy views)."""
     meta_raw = read_verified(str(shard / META_NAME), manifest.file(META_NAME))
-    buf = read_verified(str(shard / TENSORS_NAME), manifest.file(TENSORS_NAME), progress=progress)
+    buf = read_verified(str(shard / TENSORS_NAME), manifest.file(TENSORS_NAME))
     tensors, _ = parse_safetensors(buf, str(shard / TENSORS_NAME))
     try:
         meta = json.loads(meta_raw.tobytes())
