@@ -12,7 +12,7 @@ import boto3
 import numpy as np
 import pytest
 
-from berth.checkpoint import Archive, CheckpointManager, object_store
+from berth.checkpoint import Archive, ArchiveError, CheckpointManager, object_store
 
 from .ckpt_child import make_state, same
 from .conftest import Seaweed, child
@@ -75,6 +75,12 @@ def test_corrupted_local_step_is_fetched_again_from_the_archive(tmp_path: Path, 
     with CheckpointManager(tmp_path / "c", archive=s3) as mgr:
         step, state = mgr.restore()
     assert step == 2 and same(state, make_state(2))
+
+
+def test_missing_manifest_object_is_an_archive_error(s3: str) -> None:
+    """restore() falls back on ArchiveError; a raw botocore error would escape it."""
+    with pytest.raises(ArchiveError, match="reading the manifest of step 5 rank 0"):
+        Archive(s3).manifest(5, 0)
 
 
 def test_object_store_agreement(tmp_path: Path, s3: str) -> None:

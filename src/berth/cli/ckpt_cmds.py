@@ -189,16 +189,16 @@ def restore_cmd(
 ) -> None:
     """Download the newest complete archived step (all ranks) into DIR, verified on the next restore."""
     as_json = _check_output(output)
-    from berth.runtime.ops import archive_bytes, restore_dir
+    from berth.runtime.ops import newest_complete_in_archive, restore_dir
 
     url = _archive_url(source)
-    _, total = archive_bytes(url, step)
-    with _bytes_progress("download", total, not as_json) as progress:
-        got, ranks = restore_dir(directory, url, step=step, progress=progress)
+    found = newest_complete_in_archive(url, step)
+    with _bytes_progress("download", found.nbytes, not as_json) as progress:
+        ranks = restore_dir(directory, found, progress)
     if as_json:
-        _print_json({"archive": url, "step": got, "ranks": ranks, "directory": str(directory)})
+        _print_json({"archive": url, "step": found.step, "ranks": ranks, "directory": str(directory)})
     else:
-        typer.echo(f"restored step {got} ({len(ranks)} rank(s)) into {directory}")
+        typer.echo(f"restored step {found.step} ({len(ranks)} rank(s)) into {directory}")
 
 
 def _archive_url(given: str | None) -> str:

@@ -155,8 +155,14 @@ class Archive:
         return sorted(s for s, ranks in self.shards().items() if rank in ranks)
 
     def manifest(self, step: int, rank: int) -> Manifest:
+        """The shard's manifest object; ArchiveError when the store fails, like every other call."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
         key = self.shard_key(step, rank, MANIFEST_NAME)
-        raw = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        try:
+            raw = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except (BotoCoreError, ClientError) as err:
+            raise self._fail(f"reading the manifest of step {step} rank {rank}", err) from err
         return Manifest.from_bytes(raw, f"s3://{self.bucket}/{key}")
 
     # -- upload ---------------------------------------------------------------------------------
@@ -277,15 +283,25 @@ class Archive:
 
     # -- download -------------------------------------------------------------------------------
 
-    def download_shard(self, step: int, rank: int, dest: Path, progress: Progress | None = None) -> Manifest:
+    def download_shard(
+        self,
+        step: int,
+        rank: int,
+        dest: Path,
+        progress: Progress | None = None,
+        *,
+        manifest: Manifest | None = None,
+    ) -> Manifest:
         """Fetch a complete shard into the empty directory ``dest`` (ranged GETs in parallel), fsynced.
 
         Returns the manifest without writing it: committing ``dest`` (the store) writes it last.
+        A caller that already read the manifest (to size the staging directory) passes it.
         """
         from botocore.exceptions import BotoCoreError, ClientError
 
-        try:
+        if manifest is None:
             manifest = self.manifest(step, rank)
+        try:
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="berth-down") as pool:
                 for entry in manifest.files:
                     self._download_file(

@@ -289,7 +289,7 @@ class CheckpointManager:
         with self._prune_lock:
             manifest = self.archive.manifest(step, self.rank)
             with self.store.staging(step, manifest.nbytes) as tmp:
-                manifest = self.archive.download_shard(step, self.rank, tmp, progress)
+                self.archive.download_shard(step, self.rank, tmp, progress, manifest=manifest)
                 self.store.commit(tmp, manifest)
             self.store.mark_archived(step)
         metrics.record("download", manifest.nbytes, time.perf_counter() - started)

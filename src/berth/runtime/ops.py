@@ -15,7 +15,7 @@ from typing import Any
 
 from berth.errors import BerthError, UsageError
 from berth.runtime.archive import Archive
-from berth.runtime.manifest import CorruptCheckpoint
+from berth.runtime.manifest import CorruptCheckpoint, Manifest
 from berth.runtime.shard import verify_shard
 from berth.runtime.store import (
     ARCHIVED_MARKER,
@@ -200,43 +200,45 @@ def archive_dir(
     return sent
 
 
-def newest_complete_in_archive(archive: Archive, step: int | None = None) -> tuple[int, list[int]]:
+@dataclass
+class ArchivedStep:
+    """A step complete in the archive, with every rank's manifest (read once, used to size and fetch)."""
+
+    archive: Archive
+    step: int
+    manifests: dict[int, Manifest]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(m.nbytes for m in self.manifests.values())
+
+
+def newest_complete_in_archive(url: str, step: int | None = None) -> ArchivedStep:
     """The newest archived step (or ``step``) with every rank's manifest present."""
+    archive = Archive(url)
     shards = archive.shards()
     for s in sorted(shards, reverse=True):
         if step is not None and s != step:
             continue
-        ranks = sorted(shards[s])
-        world = archive.manifest(s, ranks[0]).world_size
-        if len(ranks) == world:
-            return s, ranks
+        first, *others = sorted(shards[s])
+        manifest = archive.manifest(s, first)
+        if len(shards[s]) == manifest.world_size:
+            return ArchivedStep(archive, s, {first: manifest, **{r: archive.manifest(s, r) for r in others}})
     what = f"step {step}" if step is not None else "any complete step"
-    raise BerthError(f"{archive.url}: no archive copy of {what}", hint="`berth ckpt archive` uploads one")
+    raise BerthError(f"{url}: no archive copy of {what}", hint="`berth ckpt archive` uploads one")
 
 
-def restore_dir(
-    root: Path, url: str, *, step: int | None = None, progress: Progress | None = None
-) -> tuple[int, list[int]]:
-    """Download every rank's shard of the newest complete archived step into ``root``."""
-    archive = Archive(url)
-    s, ranks = newest_complete_in_archive(archive, step)
+def restore_dir(root: Path, found: ArchivedStep, progress: Progress | None = None) -> list[int]:
+    """Download and commit every rank's shard of ``found`` into ``root``; returns the ranks."""
     root.mkdir(parents=True, exist_ok=True)
-    with _all_rank_locks(root, set(ranks)) as stores:
-        for rank in ranks:
+    with _all_rank_locks(root, set(found.manifests)) as stores:
+        for rank, manifest in sorted(found.manifests.items()):
             store = stores[rank]
-            manifest = archive.manifest(s, rank)
-            with store.staging(s, manifest.nbytes) as tmp:
-                manifest = archive.download_shard(s, rank, tmp, progress)
+            with store.staging(found.step, manifest.nbytes) as tmp:
+                found.archive.download_shard(found.step, rank, tmp, progress, manifest=manifest)
                 store.commit(tmp, manifest)
-            store.mark_archived(s)
-    return s, ranks
-
-
-def archive_bytes(url: str, step: int | None = None) -> tuple[int, int]:
-    """(step, total bytes over ranks) that :func:`restore_dir` would download."""
-    archive = Archive(url)
-    s, ranks = newest_complete_in_archive(archive, step)
-    return s, sum(archive.manifest(s, r).nbytes for r in ranks)
+            store.mark_archived(found.step)
+    return sorted(found.manifests)
 
 
 def age(created: float | None) -> str:
