@@ -85,6 +85,17 @@ def test_user_errors_are_one_line(tmp_path: Path) -> None:
     assert out.returncode == 2 and "no archive given" in out.stderr
 
 
+def test_corrupted_manifest_is_listed_as_a_problem_not_archived(ckpt_dir: Path) -> None:
+    manifest = ckpt_dir / "step-000000000020" / "rank-00000" / "manifest.json"
+    manifest.write_text("{not json")
+    listed = {s["step"]: s for s in json.loads(berth("ckpt", "list", str(ckpt_dir), "-o", "json").stdout)}
+    assert not listed[20]["complete"] and not listed[20]["archived"]
+    assert listed[20]["problems"] and str(manifest) in listed[20]["problems"][0]
+    out = berth("ckpt", "verify", str(ckpt_dir))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.count(str(manifest)) == 1, out.stderr  # named once, then what is wrong with it
+
+
 @pytest.mark.s3
 def test_archive_then_restore_into_an_empty_directory(ckpt_dir: Path, tmp_path: Path, s3: str) -> None:
     up = berth("ckpt", "archive", str(ckpt_dir), "--to", s3)

@@ -114,10 +114,10 @@ def verify_cmd(
 ) -> None:
     """Read every byte and check it against the manifests; exit 1 naming each bad file and chunk."""
     as_json = _check_output(output)
-    from berth.runtime.ops import list_steps, total_bytes, verify
+    from berth.runtime.ops import list_steps, verify
 
     steps = [s for s in list_steps(directory) if step is None or s.step == step]
-    with _bytes_progress("verify", total_bytes(directory, step), not as_json) as progress:
+    with _bytes_progress("verify", sum(s.nbytes for s in steps), not as_json) as progress:
         problems = verify(directory, step, progress)
     if as_json:
         _print_json({"ok": not problems, "steps": len(steps), "problems": [p.to_json() for p in problems]})
@@ -128,7 +128,8 @@ def verify_cmd(
         typer.echo(f"all {len(steps)} checkpoint step(s) verify")
     for p in problems:
         where = f"{p.path} chunk {p.chunk}" if p.chunk is not None else (p.path or "?")
-        typer.echo(f"step {p.step} rank {p.rank}: {where}: {p.message}", err=True)
+        detail = p.message.removeprefix(f"{p.path}: ")  # the message names the path too
+        typer.echo(f"step {p.step} rank {p.rank}: {where}: {detail}", err=True)
     if problems:
         raise typer.Exit(1)
 

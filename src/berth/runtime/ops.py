@@ -70,6 +70,7 @@ def list_steps(root: Path) -> list[StepInfo]:
     for step, shards in sorted(scan_steps(_existing(root)).items()):
         info = StepInfo(step, sorted(shards), None, 0, None, True)
         for shard in shards.values():
+            info.archived &= (shard / ARCHIVED_MARKER).exists()
             try:
                 manifest = read_manifest(shard)
                 check_sizes(shard, manifest)
@@ -79,7 +80,6 @@ def list_steps(root: Path) -> list[StepInfo]:
             info.world_size = manifest.world_size
             info.nbytes += manifest.nbytes
             info.created = max(info.created or 0.0, manifest.created)
-            info.archived &= (shard / ARCHIVED_MARKER).exists()
         infos.append(info)
     return infos
 
