@@ -83,6 +83,23 @@ def test_user_errors_are_one_line(tmp_path: Path) -> None:
     assert out.returncode == 2 and "no such checkpoint directory" in out.stderr and "Traceback" not in out.stderr
     out = berth("ckpt", "archive", str(tmp_path), env={"BERTH_ARCHIVE_URL": ""})
     assert out.returncode == 2 and "no archive given" in out.stderr
+    out = berth("ckpt", "archive", str(tmp_path), "--to", "http://bucket/run")
+    assert out.returncode == 2 and "is not s3://bucket/prefix" in out.stderr
+    assert "upload" not in out.stderr  # refused before the progress bar is drawn
+    (tmp_path / "a-file").write_text("")
+    out = berth("ckpt", "verify", str(tmp_path / "a-file"))
+    assert out.returncode == 2 and "no such checkpoint directory" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_archive_unreachable_is_one_line(tmp_path: Path) -> None:
+    env = {  # nothing listens on port 9 of 127.0.0.1: the connection is refused at once
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "y",
+    }
+    out = berth("ckpt", "restore", str(tmp_path / "d"), "--from", "s3://bucket/run", env=env)
+    assert out.returncode == 1 and "s3://bucket/run: listing failed" in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 def test_corrupted_manifest_is_listed_as_a_problem_not_archived(ckpt_dir: Path) -> None:

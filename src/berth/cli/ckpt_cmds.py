@@ -203,9 +203,13 @@ def restore_cmd(
 
 
 def _archive_url(given: str | None) -> str:
+    """The archive URL, checked before any progress bar is drawn or byte is read."""
+    from berth.runtime.archive import parse_url
+
     url = given or os.environ.get("BERTH_ARCHIVE_URL")
     if not url:
         raise UsageError("no archive given", hint="pass --to/--from s3://bucket/prefix or set BERTH_ARCHIVE_URL")
+    parse_url(url)
     return url
 
 
