@@ -179,7 +179,9 @@ def test_run_waits_until_peers_resolve(tmp_path: Path) -> None:
     script = (
         f"mount --bind {hosts} /etc/hosts && "
         f"(sleep 1.5; printf '127.0.0.1 %s\\n' {' '.join(peers)} >> {hosts}) & "
-        f"exec {sys.executable} -m berth run --dns-timeout 30 -- sh -c 'echo started $NODE_RANK'"
+        # The command checks the peers are in /etc/hosts already: it ran only after berth waited for them.
+        f"exec {sys.executable} -m berth run --dns-timeout 30 -- "
+        f"sh -c 'echo started $NODE_RANK; grep -q {peers[0]} /etc/hosts && echo peers present'"
     )
     out = subprocess.run(
         ["unshare", "-m", "sh", "-c", script],
@@ -190,7 +192,7 @@ def test_run_waits_until_peers_resolve(tmp_path: Path) -> None:
         timeout=60,
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "started 2"
+    assert out.stdout.splitlines() == ["started 2", "peers present"]
 
 
 def test_numpy_example_trains_saves_and_resumes(tmp_path: Path) -> None:
