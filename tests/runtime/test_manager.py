@@ -168,6 +168,12 @@ def test_metrics_are_served_and_follow_saves(tmp_path: Path, monkeypatch: pytest
     assert metrics.BYTES.labels("save")._value.get() - before >= 8000
 
 
+def test_a_bad_metrics_port_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BERTH_METRICS_PORT", "metrics")
+    with pytest.raises(UsageError, match="BERTH_METRICS_PORT='metrics' is not a port number"):
+        CheckpointManager(tmp_path / "c")
+
+
 def test_saving_the_same_step_again_replaces_it(tmp_path: Path) -> None:
     with CheckpointManager(tmp_path / "c") as mgr:
         mgr.save(3, {"v": 1}, blocking=True)

@@ -86,9 +86,9 @@ class CheckpointManager:
         self._agree = agree
         url = archive or env.get("BERTH_ARCHIVE_URL") or None
         self.archive = Archive(url) if url else None
+        metrics.serve(metrics_port)  # before taking the lock, so a bad port leaves nothing held
         self.store = LocalStore(Path(directory), self.rank)
         self.store.open()
-        metrics.serve(metrics_port)
 
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="berth-save")
         self._pending: Future[None] | None = None

@@ -12,6 +12,8 @@ import time
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+from berth.errors import UsageError
+
 _BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 
 SAVE_DURATION = Histogram(
@@ -56,7 +58,10 @@ def serve(port: int | None = None) -> int | None:
         raw = os.environ.get("BERTH_METRICS_PORT")
         if not raw:
             return None
-        port = int(raw)
+        try:
+            port = int(raw)
+        except ValueError:
+            raise UsageError(f"environment variable BERTH_METRICS_PORT={raw!r} is not a port number") from None
     with _server_lock:
         if _server_port is None:
             start_http_server(port, addr=os.environ.get("BERTH_METRICS_ADDR", "0.0.0.0"))
