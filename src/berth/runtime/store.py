@@ -87,7 +87,11 @@ def scan_steps(root: Path) -> dict[int, dict[int, Path]]:
         match = _STEP_RE.match(entry.name)
         if not match or not entry.is_dir():
             continue
-        for sub in os.scandir(entry.path):
+        try:
+            subs = list(os.scandir(entry.path))
+        except (FileNotFoundError, NotADirectoryError):  # another rank removed its last shard meanwhile
+            continue
+        for sub in subs:
             rmatch = _RANK_RE.match(sub.name)
             if rmatch and os.path.exists(os.path.join(sub.path, MANIFEST_NAME)):
                 found.setdefault(int(match.group(1)), {})[int(rmatch.group(1))] = Path(sub.path)
