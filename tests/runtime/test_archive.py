@@ -83,6 +83,17 @@ def test_missing_manifest_object_is_an_archive_error(s3: str) -> None:
         Archive(s3).manifest(5, 0)
 
 
+def test_close_stops_the_uploader_even_when_the_last_save_failed(tmp_path: Path, s3: str) -> None:
+    mgr = CheckpointManager(tmp_path / "c", archive=s3)
+    (tmp_path / "c" / "step-000000000001").write_text("not a directory")  # the commit rename fails
+    mgr.save(1, {"x": 1})
+    with pytest.raises(OSError):
+        mgr.close()
+    assert mgr._uploader is not None and not mgr._uploader.is_alive()
+    with CheckpointManager(tmp_path / "c", archive=s3) as again:  # the lock was released too
+        assert again.steps() == []
+
+
 def test_object_store_agreement(tmp_path: Path, s3: str) -> None:
     world = 3
     results: dict[int, object] = {}

@@ -304,15 +304,18 @@ class CheckpointManager:
         """
         try:
             self.wait()
+            waits = self._uploader is not None and (wait_archive is None or wait_archive > 0)
+            if waits and not self.wait_archived(wait_archive):
+                with self._archived_cv:
+                    pending = sorted(self._unarchived)
+                log.warning("closing with steps %s not yet archived; the next start uploads them", pending)
+        finally:
+            # Also when the last save failed: an uploader left running would prune the volume
+            # after the lock is released, under the feet of the next manager.
             if self._uploader is not None:
-                if (wait_archive is None or wait_archive > 0) and not self.wait_archived(wait_archive):
-                    with self._archived_cv:
-                        pending = sorted(self._unarchived)
-                    log.warning("closing with steps %s not yet archived; the next start uploads them", pending)
                 self._stop.set()
                 self._uploads.put(None)
                 self._uploader.join()
-        finally:
             self._writer.shutdown(wait=True)
             self.store.close()
 
