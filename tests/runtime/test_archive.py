@@ -56,7 +56,7 @@ def test_archive_retention_and_local_retention_are_separate(tmp_path: Path, s3: 
     with CheckpointManager(tmp_path / "c", archive=s3, keep_last=1, archive_keep_last=2, archive_keep_every=3) as mgr:
         for step in range(1, 8):
             mgr.save(step, {"x": step})
-            mgr.wait_archived(60)
+            assert mgr.wait_archived(60)
         assert mgr.steps() == [7]
         assert Archive(s3).steps(0) == [3, 6, 7]
     manifests = [k for k in _keys(s3) if k.endswith("manifest.json")]
@@ -67,7 +67,7 @@ def test_corrupted_local_step_is_fetched_again_from_the_archive(tmp_path: Path, 
     with CheckpointManager(tmp_path / "c", archive=s3, chunk_size=4096) as mgr:
         mgr.save(1, make_state(1))
         mgr.save(2, make_state(2))
-        mgr.wait_archived(60)
+        assert mgr.wait_archived(60)
     shard = tmp_path / "c" / "step-000000000002" / "rank-00000" / "tensors.safetensors"
     data = bytearray(shard.read_bytes())
     data[-3] ^= 0xFF
