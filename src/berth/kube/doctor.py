@@ -59,12 +59,15 @@ class Facts:
 
 
 def gather(kube: Kube, name: str, namespace: str) -> Facts:
-    """Read the cluster: seven list/get calls whatever the replica count."""
+    """Read the cluster: eight list/get calls whatever the replica count.
+
+    Nodes are listed here once (GPU capacity, zones), so ``collect`` is told not to list them too.
+    """
     from lightkube.resources.core_v1 import Event, Node, PersistentVolume
     from lightkube.resources.policy_v1 import PodDisruptionBudget
     from lightkube.resources.storage_v1 import StorageClass
 
-    state = collect(kube, name, namespace)
+    state = collect(kube, name, namespace, nodes=False)
 
     def dicts(model: Any, **kw: Any) -> list[dict[str, Any]]:
         return [dict(o.to_dict()) for o in kube.client.list(model, **kw)]
