@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from berth.cli.cluster_cmds import _CONTEXT, _KUBECONFIG, _NAMESPACE, _OUTPUT, _check_output, _connect, _emit_json
+from berth.cli.cluster_cmds import (
+    _CONTEXT,
+    _KUBECONFIG,
+    _NAMESPACE,
+    _OUTPUT,
+    _check_output,
+    _connect,
+    _console,
+    _emit_json,
+)
 
 _STYLE = {"error": "red", "warning": "yellow", "info": "cyan"}
 
@@ -25,7 +34,7 @@ def doctor(
 
     Exits 1 when an error-level finding is present, so scripts can gate on it.
     """
-    from rich.console import Console
+    from rich.markup import escape
 
     from berth.kube.doctor import diagnose, gather
 
@@ -39,14 +48,15 @@ def doctor(
     if as_json:
         _emit_json({"name": name, "namespace": facts.state.namespace, "findings": [f.to_json() for f in findings]})
     else:
-        console = Console(highlight=False, soft_wrap=True)
+        console = _console()
         st = facts.state
         console.print(f"{name} in {st.namespace}: {st.ready_replicas}/{st.replicas} ready, rollout {st.rollout}",
                       markup=False)
         if not findings:
             console.print("no problems found", style="green")
         for f in findings:
-            console.print(f"[{_STYLE[f.severity]}]{f.severity:7}[/] {f.object}: {f.problem}")
+            # Object names and problems come from the cluster: never read them as rich markup.
+            console.print(f"[{_STYLE[f.severity]}]{f.severity:7}[/] {escape(f.object)}: {escape(f.problem)}")
             console.print(f"         evidence: {f.evidence}", markup=False)
             console.print(f"         fix: {f.fix}", markup=False)
     if any(f.severity == "error" for f in findings):
