@@ -14,8 +14,8 @@ def test_guide_manifests_fail_with_the_guides_bugs_located() -> None:
     out = subprocess.run([sys.executable, "-m", "berth", "lint", str(GUIDE), "--format", "json"],
                          capture_output=True, text=True, check=False)
     assert out.returncode == 1, out.stderr
-    findings = json.loads(out.stdout)
-    findings = findings["findings"] if isinstance(findings, dict) else findings
+    findings = json.loads(out.stdout)  # the json format is one list of finding objects
+    assert isinstance(findings, list)
     by_rule = {f["rule"]: f for f in findings}
     # Every worker claims index 0: the bug berth's rendezvous preamble exists to fix.
     tf = by_rule["constant-rank-env"]
