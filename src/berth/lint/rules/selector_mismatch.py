@@ -53,5 +53,9 @@ RULE = Rule(
     doc=__doc__ or "",
     check=check,
     kinds=TEMPLATE_KINDS,
-    equivalents={"kube-linter": "mismatching-selector"},
+    equivalents={
+        "kube-linter": "mismatching-selector",
+        "kube-score": "statefulset-pod-selector-labels-match-template-metadata-labels, "
+        "deployment-pod-selector-labels-match-template-metadata-labels",
+    },
 )
