@@ -126,6 +126,19 @@ class Kube:
                     self.on_retry(err, delay)
                 time.sleep(delay)
 
+    def delete(self, model: type[Resource], name: str, namespace: str | None) -> None:
+        """Delete one object through :meth:`call`; one already gone counts as deleted."""
+        from lightkube import ApiError
+
+        def delete() -> None:
+            try:
+                self.client.delete(model, name, namespace=namespace)  # type: ignore[type-var]
+            except ApiError as err:
+                if err.status.code != 404:
+                    raise
+
+        self.call(f"delete {model.__name__} {namespace or ''}/{name}", delete)
+
     def raw_get(self, path: str) -> httpx2.Response:
         """GET a path lightkube has no model for (API discovery); the caller checks the status."""
         http = self._http()

@@ -120,8 +120,6 @@ def down(kube: Kube, name: str, namespace: str, *, delete_volumes: bool, yes: bo
 
 def delete_marked(kube: Kube, removals: list[Removal]) -> None:
     """Delete every removal marked ``delete`` (already gone is fine); mark each ``deleted``."""
-    from lightkube import ApiError
-
     cache: dict[tuple[str, str], type[Resource] | None] = {}
     for item in removals:
         if not item.delete:
@@ -129,14 +127,6 @@ def delete_marked(kube: Kube, removals: list[Removal]) -> None:
         model = model_for(kube, {"apiVersion": item.api_version, "kind": item.kind}, cache)
         if model is None:
             continue
-
-        def delete(model: type[Resource] = model, item: Removal = item) -> None:
-            try:
-                kube.client.delete(model, item.name, namespace=item.namespace)  # type: ignore[type-var]
-            except ApiError as err:
-                if err.status.code != 404:
-                    raise
-
-        kube.call(f"delete {item.kind} {item.namespace or ''}/{item.name}", delete)
+        kube.delete(model, item.name, item.namespace)
         item.deleted = True
 

@@ -71,24 +71,13 @@ def find(kube: Kube, name: str, namespace: str) -> tuple[ClusterState, list[Verd
 
 def collect_garbage(kube: Kube, name: str, namespace: str, *, yes: bool) -> tuple[ClusterState, list[Verdict]]:
     """Find orphans; delete them only with ``yes``."""
-    from lightkube import ApiError
     from lightkube.resources.core_v1 import PersistentVolumeClaim
 
     state, verdicts = find(kube, name, namespace)
     if not yes:
         return state, verdicts
     for verdict in verdicts:
-        if not verdict.delete:
-            continue
-        claim = verdict.claim.name
-
-        def delete(claim: str = claim) -> None:
-            try:
-                kube.client.delete(PersistentVolumeClaim, claim, namespace=namespace)
-            except ApiError as err:
-                if err.status.code != 404:
-                    raise
-
-        kube.call(f"delete PersistentVolumeClaim {namespace}/{claim}", delete)
-        verdict.deleted = True
+        if verdict.delete:
+            kube.delete(PersistentVolumeClaim, verdict.claim.name, namespace)
+            verdict.deleted = True
     return state, verdicts
