@@ -37,8 +37,9 @@ def test_stdin(run_berth) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_binary_stdin_is_a_finding_not_a_traceback() -> None:
-    out = subprocess.run([sys.executable, "-m", "berth", "lint", "-"], input=b"kind: \xd0\xff\n",
-                         capture_output=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "berth", "lint", "-"], input=b"kind: \xd0\xff\n", capture_output=True, timeout=120
+    )
     assert out.returncode == 2, out.stderr
     assert b"<stdin>" in out.stdout and b"unreadable-file  not UTF-8" in out.stdout
     assert b"Traceback" not in out.stderr

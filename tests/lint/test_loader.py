@@ -86,7 +86,6 @@ def test_directories_are_walked_recursively(tmp_path: Path) -> None:
     assert found == ["a/b/two.yml", "a/one.yaml", "three.json"]
 
 
-
 def test_walk_skips_fifos_but_reports_broken_links(tmp_path: Path) -> None:
     """Reading a FIFO found in a walk would block forever; a dangling link is a real mistake."""
     (tmp_path / "ok.yaml").write_text("{}")

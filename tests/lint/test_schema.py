@@ -156,8 +156,11 @@ def test_schema_dir_takes_crds_and_json_schemas(tmp_path: Path) -> None:
         ("bad.yaml", b"a: [\n", "cannot read schema file"),
         ("bad.yaml", b"kind: \xd0\xff\n", "cannot read schema file"),
         ("bad.yaml", b"kind: CustomResourceDefinition\nspec: 5\n", "malformed CustomResourceDefinition"),
-        ("bad.json", b'{"type": 5, "properties": {"kind": {"enum": ["X"]}, "apiVersion": {"enum": ["x.io/v1"]}}}',
-         "invalid JSON schema for x.io/v1 X"),
+        (
+            "bad.json",
+            b'{"type": 5, "properties": {"kind": {"enum": ["X"]}, "apiVersion": {"enum": ["x.io/v1"]}}}',
+            "invalid JSON schema for x.io/v1 X",
+        ),
     ],
 )
 def test_broken_schema_dir_file_is_a_usage_error(tmp_path: Path, name: str, content: bytes, expected: str) -> None:

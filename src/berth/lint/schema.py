@@ -151,8 +151,10 @@ def _load_schema_file(path: str) -> Iterable[tuple[tuple[str, str], Any]]:
             try:
                 schemas = crd_to_json_schemas(doc)
             except (AttributeError, KeyError, TypeError) as err:
-                raise UsageError(f"{path}: malformed CustomResourceDefinition ({type(err).__name__}: {err})",
-                                 hint="check it with kubectl apply --dry-run=server") from None
+                raise UsageError(
+                    f"{path}: malformed CustomResourceDefinition ({type(err).__name__}: {err})",
+                    hint="check it with kubectl apply --dry-run=server",
+                ) from None
             for key, schema in schemas.items():
                 yield key, _meta_checked(path, key, schema)
             continue
@@ -163,8 +165,10 @@ def _load_schema_file(path: str) -> Iterable[tuple[tuple[str, str], Any]]:
             key = (api_versions[0], kinds[0])
             yield key, _meta_checked(path, key, doc)
             continue
-        raise UsageError(f"{path}: not a CustomResourceDefinition nor a JSON schema with kind/apiVersion enums",
-                         hint=_SCHEMA_DIR_HINT)
+        raise UsageError(
+            f"{path}: not a CustomResourceDefinition nor a JSON schema with kind/apiVersion enums",
+            hint=_SCHEMA_DIR_HINT,
+        )
 
 
 def _meta_checked(path: str, key: tuple[str, str], schema: Any) -> Any:
@@ -172,8 +176,9 @@ def _meta_checked(path: str, key: tuple[str, str], schema: Any) -> Any:
     try:
         jsonschema_rs.meta.validate(schema)
     except jsonschema_rs.ValidationError as err:
-        raise UsageError(f"{path}: invalid JSON schema for {key[0]} {key[1]}: {str(err).splitlines()[0]}",
-                         hint=_SCHEMA_DIR_HINT) from None
+        raise UsageError(
+            f"{path}: invalid JSON schema for {key[0]} {key[1]}: {str(err).splitlines()[0]}", hint=_SCHEMA_DIR_HINT
+        ) from None
     return schema
 
 
