@@ -94,6 +94,13 @@ def containers(spec: Obj, base: Path, *, init: bool = True) -> Iterator[tuple[Ob
                 yield container, (*base, key, i)
 
 
+def pod_containers(doc: Document, *, init: bool = True) -> Iterator[tuple[Obj, Path]]:
+    """Each container of a workload's pod template with its key path; nothing for other kinds."""
+    found = pod_spec(doc)
+    if found is not None:
+        yield from containers(*found, init=init)
+
+
 def env_vars(container: Obj, path: Path) -> Iterator[tuple[Obj, Path]]:
     for i, var in enumerate(_list(container.get("env"))):
         if isinstance(var, dict):
@@ -193,6 +200,13 @@ def volumes(spec: Obj, base: Path) -> Iterator[tuple[Obj, Path]]:
     for i, volume in enumerate(_list(spec.get("volumes"))):
         if isinstance(volume, dict):
             yield volume, (*base, "volumes", i)
+
+
+def pod_volumes(doc: Document) -> Iterator[tuple[Obj, Path]]:
+    """Each volume of a workload's pod template with its key path; nothing for other kinds."""
+    found = pod_spec(doc)
+    if found is not None:
+        yield from volumes(*found)
 
 
 def claim_templates(doc: Document) -> Iterator[tuple[Obj, Path]]:

@@ -30,7 +30,14 @@ from collections.abc import Iterator
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
-from berth.lint.rules._pod import WORKLOAD_KINDS, as_dict, claim_templates, pod_spec, storage_request, volumes
+from berth.lint.rules._pod import (
+    WORKLOAD_KINDS,
+    as_dict,
+    claim_templates,
+    pod_spec,
+    pod_volumes,
+    storage_request,
+)
 
 LARGE_BYTES = 100 * 2**30
 
@@ -38,10 +45,7 @@ LARGE_BYTES = 100 * 2**30
 def _sizes(doc: Document, ctx: Context) -> Iterator[float]:
     for vct, _ in claim_templates(doc):
         yield storage_request(as_dict(vct.get("spec"))) or 0.0
-    found = pod_spec(doc)
-    if found is None:
-        return
-    for volume, _ in volumes(*found):
+    for volume, _ in pod_volumes(doc):
         claim = as_dict(volume.get("persistentVolumeClaim")).get("claimName")
         pvc = ctx.named("PersistentVolumeClaim", str(claim), doc.namespace) if claim else None
         if pvc is not None:

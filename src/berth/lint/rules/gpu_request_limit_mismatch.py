@@ -34,14 +34,11 @@ from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.quantity import parse_quantity
 from berth.lint.rules import Hit, Rule
-from berth.lint.rules._pod import WORKLOAD_KINDS, containers, is_gpu_resource, pod_spec, resources
+from berth.lint.rules._pod import WORKLOAD_KINDS, is_gpu_resource, pod_containers, resources
 
 
 def check(doc: Document, ctx: Context) -> Iterator[Hit]:
-    found = pod_spec(doc)
-    if found is None:
-        return
-    for container, path in containers(*found):
+    for container, path in pod_containers(doc):
         requests, limits = resources(container)
         for name, value in requests.items():
             if not is_gpu_resource(str(name)):

@@ -32,14 +32,11 @@ from collections.abc import Iterator
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
-from berth.lint.rules._pod import WORKLOAD_KINDS, containers, gpu_count, pod_spec, resources
+from berth.lint.rules._pod import WORKLOAD_KINDS, gpu_count, pod_containers, resources
 
 
 def check(doc: Document, ctx: Context) -> Iterator[Hit]:
-    found = pod_spec(doc)
-    if found is None:
-        return
-    for container, path in containers(*found):
+    for container, path in pod_containers(doc):
         if gpu_count(container) <= 0:
             continue
         _requests, limits = resources(container)

@@ -35,14 +35,11 @@ from collections.abc import Iterator
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
-from berth.lint.rules._pod import WORKLOAD_KINDS, pod_spec, volumes
+from berth.lint.rules._pod import WORKLOAD_KINDS, pod_volumes
 
 
 def check(doc: Document, ctx: Context) -> Iterator[Hit]:
-    found = pod_spec(doc)
-    if found is None:
-        return
-    for volume, path in volumes(*found):
+    for volume, path in pod_volumes(doc):
         if "hostPath" in volume:
             yield Hit((*path, "hostPath"), f"volume {volume.get('name')!r} is a hostPath", "use a PVC")
 

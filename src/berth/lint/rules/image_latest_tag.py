@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
-from berth.lint.rules._pod import WORKLOAD_KINDS, containers, pod_spec
+from berth.lint.rules._pod import WORKLOAD_KINDS, pod_containers
 
 
 def _unpinned(image: str) -> bool:
@@ -42,10 +42,7 @@ def _unpinned(image: str) -> bool:
 
 
 def check(doc: Document, ctx: Context) -> Iterator[Hit]:
-    found = pod_spec(doc)
-    if found is None:
-        return
-    for container, path in containers(*found):
+    for container, path in pod_containers(doc):
         image = container.get("image")
         if isinstance(image, str) and _unpinned(image):
             yield Hit((*path, "image"), f"image {image!r} is not pinned to a version", "use a version tag or digest")

@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
-from berth.lint.rules._pod import WORKLOAD_KINDS, containers, env_vars, pod_spec
+from berth.lint.rules._pod import WORKLOAD_KINDS, env_vars, pod_containers
 
 SECRET_NAME = re.compile(
     r"(SECRET_ACCESS_KEY|ACCESS_KEY_ID|SESSION_TOKEN|SECRET_KEY|STORAGE_KEY|CONNECTION_STRING|PASSWORD)$"
@@ -44,10 +44,7 @@ SECRET_NAME = re.compile(
 
 
 def check(doc: Document, ctx: Context) -> Iterator[Hit]:
-    found = pod_spec(doc)
-    if found is None:
-        return
-    for container, path in containers(*found):
+    for container, path in pod_containers(doc):
         for var, var_path in env_vars(container, path):
             name = str(var.get("name", ""))
             value = var.get("value")

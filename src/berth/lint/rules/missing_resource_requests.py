@@ -35,14 +35,11 @@ from collections.abc import Iterator
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
-from berth.lint.rules._pod import WORKLOAD_KINDS, containers, pod_spec, resources
+from berth.lint.rules._pod import WORKLOAD_KINDS, pod_containers, resources
 
 
 def check(doc: Document, ctx: Context) -> Iterator[Hit]:
-    found = pod_spec(doc)
-    if found is None:
-        return
-    for container, path in containers(*found, init=False):
+    for container, path in pod_containers(doc, init=False):
         requests, limits = resources(container)
         # Without a request, a limit becomes the request: that still schedules correctly.
         missing = [r for r in ("cpu", "memory") if r not in requests and r not in limits]

@@ -29,14 +29,11 @@ from collections.abc import Iterator
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
-from berth.lint.rules._pod import WORKLOAD_KINDS, as_dict, containers, pod_spec
+from berth.lint.rules._pod import WORKLOAD_KINDS, as_dict, pod_containers
 
 
 def check(doc: Document, ctx: Context) -> Iterator[Hit]:
-    found = pod_spec(doc)
-    if found is None:
-        return
-    for container, path in containers(*found):
+    for container, path in pod_containers(doc):
         if as_dict(container.get("securityContext")).get("privileged") is True:
             yield Hit(
                 (*path, "securityContext", "privileged"),
