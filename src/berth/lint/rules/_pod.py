@@ -129,15 +129,11 @@ def gpu_count(container: Obj) -> float:
 
 
 def uses_gpus(doc: Document) -> bool:
-    found = pod_spec(doc)
-    return found is not None and any(gpu_count(c) > 0 for c, _ in containers(found[0], found[1]))
+    return any(gpu_count(c) > 0 for c, _ in pod_containers(doc))
 
 
 def env_names(doc: Document) -> set[str]:
-    found = pod_spec(doc)
-    if found is None:
-        return set()
-    return {str(v.get("name")) for c, p in containers(*found) for v, _ in env_vars(c, p)}
+    return {str(v.get("name")) for c, p in pod_containers(doc) for v, _ in env_vars(c, p)}
 
 
 def framework(doc: Document) -> str | None:
