@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from berth.checkpoint import Archive, ArchiveError, CheckpointManager, object_store
+from berth.errors import BerthError
 
 from .ckpt_child import make_state, same
 from .conftest import Seaweed, child
@@ -92,6 +93,17 @@ def test_close_stops_the_uploader_even_when_the_last_save_failed(tmp_path: Path,
     assert mgr._uploader is not None and not mgr._uploader.is_alive()
     with CheckpointManager(tmp_path / "c", archive=s3) as again:  # the lock was released too
         assert again.steps() == []
+
+
+def test_download_onto_a_full_volume_says_so(tmp_path: Path, s3: str, small_tmpfs: Path) -> None:
+    w = np.random.default_rng(3).integers(0, 255, 6 << 20, dtype=np.uint8)  # 6 MiB, the tmpfs holds 4
+    with CheckpointManager(tmp_path / "c", archive=s3) as mgr:
+        mgr.save(1, {"w": w}, blocking=True)
+        assert mgr.wait_archived(60)
+    with CheckpointManager(small_tmpfs / "c", archive=s3) as mgr, pytest.raises(BerthError) as err:
+        mgr.restore()  # raises: (None, None) would restart the run from scratch
+    assert f"not enough space in {small_tmpfs / 'c'}" in err.value.message, err.value.message
+    assert not [p for p in (small_tmpfs / "c").iterdir() if p.name.startswith(".tmp-")]
 
 
 def test_object_store_agreement(tmp_path: Path, s3: str) -> None:

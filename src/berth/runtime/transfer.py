@@ -27,6 +27,14 @@ class TransferError(BerthError):
     """A part could not be sent or fetched after retries."""
 
 
+class _LocalWriteError(Exception):
+    """Our own disk failed (full, read-only): not the connection, so not worth a retry."""
+
+    def __init__(self, err: OSError) -> None:
+        super().__init__(str(err))
+        self.err = err
+
+
 class RawHTTP:
     """Keep-alive connections, one per thread and endpoint; each request retried on broken connections."""
 
@@ -96,10 +104,17 @@ class RawHTTP:
                 n = resp.readinto(buf[: min(len(buf), size - done)])
                 if not n:
                     raise http.client.IncompleteRead(b"", size - done)
-                os.pwrite(fd, buf[:n], offset + done)
+                try:
+                    os.pwrite(fd, buf[:n], offset + done)
+                except OSError as err:
+                    raise _LocalWriteError(err) from err
                 done += n
             resp.read()  # drain, so the connection can be reused
             # Start writeback of this part now, so the final fsync does not flush the whole file.
             os.posix_fadvise(fd, offset, size, os.POSIX_FADV_DONTNEED)
 
-        self._retrying(url, f"GET bytes {offset}+{size} of", get)
+        try:
+            self._retrying(url, f"GET bytes {offset}+{size} of", get)
+        except _LocalWriteError as failed:
+            # The OSError itself, so the store's staging turns ENOSPC into its "not enough space" message.
+            raise failed.err from None
