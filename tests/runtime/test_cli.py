@@ -118,10 +118,12 @@ def test_archive_then_restore_into_an_empty_directory(ckpt_dir: Path, tmp_path: 
     up = berth("ckpt", "archive", str(ckpt_dir), "--to", s3)
     assert up.returncode == 0, up.stderr
     assert "upload" in up.stderr  # the progress bar
+    for marker in ckpt_dir.glob("step-*/rank-*/ARCHIVED"):
+        marker.unlink()  # as if the uploader died between the upload and the marker
     again = json.loads(berth("ckpt", "archive", str(ckpt_dir), "--to", s3, "-o", "json").stdout)
     assert again["uploaded"] == []  # nothing missing any more
     listed = json.loads(berth("ckpt", "list", str(ckpt_dir), "-o", "json").stdout)
-    assert all(s["archived"] for s in listed)
+    assert all(s["archived"] for s in listed)  # marked from what the archive holds
     for rank in range(2):  # an old step that never reached the archive
         with CheckpointManager(ckpt_dir, rank=rank, world_size=2, keep_last=None) as mgr:
             mgr.save(1, make_state(1, rank), blocking=True)
@@ -136,6 +138,10 @@ def test_archive_then_restore_into_an_empty_directory(ckpt_dir: Path, tmp_path: 
         with CheckpointManager(target, rank=rank, world_size=2, agree=lambda s: sorted(s, reverse=True)) as mgr:
             step, state = mgr.restore()
         assert step == 30 and same(state, make_state(30, rank))
+    with CheckpointManager(ckpt_dir, rank=0, world_size=2, keep_last=None) as mgr:
+        mgr.save(30, make_state(31, 0), blocking=True)  # the step saved again, with other content
+    resent = json.loads(berth("ckpt", "archive", str(ckpt_dir), "--to", s3, "--step", "30", "-o", "json").stdout)
+    assert resent["uploaded"] == [{"step": 30, "rank": 0}]
 
 
 RDZV = {

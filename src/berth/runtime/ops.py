@@ -184,7 +184,12 @@ def prune(root: Path, steps: list[int], *, keep_unarchived: bool | None = None) 
 def archive_dir(
     root: Path, url: str, *, step: int | None = None, progress: Progress | None = None
 ) -> list[tuple[int, int]]:
-    """Upload committed shards the archive lacks; returns the (step, rank) pairs sent."""
+    """Upload committed shards the archive lacks; returns the (step, rank) pairs sent.
+
+    A shard the archive already holds with the same files (a manager died between its upload
+    and the ARCHIVED marker) is only marked; one it holds with other files (the step was saved
+    again) is uploaded again.
+    """
     archive = Archive(url)
     present = archive.shards()
     sent = []
@@ -192,11 +197,14 @@ def archive_dir(
         if step is not None and s != step:
             continue
         for rank, shard in sorted(shards.items()):
-            if rank in present.get(s, set()):
-                continue
-            archive.upload_shard(shard, read_manifest(shard), progress)
+            manifest = read_manifest(shard)
+            if rank in present.get(s, set()) and archive.manifest(s, rank).files == manifest.files:
+                if progress is not None:
+                    progress(manifest.nbytes)
+            else:
+                archive.upload_shard(shard, manifest, progress)
+                sent.append((s, rank))
             LocalStore(root, rank).mark_archived(s)
-            sent.append((s, rank))
     return sent
 
 
