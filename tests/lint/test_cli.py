@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+import pytest
 
 from .conftest import FIXTURES
 
@@ -66,3 +70,36 @@ def test_process_pool_matches_single_process(run_berth, tmp_path: Path) -> None:
     assert single.returncode == pooled.returncode == 2
     assert json.loads(single.stdout) == json.loads(pooled.stdout)
     assert len(json.loads(single.stdout)) > 100
+
+
+def test_unreadable_directory_in_a_walk_is_reported() -> None:
+    """A directory the walk cannot enter is an unreadable-file finding, not silently skipped."""
+    drop: list[str] = []
+    if os.geteuid() == 0:  # root reads a mode-000 directory anyway: run berth as nobody
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv to drop privileges")
+        drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    # Not under pytest's tmp_path: its parents are private to root, and nobody must reach the tree.
+    with tempfile.TemporaryDirectory(dir="/tmp") as name:
+        top = Path(name)
+        top.chmod(0o755)
+        (top / "ok.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n")
+        locked = top / "locked"
+        locked.mkdir()
+        (locked / "hidden.yaml").write_text("{}")
+        locked.chmod(0)
+        try:
+            out = subprocess.run(
+                [*drop, sys.executable, "-m", "berth", "lint", str(top), "-f", "json"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                cwd="/",
+            )
+        finally:
+            locked.chmod(0o755)
+    assert out.returncode == 2, out.stderr
+    found = json.loads(out.stdout)
+    assert [(f["file"], f["rule"], f["message"]) for f in found] == [
+        (str(locked), "unreadable-file", "cannot read directory: Permission denied")
+    ]

@@ -8,6 +8,7 @@ silently overwrite) and keeps the tree so a finding's key path maps back to
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -195,14 +196,18 @@ def load_file(path: str) -> LoadedFile:
     """
     name = STDIN_NAME if path == STDIN else path
     loaded = LoadedFile(name=name, unreadable=True)
+    what = "directory" if path != STDIN and os.path.isdir(path) else "file"
     try:
         if path == STDIN:
             raw = sys.stdin.buffer.read()
+        elif what == "directory":  # one a walk could not enter: say why
+            os.listdir(path)
+            raise IsADirectoryError(errno.EISDIR, "is a directory", path)
         else:
             with open(path, "rb") as fh:
                 raw = fh.read()
     except OSError as err:
-        loaded.problems.append(_problem("unreadable-file", f"cannot read file: {err.strerror}", name, 0, 0))
+        loaded.problems.append(_problem("unreadable-file", f"cannot read {what}: {err.strerror}", name, 0, 0))
         return loaded
     try:
         text = raw.decode("utf-8-sig")
@@ -218,14 +223,15 @@ def expand_paths(paths: Iterable[str]) -> Iterator[str]:
     """Files to lint: given files as-is, directories walked recursively for manifest suffixes.
 
     Hidden files and directories (``.git``, ``.berth-lint.yaml``) are skipped in walks, and so
-    are FIFOs, sockets and devices found in a walk (reading one would block); a broken link is
-    kept so it is reported as unreadable.
+    are FIFOs, sockets and devices found in a walk (reading one would block); a broken link and
+    a directory the walk cannot enter are yielded so they are reported as unreadable.
     """
     for path in paths:
         if path == STDIN or not os.path.isdir(path):
             yield path
             continue
-        for dirpath, dirnames, filenames in os.walk(path):
+        unreadable: list[OSError] = []
+        for dirpath, dirnames, filenames in os.walk(path, onerror=unreadable.append):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for filename in sorted(filenames):
                 if not filename.endswith(MANIFEST_SUFFIXES) or filename.startswith("."):
@@ -233,3 +239,4 @@ def expand_paths(paths: Iterable[str]) -> Iterator[str]:
                 full = os.path.join(dirpath, filename)
                 if os.path.isfile(full) or not os.path.exists(full):
                     yield full
+        yield from (str(err.filename) for err in unreadable)
