@@ -149,13 +149,21 @@ def test_server_killed_during_upload_then_restarted(tmp_path: Path, s3: str, sea
         assert mgr.steps() == [1, 2], "local pruning must wait for the upload"
         time.sleep(2)  # the uploader is failing and backing off now
         seaweed.start()
-        # Whenever a manifest is visible, the data it lists is complete.
-        for key in _keys(s3):
-            if key.endswith("manifest.json"):
-                data_key = key.replace("manifest.json", "tensors.safetensors")
-                listed = Archive(s3).manifest(int(key.split("step-")[1][:12]), 0).file("tensors.safetensors").size
-                assert client.head_object(Bucket=bucket, Key=data_key)["ContentLength"] == listed
-        assert mgr.wait_archived(180)
+
+        def manifests_list_complete_data() -> None:
+            for key in _keys(s3):
+                if key.endswith("manifest.json"):
+                    data_key = key.replace("manifest.json", "tensors.safetensors")
+                    listed = Archive(s3).manifest(int(key.split("step-")[1][:12]), 0).file("tensors.safetensors")
+                    assert client.head_object(Bucket=bucket, Key=data_key)["ContentLength"] == listed.size
+
+        # Whenever a manifest is visible, the data it lists is complete: checked all through the
+        # resumed upload, not only once before it restarts.
+        deadline = time.monotonic() + 180
+        while not mgr.wait_archived(0.2):
+            assert time.monotonic() < deadline, "the upload never finished"
+            manifests_list_complete_data()
+        manifests_list_complete_data()
         assert mgr.steps() == [2]  # now that step 1 is archived, retention removed it
         assert Archive(s3).steps(0) == [1, 2]
     finally:
