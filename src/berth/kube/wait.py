@@ -9,7 +9,6 @@ user learns *why* (no node with a free GPU, a claim its provisioner cannot bind)
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,6 +21,7 @@ if TYPE_CHECKING:
     from berth.kube.client import Kube
 
 MAX_ROWS = 20
+POLL_S = 1.0  # between snapshots while waiting: 3 API calls each
 
 
 @dataclass(frozen=True)
@@ -103,23 +103,21 @@ def wait_ready(
     *,
     timeout_s: float,
     console: Console | None = None,
-    interval_s: float = 1.0,
     claims_gone_below: int = 0,
-    clock: Callable[[], float] = time.monotonic,
 ) -> ClusterState:
     """Poll until ready or raise BerthError after ``timeout_s`` with every blocker named."""
     from contextlib import nullcontext
 
     from rich.live import Live
 
-    start = clock()
+    start = time.monotonic()
     live = Live(console=console, auto_refresh=False, transient=False) if console and console.is_terminal else None
     last_summary = ""
     with live or nullcontext():
         while True:
             state = collect(kube, name, namespace, nodes=False)
             status = readiness(state, claims_gone_below=claims_gone_below)
-            elapsed = clock() - start
+            elapsed = time.monotonic() - start
             if live is not None:
                 live.update(_view(state, status, elapsed), refresh=True)
             elif console is not None and status.summary != last_summary:
@@ -136,4 +134,4 @@ def wait_ready(
                     f"`berth status {name} -n {namespace}` shows every pod and claim; "
                     "`kubectl describe` the pod for events",
                 )
-            time.sleep(interval_s)
+            time.sleep(POLL_S)
