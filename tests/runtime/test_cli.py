@@ -129,6 +129,9 @@ def test_archive_then_restore_into_an_empty_directory(ckpt_dir: Path, tmp_path: 
             mgr.save(1, make_state(1, rank), blocking=True)
     pruned = json.loads(berth("ckpt", "prune", str(ckpt_dir), "--keep-last", "1", "--yes", "-o", "json").stdout)
     assert pruned["planned"] == [1, 10, 20] and pruned["removed"] == [10, 20]  # the only copy of 1 stays
+    (tmp_path / "a-file").write_text("")
+    refused = berth("ckpt", "restore", str(tmp_path / "a-file"), "--from", s3)
+    assert refused.returncode == 2 and "not a directory" in refused.stderr and "Traceback" not in refused.stderr
     target = tmp_path / "new-volume"
     down = berth("ckpt", "restore", str(target), "--from", s3, "-o", "json")
     assert down.returncode == 0, down.stderr

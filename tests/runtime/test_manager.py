@@ -168,6 +168,13 @@ def test_metrics_are_served_and_follow_saves(tmp_path: Path, monkeypatch: pytest
     assert metrics.BYTES.labels("save")._value.get() - before >= 8000
 
 
+def test_a_file_as_the_directory_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("")
+    for where in (tmp_path / "f", tmp_path / "f" / "ckpt"):
+        with pytest.raises(UsageError, match="not a directory"):
+            CheckpointManager(where)
+
+
 def test_a_bad_metrics_port_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BERTH_METRICS_PORT", "metrics")
     with pytest.raises(UsageError, match="BERTH_METRICS_PORT='metrics' is not a port number"):

@@ -237,8 +237,7 @@ def newest_complete_in_archive(url: str, step: int | None = None) -> ArchivedSte
 
 
 def restore_dir(root: Path, found: ArchivedStep, progress: Progress | None = None) -> list[int]:
-    """Download and commit every rank's shard of ``found`` into ``root``; returns the ranks."""
-    root.mkdir(parents=True, exist_ok=True)
+    """Download and commit every rank's shard of ``found`` into ``root`` (created); returns the ranks."""
     with _all_rank_locks(root, set(found.manifests)) as stores:
         for rank, manifest in sorted(found.manifests.items()):
             store = stores[rank]

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from berth.errors import BerthError
+from berth.errors import BerthError, UsageError
 from berth.runtime.manifest import MANIFEST_NAME, CorruptCheckpoint, Manifest
 
 ARCHIVED_MARKER = "ARCHIVED"
@@ -135,7 +135,10 @@ class LocalStore:
 
     def open(self) -> None:
         """Create the directory, take this rank's lock and drop what earlier crashes left behind."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise UsageError(f"{self.root}: not a directory", hint="give the checkpoint directory's path") from None
         lock_path = self.root / f".lock-{self._tag}"
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
