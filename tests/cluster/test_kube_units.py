@@ -7,6 +7,7 @@ other files of this folder, against the real control plane.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 from pathlib import Path
@@ -305,6 +306,18 @@ def test_timeout_flag_parsing() -> None:
     assert _duration("1h30m") == 5400
     with pytest.raises(UsageError):
         _duration("5 minutes")
+
+
+def test_scale_below_one_is_refused_before_any_api_call(tmp_path: Path) -> None:
+    """A usage error (exit 2) without contacting the cluster: nothing listens on this kubeconfig's port."""
+    import subprocess
+    import sys
+
+    cfg = _kubeconfig(tmp_path, f"https://127.0.0.1:{_free_port()}")
+    out = subprocess.run([sys.executable, "-m", "berth", "scale", "trainer", "0", "--kubeconfig", str(cfg)],
+                         capture_output=True, text=True, timeout=60, env={**os.environ, "BERTH_API_RETRY_S": "0"})
+    assert out.returncode == 2
+    assert "replicas" in out.stderr and "no cluster reachable" not in out.stderr
 
 
 def test_plan_lints_the_rendered_stack() -> None:

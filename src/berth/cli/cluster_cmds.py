@@ -227,7 +227,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def scale(
         name: str = typer.Argument(..., help="Training cluster (StatefulSet) name."),
-        replicas: int = typer.Argument(..., help="New number of pods (the world size)."),
+        replicas: int = typer.Argument(..., min=1, help="New number of pods (the world size, at least 1)."),
         wait: bool = typer.Option(False, "--wait/--no-wait", help="Wait until the new set is ready."),
         timeout: str = _TIMEOUT,
         kubeconfig: str | None = _KUBECONFIG,
