@@ -78,7 +78,8 @@ def _wait_for_first_object(kube_client: Any, namespace: str, proc: subprocess.Po
 def test_apiserver_restart_during_up_is_ridden_out(sandbox: SandboxState, kubeconfig: Path, namespace: str,
                                                    tmp_path: Path, kube_client: Any) -> None:
     spec = write_spec(tmp_path, seed_like(namespace))
-    proc = _start_up(spec, kubeconfig, {})
+    # A slow CI machine may take longer than the default 30 s to bring kube-apiserver back.
+    proc = _start_up(spec, kubeconfig, {"BERTH_API_RETRY_S": "90"})
     _wait_for_first_object(kube_client, namespace, proc)
     old = _kill_apiserver(sandbox)
     time.sleep(1.0)

@@ -64,7 +64,8 @@ def test_every_command_works_with_exactly_the_documented_permissions(
         deployer = _token_kubeconfig(kube_client, kubeconfig, namespace, "deployer", tmp_path / "deployer")
         spec = write_spec(tmp_path, seed_like(namespace, replicas=3))
         steps = [("plan", str(spec)), ("up", str(spec), "--timeout", "120"), ("up", str(spec), "--no-wait"),
-                 ("status", "ml-training"), ("scale", "ml-training", "2", "--wait", "--timeout", "120"),
+                 ("status", "ml-training"), ("doctor", "ml-training"),
+                 ("scale", "ml-training", "2", "--wait", "--timeout", "120"),
                  ("gc", "ml-training"), ("gc", "ml-training", "--yes"),
                  ("down", "ml-training", "--delete-volumes", "--yes")]
         for step in steps:
