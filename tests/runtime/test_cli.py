@@ -242,3 +242,23 @@ def test_verify_counts_steps_and_says_when_there_is_nothing_to_verify(ckpt_dir: 
     empty.mkdir()
     out = berth("ckpt", "verify", str(empty))
     assert out.returncode == 0 and f"nothing to verify: no committed checkpoint in {empty}" in out.stdout
+
+
+def test_restore_of_a_corrupted_archive_object_commits_nothing(ckpt_dir: Path, tmp_path: Path, s3: str) -> None:
+    import boto3
+
+    assert berth("ckpt", "archive", str(ckpt_dir), "--to", s3).returncode == 0
+    bucket, prefix = s3.removeprefix("s3://").split("/", 1)
+    client = boto3.client("s3")  # the s3 fixture's AWS_* env points it at the SeaweedFS server
+    shard = f"{prefix}/step-000000000030/rank-00001/"
+    key = next(o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix=shard)["Contents"]
+               if o["Key"].endswith(".safetensors"))
+    data = bytearray(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+    data[len(data) // 2] ^= 0xFF  # bit rot in the object store, same size
+    client.put_object(Bucket=bucket, Key=key, Body=bytes(data))
+    target = tmp_path / "new-volume"
+    out = berth("ckpt", "restore", str(target), "--from", s3, "--step", "30")
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert key.rsplit("/", 1)[1] in out.stderr and "chunk" in out.stderr  # names the file and chunk
+    # Nothing half-restored: no committed step, no staging directory left behind.
+    assert not list(target.glob("step-*/rank-00001")) and not list(target.glob(".tmp-*"))

@@ -243,6 +243,8 @@ def restore_dir(root: Path, found: ArchivedStep, progress: Progress | None = Non
             store = stores[rank]
             with store.staging(found.step, manifest.nbytes) as tmp:
                 found.archive.download_shard(found.step, rank, tmp, progress, manifest=manifest)
+                # Committed means verified: a bad download must never become a restorable step.
+                verify_shard(tmp, manifest)
                 store.commit(tmp, manifest)
             store.mark_archived(found.step)
     return sorted(found.manifests)
