@@ -1,0 +1,70 @@
+"""The names berth shares with clusters, pods and other tools: its one home.
+
+Everything here is a promise to something outside this process — a label a selector
+matches, an annotation ``berth lint`` reads off someone's manifest, the field manager
+that owns applied fields, the env the rendezvous preamble exports. A literal of any of
+them elsewhere is a second home that can drift; import the name from here instead.
+Leaf module: imports nothing from berth.
+"""
+
+from __future__ import annotations
+
+# The spec's own resource type (``berth render`` input, and the CRD an operator serves).
+API_GROUP = "berth.dev"
+API_VERSION = "berth.dev/v1alpha1"
+KIND = "TrainingCluster"
+
+# Server-side apply owner of every field berth writes.
+FIELD_MANAGER = "berth"
+
+# Recommended labels (https://kubernetes.io/docs/concepts/overview/working-with-objects/common-labels/).
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_INSTANCE = "app.kubernetes.io/instance"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_PART_OF = "app.kubernetes.io/part-of"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "berth"
+PART_OF = "berth"
+# The component of the training pods (StatefulSet, its Service, PDB and policies select it).
+TRAINING_COMPONENT = "training"
+
+# berth.dev/* annotations.
+ANNOTATION_TIER = "berth.dev/tier"  # hot | warm | cold, on StorageClasses and claim templates
+ANNOTATION_CHECKPOINT_VOLUME = "berth.dev/checkpoint-volume"  # "true" on a claim that holds checkpoints
+ANNOTATION_CHECKPOINT_SIZE = "berth.dev/checkpoint-size"  # a quantity: bytes of one checkpoint
+ANNOTATION_CHECKPOINT_KEEP = "berth.dev/checkpoint-keep"  # how many checkpoints are retained
+ANNOTATION_PROTECT = "berth.dev/protect"  # "true": never deleted by down, gc or up --prune
+ANNOTATION_IGNORE = "berth.dev/ignore"  # "<rule-id>: <reason>; ..." lint suppressions
+ANNOTATION_SPEC = "berth.dev/spec"  # the applied spec, on the StatefulSet (scale re-renders from it)
+
+# The constant env every rendered pod gets; the rendezvous formula reads it at start-up.
+ENV_PREFIX = "BERTH_"
+# Env berth computes per pod (or takes from the downward API); a constant value set by hand in
+# the spec would give every pod the same identity.
+MANAGED_ENV = frozenset(
+    {
+        "TF_CONFIG",
+        "MASTER_ADDR",
+        "MASTER_PORT",
+        "RANK",
+        "NODE_RANK",
+        "WORLD_SIZE",
+        "NNODES",
+        "NPROC_PER_NODE",
+        "LOCAL_WORLD_SIZE",
+        "PET_MASTER_ADDR",
+        "PET_MASTER_PORT",
+        "PET_NODE_RANK",
+        "PET_NNODES",
+        "PET_NPROC_PER_NODE",
+        "HOROVOD_HOSTS",
+        "HOROVOD_NUM_PROC",
+        "HOROVOD_HOSTNAME",
+        "JAX_COORDINATOR_ADDRESS",
+        "JAX_PROCESS_ID",
+        "JAX_NUM_PROCESSES",
+        "POD_NAME",
+        "POD_NAMESPACE",
+        "POD_INDEX",
+    }
+)
