@@ -11,13 +11,14 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from berth.lint.config import LintConfig
 from berth.lint.context import CROSS_KINDS, Context
-from berth.lint.loader import STDIN, LoadedFile, expand_paths, load_file
+from berth.lint.loader import STDIN, LoadedFile, expand_paths, load_file, load_objects
 from berth.lint.model import DocRef, Document, Finding, Path, Severity
 from berth.lint.rules import Hit, Rule, all_rules
 from berth.lint.schema import SchemaStore
@@ -119,13 +120,20 @@ class _Linter:
                 out.append(problem)
         return out
 
-    def lint_loaded(self, loaded: LoadedFile) -> _FileOutcome:
+    def lint_loaded(self, loaded: LoadedFile, keep: dict[str, LoadedFile] | None = None) -> _FileOutcome:
+        """Findings of one source and its specs' rendered streams; ``keep`` collects those streams.
+
+        The parent keeps them so cross-object findings in them are placed without rendering again
+        (and sources that are no file, such as ``lint_objects``' objects, could not be read again).
+        """
         outcome = self._lint_manifests(loaded)
         for doc in [d for d in loaded.documents if is_spec(d)]:
             rendered, problems = render_spec(loaded, doc)
             outcome.findings.extend(self._configured(problems))
             outcome.unreadable |= bool(problems)
             if rendered is not None:
+                if keep is not None:
+                    keep[rendered.name] = rendered
                 sub = self._lint_manifests(rendered)
                 outcome.findings.extend(sub.findings)
                 outcome.cross_docs.extend(sub.cross_docs)
@@ -244,7 +252,7 @@ def lint_paths(
     if STDIN in files:
         stdin = load_file(STDIN)
         loaded[stdin.name] = stdin
-        outcomes.append(linter.lint_loaded(stdin))
+        outcomes.append(linter.lint_loaded(stdin, loaded))
     pool = None
     if jobs > 1 and len(disk_files) >= _POOL_MIN_FILES:
         context = multiprocessing.get_context("fork")
@@ -253,17 +261,43 @@ def lint_paths(
         if pool is not None:
             results: Iterable[_FileOutcome] = pool.map(_lint_path, disk_files, chunksize=_CHUNK)
         else:
-            results = (linter.lint_loaded(loaded.setdefault(path, load_file(path))) for path in disk_files)
+            results = (linter.lint_loaded(loaded.setdefault(path, load_file(path)), loaded) for path in disk_files)
         for done, outcome in enumerate(results, 1):
             outcomes.append(outcome)
             if progress is not None:
                 progress(done, len(disk_files))
-        result = _collect(linter, outcomes)
-        if linter.cross_rules:
-            result.findings.extend(_cross(linter, outcomes, loaded, pool))
+        return _finish(linter, outcomes, loaded, pool)
     finally:
         if pool is not None:
             pool.shutdown()
+
+
+OBJECTS_NAME = "<objects>"
+
+
+def lint_objects(
+    objects: Iterable[Mapping[str, Any]], options: LintOptions | None = None, *, name: str = OBJECTS_NAME
+) -> LintResult:
+    """Lint objects already in memory (``berth plan``'s rendered stack) as one source named ``name``.
+
+    The same rules, suppressions and config as ``lint_paths``, without writing a file to read it
+    back; findings name the object and field path, and have no line or column (0) as there is
+    no text. A berth spec among the objects is rendered and its stream linted, as in a file.
+    """
+    options = options or LintOptions()
+    linter = _Linter(options)
+    source = load_objects(name, objects)
+    sources = {source.name: source}
+    return _finish(linter, [linter.lint_loaded(source, sources)], sources, None)
+
+
+def _finish(
+    linter: _Linter, outcomes: list[_FileOutcome], loaded: dict[str, LoadedFile], pool: ProcessPoolExecutor | None
+) -> LintResult:
+    """Per-source outcomes plus the cross-object findings, sorted."""
+    result = _collect(linter, outcomes)
+    if linter.cross_rules:
+        result.findings.extend(_cross(linter, outcomes, loaded, pool))
     result.findings.sort(key=Finding.sort_key)
     return result
 

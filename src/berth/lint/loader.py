@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -170,19 +170,38 @@ def _add_document(loaded: LoadedFile, builder: _Builder, index: int, root: yaml.
         return
     builder.duplicates.clear()
     obj = builder.build(root)
-    ref = DocRef(loaded.name, index)
     for key, mark in builder.duplicates:
         line, col = mark.line + 1, mark.column + 1
         loaded.problems.append(
             _problem("duplicate-key", f"duplicate key {key!r}: the API server rejects it", loaded.name, line, col)
         )
+    _add_object(loaded, index, obj)
+
+
+def _add_object(loaded: LoadedFile, index: int, obj: dict[str, Any]) -> None:
+    """One document's object, or each item of a ``*List`` kind, as its own Document."""
     items = obj.get("items")
     if str(obj.get("kind", "")).endswith("List") and isinstance(items, list):
         for i, item in enumerate(items):
             if isinstance(item, dict):
                 loaded.documents.append(Document(DocRef(loaded.name, index, i), item))
         return
-    loaded.documents.append(Document(ref, obj))
+    loaded.documents.append(Document(DocRef(loaded.name, index), obj))
+
+
+def load_objects(name: str, objects: Iterable[Mapping[str, Any]]) -> LoadedFile:
+    """Objects already in memory as one source named ``name``: no text, so no positions.
+
+    Each object is a document, as if written one per ``---``; Lists are expanded the same way.
+    """
+    loaded = LoadedFile(name=name)
+    for index, obj in enumerate(objects):
+        if isinstance(obj, Mapping):
+            _add_object(loaded, index, dict(obj))
+        else:
+            msg = "object is not a Kubernetes object (expected a mapping with apiVersion and kind)"
+            loaded.problems.append(_problem("invalid-document", msg, name, 0, 0))
+    return loaded
 
 
 def _problem(rule: str, message: str, file: str, line: int, col: int) -> Finding:
