@@ -12,7 +12,7 @@ import boto3
 import numpy as np
 import pytest
 
-from berth.checkpoint import Archive, ArchiveError, CheckpointManager, object_store
+from berth.checkpoint import Archive, ArchiveError, CheckpointManager, CorruptCheckpoint, object_store
 from berth.errors import BerthError
 
 from .ckpt_child import make_state, same
@@ -76,6 +76,31 @@ def test_corrupted_local_step_is_fetched_again_from_the_archive(tmp_path: Path, 
     with CheckpointManager(tmp_path / "c", archive=s3) as mgr:
         step, state = mgr.restore()
     assert step == 2 and same(state, make_state(2))
+
+
+def _rot_in_the_archive(url: str, step: int, rank: int) -> str:
+    """Flip one byte of the shard's tensors object in place (same size); returns its file name."""
+    archive = Archive(url)
+    key = archive.shard_key(step, rank, "tensors.safetensors")
+    data = bytearray(archive.client.get_object(Bucket=archive.bucket, Key=key)["Body"].read())
+    data[len(data) // 2] ^= 0xFF
+    archive.client.put_object(Bucket=archive.bucket, Key=key, Body=bytes(data))
+    return key.rsplit("/", 1)[1]
+
+
+def test_fetch_of_a_corrupted_archive_object_commits_nothing(tmp_path: Path, s3: str) -> None:
+    with CheckpointManager(tmp_path / "a", archive=s3, chunk_size=4096) as mgr:
+        mgr.save(1, make_state(1))
+        assert mgr.wait_archived(60)
+    name = _rot_in_the_archive(s3, 1, 0)
+    with CheckpointManager(tmp_path / "b", archive=s3) as mgr:
+        with pytest.raises(CorruptCheckpoint) as err:
+            mgr.fetch(1)
+        assert name in err.value.message and err.value.chunk is not None  # names the file and chunk
+        # Bit rot never becomes a restorable local step, and no staging directory is left behind.
+        assert mgr.steps() == [] and not list((tmp_path / "b").glob(".tmp-*"))
+        assert mgr.restore() == (None, None)
+        assert mgr.steps() == []
 
 
 def test_missing_manifest_object_is_an_archive_error(s3: str) -> None:

@@ -24,7 +24,7 @@ from berth.runtime.agree import Agreement, default_agreement
 from berth.runtime.archive import Archive, ArchiveError
 from berth.runtime.manifest import CorruptCheckpoint, Manifest
 from berth.runtime.safetensors_io import CHUNK_SIZE
-from berth.runtime.shard import Prepared, Staging, load_shard, prepare, write_shard
+from berth.runtime.shard import Prepared, Staging, fetch_shard, load_shard, prepare, write_shard
 from berth.runtime.store import LocalStore, check_sizes, read_manifest, retained
 
 log = logging.getLogger("berth.checkpoint")
@@ -282,16 +282,16 @@ class CheckpointManager:
             return None
 
     def fetch(self, step: int, progress: Callable[[int], None] | None = None) -> Manifest:
-        """Download this rank's shard of ``step`` from the archive and commit it locally."""
+        """Download this rank's shard of ``step`` from the archive, verify it, and commit it locally.
+
+        Raises CorruptCheckpoint (nothing committed) when the archive's copy fails verification.
+        """
         if self.archive is None:
             raise BerthError("no archive configured", hint="pass archive= or set BERTH_ARCHIVE_URL")
         started = time.perf_counter()
         with self._prune_lock:
             manifest = self.archive.manifest(step, self.rank)
-            with self.store.staging(step, manifest.nbytes) as tmp:
-                self.archive.download_shard(step, self.rank, tmp, progress, manifest=manifest)
-                self.store.commit(tmp, manifest)
-            self.store.mark_archived(step)
+            fetch_shard(self.archive, self.store, manifest, progress)
         metrics.record("download", manifest.nbytes, time.perf_counter() - started)
         return manifest
 

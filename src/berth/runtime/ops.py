@@ -16,7 +16,7 @@ from typing import Any
 from berth.errors import BerthError, UsageError
 from berth.runtime.archive import Archive
 from berth.runtime.manifest import CorruptCheckpoint, Manifest
-from berth.runtime.shard import verify_shard
+from berth.runtime.shard import fetch_shard, verify_shard
 from berth.runtime.store import (
     ARCHIVED_MARKER,
     LocalStore,
@@ -237,16 +237,10 @@ def newest_complete_in_archive(url: str, step: int | None = None) -> ArchivedSte
 
 
 def restore_dir(root: Path, found: ArchivedStep, progress: Progress | None = None) -> list[int]:
-    """Download and commit every rank's shard of ``found`` into ``root`` (created); returns the ranks."""
+    """Download, verify and commit every rank's shard of ``found`` into ``root`` (created); returns the ranks."""
     with _all_rank_locks(root, set(found.manifests)) as stores:
         for rank, manifest in sorted(found.manifests.items()):
-            store = stores[rank]
-            with store.staging(found.step, manifest.nbytes) as tmp:
-                found.archive.download_shard(found.step, rank, tmp, progress, manifest=manifest)
-                # Committed means verified: a bad download must never become a restorable step.
-                verify_shard(tmp, manifest)
-                store.commit(tmp, manifest)
-            store.mark_archived(found.step)
+            fetch_shard(found.archive, stores[rank], manifest, progress)
     return sorted(found.manifests)
 
 

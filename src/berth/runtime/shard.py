@@ -1,4 +1,5 @@
-"""One rank's shard of one step: snapshot a state, write it through the store, load it back."""
+"""One rank's shard of one step: snapshot a state, write it through the store, load it back,
+or fetch it from the archive (verified before it is committed)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from berth.runtime.archive import Archive
 from berth.runtime.manifest import META_NAME, TENSORS_NAME, CorruptCheckpoint, Manifest, TensorEntry
 from berth.runtime.safetensors_io import (
     CHUNK_SIZE,
@@ -147,3 +149,19 @@ def verify_shard(shard: Path, manifest: Manifest, progress: Progress | None = No
     """Check every chunk of every file against the manifest; raises CorruptCheckpoint."""
     for entry in manifest.files:
         read_verified(str(shard / entry.name), entry, progress=progress)
+
+
+def fetch_shard(archive: Archive, store: LocalStore, manifest: Manifest, progress: Progress | None = None) -> Path:
+    """Download the store's rank's shard of ``manifest.step``, verify every chunk, then commit it.
+
+    The one download path of ``CheckpointManager.fetch`` and ``berth ckpt restore``: committed
+    means verified, so bit rot in the object store never becomes a restorable local step (a bad
+    download raises CorruptCheckpoint and its staging directory is removed). The shard is then
+    marked archived: it is a copy of what the archive holds, so retention may drop it.
+    """
+    with store.staging(manifest.step, manifest.nbytes) as tmp:
+        archive.download_shard(manifest.step, store.rank, tmp, progress, manifest=manifest)
+        verify_shard(tmp, manifest)
+        shard = store.commit(tmp, manifest)
+    store.mark_archived(manifest.step)
+    return shard
