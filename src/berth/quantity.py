@@ -1,7 +1,8 @@
-"""Kubernetes resource quantities (``100Gi``, ``500m``, ``1e3``), parsed exactly.
+"""Kubernetes quantities (``100Gi``, ``500m``, ``1e3``) and Go durations (``1h30m``): the only parsers.
 
 The API server rejects what this rejects, so a typo like ``100GB`` is caught at
-load time with a hint instead of at ``kubectl apply``.
+load time with a hint instead of at ``kubectl apply``; the spec, the linter and the CLI
+all read sizes and durations through here, so they can never disagree. Leaf module.
 """
 
 from __future__ import annotations
@@ -61,12 +62,45 @@ def parse_quantity(value: str | int | float) -> Decimal:
     return base * _DECIMAL[suffix]
 
 
-def format_bytes(value: Decimal | int) -> str:
-    """Human-readable binary size for messages (``1.5Ti``)."""
-    amount = Decimal(value)
-    for unit in ("Ei", "Pi", "Ti", "Gi", "Mi", "Ki"):
-        scale = _BINARY[unit]
-        if amount >= scale:
-            shown = (amount / scale).quantize(Decimal("0.1")).normalize()
-            return f"{shown}{unit}"
-    return f"{amount.normalize()}"
+def quantity_or_none(value: object) -> float | None:
+    """The quantity as a float, or None when it is not one: for linting others' manifests, where
+    an invalid quantity is another rule's finding, not an exception."""
+    if not isinstance(value, str | int | float):
+        return None
+    try:
+        return float(parse_quantity(value))
+    except QuantityError:
+        return None
+
+
+# Go's time.ParseDuration units, which Kubernetes and Velero fields (ttl, scrape intervals) use.
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:ns|us|µs|ms|s|m|h))+$")
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)")
+_SECONDS = re.compile(r"^[0-9]+(?:\.[0-9]+)?$")
+
+
+def is_duration(text: str) -> bool:
+    """Whether ``text`` is a Go duration with units (``720h``, ``1h30m``, ``90s``); ``300`` is not."""
+    return bool(_DURATION.match(text))
+
+
+def parse_duration(text: str, *, bare_seconds: bool = False) -> float:
+    """Seconds in a Go duration; with ``bare_seconds``, a plain number is seconds too (CLI flags)."""
+    if bare_seconds and _SECONDS.match(text):
+        return float(text)
+    if not is_duration(text):
+        example = "300, " if bare_seconds else ""
+        raise QuantityError(f"{text!r} is not a duration: use {example}90s, 5m, 1h30m or 720h")
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+
+
+def format_age(seconds: float | None) -> str:
+    """kubectl's AGE column: the largest whole unit (``3d``, ``5h``, ``12m``, ``40s``); ``-`` unknown."""
+    if seconds is None:
+        return "-"
+    whole = max(0, int(seconds))
+    for unit, span in (("d", 86400), ("h", 3600), ("m", 60)):
+        if whole >= span:
+            return f"{whole // span}{unit}"
+    return f"{whole}s"

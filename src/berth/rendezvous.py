@@ -1,4 +1,4 @@
-"""Per-pod rendezvous for each framework: the one source of truth.
+"""Per-pod rendezvous for each framework: the one source of truth (pure: no spec, no I/O).
 
 Every pod of a StatefulSet shares one template, so values that differ per pod (the
 TF_CONFIG task index, NODE_RANK, the JAX process id) cannot be constants in it: that
@@ -9,6 +9,9 @@ and are tested against each other for every ordinal:
 * :func:`preamble` — POSIX ``sh`` run before the user's command, needing only the
   downward-API env (stock framework images work without berth installed);
 * :meth:`RendezvousParams.env_for` — Python, used by ``berth run`` and by tests.
+
+It imports nothing above :mod:`berth.errors`, so ``berth run`` in the pod starts without
+pydantic or the spec model; the spec builds its parameters (``TrainingCluster.rendezvous``).
 """
 
 from __future__ import annotations
@@ -16,9 +19,19 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
 from berth.errors import BerthError
-from berth.spec.model import Framework, TrainingCluster
+
+
+class Framework(StrEnum):
+    """Distributed-training frameworks whose rendezvous berth computes per pod."""
+
+    TENSORFLOW = "tensorflow"
+    PYTORCH = "pytorch"
+    HOROVOD = "horovod"
+    JAX = "jax"
+    NONE = "none"
 
 
 @dataclass(frozen=True)
@@ -33,20 +46,6 @@ class RendezvousParams:
     port: int
     replicas: int
     gpus_per_pod: int
-
-    @classmethod
-    def from_spec(cls, spec: TrainingCluster) -> RendezvousParams:
-        """Parameters of a spec."""
-        return cls(
-            framework=spec.spec.framework,
-            name=spec.name,
-            service=spec.service_name,
-            namespace=spec.namespace,
-            cluster_domain=spec.spec.cluster_domain,
-            port=spec.spec.port,
-            replicas=spec.spec.replicas,
-            gpus_per_pod=spec.gpus_per_pod,
-        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> RendezvousParams:

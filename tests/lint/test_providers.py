@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from berth import providers
+from berth.providers import limits
 
 EBS = "ebs.csi.aws.com"
 
@@ -25,46 +25,46 @@ EBS = "ebs.csi.aws.com"
     ],
 )
 def test_bad_ebs_params(params: dict[str, str], needle: str) -> None:
-    problems = providers.check_storage_class_params(EBS, params)
+    problems = limits.check_storage_class_params(EBS, params)
     assert any(needle in p for p in problems), problems
 
 
 def test_legacy_gp3_limits() -> None:
     params = {"type": "gp3", "iops": "20000", "throughput": "1500"}
-    assert providers.check_storage_class_params(EBS, params) == []
-    legacy = providers.check_storage_class_params(EBS, params, legacy=True)
+    assert limits.check_storage_class_params(EBS, params) == []
+    legacy = limits.check_storage_class_params(EBS, params, legacy=True)
     assert len(legacy) == 2
 
 
 def test_good_params_and_other_providers() -> None:
-    assert providers.check_storage_class_params(EBS, {"type": "gp3", "iops": "16000", "throughput": "1000"}) == []
-    assert providers.check_storage_class_params(EBS, {"type": "io2", "iopsPerGB": "64"}) == []
-    assert providers.check_storage_class_params("pd.csi.storage.gke.io", {"type": "pd-ssd"}) == []
+    assert limits.check_storage_class_params(EBS, {"type": "gp3", "iops": "16000", "throughput": "1000"}) == []
+    assert limits.check_storage_class_params(EBS, {"type": "io2", "iopsPerGB": "64"}) == []
+    assert limits.check_storage_class_params("pd.csi.storage.gke.io", {"type": "pd-ssd"}) == []
 
 
 def test_volume_size() -> None:
-    gib = providers.GIB
-    assert providers.check_volume_size(EBS, {"type": "gp3", "iops": "16000"}, 10 * gib)
-    assert providers.check_volume_size(EBS, {"type": "gp3", "iops": "16000"}, 32 * gib) == []
-    assert providers.check_volume_size(EBS, {"type": "st1"}, 100 * gib)
-    assert providers.check_volume_size(EBS, {"type": "gp3"}, 65 * 1024 * gib)
-    assert providers.check_volume_size(EBS, {"type": "io2", "iopsPerGB": "10"}, 5 * gib)
+    gib = limits.GIB
+    assert limits.check_volume_size(EBS, {"type": "gp3", "iops": "16000"}, 10 * gib)
+    assert limits.check_volume_size(EBS, {"type": "gp3", "iops": "16000"}, 32 * gib) == []
+    assert limits.check_volume_size(EBS, {"type": "st1"}, 100 * gib)
+    assert limits.check_volume_size(EBS, {"type": "gp3"}, 65 * 1024 * gib)
+    assert limits.check_volume_size(EBS, {"type": "io2", "iopsPerGB": "10"}, 5 * gib)
     auto = {"type": "io2", "iopsPerGB": "10", "allowAutoIOPSPerGBIncrease": "true"}
-    assert providers.check_volume_size(EBS, auto, 5 * gib) == []
-    assert providers.max_volume_size_gib(EBS, {"type": "gp3"}, legacy=True) == 16 * 1024
+    assert limits.check_volume_size(EBS, auto, 5 * gib) == []
+    assert limits.max_volume_size_gib(EBS, {"type": "gp3"}, legacy=True) == 16 * 1024
 
 
 def test_media_facts() -> None:
-    assert providers.is_hdd(EBS, {"type": "sc1"})
-    assert not providers.is_hdd(EBS, {})
-    assert providers.is_hdd("pd.csi.storage.gke.io", {})
-    assert providers.is_zonal_block(EBS, {})
-    assert not providers.is_zonal_block("pd.csi.storage.gke.io", {"replication-type": "regional-pd"})
-    assert not providers.is_zonal_block("disk.csi.azure.com", {"skuName": "Premium_ZRS"})
-    assert not providers.is_zonal_block("nfs.csi.k8s.io", {})
-    assert providers.is_encrypted(EBS, {}) is False
-    assert providers.is_encrypted(EBS, {"encrypted": "true"}) is True
-    assert providers.is_encrypted("nfs.csi.k8s.io", {}) is None
-    assert providers.infer_tier(EBS, {"type": "io2"}) == "hot"
-    assert providers.infer_tier(EBS, {"type": "st1"}) == "cold"
-    assert providers.infer_tier(EBS, {}) == "warm"
+    assert limits.is_hdd(EBS, {"type": "sc1"})
+    assert not limits.is_hdd(EBS, {})
+    assert limits.is_hdd("pd.csi.storage.gke.io", {})
+    assert limits.is_zonal_block(EBS, {})
+    assert not limits.is_zonal_block("pd.csi.storage.gke.io", {"replication-type": "regional-pd"})
+    assert not limits.is_zonal_block("disk.csi.azure.com", {"skuName": "Premium_ZRS"})
+    assert not limits.is_zonal_block("nfs.csi.k8s.io", {})
+    assert limits.is_encrypted(EBS, {}) is False
+    assert limits.is_encrypted(EBS, {"encrypted": "true"}) is True
+    assert limits.is_encrypted("nfs.csi.k8s.io", {}) is None
+    assert limits.infer_tier(EBS, {"type": "io2"}) == "hot"
+    assert limits.infer_tier(EBS, {"type": "st1"}) == "cold"
+    assert limits.infer_tier(EBS, {}) == "warm"

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from conftest import Rendered
 
-from berth.spec.model import Tier
+from berth.providers.limits import Tier
 
 CONTRACT_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component",
                    "app.kubernetes.io/managed-by", "app.kubernetes.io/part-of")

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from berth.render import render_all
-from berth.render.rendezvous import RendezvousParams
+from berth.rendezvous import RendezvousParams
 from berth.spec.load import parse_spec
 
 # The image's /bin/sh (dash on Debian/Ubuntu-based framework images) and bash, each once.
@@ -81,7 +81,7 @@ def test_preamble_matches_env_for_every_ordinal(framework: str, shell: str, exam
     rendered = examples[FRAMEWORK_EXAMPLES[framework]]
     assert rendered.spec.spec.framework.value == framework
     params = RendezvousParams.from_env(pod_env(rendered.objects, 0))
-    assert params == RendezvousParams.from_spec(rendered.spec)
+    assert params == rendered.spec.rendezvous
     replicas = rendered.spec.spec.replicas
     seen_ranks: set[str] = set()
     for ordinal in range(replicas):
@@ -180,7 +180,7 @@ def test_preamble_agrees_with_python_for_any_cluster(fw: str, replicas: int, gpu
     spec = parse_spec(_SPEC.format(fw=fw, replicas=replicas, gpus=gpus, port=port, name=name, ns=ns,
                                    domain=domain))
     objects = render_all(spec)
-    params = RendezvousParams.from_spec(spec)
+    params = spec.rendezvous
     for ordinal in {0, replicas - 1}:
         want = {k: v for k, v in params.env_for(ordinal).items() if k != "POD_INDEX"}
         assert exported(objects, ordinal, "/bin/sh") == want

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from render_helpers import DNS1035_LABEL, DNS1123_LABEL, DNS1123_SUBDOMAIN, kube_validator, metadata_problems
 
 from berth.render import render_all
-from berth.render.rendezvous import RendezvousParams
+from berth.rendezvous import RendezvousParams
 from berth.spec.model import TrainingCluster
 from berth.spec.validate import check
 
@@ -119,7 +119,7 @@ def test_names_are_valid_for_every_ordinal(doc: dict[str, Any]) -> None:
     for template in sts["spec"].get("volumeClaimTemplates", []):
         pvc = f"{template['metadata']['name']}-{name}-{last}"
         assert DNS1123_SUBDOMAIN.match(pvc) and len(pvc) <= 253, pvc
-    params = RendezvousParams.from_spec(spec)
+    params = spec.rendezvous
     host = params.host(last)
     assert len(host) <= 253 and all(DNS1123_LABEL.match(part) and len(part) <= 63 for part in host.split("."))
 
@@ -149,7 +149,7 @@ def _rank(params: RendezvousParams, env: dict[str, str]) -> str:
 @PROPERTY
 @given(specs())
 def test_one_distinct_rendezvous_index_per_ordinal(doc: dict[str, Any]) -> None:
-    params = RendezvousParams.from_spec(_load(doc))
+    params = _load(doc).rendezvous
     ordinals = range(params.replicas) if params.replicas <= 24 else [0, 1, params.replicas // 2, params.replicas - 1]
     envs = [params.env_for(i) for i in ordinals]
     ranks = [_rank(params, env) for env in envs]

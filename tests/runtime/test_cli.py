@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from berth.checkpoint import CheckpointManager
-from berth.render.rendezvous import RendezvousParams
+from berth.rendezvous import RendezvousParams
 
 from .ckpt_child import make_state, same
 

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 from spec_helpers import DATA, EXAMPLES, HEADER, REPO, RunBerth
 
+from berth.providers.limits import Tier
+from berth.providers.presets import Provider
+from berth.quantity import QuantityError, parse_quantity
+from berth.rendezvous import Framework
 from berth.spec.load import load_spec, parse_spec
-from berth.spec.model import Framework, Provider, Tier
-from berth.spec.quantity import QuantityError, parse_quantity
 
 
 def test_issue_example_loads_exactly_as_written() -> None:

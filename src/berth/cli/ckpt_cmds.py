@@ -65,7 +65,10 @@ def _table(headers: list[str], rows: list[list[str]]) -> None:
 def list_cmd(directory: Path = _DIR, output: str = _OUTPUT) -> None:
     """Steps in DIR: ranks present, size, age, whether complete and archived."""
     as_json = _check_output(output)
-    from berth.runtime.ops import age, list_steps
+    import time
+
+    from berth.quantity import format_age
+    from berth.runtime.ops import list_steps
 
     infos = list_steps(directory)
     if as_json:
@@ -78,7 +81,7 @@ def list_cmd(directory: Path = _DIR, output: str = _OUTPUT) -> None:
                 str(i.step),
                 f"{len(i.ranks)}/{i.world_size or '?'}",
                 f"{i.nbytes:,}",
-                age(i.created),
+                format_age(None if i.created is None else time.time() - i.created),
                 "yes" if i.complete else "NO",
                 "yes" if i.archived else "no",
             ]

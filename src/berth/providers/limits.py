@@ -1,4 +1,4 @@
-"""Cloud block-storage facts and limits, shared by the spec validator and ``berth lint``.
+"""Cloud block-storage facts, limits and tiers, shared by the spec validator and ``berth lint``.
 
 One place for the numbers so the spec checker and the linter can never disagree. Every
 limit cites the provider documentation it comes from; when a provider raises a limit,
@@ -19,12 +19,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from enum import StrEnum
 
 GIB = 1024**3
 TIB_IN_GIB = 1024
 
-Tier = Literal["hot", "warm", "cold"]
+
+
+class Tier(StrEnum):
+    """Storage tiers: hot for checkpoints and active data, warm for datasets, cold is object storage."""
+
+    HOT = "hot"
+    WARM = "warm"
+    COLD = "cold"
+
 
 AWS_EBS_PROVISIONERS = frozenset({"ebs.csi.aws.com", "kubernetes.io/aws-ebs"})
 GCE_PD_PROVISIONERS = frozenset({"pd.csi.storage.gke.io", "kubernetes.io/gce-pd"})
@@ -168,14 +176,14 @@ def is_encrypted(provisioner: str, params: Mapping[str, str]) -> bool | None:
 def infer_tier(provisioner: str, params: Mapping[str, str]) -> Tier | None:
     """Media tier guessed from the class: HDD is cold, provisioned-IOPS SSD is hot."""
     if is_hdd(provisioner, params):
-        return "cold"
+        return Tier.COLD
     volume_type = ebs_type(provisioner, params)
     if volume_type in {"io1", "io2"}:
-        return "hot"
+        return Tier.HOT
     if provisioner in GCE_PD_PROVISIONERS and str(params.get("type", "")) in {"pd-ssd", "pd-extreme"}:
-        return "hot"
+        return Tier.HOT
     if volume_type is not None:
-        return "warm"
+        return Tier.WARM
     return None
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from berth.contract import LABEL_INSTANCE
+from berth.providers.limits import Tier
+from berth.providers.presets import class_parameters
 from berth.render.labels import meta
-from berth.render.storage import class_parameters
-from berth.spec.model import Tier, TrainingCluster
+from berth.spec.model import TrainingCluster
 
 
 def snapshot_driver(spec: TrainingCluster) -> str | None:
@@ -34,7 +36,7 @@ def backup(spec: TrainingCluster) -> list[dict[str, Any]]:
                     "metadata": md, "driver": driver, "deletionPolicy": "Retain"})
     template: dict[str, Any] = {
         "includedNamespaces": [spec.namespace],
-        "labelSelector": {"matchLabels": {"app.kubernetes.io/instance": spec.name}},
+        "labelSelector": {"matchLabels": {LABEL_INSTANCE: spec.name}},
         "snapshotVolumes": b.snapshot_volumes,
         "ttl": b.ttl,
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from berth.contract import ANNOTATION_TIER
 from berth.spec.model import TrainingCluster
 
 _PAST = {"Retain": "retained", "Delete": "deleted"}
@@ -15,7 +16,7 @@ def _why(spec: TrainingCluster, obj: dict[str, Any]) -> str:
     if kind == "Namespace":
         return "namespace for the cluster; Pod Security 'restricted' warnings and audit (berth's pods pass it)"
     if kind == "StorageClass":
-        tier = obj["metadata"].get("annotations", {}).get("berth.dev/tier", "?")
+        tier = obj["metadata"].get("annotations", {}).get(ANNOTATION_TIER, "?")
         params = ", ".join(f"{k}={v}" for k, v in obj.get("parameters", {}).items())
         binding = ("disks are created in the pod's zone (WaitForFirstConsumer)"
                    if obj["volumeBindingMode"] == "WaitForFirstConsumer"

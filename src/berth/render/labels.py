@@ -1,13 +1,12 @@
-"""The labels and names every rendered object shares (``app.kubernetes.io/*``)."""
+"""The labels and metadata every rendered object shares (names from :mod:`berth.contract`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from berth.spec.model import Framework, TrainingCluster
-
-MANAGED_BY = "berth"
-FIELD_MANAGER = "berth"
+from berth import contract
+from berth.rendezvous import Framework
+from berth.spec.model import TrainingCluster
 
 
 def app_name(spec: TrainingCluster) -> str:
@@ -19,9 +18,9 @@ def app_name(spec: TrainingCluster) -> str:
 def selector(spec: TrainingCluster) -> dict[str, str]:
     """Labels that select this cluster's training pods (StatefulSet, Service, PDB, policies)."""
     return {
-        "app.kubernetes.io/name": app_name(spec),
-        "app.kubernetes.io/instance": spec.name,
-        "app.kubernetes.io/component": "training",
+        contract.LABEL_NAME: app_name(spec),
+        contract.LABEL_INSTANCE: spec.name,
+        contract.LABEL_COMPONENT: contract.TRAINING_COMPONENT,
     }
 
 
@@ -30,11 +29,11 @@ def labels(spec: TrainingCluster, component: str) -> dict[str, str]:
     out = dict(spec.metadata.labels)
     out.update(
         {
-            "app.kubernetes.io/name": app_name(spec),
-            "app.kubernetes.io/instance": spec.name,
-            "app.kubernetes.io/component": component,
-            "app.kubernetes.io/part-of": "berth",
-            "app.kubernetes.io/managed-by": MANAGED_BY,
+            contract.LABEL_NAME: app_name(spec),
+            contract.LABEL_INSTANCE: spec.name,
+            contract.LABEL_COMPONENT: component,
+            contract.LABEL_PART_OF: contract.PART_OF,
+            contract.LABEL_MANAGED_BY: contract.MANAGED_BY,
         }
     )
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from berth.quantity import parse_duration
 from berth.render.labels import meta, selector
 from berth.spec.model import TrainingCluster
 
@@ -55,19 +56,11 @@ def _rules(spec: TrainingCluster) -> list[dict[str, Any]]:
          "annotations": {"summary": "Training pod {{ $labels.pod }} restarted more than twice in 30 minutes"}},
         {"alert": "BerthCheckpointStale",
          "expr": f'time() - berth_checkpoint_last_success_timestamp_seconds{{namespace="{ns}",pod=~"{name}-[0-9]+"}}'
-                 f" > {_seconds(max_age)}",
+                 f" > {int(parse_duration(max_age))}",
          "for": "5m", "labels": {"severity": "warning"},
          "annotations": {"summary": f"No checkpoint from {{{{ $labels.pod }}}} in over {max_age}",
                          "description": "A crash now loses all progress since; check the trainer's logs."}},
     ]
-
-
-def _seconds(duration: str) -> int:
-    import re
-
-    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
-    return int(sum(float(n) * units[u] for n, _, u in re.findall(r"([0-9]+(\.[0-9]+)?)(ns|us|µs|ms|s|m|h)",
-                                                                    duration)))
 
 
 def monitoring(spec: TrainingCluster) -> list[dict[str, Any]]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from berth.contract import ANNOTATION_CHECKPOINT_VOLUME, ANNOTATION_TIER
 from berth.render.labels import labels, meta, selector
-from berth.render.rendezvous import RendezvousParams, wrap_command
 from berth.render.storage import shared_read_only
-from berth.spec.model import Framework, TrainingCluster
+from berth.rendezvous import Framework, wrap_command
+from berth.spec.model import TrainingCluster
 
 GPU = "nvidia.com/gpu"
 # A volume that may hold an in-flight checkpoint must not be re-chowned on every start: with
@@ -89,7 +90,7 @@ def _env(spec: TrainingCluster) -> list[dict[str, Any]]:
         {"name": "POD_INDEX",
          "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['apps.kubernetes.io/pod-index']"}}},
     ]
-    env += [{"name": k, "value": v} for k, v in RendezvousParams.from_spec(spec).env().items()]
+    env += [{"name": k, "value": v} for k, v in spec.rendezvous.env().items()]
     ckpt = spec.checkpoint_dir()
     if ckpt:
         env.append({"name": "BERTH_CHECKPOINT_DIR", "value": ckpt})
@@ -185,9 +186,9 @@ def claim_template(spec: TrainingCluster, name: str) -> dict[str, Any]:
     annotations = {}
     tier = spec.tier_of(vol.storage_class)
     if tier:
-        annotations["berth.dev/tier"] = tier.value
+        annotations[ANNOTATION_TIER] = tier.value
     if spec.checkpoint_volume() == name:
-        annotations["berth.dev/checkpoint-volume"] = "true"
+        annotations[ANNOTATION_CHECKPOINT_VOLUME] = "true"
     # The contract labels on every claim the StatefulSet creates: gc and lint select them by these.
     md: dict[str, Any] = {"name": name, "labels": labels(spec, "training")}
     if annotations:

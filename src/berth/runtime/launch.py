@@ -1,7 +1,7 @@
 """``berth run``: the in-pod entrypoint for images that have berth installed.
 
 It computes the rendezvous env with the same code the rendered shell preamble is tested
-against (berth.render.rendezvous), waits until every peer's stable DNS name resolves (the
+against (berth.rendezvous), waits until every peer's stable DNS name resolves (the
 headless Service publishes pods only once they exist, and frameworks fail hard on a
 missing master), then replaces itself with the training command.
 """
@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 from berth.errors import BerthError, UsageError
+from berth.rendezvous import RendezvousParams
 
 
 def pod_ordinal(environ: Mapping[str, str]) -> int:
@@ -34,8 +35,6 @@ def pod_ordinal(environ: Mapping[str, str]) -> int:
 
 def rendezvous_env(environ: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
     """The env the training command gets (ours merged over the pod's) and the peers' host names."""
-    from berth.render.rendezvous import RendezvousParams
-
     params = RendezvousParams.from_env(environ)
     return {**environ, **params.env_for(pod_ordinal(environ))}, params.hosts()
 

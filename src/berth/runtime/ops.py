@@ -6,7 +6,6 @@ operator does on a shared volume or a copy of one.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -242,13 +241,3 @@ def restore_dir(root: Path, found: ArchivedStep, progress: Progress | None = Non
         for rank, manifest in sorted(found.manifests.items()):
             fetch_shard(found.archive, stores[rank], manifest, progress)
     return sorted(found.manifests)
-
-
-def age(created: float | None) -> str:
-    if created is None:
-        return "-"
-    seconds = max(0, int(time.time() - created))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"

@@ -11,8 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from berth.contract import API_VERSION, KIND
 from berth.spec.errors import Path, SpecError, SpecIssue
-from berth.spec.model import API_VERSION, KIND, TrainingCluster
+from berth.spec.model import TrainingCluster
 
 
 def load_spec(path: str | FsPath) -> TrainingCluster:

@@ -8,8 +8,6 @@ hand-written YAML goes wrong.
 from __future__ import annotations
 
 import re
-from decimal import Decimal
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -26,14 +24,13 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from berth.spec.quantity import QuantityError, parse_quantity
-
-API_VERSION = "berth.dev/v1alpha1"
-KIND = "TrainingCluster"
+from berth.providers.limits import Tier
+from berth.providers.presets import Provider
+from berth.quantity import QuantityError, is_duration, parse_quantity
+from berth.rendezvous import Framework, RendezvousParams
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$")
 _CRON_ITEM = r"(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?"
 _CRON_FIELD = re.compile(rf"^{_CRON_ITEM}(,{_CRON_ITEM})*$")
 _CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
@@ -114,7 +111,7 @@ def _absolute_path(value: str) -> str:
 
 
 def _duration(value: str) -> str:
-    if not _DURATION.match(value):
+    if not is_duration(value):
         raise ValueError(f"{value!r} is not a duration: use Go's form, e.g. 720h, 30m, 1h30m")
     return value
 
@@ -133,7 +130,7 @@ _CRON_NAMES: tuple[dict[str, int], ...] = (
 
 def _cron(value: str) -> str:
     text = value.strip()
-    if text in _CRON_MACROS or (text.startswith("@every ") and _DURATION.match(text.removeprefix("@every "))):
+    if text in _CRON_MACROS or (text.startswith("@every ") and is_duration(text.removeprefix("@every "))):
         return value
     fields = value.split()
     if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
@@ -180,37 +177,6 @@ class _Model(BaseModel):
         validate_assignment=True,
         use_enum_values=False,
     )
-
-
-class Framework(StrEnum):
-    """Distributed-training frameworks whose rendezvous berth computes per pod."""
-
-    TENSORFLOW = "tensorflow"
-    PYTORCH = "pytorch"
-    HOROVOD = "horovod"
-    JAX = "jax"
-    NONE = "none"
-
-
-class Tier(StrEnum):
-    """Storage tiers: hot for checkpoints and active data, warm for datasets, cold is object storage."""
-
-    HOT = "hot"
-    WARM = "warm"
-    COLD = "cold"
-
-
-class Provider(StrEnum):
-    """StorageClass presets; ``csi`` takes any provisioner and parameters."""
-
-    AWS_EBS = "aws-ebs"
-    GCP_PD = "gcp-pd"
-    AZURE_DISK = "azure-disk"
-    NFS = "nfs"
-    CEPH_RBD = "ceph-rbd"
-    CEPHFS = "cephfs"
-    LOCAL = "local"
-    CSI = "csi"
 
 
 AccessMode = Literal["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"]
@@ -452,6 +418,20 @@ class TrainingCluster(_Model):
         raw = res.limits.get("nvidia.com/gpu", res.requests.get("nvidia.com/gpu", 0))
         return int(parse_quantity(raw))
 
+    @property
+    def rendezvous(self) -> RendezvousParams:
+        """What each pod needs to find its peers; rendered into the pod as ``BERTH_*`` env."""
+        return RendezvousParams(
+            framework=self.spec.framework,
+            name=self.name,
+            service=self.service_name,
+            namespace=self.namespace,
+            cluster_domain=self.spec.cluster_domain,
+            port=self.spec.port,
+            replicas=self.spec.replicas,
+            gpus_per_pod=self.gpus_per_pod,
+        )
+
     def checkpoint_volume(self) -> str | None:
         """Name of the per-replica volume that holds checkpoints, if any."""
         vols = self.spec.volumes
@@ -472,7 +452,3 @@ class TrainingCluster(_Model):
         sc = self.spec.storage_classes.get(storage_class or "")
         return sc.tier if sc else None
 
-
-def size_bytes(size: str) -> Decimal:
-    """Bytes of a validated size quantity."""
-    return parse_quantity(size)

@@ -9,19 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+from berth.contract import ENV_PREFIX, MANAGED_ENV
+from berth.providers import limits
+from berth.providers.presets import PRESET_FIELDS, PRESETS, REQUIRED, ULTRA_SKUS, Provider, class_parameters
+from berth.quantity import parse_quantity
+from berth.rendezvous import Framework
 from berth.spec.errors import SpecIssue
-from berth.spec.model import Framework, Provider, TrainingCluster
-from berth.spec.quantity import parse_quantity
-
-# Env that berth computes per pod; a constant value would give every pod the same identity.
-MANAGED_ENV = frozenset(
-    {
-        "TF_CONFIG", "MASTER_ADDR", "MASTER_PORT", "RANK", "NODE_RANK", "WORLD_SIZE", "NNODES",
-        "LOCAL_WORLD_SIZE", "PET_MASTER_ADDR", "PET_MASTER_PORT", "PET_NODE_RANK", "PET_NNODES",
-        "HOROVOD_HOSTS", "JAX_COORDINATOR_ADDRESS", "JAX_PROCESS_ID", "JAX_NUM_PROCESSES",
-        "POD_NAME", "POD_NAMESPACE", "POD_INDEX",
-    }
-)
+from berth.spec.model import StorageClassSpec, TrainingCluster
 
 Check = Callable[[TrainingCluster], Iterator[SpecIssue]]
 
@@ -66,22 +60,47 @@ def _storage_class_presets(spec: TrainingCluster) -> Iterator[SpecIssue]:
                 "or `existing: true` for a class the cluster already has",
             )
             continue
-        from berth.render.storage import preset_issues
+        for param, message, hint in _preset_issues(sc):
+            yield SpecIssue((*base, param), message, hint)
 
-        for param, message, hint in preset_issues(sc):
-            yield SpecIssue((*base, param) if param else base, message, hint)
+
+def _alias(field: str) -> str:
+    return StorageClassSpec.model_fields[field].alias or field
+
+
+def _preset_issues(sc: StorageClassSpec) -> Iterator[tuple[str, str, str]]:
+    """(field, message, hint) for settings the provider does not take, lacks, or limits."""
+    assert sc.provider is not None
+    provider = sc.provider.value
+    preset = PRESETS[sc.provider]
+    for field in PRESET_FIELDS:
+        if getattr(sc, field) is not None and field not in preset.fields:
+            takes = ", ".join(sorted(_alias(f) for f in preset.fields)) or "nothing"
+            yield (_alias(field), f"provider {provider} does not take {_alias(field)}",
+                   f"{provider} takes: {takes}; pass other driver settings in parameters")
+    for field in REQUIRED.get(sc.provider, ()):
+        if getattr(sc, field) is None:
+            yield (_alias(field), f"provider {provider} needs {_alias(field)}", f"add {_alias(field)}: …")
+    if sc.type is not None and preset.types and sc.type not in preset.types:
+        yield ("type", f"{sc.type!r} is not a {provider} disk type", f"one of {', '.join(preset.types)}")
+        return
+    if sc.provider is Provider.AZURE_DISK and (sc.iops or sc.throughput) and sc.type not in ULTRA_SKUS:
+        yield ("iops" if sc.iops else "throughput",
+               f"Azure sets IOPS and throughput only on {' and '.join(ULTRA_SKUS)} disks",
+               "use type: PremiumV2_LRS, or remove iops/throughput")
+    provisioner, params = class_parameters(sc)
+    for message in limits.check_storage_class_params(provisioner, params):
+        field = next((f for f in ("iopsPerGB", "throughput", "iops") if f in message), "type")
+        yield (field, message, f"see {provider}'s documented limits (berth/providers/limits.py cites them)")
 
 
 def _volume_sizes(spec: TrainingCluster) -> Iterator[SpecIssue]:
-    from berth import providers
-    from berth.render.storage import class_parameters
-
     for name, vol in spec.spec.volumes.items():
         sc = spec.spec.storage_classes.get(vol.storage_class)
         if sc is None or sc.existing or sc.provider is None:
             continue
         provisioner, params = class_parameters(sc)
-        for message in providers.check_volume_size(provisioner, params, float(parse_quantity(vol.size))):
+        for message in limits.check_volume_size(provisioner, params, float(parse_quantity(vol.size))):
             yield SpecIssue(("spec", "volumes", name, "size"), message,
                             f"pick a size the {vol.storage_class} class can provision")
 
@@ -201,7 +220,7 @@ def _monitoring(spec: TrainingCluster) -> Iterator[SpecIssue]:
 
 def _env(spec: TrainingCluster) -> Iterator[SpecIssue]:
     for name in spec.spec.env:
-        if name in MANAGED_ENV or name.startswith("BERTH_"):
+        if name in MANAGED_ENV or name.startswith(ENV_PREFIX):
             yield SpecIssue(
                 ("spec", "env", name),
                 f"{name} is computed by berth for each pod; a constant value would give every pod the same identity",

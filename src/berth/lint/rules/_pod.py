@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from berth.lint.model import Document, Obj, Path
-from berth.lint.quantity import parse_quantity
+from berth.quantity import quantity_or_none
 
 TEMPLATE_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "ReplicationController"})
 WORKLOAD_KINDS = TEMPLATE_KINDS | {"Pod", "CronJob"}
@@ -124,7 +124,7 @@ def gpu_count(container: Obj) -> float:
     for source in (limits, requests):
         for name, value in source.items():
             if is_gpu_resource(str(name)):
-                total = max(total, parse_quantity(value) or 0.0)
+                total = max(total, quantity_or_none(value) or 0.0)
     return total
 
 
@@ -217,7 +217,7 @@ def claim_templates(doc: Document) -> Iterator[tuple[Obj, Path]]:
 def storage_request(claim_spec: Obj) -> float | None:
     """Requested bytes of a PVC spec."""
     requests = _dict(_dict(claim_spec.get("resources")).get("requests"))
-    return parse_quantity(requests.get("storage")) if "storage" in requests else None
+    return quantity_or_none(requests.get("storage")) if "storage" in requests else None
 
 
 def tf_config(value: str) -> dict[str, Any] | None:

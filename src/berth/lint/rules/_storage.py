@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from berth import providers
+from berth.contract import ANNOTATION_TIER
 from berth.lint.context import Context
 from berth.lint.model import Document
 from berth.lint.rules._pod import as_dict
+from berth.providers import limits
 
-TIER_ANNOTATION = "berth.dev/tier"
-CHECKPOINT_ANNOTATION = "berth.dev/checkpoint-volume"
 STORAGE_CLASS = frozenset({"StorageClass"})
 
 
@@ -20,12 +19,12 @@ def parameters(doc: Document) -> dict[str, str]:
     return {str(k): str(v) for k, v in as_dict(doc.obj.get("parameters")).items()}
 
 
-def tier(doc: Document) -> providers.Tier | None:
+def tier(doc: Document) -> limits.Tier | None:
     """The class's tier: berth's annotation when present, else guessed from the media."""
-    annotated = str(doc.annotations.get(TIER_ANNOTATION, ""))
-    if annotated in {"hot", "warm", "cold"}:
-        return annotated  # type: ignore[return-value]
-    return providers.infer_tier(provisioner(doc), parameters(doc))
+    annotated = str(doc.annotations.get(ANNOTATION_TIER, ""))
+    if annotated in set(limits.Tier):
+        return limits.Tier(annotated)
+    return limits.infer_tier(provisioner(doc), parameters(doc))
 
 
 def class_of_claim(claim_spec: dict[str, object], ctx: Context) -> Document | None:

@@ -38,16 +38,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from berth.contract import ANNOTATION_CHECKPOINT_VOLUME
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
 from berth.lint.rules._pod import as_dict, claim_templates
-from berth.lint.rules._storage import CHECKPOINT_ANNOTATION, class_of_claim, tier
+from berth.lint.rules._storage import class_of_claim, tier
 
 
 def _is_checkpoint(meta: dict[str, object]) -> bool:
     annotations = as_dict(meta.get("annotations"))
-    if str(annotations.get(CHECKPOINT_ANNOTATION, "")).lower() == "true":
+    if str(annotations.get(ANNOTATION_CHECKPOINT_VOLUME, "")).lower() == "true":
         return True
     name = str(meta.get("name", "")).lower()
     return "checkpoint" in name or "ckpt" in name

@@ -36,10 +36,10 @@ from typing import Any
 
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
-from berth.lint.quantity import parse_quantity
 from berth.lint.rules import Hit, Rule
 from berth.lint.rules._claims import CLAIM_KINDS, claim_specs
 from berth.lint.rules._pod import as_dict, storage_request
+from berth.quantity import quantity_or_none
 
 SIZE_ANNOTATION = "berth.dev/checkpoint-size"
 KEEP_ANNOTATION = "berth.dev/checkpoint-keep"
@@ -47,7 +47,7 @@ KEEP_ANNOTATION = "berth.dev/checkpoint-keep"
 
 def _need(*sources: Mapping[str, Any]) -> float | None:
     for ann in sources:
-        size = parse_quantity(ann.get(SIZE_ANNOTATION)) if SIZE_ANNOTATION in ann else None
+        size = quantity_or_none(ann.get(SIZE_ANNOTATION)) if SIZE_ANNOTATION in ann else None
         keep = str(ann.get(KEEP_ANNOTATION, ""))
         if size is not None and keep.isdigit():
             return size * (int(keep) + 1)

@@ -37,13 +37,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from berth import providers
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
 from berth.lint.rules._claims import CLAIM_KINDS, claim_specs
 from berth.lint.rules._pod import storage_request
 from berth.lint.rules._storage import class_of_claim, parameters, provisioner
+from berth.providers import limits
 
 
 def check(doc: Document, ctx: Context) -> Iterator[Hit]:
@@ -52,7 +52,7 @@ def check(doc: Document, ctx: Context) -> Iterator[Hit]:
         sc = class_of_claim(spec, ctx)
         if size is None or sc is None:
             continue
-        for problem in providers.check_volume_size(provisioner(sc), parameters(sc), size):
+        for problem in limits.check_volume_size(provisioner(sc), parameters(sc), size):
             yield Hit(
                 (*path, "resources", "requests", "storage"),
                 f"claim {claim!r} on class {sc.name!r}: {problem}",

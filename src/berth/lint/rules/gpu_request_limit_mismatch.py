@@ -32,9 +32,9 @@ from collections.abc import Iterator
 
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
-from berth.lint.quantity import parse_quantity
 from berth.lint.rules import Hit, Rule
 from berth.lint.rules._pod import WORKLOAD_KINDS, is_gpu_resource, pod_containers, resources
+from berth.quantity import quantity_or_none
 
 
 def check(doc: Document, ctx: Context) -> Iterator[Hit]:
@@ -46,7 +46,7 @@ def check(doc: Document, ctx: Context) -> Iterator[Hit]:
             where = (*path, "resources", "requests", str(name))
             if name not in limits:
                 yield Hit(where, f"{name} is requested without a limit", f"set limits.{name} equal to the request")
-            elif parse_quantity(value) != parse_quantity(limits[name]):
+            elif quantity_or_none(value) != quantity_or_none(limits[name]):
                 yield Hit(where, f"{name} request {value} != limit {limits[name]}", "make request and limit equal")
 
 

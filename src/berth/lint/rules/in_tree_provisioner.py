@@ -39,16 +39,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from berth import providers
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
 from berth.lint.rules._storage import STORAGE_CLASS, provisioner
+from berth.providers import limits
 
 
 def check(doc: Document, ctx: Context) -> Iterator[Hit]:
     name = provisioner(doc)
-    if name in providers.IN_TREE_PROVISIONERS:
+    if name in limits.IN_TREE_PROVISIONERS:
         yield Hit(("provisioner",), f"{name} is a removed in-tree plugin", "use the CSI driver name")
 
 

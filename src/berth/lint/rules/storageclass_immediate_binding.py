@@ -38,17 +38,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from berth import providers
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
 from berth.lint.rules._storage import STORAGE_CLASS, parameters, provisioner
+from berth.providers import limits
 
 
 def check(doc: Document, ctx: Context) -> Iterator[Hit]:
     mode = doc.obj.get("volumeBindingMode", "Immediate")
     name = provisioner(doc)
-    if mode == "Immediate" and providers.is_zonal_block(name, parameters(doc)):
+    if mode == "Immediate" and limits.is_zonal_block(name, parameters(doc)):
         where = ("volumeBindingMode",) if "volumeBindingMode" in doc.obj else ()
         yield Hit(
             where,

@@ -40,15 +40,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from berth import providers
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
 from berth.lint.rules._storage import STORAGE_CLASS, parameters, provisioner
+from berth.providers import limits
 
 
 def check(doc: Document, ctx: Context) -> Iterator[Hit]:
-    for problem in providers.check_storage_class_params(provisioner(doc), parameters(doc)):
+    for problem in limits.check_storage_class_params(provisioner(doc), parameters(doc)):
         yield Hit(("parameters",), problem, "stay within the EBS limits of the volume type")
 
 

@@ -37,15 +37,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from berth import providers
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
 from berth.lint.rules._storage import STORAGE_CLASS, provisioner
+from berth.providers import limits
 
 
 def check(doc: Document, ctx: Context) -> Iterator[Hit]:
-    if provisioner(doc) in providers.NON_EXPANDABLE_PROVISIONERS or doc.obj.get("allowVolumeExpansion") is True:
+    if provisioner(doc) in limits.NON_EXPANDABLE_PROVISIONERS or doc.obj.get("allowVolumeExpansion") is True:
         return
     where = ("allowVolumeExpansion",) if "allowVolumeExpansion" in doc.obj else ()
     yield Hit(where, "volumes of this class cannot be grown in place", "set allowVolumeExpansion: true")

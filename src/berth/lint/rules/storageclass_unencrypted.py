@@ -39,16 +39,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from berth import providers
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
 from berth.lint.rules._storage import STORAGE_CLASS, parameters, provisioner
+from berth.providers import limits
 
 
 def check(doc: Document, ctx: Context) -> Iterator[Hit]:
     params = parameters(doc)
-    if providers.is_encrypted(provisioner(doc), params) is False:
+    if limits.is_encrypted(provisioner(doc), params) is False:
         where = ("parameters", "encrypted") if "encrypted" in params else ("parameters",)
         yield Hit(where, "EBS volumes of this class are not encrypted", 'set parameters.encrypted: "true"')
 

@@ -30,11 +30,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from berth import providers
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
 from berth.lint.rules._claims import CLAIM_KINDS, claim_specs
+from berth.providers import limits
 
 
 def check(doc: Document, ctx: Context) -> Iterator[Hit]:
@@ -42,7 +42,7 @@ def check(doc: Document, ctx: Context) -> Iterator[Hit]:
         name = spec.get("storageClassName")
         if not name or not isinstance(name, str):
             continue
-        if ctx.storage_class(name) or name in providers.WELL_KNOWN_STORAGE_CLASSES:
+        if ctx.storage_class(name) or name in limits.WELL_KNOWN_STORAGE_CLASSES:
             continue
         if name in ctx.known_storage_classes:
             continue
