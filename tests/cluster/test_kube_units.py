@@ -10,6 +10,9 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -163,8 +166,17 @@ def _api_error(code: int, body: dict[str, Any]) -> ApiError:
     return ApiError(request=request, response=response)
 
 
-def _kube() -> Kube:
-    return Kube(client=None, server="https://127.0.0.1:1", context="ctx", namespace="ns")  # type: ignore[arg-type]
+@dataclass(frozen=True)
+class _Where:
+    """What translate needs of a cluster (a Kube is one): errors.py does not know the client."""
+
+    server: str = "https://127.0.0.1:1"
+    context: str = "ctx"
+    namespace: str = "ns"
+
+
+def _kube() -> _Where:
+    return _Where()
 
 
 def test_translate_maps_statuses_to_clear_errors() -> None:
@@ -256,18 +268,19 @@ def test_unreachable_cluster_is_retried_within_budget_then_reported(tmp_path: Pa
     assert 0.6 <= elapsed < 5
 
 
-def test_retry_recovers_when_the_server_comes_back(tmp_path: Path) -> None:
-    """A real HTTP server that answers 503 twice, then 200: the call succeeds, 3 requests made."""
+Answer = Callable[[str], tuple[int, dict[str, Any]]]
+
+
+@contextmanager
+def _api_server(answer: Answer) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 answering each GET with ``answer(path)``; yields its URL."""
     import http.server
     import threading
 
-    answers = [503, 503, 200]
-
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            code = answers.pop(0)
-            body = json.dumps({"kind": "NamespaceList", "apiVersion": "v1", "metadata": {}, "items": []}
-                              if code == 200 else {"kind": "Status", "code": code, "message": "starting"}).encode()
+            code, doc = answer(self.path)
+            body = json.dumps(doc).encode()
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -281,15 +294,67 @@ def test_retry_recovers_when_the_server_comes_back(tmp_path: Path) -> None:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        from lightkube.resources.core_v1 import Namespace
-
-        kube = connect(Target(str(_kubeconfig(tmp_path, f"http://127.0.0.1:{server.server_address[1]}"))),
-                       retry=RetryPolicy(budget_s=5, first_delay_s=0.05))
-        assert kube.call("list namespaces", lambda: list(kube.client.list(Namespace))) == []
-        assert (kube.requests, kube.retries) == (3, 2)
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _status(code: int, message: str) -> tuple[int, dict[str, Any]]:
+    return code, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "message": message}
+
+
+def test_retry_recovers_when_the_server_comes_back(tmp_path: Path) -> None:
+    """A real HTTP server that answers 503 twice, then 200: the call succeeds, 3 requests made."""
+    from lightkube.resources.core_v1 import Namespace
+
+    answers = [_status(503, "starting"), _status(503, "starting"),
+               (200, {"kind": "NamespaceList", "apiVersion": "v1", "metadata": {}, "items": []})]
+    with _api_server(lambda _path: answers.pop(0)) as url:
+        kube = connect(Target(str(_kubeconfig(tmp_path, url))), retry=RetryPolicy(budget_s=5, first_delay_s=0.05))
+        assert kube.call("list namespaces", lambda: list(kube.client.list(Namespace))) == []
+        assert (kube.requests, kube.retries) == (3, 2)
+
+
+def test_get_or_none_is_none_for_404_only(tmp_path: Path) -> None:
+    """404 is an answer (None); 403 is still an error; every GET is counted."""
+    from lightkube.resources.core_v1 import Namespace
+
+    def answer(path: str) -> tuple[int, dict[str, Any]]:
+        name = path.rsplit("/", 1)[1]
+        if name == "present":
+            return 200, {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "present"}}
+        return _status(403, "forbidden") if name == "secret" else _status(404, f'namespaces "{name}" not found')
+
+    with _api_server(answer) as url:
+        kube = connect(Target(str(_kubeconfig(tmp_path, url))), retry=RetryPolicy(budget_s=0))
+        found = kube.get_or_none(Namespace, "present")
+        assert found is not None and found.metadata is not None and found.metadata.name == "present"
+        assert kube.get_or_none(Namespace, "absent") is None
+        with pytest.raises(Forbidden):
+            kube.get_or_none(Namespace, "secret")
+        assert kube.requests == 3
+        kube.close()
+
+
+def test_discovery_goes_through_the_counted_client(tmp_path: Path) -> None:
+    """API discovery (a path lightkube has no model for) uses ``Kube.http``: same server, same count."""
+    from berth.kube.client import discover
+
+    def answer(path: str) -> tuple[int, dict[str, Any]]:
+        if path == "/apis/monitoring.coreos.com/v1":
+            return 200, {"kind": "APIResourceList", "resources": [
+                {"name": "servicemonitors", "kind": "ServiceMonitor", "namespaced": True},
+                {"name": "servicemonitors/status", "kind": "ServiceMonitor", "namespaced": True}]}
+        return _status(404, "not found")
+
+    with _api_server(answer) as url:
+        kube = connect(Target(str(_kubeconfig(tmp_path, url))), retry=RetryPolicy(budget_s=0))
+        model = discover(kube, "monitoring.coreos.com/v1", "ServiceMonitor")
+        assert model is not None and model._api_info.plural == "servicemonitors"
+        assert discover(kube, "velero.io/v1", "Schedule") is None
+        assert kube.requests == 2
+        kube.close()
 
 
 def test_retry_policy_is_bounded() -> None:
@@ -299,13 +364,13 @@ def test_retry_policy_is_bounded() -> None:
 
 
 def test_timeout_flag_parsing() -> None:
-    from berth.cli.cluster_cmds import _duration
+    from berth.cli.options import timeout_seconds
 
-    assert _duration("300") == 300
-    assert _duration("5m") == 300
-    assert _duration("1h30m") == 5400
+    assert timeout_seconds("300") == 300
+    assert timeout_seconds("5m") == 300
+    assert timeout_seconds("1h30m") == 5400
     with pytest.raises(UsageError):
-        _duration("5 minutes")
+        timeout_seconds("5 minutes")
 
 
 def test_scale_below_one_is_refused_before_any_api_call(tmp_path: Path) -> None:
@@ -337,21 +402,21 @@ def test_plan_lints_the_rendered_stack() -> None:
 def test_live_view_shows_each_pod_its_claims_and_why_it_waits() -> None:
     from rich.console import Console
 
-    from berth.kube.wait import _view
+    from berth.cli.views import rollout_table
 
     claims = [_claim(f"ckpt-t-{i}", i) for i in range(3)]
     claims[2].phase = "Pending"
     pods = [_pod(0), _pod(1), _pod(2, ready=False, reason="PodScheduled: 0/3 nodes are available")]
     state = _state(3, claims, pods, ready_replicas=2)
     console = Console(record=True, width=160)
-    console.print(_view(state, readiness(state), 12.0))
+    console.print(rollout_table(state, readiness(state), 12.0))
     text = console.export_text()
     assert "t: 2/3 pods ready, 2/3 claims Bound · waiting: 2/3 ready · 12s" in text
     line = next(row for row in text.splitlines() if row.startswith("t-2"))
     assert "ckpt:Pending" in line and "0/3 nodes are available" in line
     many = _state(30, [], [_pod(i) for i in range(30)])
     console = Console(record=True, width=160)
-    console.print(_view(many, readiness(many), 1.0))
+    console.print(rollout_table(many, readiness(many), 1.0))
     assert "… 10 more pods" in console.export_text()
 
 

@@ -4,31 +4,27 @@ from __future__ import annotations
 
 import typer
 
-from berth.cli.cluster_cmds import (
-    _CONTEXT,
-    _KUBECONFIG,
-    _NAMESPACE,
-    _OUTPUT,
-    _check_output,
-    _connect,
-    _console,
-    _emit_json,
+from berth.cli.options import (
+    CLUSTER_NAME,
+    CONTEXT,
+    KUBECONFIG,
+    NAME_NAMESPACE,
+    OUTPUT,
+    Output,
+    connect,
+    emit_json,
+    make_console,
 )
 
 _STYLE = {"error": "red", "warning": "yellow", "info": "cyan"}
 
 
-def register(app: typer.Typer) -> None:
-    """Add doctor to the root app."""
-    app.command("doctor")(doctor)
-
-
 def doctor(
-    name: str = typer.Argument(..., help="training cluster (StatefulSet) name"),
-    kubeconfig: str | None = _KUBECONFIG,
-    context: str | None = _CONTEXT,
-    namespace: str | None = _NAMESPACE,
-    output: str = _OUTPUT,
+    name: str = CLUSTER_NAME,
+    kubeconfig: str | None = KUBECONFIG,
+    context: str | None = CONTEXT,
+    namespace: str | None = NAME_NAMESPACE,
+    output: Output = OUTPUT,
 ) -> None:
     """Diagnose NAME: Pending pods and claims, zone mismatches, mount failures, orphans, drain blockers.
 
@@ -38,20 +34,20 @@ def doctor(
 
     from berth.kube.doctor import diagnose, gather
 
-    as_json = _check_output(output)
-    kube = _connect(kubeconfig, context, namespace)
+    kube = connect(kubeconfig, context, namespace)
     try:
         facts = gather(kube, name, kube.namespace)
     finally:
         kube.close()
     findings = diagnose(facts)
-    if as_json:
-        _emit_json({"name": name, "namespace": facts.state.namespace, "findings": [f.to_json() for f in findings]})
+    if output is Output.json:
+        emit_json({"name": name, "namespace": facts.state.namespace, "findings": [f.to_json() for f in findings]})
     else:
-        console = _console()
+        console = make_console()
         st = facts.state
-        console.print(f"{name} in {st.namespace}: {st.ready_replicas}/{st.replicas} ready, rollout {st.rollout}",
-                      markup=False)
+        console.print(
+            f"{name} in {st.namespace}: {st.ready_replicas}/{st.replicas} ready, rollout {st.rollout}", markup=False
+        )
         if not findings:
             console.print("no problems found", style="green")
         for f in findings:
@@ -61,3 +57,8 @@ def doctor(
             console.print(f"         fix: {f.fix}", markup=False)
     if any(f.severity == "error" for f in findings):
         raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add doctor to the root app."""
+    app.command("doctor")(doctor)

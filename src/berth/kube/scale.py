@@ -16,9 +16,8 @@ from berth.kube.apply import ObjectResult, apply_objects, desired_objects, store
 from berth.kube.status import ClaimRow, ClusterState, collect
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from berth.kube.client import Kube
+    from berth.kube.wait import Progress
 
 
 @dataclass
@@ -45,7 +44,7 @@ class ScaleResult:
 
 
 def scale(kube: Kube, name: str, namespace: str, replicas: int, *, wait: bool = False, timeout_s: float = 300,
-          console: Console | None = None) -> ScaleResult:
+          progress: Progress | None = None) -> ScaleResult:
     """Set ``replicas``; with ``wait``, return once the new set is ready (and deleted claims gone)."""
     from pydantic import ValidationError
 
@@ -77,7 +76,7 @@ def scale(kube: Kube, name: str, namespace: str, replicas: int, *, wait: bool = 
     if wait:
         from berth.kube.wait import wait_ready
 
-        out.state = wait_ready(kube, name, namespace, timeout_s=timeout_s, console=console,
+        out.state = wait_ready(kube, name, namespace, timeout_s=timeout_s, progress=progress,
                                claims_gone_below=before if when_scaled == "Delete" else 0)
     else:
         out.state = collect(kube, name, namespace, nodes=False)

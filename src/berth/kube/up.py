@@ -10,9 +10,8 @@ from berth.kube.apply import ObjectResult, apply_objects, desired_objects
 from berth.kube.status import ClusterState
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from berth.kube.client import Kube
+    from berth.kube.wait import Progress
     from berth.spec.model import TrainingCluster
 
 
@@ -41,9 +40,11 @@ class UpResult:
 
 
 def up(kube: Kube, spec: TrainingCluster, *, force: bool = False, wait: bool = True, timeout_s: float = 300,
-       console: Console | None = None, on_result: Callable[[ObjectResult], None] | None = None,
+       progress: Progress | None = None, on_result: Callable[[ObjectResult], None] | None = None,
        prune: bool = False) -> UpResult:
     """Apply every object in dependency order, then (``wait``) block until pods are Ready and claims Bound.
+
+    ``on_result`` hears each object's outcome as it is applied, ``progress`` each snapshot while waiting.
 
     ``prune`` deletes what an older spec created and this one no longer renders (like
     ``kubectl apply --prune``), except volumes and protected objects: data is never pruned.
@@ -60,7 +61,7 @@ def up(kube: Kube, spec: TrainingCluster, *, force: bool = False, wait: bool = T
     if wait:
         from berth.kube.wait import wait_ready
 
-        out.state = wait_ready(kube, spec.name, spec.namespace, timeout_s=timeout_s, console=console)
+        out.state = wait_ready(kube, spec.name, spec.namespace, timeout_s=timeout_s, progress=progress)
     return out
 
 

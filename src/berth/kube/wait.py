@@ -1,14 +1,16 @@
 """Wait for a rollout: every wanted pod Ready on the new revision, every claim of those pods Bound.
 
-Polls the same constant-cost snapshot ``berth status`` uses (three requests per poll)
-and shows it live: one row per pod with its claims, the scheduler's or kubelet's
-message for anything not ready. On timeout the error carries those messages, so the
-user learns *why* (no node with a free GPU, a claim its provisioner cannot bind).
+Polls the same constant-cost snapshot ``berth status`` uses (three requests per poll) and
+hands each snapshot with its :class:`Readiness` to a ``progress`` callback, so a caller can
+show it live (the CLI draws a table per pod); this module draws nothing. On timeout the error
+carries the scheduler's and kubelet's messages, so the user learns *why* (no node with a free
+GPU, a claim its provisioner cannot bind).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,11 +18,8 @@ from berth.errors import BerthError
 from berth.kube.status import ClusterState, collect
 
 if TYPE_CHECKING:
-    from rich.console import Console, RenderableType
-
     from berth.kube.client import Kube
 
-MAX_ROWS = 20
 POLL_S = 1.0  # between snapshots while waiting: 3 API calls each
 
 
@@ -40,8 +39,11 @@ def readiness(state: ClusterState, *, claims_gone_below: int = 0) -> Readiness:
     """
     wanted = state.replicas
     pods = {p.ordinal: p for p in state.pods if p.ordinal is not None}
-    ready = [p for p in pods.values() if p.ready and (p.ordinal or 0) < wanted
-             and (not state.update_revision or p.revision == state.update_revision)]
+    ready = [
+        p
+        for p in pods.values()
+        if p.ready and (p.ordinal or 0) < wanted and (not state.update_revision or p.revision == state.update_revision)
+    ]
     live_claims = [c for c in state.claims if c.ordinal is not None and c.ordinal < wanted]
     bound = [c for c in live_claims if c.phase == "Bound"]
     expected_claims = wanted * len(state.templates)
@@ -67,33 +69,14 @@ def readiness(state: ClusterState, *, claims_gone_below: int = 0) -> Readiness:
     blockers += [f"{p.name}: still running after scale-down" for p in extra]
     gone_pending = [c for c in state.orphans if (c.ordinal or 0) < claims_gone_below]
     blockers += [f"claim {c.name}: waiting for the controller to delete it" for c in gone_pending]
-    summary = (f"{state.name}: {len(ready)}/{wanted} pods ready, {len(bound)}/{expected_claims} claims Bound"
-               + (f", {len(extra)} pods terminating" if extra else ""))
+    summary = f"{state.name}: {len(ready)}/{wanted} pods ready, {len(bound)}/{expected_claims} claims Bound" + (
+        f", {len(extra)} pods terminating" if extra else ""
+    )
     return Readiness(done=not blockers, summary=summary, blockers=blockers)
 
 
-def _view(state: ClusterState, status: Readiness, elapsed: float) -> RenderableType:
-    from rich.console import Group
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(box=None, pad_edge=False, show_edge=False)
-    for col in ("pod", "phase", "ready", "node", "claims", "waiting on"):
-        table.add_column(col)
-    claims_of: dict[int, list[str]] = {}
-    for c in state.claims:
-        if c.ordinal is not None:
-            claims_of.setdefault(c.ordinal, []).append(f"{c.template}:{c.phase}")
-    rows = sorted(state.pods, key=lambda p: (p.ready, p.ordinal or 0))
-    for pod in rows[:MAX_ROWS]:
-        table.add_row(pod.name, pod.phase, "yes" if pod.ready else "no", pod.node or "-",
-                      " ".join(claims_of.get(pod.ordinal or 0, [])) or "-", "" if pod.ready else (pod.reason or ""))
-    more = len(rows) - MAX_ROWS
-    head = Text(f"{status.summary} · {state.rollout} · {elapsed:.0f}s", style="bold")
-    parts: list[RenderableType] = [head, table]
-    if more > 0:
-        parts.append(Text(f"… {more} more pods"))
-    return Group(*parts)
+Progress = Callable[[ClusterState, Readiness], None]
+"""Called with every snapshot ``wait_ready`` polls and its readiness, the last one included."""
 
 
 def wait_ready(
@@ -102,36 +85,25 @@ def wait_ready(
     namespace: str,
     *,
     timeout_s: float,
-    console: Console | None = None,
+    progress: Progress | None = None,
     claims_gone_below: int = 0,
 ) -> ClusterState:
     """Poll until ready or raise BerthError after ``timeout_s`` with every blocker named."""
-    from contextlib import nullcontext
-
-    from rich.live import Live
-
     start = time.monotonic()
-    live = Live(console=console, auto_refresh=False, transient=False) if console and console.is_terminal else None
-    last_summary = ""
-    with live or nullcontext():
-        while True:
-            state = collect(kube, name, namespace, nodes=False)
-            status = readiness(state, claims_gone_below=claims_gone_below)
-            elapsed = time.monotonic() - start
-            if live is not None:
-                live.update(_view(state, status, elapsed), refresh=True)
-            elif console is not None and status.summary != last_summary:
-                console.print(f"  {status.summary} ({elapsed:.0f}s)", highlight=False)
-                last_summary = status.summary
-            if status.done:
-                return state
-            if elapsed >= timeout_s:
-                shown = "; ".join(status.blockers[:5])
-                more = len(status.blockers) - 5
-                raise BerthError(
-                    f"{name} not ready after {timeout_s:.0f}s: {status.summary}; {shown}"
-                    + (f"; and {more} more" if more > 0 else ""),
-                    f"`berth status {name} -n {namespace}` shows every pod and claim; "
-                    "`kubectl describe` the pod for events",
-                )
-            time.sleep(POLL_S)
+    while True:
+        state = collect(kube, name, namespace, nodes=False)
+        status = readiness(state, claims_gone_below=claims_gone_below)
+        if progress is not None:
+            progress(state, status)
+        if status.done:
+            return state
+        if time.monotonic() - start >= timeout_s:
+            shown = "; ".join(status.blockers[:5])
+            more = len(status.blockers) - 5
+            raise BerthError(
+                f"{name} not ready after {timeout_s:.0f}s: {status.summary}; {shown}"
+                + (f"; and {more} more" if more > 0 else ""),
+                f"`berth status {name} -n {namespace}` shows every pod and claim; "
+                "`kubectl describe` the pod for events",
+            )
+        time.sleep(POLL_S)

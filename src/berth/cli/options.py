@@ -1,0 +1,77 @@
+"""The options and helpers every command shares, each defined once with kubectl's names and meanings.
+
+``-o/--output`` is always the output format (:class:`Output`, checked by typer), never a path;
+``-n/--namespace`` says per command where its default comes from, because commands that read
+a spec default to the spec's namespace and commands that take a name cannot. Only typer and
+the standard library are imported here: the CLI starts before any heavy library loads.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from berth.kube.client import Kube
+
+
+class Output(StrEnum):
+    """What ``-o`` selects: ``text`` for people, ``json`` (camelCase keys) for scripts."""
+
+    text = "text"
+    json = "json"
+
+
+OUTPUT: Any = typer.Option(Output.text, "-o", "--output", help="Output format: text or json.")
+KUBECONFIG: Any = typer.Option(
+    None, "--kubeconfig", help="Kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)."
+)
+CONTEXT: Any = typer.Option(None, "--context", help="Kubeconfig context (default: its current-context).")
+SPEC_NAMESPACE: Any = typer.Option(
+    None, "-n", "--namespace", help="Namespace (default: the spec's metadata.namespace, else the context's)."
+)
+NAME_NAMESPACE: Any = typer.Option(
+    None, "-n", "--namespace", help="Namespace of the training cluster (default: the context's namespace)."
+)
+TIMEOUT: Any = typer.Option("300", "--timeout", help="How long to wait: seconds or a duration such as 5m.")
+CLUSTER_NAME: Any = typer.Argument(..., help="Training cluster (StatefulSet) name.")
+SPEC: Any = typer.Argument(..., help="The berth spec (berth.yaml).")
+
+
+def timeout_seconds(text: str) -> float:
+    """``--timeout`` in seconds; a bare number is seconds, like kubectl's ``--timeout``."""
+    from berth.errors import UsageError
+    from berth.quantity import QuantityError, parse_duration
+
+    try:
+        return parse_duration(text, bare_seconds=True)
+    except QuantityError as err:
+        raise UsageError(f"--timeout: {err}") from None
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A rich console that never wraps or styles names, and never truncates tables when piped."""
+    from rich.console import Console
+
+    out = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    if not out.is_terminal:
+        out.width = 220  # piped into a file or grep: never truncate table columns
+    return out
+
+
+def connect(kubeconfig: str | None, context: str | None, namespace: str | None) -> Kube:
+    """The cluster the flags name, resolved like kubectl resolves it."""
+    from berth.kube.client import Target
+    from berth.kube.client import connect as kube_connect
+
+    return kube_connect(Target(kubeconfig, context, namespace))
+
+
+def emit_json(data: Any) -> None:
+    """One indented JSON document on stdout (``-o json``)."""
+    typer.echo(json.dumps(data, indent=2, default=str))
