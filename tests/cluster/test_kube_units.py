@@ -22,7 +22,7 @@ from lightkube import ApiError
 
 from berth.errors import BerthError, UsageError
 from berth.kube.claims import ClaimRef, parse_claim_name
-from berth.kube.client import Kube, RetryPolicy, Target, connect
+from berth.kube.client import RetryPolicy, Target, connect
 from berth.kube.diff import changed_paths, project, value_at
 from berth.kube.errors import ApplyConflict, ClusterUnreachable, Forbidden, Invalid, NamespaceMissing, translate
 from berth.kube.gc import judge
@@ -33,10 +33,23 @@ from berth.kube.wait import readiness
 
 
 def test_changed_paths_names_list_items_and_ignores_server_bookkeeping() -> None:
-    live = {"metadata": {"name": "a", "resourceVersion": "1", "labels": {"app.kubernetes.io/name": "x"}},
-            "spec": {"replicas": 3, "template": {"spec": {"containers": [
-                {"name": "trainer", "env": [{"name": "BERTH_REPLICAS", "value": "3"}, {"name": "A", "value": "1"}]}]}}},
-            "status": {"replicas": 3}}
+    live = {
+        "metadata": {"name": "a", "resourceVersion": "1", "labels": {"app.kubernetes.io/name": "x"}},
+        "spec": {
+            "replicas": 3,
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "trainer",
+                            "env": [{"name": "BERTH_REPLICAS", "value": "3"}, {"name": "A", "value": "1"}],
+                        }
+                    ]
+                }
+            },
+        },
+        "status": {"replicas": 3},
+    }
     after = json.loads(json.dumps(live))
     after["metadata"]["resourceVersion"] = "2"
     after["status"]["replicas"] = 5
@@ -45,8 +58,11 @@ def test_changed_paths_names_list_items_and_ignores_server_bookkeeping() -> None
     after["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = "5"
     after["metadata"]["labels"]["app.kubernetes.io/name"] = "y"
     paths = changed_paths(live, after)
-    assert paths == ["metadata.labels[app.kubernetes.io/name]", "spec.replicas",
-                     "spec.template.spec.containers[trainer].env[BERTH_REPLICAS].value"]
+    assert paths == [
+        "metadata.labels[app.kubernetes.io/name]",
+        "spec.replicas",
+        "spec.template.spec.containers[trainer].env[BERTH_REPLICAS].value",
+    ]
     assert [value_at(after, p) for p in paths] == ["y", 5, "5"]
 
 
@@ -59,27 +75,51 @@ def test_changed_paths_added_removed_and_unnamed_lists() -> None:
 
 
 def test_project_keeps_only_what_the_spec_sets() -> None:
-    live = {"spec": {"volumeClaimTemplates": [{"metadata": {"name": "ckpt"}, "spec": {
-        "accessModes": ["ReadWriteOnce"], "volumeMode": "Filesystem", "resources": {"requests": {"storage": "1Gi"}}},
-        "status": {"phase": "Pending"}}]}}
-    desired = {"spec": {"volumeClaimTemplates": [{"metadata": {"name": "ckpt"}, "spec": {
-        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "2Gi"}}}}]}}
+    live = {
+        "spec": {
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {"name": "ckpt"},
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "volumeMode": "Filesystem",
+                        "resources": {"requests": {"storage": "1Gi"}},
+                    },
+                    "status": {"phase": "Pending"},
+                }
+            ]
+        }
+    }
+    desired = {
+        "spec": {
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {"name": "ckpt"},
+                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "2Gi"}}},
+                }
+            ]
+        }
+    }
     assert changed_paths(project(live, desired), desired) == [
-        "spec.volumeClaimTemplates[ckpt].spec.resources.requests.storage"]
+        "spec.volumeClaimTemplates[ckpt].spec.resources.requests.storage"
+    ]
 
 
 # ---- claim names --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "templates", "expected"), [
-    ("model-storage-ml-training-2", ["model-storage", "dataset-storage"], ClaimRef("model-storage", 2)),
-    ("data-a-b-c-10", ["data", "data-a"], ClaimRef("data-a", 10)),  # longest template wins: sts "b-c"
-    ("model-storage-ml-training-02", ["model-storage"], None),  # the controller never pads ordinals
-    ("model-storage-other-0", ["model-storage"], None),
-    ("dataset", ["model-storage"], None),
-    ("scratch-ml-training-7", [], ClaimRef("scratch", 7)),  # StatefulSet gone: pattern only
-    ("ml-training-7", [], None),
-])
+@pytest.mark.parametrize(
+    ("name", "templates", "expected"),
+    [
+        ("model-storage-ml-training-2", ["model-storage", "dataset-storage"], ClaimRef("model-storage", 2)),
+        ("data-a-b-c-10", ["data", "data-a"], ClaimRef("data-a", 10)),  # longest template wins: sts "b-c"
+        ("model-storage-ml-training-02", ["model-storage"], None),  # the controller never pads ordinals
+        ("model-storage-other-0", ["model-storage"], None),
+        ("dataset", ["model-storage"], None),
+        ("scratch-ml-training-7", [], ClaimRef("scratch", 7)),  # StatefulSet gone: pattern only
+        ("ml-training-7", [], None),
+    ],
+)
 def test_parse_claim_name(name: str, templates: list[str], expected: ClaimRef | None) -> None:
     sts = "b-c" if name.startswith("data-a") else "ml-training"
     assert parse_claim_name(name, sts, templates) == expected
@@ -89,21 +129,47 @@ def test_parse_claim_name(name: str, templates: list[str], expected: ClaimRef | 
 
 
 def _claim(name: str, ordinal: int, **kw: Any) -> ClaimRow:
-    row = ClaimRow(name=name, template="ckpt", ordinal=ordinal, phase="Bound", storage_class="standard",
-                   requested="1Gi", capacity="1Gi", volume="pv", age_s=10.0, protected=False,
-                   labels={"app.kubernetes.io/instance": "t"})
+    row = ClaimRow(
+        name=name,
+        template="ckpt",
+        ordinal=ordinal,
+        phase="Bound",
+        storage_class="standard",
+        requested="1Gi",
+        capacity="1Gi",
+        volume="pv",
+        age_s=10.0,
+        protected=False,
+        labels={"app.kubernetes.io/instance": "t"},
+    )
     for key, value in kw.items():
         setattr(row, key, value)
     return row
 
 
 def _state(replicas: int, claims: list[ClaimRow], pods: list[PodRow] | None = None, **kw: Any) -> ClusterState:
-    sts = {"spec": {"volumeClaimTemplates": [{"metadata": {"name": "ckpt",
-                                                           "labels": {"app.kubernetes.io/instance": "t"}}}]}}
-    state = ClusterState(name="t", namespace="ns", exists=True, replicas=replicas, ready_replicas=replicas,
-                         updated_replicas=replicas, current_revision="r1", update_revision="r1",
-                         generation_observed=True, retention={}, templates=["ckpt"], pods=pods or [],
-                         claims=claims, shared=[], statefulset=sts)
+    sts = {
+        "spec": {
+            "volumeClaimTemplates": [{"metadata": {"name": "ckpt", "labels": {"app.kubernetes.io/instance": "t"}}}]
+        }
+    }
+    state = ClusterState(
+        name="t",
+        namespace="ns",
+        exists=True,
+        replicas=replicas,
+        ready_replicas=replicas,
+        updated_replicas=replicas,
+        current_revision="r1",
+        update_revision="r1",
+        generation_observed=True,
+        retention={},
+        templates=["ckpt"],
+        pods=pods or [],
+        claims=claims,
+        shared=[],
+        statefulset=sts,
+    )
     for key, value in kw.items():
         setattr(state, key, value)
     return state
@@ -127,9 +193,63 @@ def test_gc_keeps_everything_but_unmounted_unprotected_orphans() -> None:
     assert "labels" in verdicts["ckpt-t-6"].reason
 
 
+@pytest.mark.parametrize(
+    ("kind", "protected", "volumes_kept", "expected"),
+    [
+        ("Namespace", False, None, "other workloads may live in it"),  # shared: even when volumes may go
+        ("StorageClass", False, None, "cluster-wide"),
+        ("ConfigMap", False, "kept", None),
+        ("ConfigMap", True, "kept", 'protected (berth.dev/protect: "true")'),
+        (
+            "PersistentVolumeClaim",
+            False,
+            "volume: kept unless --delete-volumes",
+            "volume: kept unless --delete-volumes",
+        ),
+        ("PersistentVolume", False, "never pruned", "never pruned"),
+        ("PersistentVolumeClaim", False, None, None),  # down --delete-volumes, gc
+        ("PersistentVolumeClaim", True, None, 'protected (berth.dev/protect: "true")'),  # beats --delete-volumes
+        ("PersistentVolumeClaim", True, "volume: kept", 'protected (berth.dev/protect: "true")'),  # the stronger reason
+    ],
+)
+def test_deletion_policy_holds(kind: str, protected: bool, volumes_kept: str | None, expected: str | None) -> None:
+    from berth.kube.deletion import keep_reason
+
+    why = keep_reason(kind, protected=protected, volumes_kept=volumes_kept)
+    assert why == expected if expected is None else expected in str(why)
+
+
+def test_deletion_policy_reads_the_protect_annotation_of_listed_objects() -> None:
+    from berth.kube.deletion import removal
+
+    def obj(kind: str, protect: str | None) -> dict[str, Any]:
+        annotations = {} if protect is None else {"berth.dev/protect": protect}
+        return {
+            "apiVersion": "v1",
+            "kind": kind,
+            "metadata": {"name": "x", "namespace": "ns", "annotations": annotations},
+        }
+
+    gone = removal(obj("ConfigMap", None), volumes_kept="kept", because="no longer in the spec")
+    assert (gone.delete, gone.reason, gone.namespace) == (True, "no longer in the spec", "ns")
+    assert removal(obj("ConfigMap", "false"), volumes_kept="kept", because="b").delete
+    kept = removal(obj("ConfigMap", "true"), volumes_kept=None, because="b")
+    assert (kept.delete, kept.reason) == (False, 'protected (berth.dev/protect: "true")')
+    assert removal(obj("PersistentVolumeClaim", None), volumes_kept="data", because="b").reason == "data"
+
+
 def _pod(ordinal: int, ready: bool = True, revision: str = "r1", reason: str | None = None) -> PodRow:
-    return PodRow(name=f"t-{ordinal}", ordinal=ordinal, phase="Running" if ready else "Pending", ready=ready,
-                  node="n", zone="z", restarts=0, revision=revision, reason=reason)
+    return PodRow(
+        name=f"t-{ordinal}",
+        ordinal=ordinal,
+        phase="Running" if ready else "Pending",
+        ready=ready,
+        node="n",
+        zone="z",
+        restarts=0,
+        revision=revision,
+        reason=reason,
+    )
 
 
 def test_readiness_names_every_blocker() -> None:
@@ -175,28 +295,64 @@ class _Where:
     namespace: str = "ns"
 
 
-def _kube() -> _Where:
-    return _Where()
-
-
 def test_translate_maps_statuses_to_clear_errors() -> None:
-    kube = _kube()
-    forbidden = translate(_api_error(403, {"reason": "Forbidden", "message":
-                                           'statefulsets.apps "t" is forbidden: User "x" cannot patch'}), "apply", kube)
+    kube = _Where()
+    forbidden = translate(
+        _api_error(
+            403, {"reason": "Forbidden", "message": 'statefulsets.apps "t" is forbidden: User "x" cannot patch'}
+        ),
+        "apply",
+        kube,
+    )
     assert isinstance(forbidden, Forbidden) and "cannot patch" in forbidden.message and "rbac" in str(forbidden.hint)
-    missing = translate(_api_error(404, {"reason": "NotFound", "message": 'namespaces "gone" not found',
-                                         "details": {"name": "gone", "kind": "namespaces"}}), "apply", kube)
+    missing = translate(
+        _api_error(
+            404,
+            {
+                "reason": "NotFound",
+                "message": 'namespaces "gone" not found',
+                "details": {"name": "gone", "kind": "namespaces"},
+            },
+        ),
+        "apply",
+        kube,
+    )
     assert isinstance(missing, NamespaceMissing) and "gone" in missing.message
-    conflict = translate(_api_error(409, {"reason": "Conflict", "message": "Apply failed with 1 conflict",
-                                          "details": {"causes": [{"reason": "FieldManagerConflict",
-                                                                  "message": 'conflict with "kubectl-edit" using '
-                                                                             'apps/v1', "field": ".spec.replicas"}]}}),
-                         "apply StatefulSet ns/t", kube)
+    conflict = translate(
+        _api_error(
+            409,
+            {
+                "reason": "Conflict",
+                "message": "Apply failed with 1 conflict",
+                "details": {
+                    "causes": [
+                        {
+                            "reason": "FieldManagerConflict",
+                            "message": 'conflict with "kubectl-edit" using apps/v1',
+                            "field": ".spec.replicas",
+                        }
+                    ]
+                },
+            },
+        ),
+        "apply StatefulSet ns/t",
+        kube,
+    )
     assert isinstance(conflict, ApplyConflict)
     assert ".spec.replicas (owned by kubectl-edit)" in conflict.message and "--force-conflicts" in str(conflict.hint)
-    invalid = translate(_api_error(422, {"reason": "Invalid", "message": "StatefulSet.apps \"t\" is invalid: spec: "
-                                         "Forbidden: updates to statefulset spec for fields other than 'replicas'",
-                                         "details": {"causes": [{"field": "spec"}]}}), "apply", kube)
+    invalid = translate(
+        _api_error(
+            422,
+            {
+                "reason": "Invalid",
+                "message": 'StatefulSet.apps "t" is invalid: spec: '
+                "Forbidden: updates to statefulset spec for fields other than 'replicas'",
+                "details": {"causes": [{"field": "spec"}]},
+            },
+        ),
+        "apply",
+        kube,
+    )
     assert isinstance(invalid, Invalid) and invalid.fields == ["spec"] and "volumeClaimTemplates" in str(invalid.hint)
     with pytest.raises(ZeroDivisionError):  # bugs are not dressed up as user errors
         translate(ZeroDivisionError(), "x", kube)
@@ -210,13 +366,20 @@ def _free_port() -> int:
 
 def _kubeconfig(tmp_path: Path, server: str, contexts: tuple[str, ...] = ("a",)) -> Path:
     path = tmp_path / "kubeconfig"
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": contexts[0],
-        "clusters": [{"name": "c", "cluster": {"server": server, "insecure-skip-tls-verify": True}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": c, "context": {"cluster": "c", "user": "u", "namespace": f"ns-{c}"}}
-                     for c in contexts],
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": contexts[0],
+                "clusters": [{"name": "c", "cluster": {"server": server, "insecure-skip-tls-verify": True}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [
+                    {"name": c, "context": {"cluster": "c", "user": "u", "namespace": f"ns-{c}"}} for c in contexts
+                ],
+            }
+        )
+    )
     return path
 
 
@@ -257,8 +420,10 @@ def test_unreachable_cluster_is_retried_within_budget_then_reported(tmp_path: Pa
     from lightkube.resources.core_v1 import Namespace
 
     port = _free_port()  # nothing listens: every connect is refused
-    kube = connect(Target(str(_kubeconfig(tmp_path, f"https://127.0.0.1:{port}"))),
-                   retry=RetryPolicy(budget_s=1.0, first_delay_s=0.1, max_delay_s=0.4))
+    kube = connect(
+        Target(str(_kubeconfig(tmp_path, f"https://127.0.0.1:{port}"))),
+        retry=RetryPolicy(budget_s=1.0, first_delay_s=0.1, max_delay_s=0.4),
+    )
     start = time.monotonic()
     with pytest.raises(ClusterUnreachable) as err:
         kube.call("list namespaces", lambda: list(kube.client.list(Namespace)))
@@ -308,8 +473,11 @@ def test_retry_recovers_when_the_server_comes_back(tmp_path: Path) -> None:
     """A real HTTP server that answers 503 twice, then 200: the call succeeds, 3 requests made."""
     from lightkube.resources.core_v1 import Namespace
 
-    answers = [_status(503, "starting"), _status(503, "starting"),
-               (200, {"kind": "NamespaceList", "apiVersion": "v1", "metadata": {}, "items": []})]
+    answers = [
+        _status(503, "starting"),
+        _status(503, "starting"),
+        (200, {"kind": "NamespaceList", "apiVersion": "v1", "metadata": {}, "items": []}),
+    ]
     with _api_server(lambda _path: answers.pop(0)) as url:
         kube = connect(Target(str(_kubeconfig(tmp_path, url))), retry=RetryPolicy(budget_s=5, first_delay_s=0.05))
         assert kube.call("list namespaces", lambda: list(kube.client.list(Namespace))) == []
@@ -343,9 +511,13 @@ def test_discovery_goes_through_the_counted_client(tmp_path: Path) -> None:
 
     def answer(path: str) -> tuple[int, dict[str, Any]]:
         if path == "/apis/monitoring.coreos.com/v1":
-            return 200, {"kind": "APIResourceList", "resources": [
-                {"name": "servicemonitors", "kind": "ServiceMonitor", "namespaced": True},
-                {"name": "servicemonitors/status", "kind": "ServiceMonitor", "namespaced": True}]}
+            return 200, {
+                "kind": "APIResourceList",
+                "resources": [
+                    {"name": "servicemonitors", "kind": "ServiceMonitor", "namespaced": True},
+                    {"name": "servicemonitors/status", "kind": "ServiceMonitor", "namespaced": True},
+                ],
+            }
         return _status(404, "not found")
 
     with _api_server(answer) as url:
@@ -379,8 +551,13 @@ def test_scale_below_one_is_refused_before_any_api_call(tmp_path: Path) -> None:
     import sys
 
     cfg = _kubeconfig(tmp_path, f"https://127.0.0.1:{_free_port()}")
-    out = subprocess.run([sys.executable, "-m", "berth", "scale", "trainer", "0", "--kubeconfig", str(cfg)],
-                         capture_output=True, text=True, timeout=60, env={**os.environ, "BERTH_API_RETRY_S": "0"})
+    out = subprocess.run(
+        [sys.executable, "-m", "berth", "scale", "trainer", "0", "--kubeconfig", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "BERTH_API_RETRY_S": "0"},
+    )
     assert out.returncode == 2
     assert "replicas" in out.stderr and "no cluster reachable" not in out.stderr
 
@@ -427,3 +604,32 @@ def test_kubeconfig_env_list_uses_its_first_existing_file(tmp_path: Path, monkey
     monkeypatch.setenv("BERTH_API_RETRY_S", "soon")
     with pytest.raises(BerthError, match="BERTH_API_RETRY_S"):
         connect(Target())
+
+
+# ---- layering -----------------------------------------------------------------------------------
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports, at any level (TYPE_CHECKING and function-level included)."""
+    import ast
+
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+KUBE = Path(__file__).resolve().parents[2] / "src" / "berth" / "kube"
+
+
+def test_kube_errors_is_a_leaf() -> None:
+    """errors.py imports nothing from berth.kube: the client imports it, never the other way round."""
+    assert not {m for m in _imports(KUBE / "errors.py") if m.startswith("berth.kube")}
+
+
+def test_kube_never_imports_the_sandbox() -> None:
+    offenders = {f.name: m for f in KUBE.glob("*.py") for m in _imports(f) if m.startswith("berth.sandbox")}
+    assert not offenders

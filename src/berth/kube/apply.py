@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from berth.contract import ANNOTATION_SPEC, FIELD_MANAGER
 from berth.errors import BerthError
-from berth.kube.client import FIELD_MANAGER, Kube, model_for
+from berth.kube.client import Kube, model_for, object_ref
 from berth.kube.diff import changed_paths, project, value_at
 from berth.kube.errors import Invalid, NamespaceMissing
 
@@ -23,9 +24,6 @@ if TYPE_CHECKING:
     from lightkube.core.resource import Resource
 
     from berth.spec.model import TrainingCluster
-
-# The spec an object stack was rendered from, so `scale` can re-render the world-size env.
-SPEC_ANNOTATION = "berth.dev/spec"
 
 Action = Literal["create", "update", "unchanged", "skipped", "leftover", "pruned"]
 
@@ -44,7 +42,7 @@ class ObjectResult:
     @property
     def ref(self) -> str:
         """``StatefulSet ml/ml-training`` style reference for messages."""
-        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+        return object_ref(self.kind, self.name, self.namespace)
 
     def to_json(self) -> dict[str, Any]:
         """Plain dict for ``-o json``."""
@@ -54,8 +52,9 @@ class ObjectResult:
 class ApplyFailed(BerthError):
     """An apply stopped part-way: says what was applied so nobody mistakes it for success."""
 
-    def __init__(self, cause: BerthError, done: list[ObjectResult], total: int, failed: str, *,
-                 dry_run: bool = False) -> None:
+    def __init__(
+        self, cause: BerthError, done: list[ObjectResult], total: int, failed: str, *, dry_run: bool = False
+    ) -> None:
         what = cause.message if cause.message.startswith(failed) else f"{failed}: {cause.message}"
         applied = [r.ref for r in done if r.action in ("create", "update")]
         if dry_run:
@@ -65,8 +64,7 @@ class ApplyFailed(BerthError):
             if applied:
                 outcome += f" ({len(applied)} written: {', '.join(applied)})"
             outcome += "; the stack is NOT complete"
-        super().__init__(f"{what} — {outcome}",
-                         cause.hint or "fix the cause and rerun `berth up`: apply is idempotent")
+        super().__init__(f"{what} — {outcome}", cause.hint or "fix the cause and rerun `berth up`: apply is idempotent")
         self.cause = cause
         self.done = done
 
@@ -87,7 +85,7 @@ def desired_objects(spec: TrainingCluster) -> list[dict[str, Any]]:
     objects = render_all(spec)
     for obj in objects:
         if obj["kind"] == "StatefulSet":
-            obj["metadata"].setdefault("annotations", {})[SPEC_ANNOTATION] = spec_document(spec)
+            obj["metadata"].setdefault("annotations", {})[ANNOTATION_SPEC] = spec_document(spec)
     return objects
 
 
@@ -95,15 +93,17 @@ def stored_spec(statefulset: dict[str, Any]) -> TrainingCluster | None:
     """The spec ``berth up`` stored on a StatefulSet, None if berth did not create it."""
     from berth.spec.model import TrainingCluster
 
-    raw = (statefulset.get("metadata", {}).get("annotations") or {}).get(SPEC_ANNOTATION)
+    raw = (statefulset.get("metadata", {}).get("annotations") or {}).get(ANNOTATION_SPEC)
     if not raw:
         return None
     try:
         return TrainingCluster.model_validate(json.loads(raw))
     except ValueError as err:
-        raise BerthError(f"the {SPEC_ANNOTATION} annotation of StatefulSet "
-                         f"{statefulset['metadata'].get('name')} is not a valid spec: {err}",
-                         "run `berth up SPEC` again to rewrite it") from None
+        raise BerthError(
+            f"the {ANNOTATION_SPEC} annotation of StatefulSet "
+            f"{statefulset['metadata'].get('name')} is not a valid spec: {err}",
+            "run `berth up SPEC` again to rewrite it",
+        ) from None
 
 
 def _namespace_of(obj: dict[str, Any], model: type[Resource]) -> str | None:
@@ -112,29 +112,29 @@ def _namespace_of(obj: dict[str, Any], model: type[Resource]) -> str | None:
     return obj["metadata"].get("namespace") if issubclass(model, NamespacedResource) else None
 
 
-def _get(kube: Kube, model: type[Resource], name: str, namespace: str | None, ref: str) -> dict[str, Any] | None:
-    from lightkube import ApiError
-
-    def fetch() -> dict[str, Any] | None:
-        try:
-            live: Any = kube.client.get(model, name, namespace=namespace)  # type: ignore[type-var]
-        except ApiError as err:
-            if err.status.code == 404:
-                return None
-            raise
-        return dict(live.to_dict())
-
-    return kube.call(f"read {ref}", fetch)
-
-
-def _apply(kube: Kube, model: type[Resource], obj: dict[str, Any], namespace: str | None, *, dry_run: bool,
-           force: bool, ref: str) -> dict[str, Any]:
+def _apply(
+    kube: Kube,
+    model: type[Resource],
+    obj: dict[str, Any],
+    namespace: str | None,
+    *,
+    dry_run: bool,
+    force: bool,
+    ref: str,
+) -> dict[str, Any]:
     from lightkube.types import PatchType
 
     def send() -> dict[str, Any]:
         result: Any = kube.client.patch(  # type: ignore[type-var]
-            model, obj["metadata"]["name"], obj, namespace=namespace, patch_type=PatchType.APPLY,
-            field_manager=FIELD_MANAGER, force=force, dry_run=dry_run)
+            model,
+            obj["metadata"]["name"],
+            obj,
+            namespace=namespace,
+            patch_type=PatchType.APPLY,
+            field_manager=FIELD_MANAGER,
+            force=force,
+            dry_run=dry_run,
+        )
         return dict(result.to_dict())
 
     return kube.call(f"{'dry-run ' if dry_run else ''}apply {ref}", send)
@@ -154,10 +154,9 @@ def apply_objects(
     planned_namespaces: set[str] = set()
     for obj in objects:
         kind, name = obj["kind"], obj["metadata"]["name"]
-        ref = f"{kind} {obj['metadata'].get('namespace', '') + '/' if obj['metadata'].get('namespace') else ''}{name}"
+        ref = object_ref(kind, name, obj["metadata"].get("namespace"))
         try:
-            result = _apply_one(kube, obj, cache, dry_run=dry_run, force=force,
-                                planned_namespaces=planned_namespaces)
+            result = _apply_one(kube, obj, cache, dry_run=dry_run, force=force, planned_namespaces=planned_namespaces)
         except BerthError as err:
             raise ApplyFailed(err, results, len(objects), ref, dry_run=dry_run) from None
         if dry_run and kind == "Namespace" and result.action == "create":
@@ -168,26 +167,39 @@ def apply_objects(
     return results
 
 
-def _apply_one(kube: Kube, obj: dict[str, Any], cache: dict[tuple[str, str], type[Resource] | None], *,
-               dry_run: bool, force: bool, planned_namespaces: set[str]) -> ObjectResult:
+def _apply_one(
+    kube: Kube,
+    obj: dict[str, Any],
+    cache: dict[tuple[str, str], type[Resource] | None],
+    *,
+    dry_run: bool,
+    force: bool,
+    planned_namespaces: set[str],
+) -> ObjectResult:
     kind, name = obj["kind"], obj["metadata"]["name"]
     model = model_for(kube, obj, cache)
     if model is None:
-        return ObjectResult(kind, name, obj["metadata"].get("namespace"), "skipped",
-                            note=f"{obj['apiVersion']} {kind} is not served by this cluster (its CRD is not "
-                                 "installed); install it and run `berth up` again")
+        return ObjectResult(
+            kind,
+            name,
+            obj["metadata"].get("namespace"),
+            "skipped",
+            note=f"{obj['apiVersion']} {kind} is not served by this cluster (its CRD is not "
+            "installed); install it and run `berth up` again",
+        )
     namespace = _namespace_of(obj, model)
-    ref = f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
+    ref = object_ref(kind, name, namespace)
     if namespace in planned_namespaces:
         # The namespace itself is only planned: the server cannot dry-run objects inside it yet.
         return ObjectResult(kind, name, namespace, "create", note=f"namespace {namespace} is created first")
-    live = _get(kube, model, name, namespace, ref)
-    if live is None:
+    found: Any = kube.get_or_none(model, name, namespace)
+    if found is None:
         try:
             _apply(kube, model, obj, namespace, dry_run=dry_run, force=force, ref=ref)
         except NamespaceMissing as err:
             raise NamespaceMissing(f"namespace {namespace} does not exist", err.hint) from None
         return ObjectResult(kind, name, namespace, "create")
+    live: dict[str, Any] = dict(found.to_dict())
     try:
         candidate = _apply(kube, model, obj, namespace, dry_run=True, force=force, ref=ref)
     except Invalid as err:
@@ -201,8 +213,15 @@ def _apply_one(kube: Kube, obj: dict[str, Any], cache: dict[tuple[str, str], typ
 
 
 # Fields of a StatefulSet's spec the API server lets an update change; anything else is immutable.
-_STS_MUTABLE = ("replicas", "ordinals", "template", "updateStrategy", "persistentVolumeClaimRetentionPolicy",
-                "minReadySeconds", "revisionHistoryLimit")
+_STS_MUTABLE = (
+    "replicas",
+    "ordinals",
+    "template",
+    "updateStrategy",
+    "persistentVolumeClaimRetentionPolicy",
+    "minReadySeconds",
+    "revisionHistoryLimit",
+)
 
 
 def _explain_immutable(err: Invalid, kind: str, ref: str, live: dict[str, Any], obj: dict[str, Any]) -> BerthError:
@@ -216,12 +235,19 @@ def _explain_immutable(err: Invalid, kind: str, ref: str, live: dict[str, Any], 
         return err
     shown = "; ".join(f"{p} ({value_at(live, p)!r} → {value_at(obj, p)!r})" for p in changed[:4])
     name = obj["metadata"]["name"]
-    hint = (f"keep the old value, or recreate the StatefulSet without touching pods and claims: "
-            f"`kubectl delete statefulset {name} --cascade=orphan -n {obj['metadata'].get('namespace')}` "
-            "then `berth up` again")
+    hint = (
+        f"keep the old value, or recreate the StatefulSet without touching pods and claims: "
+        f"`kubectl delete statefulset {name} --cascade=orphan -n {obj['metadata'].get('namespace')}` "
+        "then `berth up` again"
+    )
     if any(".resources.requests.storage" in p for p in changed):
-        hint = ("to grow volumes, first resize each existing claim (kubectl patch pvc <claim> -p "
-                "'{\"spec\":{\"resources\":{\"requests\":{\"storage\":\"<size>\"}}}}'; the class must allow "
-                "expansion), then " + hint.split(": ", 1)[1])
-    return Invalid(f"{ref}: {shown} cannot change in place: a StatefulSet's {changed[0].split('.')[1].split('[')[0]}"
-                   " is immutable", hint, changed)
+        hint = (
+            "to grow volumes, first resize each existing claim (kubectl patch pvc <claim> -p "
+            '\'{"spec":{"resources":{"requests":{"storage":"<size>"}}}}\'; the class must allow '
+            "expansion), then " + hint.split(": ", 1)[1]
+        )
+    return Invalid(
+        f"{ref}: {shown} cannot change in place: a StatefulSet's {changed[0].split('.')[1].split('[')[0]} is immutable",
+        hint,
+        changed,
+    )

@@ -15,16 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import httpx2
+
+from berth.contract import FIELD_MANAGER
 from berth.errors import BerthError
+from berth.kube.errors import translate, translate_status
 
 if TYPE_CHECKING:
-    import httpx2
     from lightkube import Client
     from lightkube.core.resource import Resource
 
 T = TypeVar("T")
+R = TypeVar("R", bound="Resource")
 
-FIELD_MANAGER = "berth"
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
@@ -84,7 +87,6 @@ def _one_line(err: Exception) -> str:
 
 def is_transient(err: BaseException) -> bool:
     """Errors worth retrying: the server is restarting, overloaded or slow, not wrong."""
-    import httpx2
     from lightkube import ApiError
 
     if isinstance(err, ApiError):
@@ -94,23 +96,52 @@ def is_transient(err: BaseException) -> bool:
     return isinstance(err, httpx2.TransportError)
 
 
+class CountingTransport(httpx2.BaseTransport):
+    """Counts every HTTP request sent through ``inner``; lightkube and :attr:`Kube.http` share one.
+
+    Counting at the transport sees each request exactly once, retries and requests made
+    straight through ``kube.client`` included, without reaching into lightkube's internals.
+    """
+
+    def __init__(self, inner: httpx2.BaseTransport) -> None:
+        self.inner = inner
+        self.requests = 0
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        """Count, then send."""
+        self.requests += 1
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        """Close the shared connection pool (closing it twice is harmless)."""
+        self.inner.close()
+
+
 @dataclass
 class Kube:
-    """A connected client: lightkube plus retries, request counting and clear errors."""
+    """A connected client: lightkube plus retries, request counting and clear errors.
+
+    ``http`` is a plain client on the same server, credentials and connection pool, for
+    paths lightkube has no model for (API discovery).
+    """
 
     client: Client
+    http: httpx2.Client
     server: str
     context: str
     namespace: str
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    requests: int = 0
+    transport: CountingTransport | None = None
     retries: int = 0
     on_retry: Callable[[BaseException, float], None] | None = None
 
+    @property
+    def requests(self) -> int:
+        """HTTP requests sent so far (0 without a counting transport)."""
+        return self.transport.requests if self.transport else 0
+
     def call(self, what: str, fn: Callable[[], T]) -> T:
         """Run one API call, retrying transient failures within the budget; map the rest to BerthErrors."""
-        from berth.kube.errors import translate
-
         delays = self.retry.delays()
         while True:
             try:
@@ -126,6 +157,21 @@ class Kube:
                     self.on_retry(err, delay)
                 time.sleep(delay)
 
+    def get_or_none(self, model: type[R], name: str, namespace: str | None = None) -> R | None:
+        """Read one object through :meth:`call`; None when it does not exist (404), any other error raises."""
+        from lightkube import ApiError
+
+        def get() -> R | None:
+            try:
+                found: R = self.client.get(model, name, namespace=namespace)  # type: ignore[type-var]
+            except ApiError as err:
+                if err.status.code == 404:
+                    return None
+                raise
+            return found
+
+        return self.call(f"read {object_ref(model.__name__, name, namespace)}", get)
+
     def delete(self, model: type[Resource], name: str, namespace: str | None) -> None:
         """Delete one object through :meth:`call`; one already gone counts as deleted."""
         from lightkube import ApiError
@@ -137,21 +183,21 @@ class Kube:
                 if err.status.code != 404:
                     raise
 
-        self.call(f"delete {model.__name__} {namespace or ''}/{name}", delete)
+        self.call(f"delete {object_ref(model.__name__, name, namespace)}", delete)
 
     def raw_get(self, path: str) -> httpx2.Response:
         """GET a path lightkube has no model for (API discovery); the caller checks the status."""
-        http = self._http()
-        return self.call(f"GET {path}", lambda: _checked(http.get(path)))
-
-    def _http(self) -> httpx2.Client:
-        # lightkube keeps its httpx client private; discovery needs a plain GET through it.
-        http: httpx2.Client = self.client._client._client
-        return http
+        return self.call(f"GET {path}", lambda: _checked(self.http.get(path)))
 
     def close(self) -> None:
         """Release the connection pool."""
         self.client.close()
+        self.http.close()
+
+
+def object_ref(kind: str, name: str, namespace: str | None) -> str:
+    """``StatefulSet ml/trainer`` or ``Namespace ml``: how messages name an object."""
+    return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
 
 
 def _checked(resp: httpx2.Response) -> httpx2.Response:
@@ -163,8 +209,8 @@ def _checked(resp: httpx2.Response) -> httpx2.Response:
 
 def connect(target: Target, *, retry: RetryPolicy | None = None, timeout_s: float = 15.0) -> Kube:
     """Build a client for ``target``; raises BerthError when the kubeconfig or context is unusable."""
-    import httpx2
     from lightkube import Client, ConfigError, KubeConfig
+    from lightkube.config.client_adapter import user_auth, verify_cluster
 
     path = _kubeconfig_path(target.kubeconfig)
     try:
@@ -176,8 +222,9 @@ def connect(target: Target, *, retry: RetryPolicy | None = None, timeout_s: floa
             " and `eval $(berth sandbox env)`",
         ) from None
     except Exception as err:  # a YAML, encoding or schema problem in the file
-        raise BerthError(f"cannot read kubeconfig {path}: {_one_line(err)}",
-                         "check the file with `kubectl config view`") from None
+        raise BerthError(
+            f"cannot read kubeconfig {path}: {_one_line(err)}", "check the file with `kubectl config view`"
+        ) from None
     try:
         config = kubeconfig.get(target.context)
     except ConfigError:
@@ -187,20 +234,39 @@ def connect(target: Target, *, retry: RetryPolicy | None = None, timeout_s: floa
     except KeyError as err:
         raise BerthError(f"kubeconfig {path} refers to a missing cluster or user {err}") from None
     assert config is not None
+    if config.user is None:
+        raise BerthError(f"context {config.context_name} of {path} names no user")
     namespace = target.namespace or config.namespace or "default"
+    timeout = httpx2.Timeout(timeout_s)
     try:
-        client = Client(config, namespace=namespace, field_manager=FIELD_MANAGER,
-                        timeout=httpx2.Timeout(timeout_s), trust_env=False)
+        verify = verify_cluster(config.cluster, config.user, config.abs_file, trust_env=False)
+        transport = CountingTransport(httpx2.HTTPTransport(verify=verify, trust_env=False))
+        client = Client(
+            config,
+            namespace=namespace,
+            field_manager=FIELD_MANAGER,
+            timeout=timeout,
+            trust_env=False,
+            transport=transport,
+        )
+        http = httpx2.Client(
+            base_url=str(config.cluster.server),
+            auth=user_auth(config.user),
+            timeout=timeout,
+            transport=transport,
+            trust_env=False,
+        )
     except (ConfigError, OSError) as err:
         raise BerthError(f"cannot use context {config.context_name} of {path}: {err}") from None
-    kube = Kube(client=client, server=str(config.cluster.server), context=str(config.context_name),
-                namespace=namespace, retry=retry or default_retry())
-
-    def count(_request: httpx2.Request) -> None:
-        kube.requests += 1
-
-    kube._http().event_hooks["request"].append(count)
-    return kube
+    return Kube(
+        client=client,
+        http=http,
+        server=str(config.cluster.server),
+        context=str(config.context_name),
+        namespace=namespace,
+        retry=retry or default_retry(),
+        transport=transport,
+    )
 
 
 def resource_type(api_version: str, kind: str) -> type[Resource] | None:
@@ -231,8 +297,6 @@ def discover(kube: Kube, api_version: str, kind: str) -> type[Resource] | None:
     if resp.status_code == 404:
         return None
     if resp.status_code >= 400:
-        from berth.kube.errors import translate_status
-
         raise translate_status(resp.status_code, resp.text, f"discover {api_version}", kube)
     for item in resp.json().get("resources", []):
         if item.get("kind") == kind and "/" not in item.get("name", ""):
@@ -242,8 +306,9 @@ def discover(kube: Kube, api_version: str, kind: str) -> type[Resource] | None:
     return None
 
 
-def model_for(kube: Kube, obj: dict[str, Any], cache: dict[tuple[str, str], type[Resource] | None]) -> (
-        type[Resource] | None):
+def model_for(
+    kube: Kube, obj: dict[str, Any], cache: dict[tuple[str, str], type[Resource] | None]
+) -> type[Resource] | None:
     """Resolve the lightkube model of a rendered object (built-in, CRD, or None when absent)."""
     key = (obj["apiVersion"], obj["kind"])
     if key not in cache:

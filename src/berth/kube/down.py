@@ -10,12 +10,13 @@ kept; claims with ``berth.dev/protect: "true"`` are kept even with ``--delete-vo
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from berth.contract import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY
 from berth.kube.apply import desired_objects, stored_spec
 from berth.kube.client import model_for
-from berth.kube.status import PROTECT_ANNOTATION, collect
+from berth.kube.deletion import Removal, delete_marked, keep_reason, removal
+from berth.kube.status import collect
 
 if TYPE_CHECKING:
     from lightkube.core.resource import Resource
@@ -23,32 +24,15 @@ if TYPE_CHECKING:
     from berth.kube.client import Kube
 
 # Namespaced kinds berth renders, for the label fallback (CRD kinds are only found through the stored spec).
-_LABELLED = (("v1", "ServiceAccount"), ("v1", "Service"), ("v1", "ConfigMap"), ("v1", "PersistentVolumeClaim"),
-             ("apps/v1", "StatefulSet"), ("policy/v1", "PodDisruptionBudget"),
-             ("networking.k8s.io/v1", "NetworkPolicy"))
-_SHARED_KINDS = {"Namespace": "other workloads may live in it; `kubectl delete namespace` removes it and its volumes",
-                 "StorageClass": "cluster-wide: other claims may use it"}
-
-
-@dataclass
-class Removal:
-    """One object and what ``down`` does with it."""
-
-    api_version: str
-    kind: str
-    name: str
-    namespace: str | None
-    delete: bool
-    reason: str
-    deleted: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        """For ``-o json``."""
-        return asdict(self)
-
-
-def _volume_kind(kind: str) -> bool:
-    return kind in ("PersistentVolumeClaim", "PersistentVolume")
+_LABELLED = (
+    ("v1", "ServiceAccount"),
+    ("v1", "Service"),
+    ("v1", "ConfigMap"),
+    ("v1", "PersistentVolumeClaim"),
+    ("apps/v1", "StatefulSet"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+)
 
 
 def plan_down(kube: Kube, name: str, namespace: str, *, delete_volumes: bool) -> list[Removal]:
@@ -67,33 +51,39 @@ def plan_down(kube: Kube, name: str, namespace: str, *, delete_volumes: bool) ->
             continue  # listed below with its template and ordinal
         if model_for(kube, obj, cache) is None:
             continue  # its CRD is not served: `up` skipped it, there is nothing to remove
-        md = obj["metadata"]
-        kind, obj_name, ns = obj["kind"], md["name"], md.get("namespace")
-        keep = Removal(obj["apiVersion"], kind, obj_name, ns, False, "")
-        if kind in _SHARED_KINDS:
-            keep.reason = _SHARED_KINDS[kind]
-        elif _volume_kind(kind) and not delete_volumes:
-            keep.reason = "volume: kept unless --delete-volumes"
-        elif (md.get("annotations") or {}).get(PROTECT_ANNOTATION) == "true":
-            keep.reason = f'protected ({PROTECT_ANNOTATION}: "true")'
-        else:
-            keep.delete, keep.reason = True, "created by berth up"
-        out.append(keep)
+        out.append(
+            removal(
+                obj,
+                volumes_kept=None if delete_volumes else "volume: kept unless --delete-volumes",
+                because="created by berth up",
+            )
+        )
     for claim in state.claims:
-        item = Removal("v1", "PersistentVolumeClaim", claim.name, namespace, False,
-                       "volume: kept unless --delete-volumes (reused by `berth up` later)")
-        if claim.protected:
-            item.reason = f'protected ({PROTECT_ANNOTATION}: "true")'
-        elif delete_volumes:
-            item.delete, item.reason = True, f"per-replica volume of {claim.template} (ordinal {claim.ordinal})"
-        out.append(item)
+        why = keep_reason(
+            "PersistentVolumeClaim",
+            protected=claim.protected,
+            volumes_kept=None
+            if delete_volumes
+            else "volume: kept unless --delete-volumes (reused by `berth up` later)",
+        )
+        out.append(
+            Removal(
+                "v1",
+                "PersistentVolumeClaim",
+                claim.name,
+                namespace,
+                why is None,
+                why or f"per-replica volume of {claim.template} (ordinal {claim.ordinal})",
+            )
+        )
     return out
 
 
-def labelled(kube: Kube, name: str, namespace: str,
-              cache: dict[tuple[str, str], type[Resource] | None]) -> list[dict[str, Any]]:
+def labelled(
+    kube: Kube, name: str, namespace: str, cache: dict[tuple[str, str], type[Resource] | None]
+) -> list[dict[str, Any]]:
     """Namespaced objects labelled as this cluster's and berth's, in apply order."""
-    labels: dict[str, Any] = {"app.kubernetes.io/instance": name, "app.kubernetes.io/managed-by": "berth"}
+    labels: dict[str, Any] = {LABEL_INSTANCE: name, LABEL_MANAGED_BY: MANAGED_BY}
     found: list[dict[str, Any]] = []
     for api_version, kind in _LABELLED:
         model = model_for(kube, {"apiVersion": api_version, "kind": kind}, cache)
@@ -116,17 +106,3 @@ def down(kube: Kube, name: str, namespace: str, *, delete_volumes: bool, yes: bo
     if yes:
         delete_marked(kube, removals)
     return removals
-
-
-def delete_marked(kube: Kube, removals: list[Removal]) -> None:
-    """Delete every removal marked ``delete`` (already gone is fine); mark each ``deleted``."""
-    cache: dict[tuple[str, str], type[Resource] | None] = {}
-    for item in removals:
-        if not item.delete:
-            continue
-        model = model_for(kube, {"apiVersion": item.api_version, "kind": item.kind}, cache)
-        if model is None:
-            continue
-        kube.delete(model, item.name, item.namespace)
-        item.deleted = True
-

@@ -9,12 +9,28 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from berth.errors import BerthError
 
-if TYPE_CHECKING:
-    from berth.kube.client import Kube
+
+class Endpoint(Protocol):
+    """The cluster an error names: :class:`berth.kube.client.Kube` is one.
+
+    A protocol rather than the client class, so this module stays a leaf the client imports.
+    """
+
+    @property
+    def server(self) -> str:
+        """The API server URL."""
+
+    @property
+    def context(self) -> str:
+        """The kubeconfig context."""
+
+    @property
+    def namespace(self) -> str:
+        """The namespace commands default to."""
 
 
 class ClusterUnreachable(BerthError):
@@ -70,8 +86,7 @@ def _status_parts(err: BaseException) -> tuple[int, str, str, dict[str, Any]]:
         details = {
             "name": st.details.name,
             "kind": st.details.kind,
-            "causes": [{"field": c.field, "message": c.message, "reason": c.reason}
-                       for c in (st.details.causes or [])],
+            "causes": [{"field": c.field, "message": c.message, "reason": c.reason} for c in (st.details.causes or [])],
         }
     return int(st.code or 0), str(st.reason or ""), str(st.message or ""), details
 
@@ -85,12 +100,17 @@ def conflicts_from(details: dict[str, Any]) -> list[FieldConflict]:
     for cause in details.get("causes", []):
         msg = str(cause.get("message") or "")
         owner = _CONFLICT_MANAGER.search(msg)
-        out.append(FieldConflict(field=str(cause.get("field") or "?"),
-                                 manager=owner.group(1) if owner else "another manager", message=msg))
+        out.append(
+            FieldConflict(
+                field=str(cause.get("field") or "?"),
+                manager=owner.group(1) if owner else "another manager",
+                message=msg,
+            )
+        )
     return out
 
 
-def translate(err: BaseException, what: str, kube: Kube, *, gave_up_after_s: float | None = None) -> BerthError:
+def translate(err: BaseException, what: str, kube: Endpoint, *, gave_up_after_s: float | None = None) -> BerthError:
     """A BerthError for ``err`` raised while doing ``what``; bugs pass through unchanged."""
     import httpx2
     from lightkube import ApiError
@@ -101,8 +121,9 @@ def translate(err: BaseException, what: str, kube: Kube, *, gave_up_after_s: flo
         return err
     if isinstance(err, ApiError):
         code, reason, message, details = _status_parts(err)
-        return translate_status(code, json.dumps({"reason": reason, "message": message, "details": details}),
-                                what, kube, retried=retried)
+        return translate_status(
+            code, json.dumps({"reason": reason, "message": message, "details": details}), what, kube, retried=retried
+        )
     if isinstance(err, httpx2.HTTPStatusError):
         return translate_status(err.response.status_code, err.response.text, what, kube, retried=retried)
     if isinstance(err, httpx2.TransportError):
@@ -114,7 +135,7 @@ def translate(err: BaseException, what: str, kube: Kube, *, gave_up_after_s: flo
     raise err
 
 
-def translate_status(code: int, body: str, what: str, kube: Kube, *, retried: str = "") -> BerthError:
+def translate_status(code: int, body: str, what: str, kube: Endpoint, *, retried: str = "") -> BerthError:
     """A BerthError from an HTTP status and its (JSON Status or plain) body."""
     try:
         parsed = json.loads(body)
@@ -124,15 +145,21 @@ def translate_status(code: int, body: str, what: str, kube: Kube, *, retried: st
     details: dict[str, Any] = parsed.get("details") or {}
     reason = str(parsed.get("reason") or "")
     if code == 401:
-        return BerthError(f"the cluster at {kube.server} rejected berth's credentials ({message})",
-                          f"refresh the credentials of context {kube.context}")
+        return BerthError(
+            f"the cluster at {kube.server} rejected berth's credentials ({message})",
+            f"refresh the credentials of context {kube.context}",
+        )
     if code == 403:
-        return Forbidden(f"forbidden: {message}",
-                         "berth needs the Role in docs/rbac.md; ask an admin to bind it, or use another --context")
+        return Forbidden(
+            f"forbidden: {message}",
+            "berth needs the Role in docs/rbac.md; ask an admin to bind it, or use another --context",
+        )
     if code == 404 and details.get("kind") == "namespaces":
         ns = details.get("name") or kube.namespace
-        return NamespaceMissing(f"namespace {ns} does not exist (while trying to {what})",
-                                f"create it (kubectl create namespace {ns}) or pass -n with an existing one")
+        return NamespaceMissing(
+            f"namespace {ns} does not exist (while trying to {what})",
+            f"create it (kubectl create namespace {ns}) or pass -n with an existing one",
+        )
     if code == 409 and reason == "Conflict" and details.get("causes"):
         return ApplyConflict(what, conflicts_from(details))
     if code == 422:
@@ -140,17 +167,19 @@ def translate_status(code: int, body: str, what: str, kube: Kube, *, retried: st
         fields = [str(c.get("field") or "") for c in causes]
         return Invalid(f"{what}: rejected by the API server: {message}", _invalid_hint(message), fields)
     if code in (429, 500, 502, 503, 504):
-        return ClusterUnreachable(f"the API server at {kube.server} kept failing{retried}: HTTP {code} {message}"
-                                  f" (while trying to {what})",
-                                  "the cluster is overloaded or restarting; rerun when it is healthy "
-                                  "(berth's apply is idempotent)")
+        return ClusterUnreachable(
+            f"the API server at {kube.server} kept failing{retried}: HTTP {code} {message} (while trying to {what})",
+            "the cluster is overloaded or restarting; rerun when it is healthy (berth's apply is idempotent)",
+        )
     return BerthError(f"{what}: HTTP {code}: {message}")
 
 
 def _invalid_hint(message: str) -> str | None:
     if "updates to statefulset spec for fields other than" in message:
-        return ("a StatefulSet's volumeClaimTemplates, selector and serviceName cannot change in place; "
-                "see `berth plan` for the exact field")
+        return (
+            "a StatefulSet's volumeClaimTemplates, selector and serviceName cannot change in place; "
+            "see `berth plan` for the exact field"
+        )
     if "field is immutable" in message:
         return "this field cannot change in place: delete and recreate the object, or keep the old value"
     return None

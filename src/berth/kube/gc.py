@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from berth.contract import LABEL_INSTANCE
+from berth.kube.deletion import keep_reason
 from berth.kube.status import ClaimRow, ClusterState, collect
 
 if TYPE_CHECKING:
@@ -30,9 +32,16 @@ class Verdict:
 
     def to_json(self) -> dict[str, Any]:
         """For ``-o json``."""
-        return {"name": self.claim.name, "template": self.claim.template, "ordinal": self.claim.ordinal,
-                "size": self.claim.capacity or self.claim.requested, "ageSeconds": self.claim.age_s,
-                "delete": self.delete, "deleted": self.deleted, "reason": self.reason}
+        return {
+            "name": self.claim.name,
+            "template": self.claim.template,
+            "ordinal": self.claim.ordinal,
+            "size": self.claim.capacity or self.claim.requested,
+            "ageSeconds": self.claim.age_s,
+            "delete": self.delete,
+            "deleted": self.deleted,
+            "reason": self.reason,
+        }
 
 
 def _template_labels(state: ClusterState, template: str | None) -> dict[str, str] | None:
@@ -51,11 +60,12 @@ def judge(state: ClusterState, claim: ClaimRow) -> Verdict:
         return Verdict(claim, False, f"in use: replica {claim.ordinal} of {state.replicas}")
     if claim.mounted_by:
         return Verdict(claim, False, f"mounted by {', '.join(claim.mounted_by)}")
-    if claim.protected:
-        return Verdict(claim, False, 'protected (berth.dev/protect: "true")')
+    held = keep_reason("PersistentVolumeClaim", protected=claim.protected, volumes_kept=None)
+    if held is not None:
+        return Verdict(claim, False, held)
     wanted = _template_labels(state, claim.template)
     if wanted is None:
-        wanted = {"app.kubernetes.io/instance": state.name}
+        wanted = {LABEL_INSTANCE: state.name}
     if any(claim.labels.get(k) != v for k, v in wanted.items()):
         return Verdict(claim, False, "name fits but labels do not: not made from this cluster's template")
     if claim.deleting:

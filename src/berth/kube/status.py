@@ -13,16 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from berth.errors import BerthError
 from berth.kube.claims import parse_claim_name
+from berth.kube.deletion import is_protected
 
 if TYPE_CHECKING:
-    from lightkube.resources.apps_v1 import StatefulSet
     from lightkube.resources.core_v1 import PersistentVolumeClaim, Pod
 
     from berth.kube.client import Kube
 
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 ZONE_LABEL = "topology.kubernetes.io/zone"
-PROTECT_ANNOTATION = "berth.dev/protect"
 
 
 @dataclass
@@ -189,7 +188,7 @@ def _claim_row(pvc: PersistentVolumeClaim, sts_name: str, templates: list[str], 
         capacity=capacity.get("storage"),
         volume=spec.volumeName if spec else None,
         age_s=_age(md.creationTimestamp if md else None),
-        protected=((md.annotations or {}) if md else {}).get(PROTECT_ANNOTATION) == "true",
+        protected=is_protected(md.annotations if md else None),
         labels=dict((md.labels or {}) if md else {}),
         orphaned=ref is not None and ref.ordinal >= replicas,
         deleting=bool(md and md.deletionTimestamp),
@@ -199,21 +198,12 @@ def _claim_row(pvc: PersistentVolumeClaim, sts_name: str, templates: list[str], 
 def collect(kube: Kube, name: str, namespace: str, *, nodes: bool = True, all_pods: bool = False,
             require: bool = True) -> ClusterState:
     """Snapshot the cluster ``name``; ``all_pods`` lists every pod of the namespace (gc must see any mount)."""
-    from lightkube import ApiError
     from lightkube.resources.apps_v1 import StatefulSet
     from lightkube.resources.core_v1 import Node, PersistentVolumeClaim, Pod
 
     from berth.kube.errors import Forbidden
 
-    def get_sts() -> StatefulSet | None:
-        try:
-            return kube.client.get(StatefulSet, name, namespace=namespace)
-        except ApiError as err:
-            if err.status.code == 404:
-                return None
-            raise
-
-    sts = kube.call(f"read StatefulSet {namespace}/{name}", get_sts)
+    sts = kube.get_or_none(StatefulSet, name, namespace)
     if sts is None and require:
         _missing(kube, name, namespace)
     sts_dict: dict[str, Any] | None = dict(sts.to_dict()) if sts is not None else None
@@ -281,22 +271,12 @@ def collect(kube: Kube, name: str, namespace: str, *, nodes: bool = True, all_po
 
 def _missing(kube: Kube, name: str, namespace: str) -> None:
     """Raise the precise error: missing namespace, or no such cluster in it."""
-    from lightkube import ApiError
     from lightkube.resources.core_v1 import Namespace
 
     from berth.kube.errors import Forbidden, NamespaceMissing
 
-    def ns_exists() -> bool:
-        try:
-            kube.client.get(Namespace, namespace)
-        except ApiError as err:
-            if err.status.code == 404:
-                return False
-            raise
-        return True
-
     try:
-        exists = kube.call(f"read namespace {namespace}", ns_exists)
+        exists = kube.get_or_none(Namespace, namespace) is not None
     except Forbidden:
         exists = True
     if not exists:

@@ -31,17 +31,29 @@ class UpResult:
 
     def to_json(self) -> dict[str, Any]:
         """For ``-o json``."""
-        out: dict[str, Any] = {"name": self.name, "namespace": self.namespace, "changed": self.changed,
-                               "objects": [r.to_json() for r in self.results]}
+        out: dict[str, Any] = {
+            "name": self.name,
+            "namespace": self.namespace,
+            "changed": self.changed,
+            "objects": [r.to_json() for r in self.results],
+        }
         if self.state is not None:
             out["rollout"] = self.state.rollout
             out["ready"] = self.state.ready_replicas
         return out
 
 
-def up(kube: Kube, spec: TrainingCluster, *, force: bool = False, wait: bool = True, timeout_s: float = 300,
-       progress: Progress | None = None, on_result: Callable[[ObjectResult], None] | None = None,
-       prune: bool = False) -> UpResult:
+def up(
+    kube: Kube,
+    spec: TrainingCluster,
+    *,
+    force: bool = False,
+    wait: bool = True,
+    timeout_s: float = 300,
+    progress: Progress | None = None,
+    on_result: Callable[[ObjectResult], None] | None = None,
+    prune: bool = False,
+) -> UpResult:
     """Apply every object in dependency order, then (``wait``) block until pods are Ready and claims Bound.
 
     ``on_result`` hears each object's outcome as it is applied, ``progress`` each snapshot while waiting.
@@ -66,17 +78,15 @@ def up(kube: Kube, spec: TrainingCluster, *, force: bool = False, wait: bool = T
 
 
 def _prune(kube: Kube, spec: TrainingCluster, objects: list[dict[str, Any]]) -> list[ObjectResult]:
-    from berth.kube.down import Removal, delete_marked
+    from berth.kube.deletion import delete_marked, removal
     from berth.kube.plan import leftover_objects
-    from berth.kube.status import PROTECT_ANNOTATION
 
-    removals = []
-    for obj in leftover_objects(kube, spec.name, spec.namespace, objects):
-        md = obj["metadata"]
-        keep = obj["kind"] in ("PersistentVolumeClaim", "PersistentVolume") or \
-            (md.get("annotations") or {}).get(PROTECT_ANNOTATION) == "true"
-        removals.append(Removal(obj["apiVersion"], obj["kind"], md["name"], md.get("namespace"), not keep,
-                                "volume or protected: kept" if keep else "no longer in the spec"))
+    removals = [
+        removal(obj, volumes_kept="volume: data is never pruned", because="no longer in the spec")
+        for obj in leftover_objects(kube, spec.name, spec.namespace, objects)
+    ]
     delete_marked(kube, removals)
-    return [ObjectResult(r.kind, r.name, r.namespace, "pruned" if r.deleted else "leftover", note=r.reason)
-            for r in removals]
+    return [
+        ObjectResult(r.kind, r.name, r.namespace, "pruned" if r.deleted else "leftover", note=r.reason)
+        for r in removals
+    ]
