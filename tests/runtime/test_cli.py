@@ -251,8 +251,11 @@ def test_restore_of_a_corrupted_archive_object_commits_nothing(ckpt_dir: Path, t
     bucket, prefix = s3.removeprefix("s3://").split("/", 1)
     client = boto3.client("s3")  # the s3 fixture's AWS_* env points it at the SeaweedFS server
     shard = f"{prefix}/step-000000000030/rank-00001/"
-    key = next(o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix=shard)["Contents"]
-               if o["Key"].endswith(".safetensors"))
+    key = next(
+        o["Key"]
+        for o in client.list_objects_v2(Bucket=bucket, Prefix=shard)["Contents"]
+        if o["Key"].endswith(".safetensors")
+    )
     data = bytearray(client.get_object(Bucket=bucket, Key=key)["Body"].read())
     data[len(data) // 2] ^= 0xFF  # bit rot in the object store, same size
     client.put_object(Bucket=bucket, Key=key, Body=bytes(data))

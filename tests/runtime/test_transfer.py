@@ -30,7 +30,8 @@ def plain_server(tmp_path: Path) -> Iterator[str]:
 
 
 def test_a_server_that_ignores_range_is_refused_rather_than_corrupting_the_file(
-        plain_server: str, tmp_path: Path) -> None:
+    plain_server: str, tmp_path: Path
+) -> None:
     out = tmp_path / "download"
     fd = os.open(out, os.O_RDWR | os.O_CREAT, 0o644)
     try:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 Progress = Callable[[int], None]
+"""Called with the bytes just moved (uploaded, downloaded or verified), for progress bars."""
 PART_SIZE = 16 << 20
 CONCURRENCY = 8  # parallel parts; downloads from SeaweedFS on 2 cores gain 2x over 4
 _MANIFEST_KEY = re.compile(r"(?:^|/)step-(\d+)/rank-(\d+)/" + re.escape(MANIFEST_NAME) + "$")

@@ -13,7 +13,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -21,11 +21,11 @@ from types import TracebackType
 from berth.errors import BerthError, UsageError
 from berth.runtime import metrics
 from berth.runtime.agree import Agreement, default_agreement
-from berth.runtime.archive import Archive, ArchiveError
+from berth.runtime.archive import Archive, ArchiveError, Progress
 from berth.runtime.manifest import CorruptCheckpoint, Manifest
 from berth.runtime.safetensors_io import CHUNK_SIZE
 from berth.runtime.shard import Prepared, Staging, fetch_shard, load_shard, prepare, write_shard
-from berth.runtime.store import LocalStore, check_sizes, read_manifest, retained
+from berth.runtime.store import LocalStore, read_complete, read_manifest, retained
 
 log = logging.getLogger("berth.checkpoint")
 
@@ -235,11 +235,8 @@ class CheckpointManager:
         agree = self._agree or default_agreement(self.world_size)
         local: dict[int, Manifest] = {}
         for s in self.store.steps():
-            shard = self.store.shard_dir(s)
             try:
-                manifest = read_manifest(shard)
-                check_sizes(shard, manifest)
-                local[s] = manifest
+                local[s] = read_complete(self.store.shard_dir(s))
             except CorruptCheckpoint as err:
                 log.warning("step %d rank %d is damaged, skipping it: %s", s, self.rank, err.message)
         remote: set[int] = set()
@@ -281,7 +278,7 @@ class CheckpointManager:
             log.warning("step %d rank %d from the archive is unusable: %s", step, self.rank, err)
             return None
 
-    def fetch(self, step: int, progress: Callable[[int], None] | None = None) -> Manifest:
+    def fetch(self, step: int, progress: Progress | None = None) -> Manifest:
         """Download this rank's shard of ``step`` from the archive, verify it, and commit it locally.
 
         Raises CorruptCheckpoint (nothing committed) when the archive's copy fails verification.

@@ -6,26 +6,24 @@ operator does on a shared volume or a copy of one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from berth.errors import BerthError, UsageError
-from berth.runtime.archive import Archive
+from berth.runtime.archive import Archive, Progress
 from berth.runtime.manifest import CorruptCheckpoint, Manifest
 from berth.runtime.shard import fetch_shard, verify_shard
 from berth.runtime.store import (
     ARCHIVED_MARKER,
     LocalStore,
-    check_sizes,
+    read_complete,
     read_manifest,
     retained,
     scan_steps,
 )
-
-Progress = Callable[[int], None]
 
 
 @dataclass
@@ -71,8 +69,7 @@ def list_steps(root: Path) -> list[StepInfo]:
         for shard in shards.values():
             info.archived &= (shard / ARCHIVED_MARKER).exists()
             try:
-                manifest = read_manifest(shard)
-                check_sizes(shard, manifest)
+                manifest = read_complete(shard)
             except CorruptCheckpoint as err:
                 info.problems.append(err.message)
                 continue

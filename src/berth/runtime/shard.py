@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from berth.runtime.archive import Archive
+from berth.runtime.archive import Archive, Progress
 from berth.runtime.manifest import META_NAME, TENSORS_NAME, CorruptCheckpoint, Manifest, TensorEntry
 from berth.runtime.safetensors_io import (
     CHUNK_SIZE,
@@ -28,8 +28,6 @@ from berth.runtime.safetensors_io import (
 )
 from berth.runtime.store import LocalStore
 from berth.runtime.tree import U8Array, flatten, unflatten
-
-Progress = Callable[[int], None]
 
 
 @dataclass

@@ -107,8 +107,12 @@ def read_manifest(shard: Path) -> Manifest:
     return Manifest.from_bytes(raw, str(path))
 
 
-def check_sizes(shard: Path, manifest: Manifest) -> None:
-    """Cheap completeness check (no data read): every listed file exists with its size."""
+def read_complete(shard: Path) -> Manifest:
+    """The manifest of a shard whose listed files all exist with their sizes; else CorruptCheckpoint.
+
+    The cheap check (no data read) behind the steps ``restore()`` offers and ``ckpt list`` counts.
+    """
+    manifest = read_manifest(shard)
     for entry in manifest.files:
         path = shard / entry.name
         try:
@@ -117,6 +121,7 @@ def check_sizes(shard: Path, manifest: Manifest) -> None:
             raise CorruptCheckpoint(f"{path}: missing", path=str(path)) from err
         if size != entry.size:
             raise CorruptCheckpoint(f"{path}: size {size}, manifest says {entry.size}", path=str(path))
+    return manifest
 
 
 @dataclass

@@ -103,8 +103,10 @@ class RawHTTP:
                 # The server ignored Range: the body starts at byte 0, not at ``offset``. Writing it at
                 # ``offset`` would corrupt the file, so refuse (not retried: the server will not change).
                 resp.close()
-                raise TransferError(f"GET: the server ignored the Range header (HTTP 200 for bytes {offset}+{size})"
-                                    "; the archive needs an S3-compatible store that serves ranged reads")
+                raise TransferError(
+                    f"GET: the server ignored the Range header (HTTP 200 for bytes {offset}+{size})"
+                    "; the archive needs an S3-compatible store that serves ranged reads"
+                )
             done = 0
             while done < size:
                 n = resp.readinto(buf[: min(len(buf), size - done)])
