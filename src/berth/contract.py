@@ -28,6 +28,10 @@ PART_OF = "berth"
 # The component of the training pods (StatefulSet, its Service, PDB and policies select it).
 TRAINING_COMPONENT = "training"
 
+# Well-known names of Kubernetes and the NVIDIA device plugin that berth schedules and diagnoses by.
+LABEL_ZONE = "topology.kubernetes.io/zone"
+GPU_RESOURCE = "nvidia.com/gpu"
+
 # berth.dev/* annotations.
 ANNOTATION_TIER = "berth.dev/tier"  # hot | warm | cold, on StorageClasses and claim templates
 ANNOTATION_CHECKPOINT_VOLUME = "berth.dev/checkpoint-volume"  # "true" on a claim that holds checkpoints

@@ -276,6 +276,44 @@ def test_readiness_waits_for_deleted_claims_and_terminating_pods() -> None:
     assert readiness(_state(1, claims, [_pod(0)])).done  # Retain: the orphan may stay
 
 
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        ("0/3 nodes are available: 3 Insufficient nvidia.com/gpu.", "insufficient-gpu"),
+        ("0/3 nodes are available: 3 node(s) had volume node affinity conflict.", "zone-mismatch"),
+        ("0/3 nodes are available: pod has unbound immediate PersistentVolumeClaims.", "unbound-claim"),
+        ("0/3 nodes are available: 3 node(s) had untolerated taint {gpu: true}.", "untolerated-taint"),
+        ("0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.", "node-selector"),
+        ("0/3 nodes are available: 3 Insufficient memory.", "insufficient-resources"),
+        ("", "pod-pending"),
+    ],
+)
+def test_doctor_names_why_a_pod_is_not_scheduled(message: str, code: str) -> None:
+    from berth.kube.doctor import Facts, diagnose
+
+    pod = PodRow(
+        name="t-0",
+        ordinal=0,
+        phase="Pending",
+        ready=False,
+        node=None,
+        zone=None,
+        restarts=0,
+        revision="r1",
+        reason=f"PodScheduled: {message}" if message else None,
+    )
+    nodes = [
+        {
+            "metadata": {"name": "n", "labels": {"topology.kubernetes.io/zone": "zone-a"}},
+            "status": {"allocatable": {"nvidia.com/gpu": "8"}},
+        }
+    ]
+    findings = diagnose(Facts(_state(1, [], [pod]), [], {}, {}, nodes, []))
+    assert [(f.code, f.object) for f in findings] == [(code, "pod/t-0")]
+    if code == "insufficient-gpu":
+        assert "cluster allocatable: 8 GPUs" in findings[0].evidence
+
+
 # ---- errors, retries, connection ----------------------------------------------------------------
 
 

@@ -13,13 +13,12 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from berth.contract import GPU_RESOURCE, LABEL_ZONE
 from berth.kube.status import ClusterState, collect
 
 if TYPE_CHECKING:
     from berth.kube.client import Kube
 
-GPU = "nvidia.com/gpu"
-ZONE = "topology.kubernetes.io/zone"
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
 
@@ -52,9 +51,12 @@ class Facts:
 
     def events_for(self, kind: str, name: str) -> list[dict[str, Any]]:
         """Events about one object, newest last."""
-        out = [e for e in self.events
-               if (e.get("involvedObject") or {}).get("kind") == kind
-               and (e.get("involvedObject") or {}).get("name") == name]
+        out = [
+            e
+            for e in self.events
+            if (e.get("involvedObject") or {}).get("kind") == kind
+            and (e.get("involvedObject") or {}).get("name") == name
+        ]
         return sorted(out, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
 
 
@@ -76,8 +78,9 @@ def gather(kube: Kube, name: str, namespace: str) -> Facts:
     classes = {c["metadata"]["name"]: c for c in kube.call("list StorageClasses", lambda: dicts(StorageClass))}
     volumes = {v["metadata"]["name"]: v for v in kube.call("list PersistentVolumes", lambda: dicts(PersistentVolume))}
     nodes = kube.call("list nodes", lambda: dicts(Node))
-    budgets = kube.call(f"list PodDisruptionBudgets in {namespace}",
-                        lambda: dicts(PodDisruptionBudget, namespace=namespace))
+    budgets = kube.call(
+        f"list PodDisruptionBudgets in {namespace}", lambda: dicts(PodDisruptionBudget, namespace=namespace)
+    )
     return Facts(state, events, classes, volumes, nodes, budgets)
 
 
@@ -91,39 +94,67 @@ def _claims(facts: Facts) -> Iterator[Finding]:
     for claim in [*facts.state.claims, *facts.state.shared]:
         obj = f"pvc/{claim.name}"
         if claim.phase == "Lost":
-            yield Finding("error", "claim-lost", obj, "the claim's volume is gone",
-                          f"PersistentVolume {claim.volume} no longer exists",
-                          "restore from a Velero snapshot or the checkpoint archive, then recreate the claim")
+            yield Finding(
+                "error",
+                "claim-lost",
+                obj,
+                "the claim's volume is gone",
+                f"PersistentVolume {claim.volume} no longer exists",
+                "restore from a Velero snapshot or the checkpoint archive, then recreate the claim",
+            )
             continue
         if claim.phase != "Pending":
             continue
         sc_name = claim.storage_class
         if sc_name and sc_name not in facts.classes:
-            yield Finding("error", "storage-class-missing", obj, f"StorageClass {sc_name} does not exist",
-                          f"claim {claim.name} asks for storageClassName {sc_name}",
-                          "create the class (berth creates the classes a spec declares without `existing: true`) "
-                          "or point the volume at an existing class")
+            yield Finding(
+                "error",
+                "storage-class-missing",
+                obj,
+                f"StorageClass {sc_name} does not exist",
+                f"claim {claim.name} asks for storageClassName {sc_name}",
+                "create the class (berth creates the classes a spec declares without `existing: true`) "
+                "or point the volume at an existing class",
+            )
             continue
-        failures = [e for e in facts.events_for("PersistentVolumeClaim", claim.name)
-                    if e.get("reason") in ("ProvisioningFailed", "FailedBinding")]
+        failures = [
+            e
+            for e in facts.events_for("PersistentVolumeClaim", claim.name)
+            if e.get("reason") in ("ProvisioningFailed", "FailedBinding")
+        ]
         if failures:
             last = failures[-1]
-            yield Finding("error", "provisioning-failed", obj, "the provisioner cannot create the volume",
-                          f"{last.get('reason')}: {last.get('message')}",
-                          _provisioning_fix(str(last.get("message") or "")))
+            yield Finding(
+                "error",
+                "provisioning-failed",
+                obj,
+                "the provisioner cannot create the volume",
+                f"{last.get('reason')}: {last.get('message')}",
+                _provisioning_fix(str(last.get("message") or "")),
+            )
             continue
         sc = facts.classes.get(sc_name or "", {})
         waiting = sc.get("volumeBindingMode") == "WaitForFirstConsumer"
         if waiting and not any(claim.name in p.claims and p.node for p in facts.state.pods):
-            yield Finding("info", "claim-waits-for-pod", obj, "waits for its pod to be scheduled",
-                          f"class {sc_name} binds on first consumer",
-                          "nothing to do if the pod schedules; see the pod's finding otherwise")
+            yield Finding(
+                "info",
+                "claim-waits-for-pod",
+                obj,
+                "waits for its pod to be scheduled",
+                f"class {sc_name} binds on first consumer",
+                "nothing to do if the pod schedules; see the pod's finding otherwise",
+            )
         elif claim.age_s is not None and claim.age_s > 120:
             provisioner = sc.get("provisioner", "?")
-            yield Finding("warning", "claim-stuck", obj, f"Pending for {int(claim.age_s // 60)} min with no error",
-                          f"provisioner {provisioner} has not acted",
-                          f"check that the {provisioner} driver runs (e.g. kubectl logs -n kube-system "
-                          "-l app=ebs-csi-controller)")
+            yield Finding(
+                "warning",
+                "claim-stuck",
+                obj,
+                f"Pending for {int(claim.age_s // 60)} min with no error",
+                f"provisioner {provisioner} has not acted",
+                f"check that the {provisioner} driver runs (e.g. kubectl logs -n kube-system "
+                "-l app=ebs-csi-controller)",
+            )
 
 
 def _provisioning_fix(message: str) -> str:
@@ -137,7 +168,6 @@ def _provisioning_fix(message: str) -> str:
     return "read the provisioner's log for the cause"
 
 
-
 def _pods(facts: Facts) -> Iterator[Finding]:
     for pod in facts.state.pods:
         obj = f"pod/{pod.name}"
@@ -145,12 +175,23 @@ def _pods(facts: Facts) -> Iterator[Finding]:
         if pod.phase == "Pending" and not pod.node:
             yield _unschedulable(facts, obj, reason)
         elif "CrashLoopBackOff" in reason or pod.restarts > 3:
-            yield Finding("warning", "pod-restarting", obj, f"restarted {pod.restarts} times",
-                          reason or "container exits repeatedly",
-                          "read `kubectl logs --previous`; training resumes from the last checkpoint on restart")
+            yield Finding(
+                "warning",
+                "pod-restarting",
+                obj,
+                f"restarted {pod.restarts} times",
+                reason or "container exits repeatedly",
+                "read `kubectl logs --previous`; training resumes from the last checkpoint on restart",
+            )
         elif "OOMKilled" in reason:
-            yield Finding("error", "pod-oom", obj, "the container ran out of memory", reason,
-                          "raise the memory limit or lower the batch size / host-side checkpoint buffers")
+            yield Finding(
+                "error",
+                "pod-oom",
+                obj,
+                "the container ran out of memory",
+                reason,
+                "raise the memory limit or lower the batch size / host-side checkpoint buffers",
+            )
         for event in facts.events_for("Pod", pod.name):
             finding = _mount_event(obj, event)
             if finding:
@@ -158,42 +199,78 @@ def _pods(facts: Facts) -> Iterator[Finding]:
                 break
 
 
+# What else the scheduler says of a pod it cannot place, lowercased: (phrases, code, problem, fix); first match wins.
+_SCHEDULER_SAYS = (
+    (
+        ("unbound immediate persistentvolumeclaims", "persistentvolumeclaim"),
+        "unbound-claim",
+        "waits for a claim that cannot bind",
+        "see the claim's finding above",
+    ),
+    (
+        ("untolerated taint",),
+        "untolerated-taint",
+        "every fitting node is tainted",
+        "add the taint's toleration under spec.scheduling.tolerations",
+    ),
+    (
+        ("node affinity/selector", "didn't match pod's node affinity"),
+        "node-selector",
+        "no node matches the pod's nodeSelector/affinity",
+        "fix spec.scheduling.nodeSelector or label the GPU nodes",
+    ),
+    (
+        ("insufficient",),
+        "insufficient-resources",
+        "no node has enough free CPU or memory",
+        "lower the requests or add nodes",
+    ),
+)
+
+
 def _unschedulable(facts: Facts, obj: str, reason: str) -> Finding:
     text = reason.lower()
-    if "insufficient nvidia.com/gpu" in text:
-        free = sum(int(str((n.get("status") or {}).get("allocatable", {}).get(GPU, 0))) for n in facts.nodes)
+    if f"insufficient {GPU_RESOURCE}" in text:
+        free = sum(int(str((n.get("status") or {}).get("allocatable", {}).get(GPU_RESOURCE, 0))) for n in facts.nodes)
         want = _gpu_request(facts)
-        return Finding("error", "insufficient-gpu", obj, "no node has enough free GPUs",
-                       f"{reason} (cluster allocatable: {free} GPUs; each pod requests {want})",
-                       "add GPU nodes, lower nvidia.com/gpu per pod, or scale down other GPU workloads")
+        return Finding(
+            "error",
+            "insufficient-gpu",
+            obj,
+            "no node has enough free GPUs",
+            f"{reason} (cluster allocatable: {free} GPUs; each pod requests {want})",
+            "add GPU nodes, lower nvidia.com/gpu per pod, or scale down other GPU workloads",
+        )
     # Older schedulers say "volume node affinity conflict"; v1.3x says "didn't match PersistentVolume's node affinity".
     if "volume node affinity conflict" in text or "persistentvolume's node affinity" in text:
         zones = _claim_zones(facts, obj.removeprefix("pod/"))
-        node_zones = sorted({(n["metadata"].get("labels") or {}).get(ZONE, "?") for n in facts.nodes})
-        return Finding("error", "zone-mismatch", obj, "its volume lives in a zone with no usable node",
-                       f"{reason} (volume zones: {', '.join(zones) or '?'}; node zones: {', '.join(node_zones)})",
-                       "add a node in the volume's zone; for new claims use WaitForFirstConsumer; or restore the "
-                       "checkpoint from the archive into a claim in another zone (berth ckpt restore)")
-    if "unbound immediate persistentvolumeclaims" in text or "persistentvolumeclaim" in text:
-        return Finding("error", "unbound-claim", obj, "waits for a claim that cannot bind", reason,
-                       "see the claim's finding above")
-    if "untolerated taint" in text:
-        return Finding("error", "untolerated-taint", obj, "every fitting node is tainted", reason,
-                       "add the taint's toleration under spec.scheduling.tolerations")
-    if "node affinity/selector" in text or "didn't match pod's node affinity" in text:
-        return Finding("error", "node-selector", obj, "no node matches the pod's nodeSelector/affinity", reason,
-                       "fix spec.scheduling.nodeSelector or label the GPU nodes")
-    if "insufficient" in text:
-        return Finding("error", "insufficient-resources", obj, "no node has enough free CPU or memory", reason,
-                       "lower the requests or add nodes")
-    return Finding("warning", "pod-pending", obj, "not scheduled yet", reason or "no scheduler message yet",
-                   "wait a moment, then `kubectl describe pod`")
+        node_zones = sorted({(n["metadata"].get("labels") or {}).get(LABEL_ZONE, "?") for n in facts.nodes})
+        return Finding(
+            "error",
+            "zone-mismatch",
+            obj,
+            "its volume lives in a zone with no usable node",
+            f"{reason} (volume zones: {', '.join(zones) or '?'}; node zones: {', '.join(node_zones)})",
+            "add a node in the volume's zone; for new claims use WaitForFirstConsumer; or restore the "
+            "checkpoint from the archive into a claim in another zone (berth ckpt restore)",
+        )
+    for phrases, code, problem, fix in _SCHEDULER_SAYS:
+        if any(phrase in text for phrase in phrases):
+            return Finding("error", code, obj, problem, reason, fix)
+    return Finding(
+        "warning",
+        "pod-pending",
+        obj,
+        "not scheduled yet",
+        reason or "no scheduler message yet",
+        "wait a moment, then `kubectl describe pod`",
+    )
 
 
 def _gpu_request(facts: Facts) -> str:
     sts = facts.state.statefulset or {}
     containers = sts.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}]
-    return str((containers[0].get("resources") or {}).get("limits", {}).get(GPU, "?"))
+    return str((containers[0].get("resources") or {}).get("limits", {}).get(GPU_RESOURCE, "?"))
 
 
 def _claim_zones(facts: Facts, pod: str) -> list[str]:
@@ -205,7 +282,11 @@ def _claim_zones(facts: Facts, pod: str) -> list[str]:
         terms = (((pv or {}).get("spec") or {}).get("nodeAffinity") or {}).get("required", {})
         for term in terms.get("nodeSelectorTerms") or []:
             for expr in term.get("matchExpressions") or []:
-                if expr.get("key") in (ZONE, "topology.ebs.csi.aws.com/zone", "failure-domain.beta.kubernetes.io/zone"):
+                if expr.get("key") in (
+                    LABEL_ZONE,
+                    "topology.ebs.csi.aws.com/zone",
+                    "failure-domain.beta.kubernetes.io/zone",
+                ):
                     zones.update(expr.get("values") or [])
     return sorted(zones)
 
@@ -216,40 +297,68 @@ def _mount_event(obj: str, event: dict[str, Any]) -> Finding | None:
     if reason not in ("FailedMount", "FailedAttachVolume", "FailedMapVolume"):
         return None
     if "multi-attach" in lowered:
-        return Finding("error", "multi-attach", obj, "a ReadWriteOnce volume is already attached to another node",
-                       f"{reason}: {message}",
-                       "a claim mounted by several pods must be ReadOnlyMany/ReadWriteMany; per-pod data belongs "
-                       "in volumeClaimTemplates (spec.volumes)")
+        return Finding(
+            "error",
+            "multi-attach",
+            obj,
+            "a ReadWriteOnce volume is already attached to another node",
+            f"{reason}: {message}",
+            "a claim mounted by several pods must be ReadOnlyMany/ReadWriteMany; per-pod data belongs "
+            "in volumeClaimTemplates (spec.volumes)",
+        )
     if "permission denied" in lowered:
-        return Finding("error", "mount-permission", obj, "the volume is not writable by the pod's user",
-                       f"{reason}: {message}",
-                       "set securityContext.fsGroup (berth does) and fsGroupChangePolicy: OnRootMismatch")
-    return Finding("error", "mount-failed", obj, "a volume could not be mounted", f"{reason}: {message}",
-                   "check the CSI node plugin on that node and the volume's zone")
+        return Finding(
+            "error",
+            "mount-permission",
+            obj,
+            "the volume is not writable by the pod's user",
+            f"{reason}: {message}",
+            "set securityContext.fsGroup (berth does) and fsGroupChangePolicy: OnRootMismatch",
+        )
+    return Finding(
+        "error",
+        "mount-failed",
+        obj,
+        "a volume could not be mounted",
+        f"{reason}: {message}",
+        "check the CSI node plugin on that node and the volume's zone",
+    )
 
 
 def _orphans_and_budget(facts: Facts) -> Iterator[Finding]:
     st = facts.state
     for claim in st.orphans:
-        yield Finding("info", "orphaned-claim", f"pvc/{claim.name}",
-                      f"left by scale-down (ordinal {claim.ordinal} ≥ replicas {st.replicas})",
-                      f"{claim.requested or '?'} on {claim.storage_class or '?'}, mounted by nothing",
-                      f"keep it to scale back up with its data, or `berth gc {st.name} --yes`")
+        yield Finding(
+            "info",
+            "orphaned-claim",
+            f"pvc/{claim.name}",
+            f"left by scale-down (ordinal {claim.ordinal} ≥ replicas {st.replicas})",
+            f"{claim.requested or '?'} on {claim.storage_class or '?'}, mounted by nothing",
+            f"keep it to scale back up with its data, or `berth gc {st.name} --yes`",
+        )
     for pdb in facts.budgets:
         status, spec = pdb.get("status") or {}, pdb.get("spec") or {}
         healthy, expected = int(status.get("currentHealthy") or 0), int(status.get("expectedPods") or 0)
         name = pdb["metadata"]["name"]
         if expected and healthy == expected and int(status.get("disruptionsAllowed") or 0) == 0:
-            yield Finding("warning", "pdb-blocks-drains", f"pdb/{name}",
-                          "allows no disruption although every pod is healthy: node drains will hang",
-                          f"minAvailable={spec.get('minAvailable')} maxUnavailable={spec.get('maxUnavailable')}, "
-                          f"{healthy}/{expected} healthy",
-                          "allow at least one pod (maxUnavailable: 1)")
+            yield Finding(
+                "warning",
+                "pdb-blocks-drains",
+                f"pdb/{name}",
+                "allows no disruption although every pod is healthy: node drains will hang",
+                f"minAvailable={spec.get('minAvailable')} maxUnavailable={spec.get('maxUnavailable')}, "
+                f"{healthy}/{expected} healthy",
+                "allow at least one pod (maxUnavailable: 1)",
+            )
         if spec.get("unhealthyPodEvictionPolicy") != "AlwaysAllow" and healthy < expected:
-            yield Finding("warning", "pdb-unhealthy-policy", f"pdb/{name}",
-                          "unhealthy pods count against the budget and block drains",
-                          f"{healthy}/{expected} healthy, unhealthyPodEvictionPolicy unset",
-                          "set unhealthyPodEvictionPolicy: AlwaysAllow (berth renders it)")
+            yield Finding(
+                "warning",
+                "pdb-unhealthy-policy",
+                f"pdb/{name}",
+                "unhealthy pods count against the budget and block drains",
+                f"{healthy}/{expected} healthy, unhealthyPodEvictionPolicy unset",
+                "set unhealthyPodEvictionPolicy: AlwaysAllow (berth renders it)",
+            )
 
 
 CHECKS = (_claims, _pods, _orphans_and_budget)
