@@ -24,8 +24,19 @@ _DECIMAL = {
     "E": Decimal("1e18"),
 }
 _RE = re.compile(r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?$")
-_COMMON_TYPOS = {"KB": "k or Ki", "MB": "M or Mi", "GB": "G or Gi", "TB": "T or Ti", "PB": "P or Pi",
-                 "KiB": "Ki", "MiB": "Mi", "GiB": "Gi", "TiB": "Ti", "K": "k or Ki", "g": "G or Gi"}
+_COMMON_TYPOS = {
+    "KB": "k or Ki",
+    "MB": "M or Mi",
+    "GB": "G or Gi",
+    "TB": "T or Ti",
+    "PB": "P or Pi",
+    "KiB": "Ki",
+    "MiB": "Mi",
+    "GiB": "Gi",
+    "TiB": "Ti",
+    "K": "k or Ki",
+    "g": "G or Gi",
+}
 
 
 class QuantityError(ValueError):
@@ -47,9 +58,7 @@ def parse_quantity(value: str | int | float) -> Decimal:
                 f"{value!r} is not a Kubernetes quantity: use the suffix {_COMMON_TYPOS[suffix]} "
                 f"(e.g. {text[: len(text) - len(suffix)]}{_COMMON_TYPOS[suffix].split()[-1]})"
             )
-        raise QuantityError(
-            f"{value!r} is not a Kubernetes quantity (examples: 500m, 4, 16Gi, 1Ti, 1e3)"
-        )
+        raise QuantityError(f"{value!r} is not a Kubernetes quantity (examples: 500m, 4, 16Gi, 1Ti, 1e3)")
     number, suffix = match.group(1), match.group(2) or ""
     try:
         base = Decimal(number)

@@ -50,8 +50,11 @@ class RendezvousParams:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> RendezvousParams:
         """Parameters from the ``BERTH_*`` env of a rendered pod (inverse of :meth:`env`)."""
-        missing = [k for k in ("BERTH_NAME", "BERTH_SERVICE", "BERTH_NAMESPACE", "BERTH_REPLICAS", "BERTH_PORT")
-                   if not environ.get(k)]
+        missing = [
+            k
+            for k in ("BERTH_NAME", "BERTH_SERVICE", "BERTH_NAMESPACE", "BERTH_REPLICAS", "BERTH_PORT")
+            if not environ.get(k)
+        ]
         if missing:
             raise BerthError(
                 f"missing rendezvous environment: {', '.join(missing)}",
@@ -104,21 +107,38 @@ class RendezvousParams:
         env = {"POD_INDEX": str(ordinal)}
         fw, port, n, s = self.framework, self.port, self.replicas, self.slots
         if fw is Framework.TENSORFLOW:
-            cfg = {"cluster": {"worker": [f"{h}:{port}" for h in self.hosts()]},
-                   "task": {"type": "worker", "index": ordinal}}
+            cfg = {
+                "cluster": {"worker": [f"{h}:{port}" for h in self.hosts()]},
+                "task": {"type": "worker", "index": ordinal},
+            }
             env["TF_CONFIG"] = json.dumps(cfg, separators=(",", ":"))
         elif fw is Framework.PYTORCH:
-            common = {"MASTER_ADDR": self.host(0), "MASTER_PORT": str(port), "NODE_RANK": str(ordinal),
-                      "NNODES": str(n), "NPROC_PER_NODE": str(s)}
+            common = {
+                "MASTER_ADDR": self.host(0),
+                "MASTER_PORT": str(port),
+                "NODE_RANK": str(ordinal),
+                "NNODES": str(n),
+                "NPROC_PER_NODE": str(s),
+            }
             env.update(common)
             env.update({f"PET_{k}": v for k, v in common.items()})
             env.update({"WORLD_SIZE": str(n * s), "RANK": str(ordinal * s)})
         elif fw is Framework.HOROVOD:
-            env.update({"HOROVOD_HOSTS": ",".join(f"{h}:{s}" for h in self.hosts()),
-                        "HOROVOD_NUM_PROC": str(n * s), "HOROVOD_HOSTNAME": self.host(ordinal)})
+            env.update(
+                {
+                    "HOROVOD_HOSTS": ",".join(f"{h}:{s}" for h in self.hosts()),
+                    "HOROVOD_NUM_PROC": str(n * s),
+                    "HOROVOD_HOSTNAME": self.host(ordinal),
+                }
+            )
         elif fw is Framework.JAX:
-            env.update({"JAX_COORDINATOR_ADDRESS": f"{self.host(0)}:{port}", "JAX_PROCESS_ID": str(ordinal),
-                        "JAX_NUM_PROCESSES": str(n)})
+            env.update(
+                {
+                    "JAX_COORDINATOR_ADDRESS": f"{self.host(0)}:{port}",
+                    "JAX_PROCESS_ID": str(ordinal),
+                    "JAX_NUM_PROCESSES": str(n),
+                }
+            )
         return env
 
 
@@ -136,7 +156,7 @@ while [ "$n" -lt "$BERTH_REPLICAS" ]; do l="$l${l:+,}ITEM"; n=$((n+1)); done
 """
 
 _BODY = {
-    Framework.TENSORFLOW: _LOOP.replace("ITEM", r'\"$BERTH_NAME-$n.$d:$BERTH_PORT\"')
+    Framework.TENSORFLOW: _LOOP.replace("ITEM", r"\"$BERTH_NAME-$n.$d:$BERTH_PORT\"")
     + r"""export TF_CONFIG="{\"cluster\":{\"worker\":[$l]},\"task\":{\"type\":\"worker\",\"index\":$i}}"
 """,
     Framework.PYTORCH: r"""export MASTER_ADDR="$BERTH_NAME-0.$d" MASTER_PORT="$BERTH_PORT" NODE_RANK="$i"

@@ -25,7 +25,6 @@ GIB = 1024**3
 TIB_IN_GIB = 1024
 
 
-
 class Tier(StrEnum):
     """Storage tiers: hot for checkpoints and active data, warm for datasets, cold is object storage."""
 

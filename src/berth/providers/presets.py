@@ -78,17 +78,41 @@ class Preset:
 # azuredisk-csi-driver docs/driver-parameters.md, csi-driver-nfs docs/driver-parameters.md,
 # ceph-csi docs (rbd, cephfs), rancher/local-path-provisioner README.
 PRESETS: dict[Provider, Preset] = {
-    Provider.AWS_EBS: Preset("ebs.csi.aws.com", ("gp3", "gp2", "io2", "io1", "st1", "sc1", "standard"), "gp3",
-                             frozenset({"type", "iops", "throughput", "iops_per_gb", "encrypted", "kms_key_id",
-                                        "fs_type"})),
-    Provider.GCP_PD: Preset("pd.csi.storage.gke.io",
-                            ("pd-ssd", "pd-balanced", "pd-standard", "pd-extreme", "hyperdisk-balanced",
-                             "hyperdisk-throughput", "hyperdisk-extreme", "hyperdisk-ml"), "pd-balanced",
-                            frozenset({"type", "iops", "throughput", "kms_key_id", "fs_type"})),
-    Provider.AZURE_DISK: Preset("disk.csi.azure.com",
-                                ("Premium_LRS", "PremiumV2_LRS", "UltraSSD_LRS", "StandardSSD_LRS", "Standard_LRS",
-                                 "Premium_ZRS", "StandardSSD_ZRS"), "Premium_LRS",
-                                frozenset({"type", "iops", "throughput", "kms_key_id", "fs_type"})),
+    Provider.AWS_EBS: Preset(
+        "ebs.csi.aws.com",
+        ("gp3", "gp2", "io2", "io1", "st1", "sc1", "standard"),
+        "gp3",
+        frozenset({"type", "iops", "throughput", "iops_per_gb", "encrypted", "kms_key_id", "fs_type"}),
+    ),
+    Provider.GCP_PD: Preset(
+        "pd.csi.storage.gke.io",
+        (
+            "pd-ssd",
+            "pd-balanced",
+            "pd-standard",
+            "pd-extreme",
+            "hyperdisk-balanced",
+            "hyperdisk-throughput",
+            "hyperdisk-extreme",
+            "hyperdisk-ml",
+        ),
+        "pd-balanced",
+        frozenset({"type", "iops", "throughput", "kms_key_id", "fs_type"}),
+    ),
+    Provider.AZURE_DISK: Preset(
+        "disk.csi.azure.com",
+        (
+            "Premium_LRS",
+            "PremiumV2_LRS",
+            "UltraSSD_LRS",
+            "StandardSSD_LRS",
+            "Standard_LRS",
+            "Premium_ZRS",
+            "StandardSSD_ZRS",
+        ),
+        "Premium_LRS",
+        frozenset({"type", "iops", "throughput", "kms_key_id", "fs_type"}),
+    ),
     Provider.NFS: Preset("nfs.csi.k8s.io", (), None, frozenset({"server", "share"})),
     Provider.CEPH_RBD: Preset("rbd.csi.ceph.com", (), None, frozenset({"cluster_id", "pool", "fs_type"})),
     Provider.CEPHFS: Preset("cephfs.csi.ceph.com", (), None, frozenset({"cluster_id", "fs_name"})),
@@ -102,8 +126,21 @@ REQUIRED: dict[Provider, tuple[str, ...]] = {
     Provider.CEPHFS: ("cluster_id", "fs_name"),
     Provider.CSI: ("provisioner",),
 }
-PRESET_FIELDS = ("type", "iops", "throughput", "iops_per_gb", "encrypted", "kms_key_id", "fs_type", "server",
-                  "share", "cluster_id", "pool", "fs_name", "provisioner")
+PRESET_FIELDS = (
+    "type",
+    "iops",
+    "throughput",
+    "iops_per_gb",
+    "encrypted",
+    "kms_key_id",
+    "fs_type",
+    "server",
+    "share",
+    "cluster_id",
+    "pool",
+    "fs_name",
+    "provisioner",
+)
 ULTRA_SKUS = ("PremiumV2_LRS", "UltraSSD_LRS")
 
 

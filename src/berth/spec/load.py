@@ -52,7 +52,11 @@ def parse_spec(text: str, filename: str = "<spec>") -> TrainingCluster:
     try:
         spec = TrainingCluster.model_validate(data)
     except ValidationError as err:
+        from berth.spec.validate import check_parts
+
         issues = _from_pydantic(err, data)
+        blamed = {i.path for i in issues}
+        issues += [i for i in check_parts(data) if i.path not in blamed]
         raise SpecError(filename, [_locate(i, doc) for i in issues]) from None
     from berth.spec.validate import check
 

@@ -102,12 +102,23 @@ def _positive_size(value: str) -> str:
     return value
 
 
+# Mounting a volume here would hide what the container needs to run: the image itself, the kernel's
+# file systems, or the service-account token the kubelet mounts (``/var/run`` is ``/run`` on most images).
+_RESERVED_MOUNTS = ("/proc", "/sys", "/var/run/secrets", "/run/secrets")
+
+
 def _absolute_path(value: str) -> str:
     if not value.startswith("/"):
         raise ValueError(f"{value!r} is not an absolute path: mount paths start with '/'")
     if ":" in value:
         raise ValueError(f"{value!r} must not contain ':'")
-    return value.rstrip("/") or "/"
+    path = "/" + "/".join(part for part in value.split("/") if part)
+    if path == "/":
+        raise ValueError("a volume mounted at / would hide the image's whole file system: use a directory")
+    for reserved in _RESERVED_MOUNTS:
+        if path == reserved or path.startswith(reserved + "/"):
+            raise ValueError(f"{value!r} is under {reserved}, which the container runtime or kubelet mounts itself")
+    return value.rstrip("/")
 
 
 def _duration(value: str) -> str:

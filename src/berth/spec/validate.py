@@ -7,7 +7,10 @@ nobody defined, a PDB that blocks every drain, a TF_CONFIG baked into the templa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from pydantic import ValidationError
 
 from berth.contract import ENV_PREFIX, MANAGED_ENV
 from berth.providers import limits
@@ -15,7 +18,7 @@ from berth.providers.presets import PRESET_FIELDS, PRESETS, REQUIRED, ULTRA_SKUS
 from berth.quantity import parse_quantity
 from berth.rendezvous import Framework
 from berth.spec.errors import SpecIssue
-from berth.spec.model import StorageClassSpec, TrainingCluster
+from berth.spec.model import StorageClassSpec, TrainingCluster, VolumeSpec
 
 Check = Callable[[TrainingCluster], Iterator[SpecIssue]]
 
@@ -27,41 +30,78 @@ def check(spec: TrainingCluster) -> list[SpecIssue]:
 
 def _storage_class_refs(spec: TrainingCluster) -> Iterator[SpecIssue]:
     declared = spec.spec.storage_classes
-    for name, vol in spec.spec.volumes.items():
-        if vol.storage_class not in declared:
+    refs = [("volumes", n, v.storage_class) for n, v in spec.spec.volumes.items()]
+    # A shared claim berth creates names a class too; an existing claim already has one.
+    refs += [("sharedVolumes", n, v.storage_class) for n, v in spec.spec.shared_volumes.items()
+             if v.storage_class is not None and not v.existing]
+    for group, name, cls in refs:
+        if cls not in declared:
             known = ", ".join(sorted(declared)) or "none declared"
             yield SpecIssue(
-                ("spec", "volumes", name, "storageClass"),
-                f"unknown storage class {vol.storage_class!r} (declared: {known})",
-                f"add it under spec.storageClasses (use `{vol.storage_class}: {{existing: true}}` "
+                ("spec", group, name, "storageClass"),
+                f"unknown storage class {cls!r} (declared: {known})",
+                f"add it under spec.storageClasses (use `{cls}: {{existing: true}}` "
                 "for a class the cluster already has)",
             )
 
 
+def check_parts(data: Mapping[str, Any]) -> list[SpecIssue]:
+    """The storage checks on every class and volume that is valid on its own.
+
+    Runs when the whole spec failed field validation, so a first run reports an IOPS or
+    size limit together with the field errors instead of only after they are fixed.
+    """
+    body = data.get("spec")
+    if not isinstance(body, Mapping):
+        return []
+    classes: dict[str, StorageClassSpec] = {}
+    for name, raw in _entries(body.get("storageClasses")):
+        try:
+            classes[name] = StorageClassSpec.model_validate(raw)
+        except ValidationError:
+            continue
+    out = [issue for name, sc in classes.items() for issue in _class_issues(name, sc)]
+    for name, raw in _entries(body.get("volumes")):
+        try:
+            vol = VolumeSpec.model_validate(raw)
+        except ValidationError:
+            continue
+        out += _size_issues(name, vol, classes.get(vol.storage_class))
+    return out
+
+
+def _entries(raw: object) -> Iterator[tuple[str, object]]:
+    if isinstance(raw, Mapping):
+        yield from ((str(k), v) for k, v in raw.items())
+
+
 def _storage_class_presets(spec: TrainingCluster) -> Iterator[SpecIssue]:
     for name, sc in spec.spec.storage_classes.items():
-        base = ("spec", "storageClasses", name)
-        if sc.existing:
-            preset = [f for f in ("provider", "type", "iops", "throughput", "iops_per_gb", "provisioner")
-                      if getattr(sc, f) is not None] + (["parameters"] if sc.parameters else [])
-            if preset:
-                field = type(sc).model_fields[preset[0]].alias or preset[0]
-                yield SpecIssue(
-                    (*base, field),
-                    "an existing class is used as it is; berth does not change its settings",
-                    "remove `existing: true` to let berth create the class, or remove the settings",
-                )
-            continue
-        if sc.provider is None:
+        yield from _class_issues(name, sc)
+
+
+def _class_issues(name: str, sc: StorageClassSpec) -> Iterator[SpecIssue]:
+    base = ("spec", "storageClasses", name)
+    if sc.existing:
+        preset = [f for f in ("provider", "type", "iops", "throughput", "iops_per_gb", "provisioner")
+                  if getattr(sc, f) is not None] + (["parameters"] if sc.parameters else [])
+        if preset:
             yield SpecIssue(
-                (*base, "provider"),
-                "a class berth creates needs a provider",
-                "one of aws-ebs, gcp-pd, azure-disk, nfs, ceph-rbd, cephfs, local, csi; "
-                "or `existing: true` for a class the cluster already has",
+                (*base, _alias(preset[0])),
+                "an existing class is used as it is; berth does not change its settings",
+                "remove `existing: true` to let berth create the class, or remove the settings",
             )
-            continue
-        for param, message, hint in _preset_issues(sc):
-            yield SpecIssue((*base, param), message, hint)
+        return
+    if sc.provider is None:
+        yield SpecIssue(
+            (*base, "provider"),
+            "a class berth creates needs a provider",
+            "one of aws-ebs, gcp-pd, azure-disk, nfs, ceph-rbd, cephfs, local, csi; "
+            "or `existing: true` for a class the cluster already has",
+        )
+        return
+    for param, message, hint in _preset_issues(sc):
+        yield SpecIssue((*base, param), message, hint)
 
 
 def _alias(field: str) -> str:
@@ -96,13 +136,16 @@ def _preset_issues(sc: StorageClassSpec) -> Iterator[tuple[str, str, str]]:
 
 def _volume_sizes(spec: TrainingCluster) -> Iterator[SpecIssue]:
     for name, vol in spec.spec.volumes.items():
-        sc = spec.spec.storage_classes.get(vol.storage_class)
-        if sc is None or sc.existing or sc.provider is None:
-            continue
-        provisioner, params = class_parameters(sc)
-        for message in limits.check_volume_size(provisioner, params, float(parse_quantity(vol.size))):
-            yield SpecIssue(("spec", "volumes", name, "size"), message,
-                            f"pick a size the {vol.storage_class} class can provision")
+        yield from _size_issues(name, vol, spec.spec.storage_classes.get(vol.storage_class))
+
+
+def _size_issues(name: str, vol: VolumeSpec, sc: StorageClassSpec | None) -> Iterator[SpecIssue]:
+    if sc is None or sc.existing or sc.provider is None:
+        return
+    provisioner, params = class_parameters(sc)
+    for message in limits.check_volume_size(provisioner, params, float(parse_quantity(vol.size))):
+        yield SpecIssue(("spec", "volumes", name, "size"), message,
+                        f"pick a size the {vol.storage_class} class can provision")
 
 
 def _mount_paths(spec: TrainingCluster) -> Iterator[SpecIssue]:
