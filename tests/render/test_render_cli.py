@@ -1,4 +1,4 @@
-"""The spec commands end to end: render -o DIR, init, explain, schema."""
+"""The spec commands end to end: render --out-dir DIR, init, explain, schema."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def test_render_to_dir_writes_one_file_per_object_and_a_kustomization(
     name: str, berth: RunBerth, tmp_path: Path, examples: dict[str, Rendered]
 ) -> None:
     out = tmp_path / "out"
-    result = berth("render", str(next(p for p in EXAMPLES if p.stem == name)), "-o", str(out))
+    result = berth("render", str(next(p for p in EXAMPLES if p.stem == name)), "--out-dir", str(out))
     assert result.code == 0, result.stderr
     objects = examples[name].objects
     kustomization = yaml.safe_load((out / "kustomization.yaml").read_text())
@@ -51,9 +51,9 @@ def test_render_again_into_the_same_dir_leaves_no_stale_objects_and_keeps_user_f
 ) -> None:
     out = tmp_path / "out"
     by_name = {p.stem: p for p in EXAMPLES}
-    assert berth("render", str(by_name["jax"]), "-o", str(out)).code == 0
+    assert berth("render", str(by_name["jax"]), "--out-dir", str(out)).code == 0
     (out / "notes.md").write_text("mine")
-    assert berth("render", str(by_name["seed-tensorflow"]), "-o", str(out)).code == 0
+    assert berth("render", str(by_name["seed-tensorflow"]), "--out-dir", str(out)).code == 0
     listed = yaml.safe_load((out / "kustomization.yaml").read_text())["resources"]
     # Only the second render's objects remain beside the user's own file: `kubectl apply -f out/` is exact.
     assert sorted(p.name for p in out.iterdir()) == sorted([*listed, "kustomization.yaml", "notes.md"])
@@ -63,7 +63,7 @@ def test_render_again_into_the_same_dir_leaves_no_stale_objects_and_keeps_user_f
 def test_render_to_a_file_path_is_a_usage_error(berth: RunBerth, tmp_path: Path) -> None:
     target = tmp_path / "taken"
     target.write_text("x")
-    result = berth("render", str(EXAMPLES[0]), "-o", str(target))
+    result = berth("render", str(EXAMPLES[0]), "--out-dir", str(target))
     assert result.code == 2
     assert "exists and is not a directory" in result.stderr
     assert target.read_text() == "x"
@@ -209,3 +209,69 @@ def test_spec_annotations_reach_every_object_so_lint_suppressions_can_live_in_th
     after = berth("lint", str(path), "--format", "json")
     assert "image-latest-tag" in before.stdout
     assert "image-latest-tag" not in after.stdout
+
+
+# ---- what a new user met: one message and exit 2 instead of a traceback ----------------------------
+
+
+def test_init_into_a_missing_directory_is_a_usage_error(berth: RunBerth, tmp_path: Path) -> None:
+    result = berth("init", str(tmp_path / "newdir" / "x.yaml"))
+    assert result.code == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"{tmp_path / 'newdir'} does not exist" in result.stderr and "mkdir -p" in result.stderr
+    assert not (tmp_path / "newdir").exists()
+
+
+def test_init_under_a_regular_file_is_a_usage_error(berth: RunBerth, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("mine")
+    result = berth("init", str(tmp_path / "file" / "x.yaml"))
+    assert result.code == 2 and f"{tmp_path / 'file'} is not a directory" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]], ids=["plain", "force"])
+def test_init_into_a_directory_is_a_usage_error(force: list[str], berth: RunBerth, tmp_path: Path) -> None:
+    result = berth("init", *force, str(tmp_path))
+    assert result.code == 2, result.stderr
+    assert f"{tmp_path} is a directory" in result.stderr and str(tmp_path / "berth.yaml") in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "rule", "suggestion"),
+    [("Bad_Name", "DNS-1123 label", "bad-name"), ("x" * 60, "longer than 52 characters", "x" * 52),
+     ("-run-", "DNS-1123 label", "run")],
+    ids=["underscore-capitals", "too-long", "dashes"],
+)
+def test_init_refuses_a_name_that_would_not_render(
+    name: str, rule: str, suggestion: str, berth: RunBerth, tmp_path: Path
+) -> None:
+    path = tmp_path / "berth.yaml"
+    result = berth("init", str(path), "--name", name)
+    assert result.code == 2, result.stderr
+    assert result.stderr.startswith(f"error: --name {name!r}: ") and rule in result.stderr
+    assert f"hint: e.g. --name {suggestion}\n" in result.stderr
+    assert not path.exists()
+    assert berth("init", str(path), "--name", suggestion).code == 0
+    assert berth("render", str(path)).code == 0
+
+
+def test_render_out_dir_under_a_regular_file_is_a_usage_error(berth: RunBerth, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    result = berth("render", str(EXAMPLES[0]), "--out-dir", str(tmp_path / "file" / "sub"))
+    assert result.code == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"is inside {tmp_path / 'file'}, which exists and is not a directory" in result.stderr
+    assert (tmp_path / "file").read_text() == "x"
+
+
+def test_render_out_dir_creates_missing_parents(berth: RunBerth, tmp_path: Path) -> None:
+    out = tmp_path / "a" / "b"
+    assert berth("render", str(EXAMPLES[0]), "--out-dir", str(out)).code == 0
+    assert (out / "kustomization.yaml").exists()
+
+
+def test_render_minus_o_points_to_out_dir(berth: RunBerth, tmp_path: Path) -> None:
+    """-o is the output format in every command; render's directory is --out-dir, and the error says so."""
+    result = berth("render", str(EXAMPLES[0]), "-o", str(tmp_path / "out"))
+    assert result.code == 2
+    assert f"--out-dir {tmp_path / 'out'}" in result.stderr
+    assert not (tmp_path / "out").exists()

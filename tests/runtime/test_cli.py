@@ -41,7 +41,7 @@ def ckpt_dir(tmp_path: Path) -> Path:
 def test_list_and_show_as_json(ckpt_dir: Path) -> None:
     listed = json.loads(berth("ckpt", "list", str(ckpt_dir), "-o", "json").stdout)
     assert [s["step"] for s in listed] == [10, 20, 30]
-    assert all(s["complete"] and s["ranks"] == [0, 1] and s["world_size"] == 2 for s in listed)
+    assert all(s["complete"] and s["ranks"] == [0, 1] and s["worldSize"] == 2 for s in listed)
     shown = json.loads(berth("ckpt", "show", str(ckpt_dir), "20", "-o", "json").stdout)
     tensors = {t["name"]: t for t in shown["ranks"]["1"]["tensors"]}
     assert tensors["model/w"] == {"name": "model/w", "dtype": "F32", "shape": [3000]}
@@ -64,7 +64,7 @@ def test_verify_exits_1_naming_the_file_and_chunk(ckpt_dir: Path) -> None:
 
 def test_prune_is_a_dry_run_unless_yes(ckpt_dir: Path) -> None:
     dry = json.loads(berth("ckpt", "prune", str(ckpt_dir), "--keep-last", "1", "-o", "json").stdout)
-    assert dry == {"dry_run": True, "planned": [10, 20], "removed": []}
+    assert dry == {"dryRun": True, "planned": [10, 20], "removed": []}
     assert len(list(ckpt_dir.glob("step-*"))) == 3
     done = json.loads(berth("ckpt", "prune", str(ckpt_dir), "--keep-last", "1", "--yes", "-o", "json").stdout)
     assert done["removed"] == [10, 20]

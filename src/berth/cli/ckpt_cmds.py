@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import typer
 
+from berth.cli.options import OUTPUT, Output, emit_json
 from berth.errors import UsageError
 
-ckpt = typer.Typer(name="ckpt", help="Inspect, verify, prune and copy checkpoint directories.", no_args_is_help=True)
-
 _DIR = typer.Argument(..., help="Checkpoint directory (the hot volume's checkpoint path).")
-_OUTPUT = typer.Option("table", "--output", "-o", help="table or json.")
-
-
-def _check_output(output: str) -> bool:
-    if output not in ("table", "json"):
-        raise UsageError(f"--output {output!r}: use table or json")
-    return output == "json"
-
-
-def _print_json(doc: Any) -> None:
-    typer.echo(json.dumps(doc, indent=2))
 
 
 @contextmanager
@@ -61,10 +47,9 @@ def _table(headers: list[str], rows: list[list[str]]) -> None:
     Console(width=200).print(table)
 
 
-@ckpt.command("list")
-def list_cmd(directory: Path = _DIR, output: str = _OUTPUT) -> None:
+def list_cmd(directory: Path = _DIR, output: Output = OUTPUT) -> None:
     """Steps in DIR: ranks present, size, age, whether complete and archived."""
-    as_json = _check_output(output)
+    as_json = output is Output.json
     import time
 
     from berth.quantity import format_age
@@ -72,7 +57,7 @@ def list_cmd(directory: Path = _DIR, output: str = _OUTPUT) -> None:
 
     infos = list_steps(directory)
     if as_json:
-        _print_json([i.to_json() for i in infos])
+        emit_json([i.to_json() for i in infos])
         return
     _table(
         ["STEP", "RANKS", "BYTES", "AGE", "COMPLETE", "ARCHIVED"],
@@ -90,17 +75,16 @@ def list_cmd(directory: Path = _DIR, output: str = _OUTPUT) -> None:
     )
 
 
-@ckpt.command("show")
 def show_cmd(
-    directory: Path = _DIR, step: int = typer.Argument(..., help="Step to show."), output: str = _OUTPUT
+    directory: Path = _DIR, step: int = typer.Argument(..., help="Step to show."), output: Output = OUTPUT
 ) -> None:
     """Files, chunks and the tensor index of one step, per rank."""
-    as_json = _check_output(output)
+    as_json = output is Output.json
     from berth.runtime.ops import show
 
     doc = show(directory, step)
     if as_json:
-        _print_json(doc)
+        emit_json(doc)
         return
     for rank, info in doc["ranks"].items():
         typer.echo(f"step {step} rank {rank}: {info['bytes']:,} bytes in {info['path']}")
@@ -109,24 +93,24 @@ def show_cmd(
         _table(["TENSOR", "DTYPE", "SHAPE"], [[t["name"], t["dtype"], str(tuple(t["shape"]))] for t in info["tensors"]])
 
 
-@ckpt.command("verify")
 def verify_cmd(
     directory: Path = _DIR,
     step: int | None = typer.Option(None, "--step", help="Only this step."),
-    output: str = _OUTPUT,
+    output: Output = OUTPUT,
 ) -> None:
     """Read every byte and check it against the manifests; exit 1 naming each bad file and chunk."""
-    as_json = _check_output(output)
+    as_json = output is Output.json
     from berth.runtime.ops import list_steps, verify
 
     steps = [s for s in list_steps(directory) if step is None or s.step == step]
     with _bytes_progress("verify", sum(s.nbytes for s in steps), not as_json) as progress:
         problems = verify(directory, step, progress)
     if as_json:
-        _print_json({"ok": not problems, "steps": len(steps), "problems": [p.to_json() for p in problems]})
+        emit_json({"ok": not problems, "steps": len(steps), "problems": [p.to_json() for p in problems]})
     elif not problems and not steps:
-        typer.echo(f"nothing to verify: no committed checkpoint{f' at step {step}' if step is not None else ''} "
-                   f"in {directory}")
+        typer.echo(
+            f"nothing to verify: no committed checkpoint{f' at step {step}' if step is not None else ''} in {directory}"
+        )
     elif not problems:
         typer.echo(f"all {len(steps)} checkpoint step(s) verify")
     for p in problems:
@@ -137,7 +121,6 @@ def verify_cmd(
         raise typer.Exit(1)
 
 
-@ckpt.command("prune")
 def prune_cmd(
     directory: Path = _DIR,
     keep_last: int = typer.Option(3, "--keep-last", min=1, help="Keep the newest N steps."),
@@ -148,51 +131,49 @@ def prune_cmd(
         help="Keep steps not yet archived (default: when DIR uses an archive).",
     ),
     yes: bool = typer.Option(False, "--yes", help="Delete; without it this is a dry run."),
-    output: str = _OUTPUT,
+    output: Output = OUTPUT,
 ) -> None:
     """Delete old steps by a retention policy (dry run unless --yes)."""
-    as_json = _check_output(output)
+    as_json = output is Output.json
     from berth.runtime.ops import plan_prune, prune
 
     planned = plan_prune(directory, keep_last, keep_every)
     removed = prune(directory, planned, keep_unarchived=keep_unarchived) if yes else []
     if as_json:
-        _print_json({"dry_run": not yes, "planned": planned, "removed": removed})
+        emit_json({"dryRun": not yes, "planned": planned, "removed": removed})
         return
     verb = "removed" if yes else "would remove (dry run; --yes deletes)"
     shown = removed if yes else planned
     typer.echo(f"{verb}: {', '.join(map(str, shown)) or 'nothing'}")
 
 
-@ckpt.command("archive")
 def archive_cmd(
     directory: Path = _DIR,
     to: str | None = typer.Option(None, "--to", help="s3://bucket/prefix (default BERTH_ARCHIVE_URL)."),
     step: int | None = typer.Option(None, "--step", help="Only this step."),
-    output: str = _OUTPUT,
+    output: Output = OUTPUT,
 ) -> None:
     """Upload committed shards the archive lacks (manifest last), with a progress bar."""
-    as_json = _check_output(output)
+    as_json = output is Output.json
     from berth.runtime.ops import archive_dir, total_bytes
 
     url = _archive_url(to)
     with _bytes_progress("upload", total_bytes(directory, step), not as_json) as progress:
         sent = archive_dir(directory, url, step=step, progress=progress)
     if as_json:
-        _print_json({"archive": url, "uploaded": [{"step": s, "rank": r} for s, r in sent]})
+        emit_json({"archive": url, "uploaded": [{"step": s, "rank": r} for s, r in sent]})
     else:
         typer.echo(f"uploaded {len(sent)} shard(s) to {url}")
 
 
-@ckpt.command("restore")
 def restore_cmd(
     directory: Path = _DIR,
     source: str | None = typer.Option(None, "--from", help="s3://bucket/prefix (default BERTH_ARCHIVE_URL)."),
     step: int | None = typer.Option(None, "--step", help="This step instead of the newest complete one."),
-    output: str = _OUTPUT,
+    output: Output = OUTPUT,
 ) -> None:
     """Download the newest complete archived step (all ranks) into DIR, verified on the next restore."""
-    as_json = _check_output(output)
+    as_json = output is Output.json
     from berth.runtime.ops import newest_complete_in_archive, restore_dir
 
     url = _archive_url(source)
@@ -200,7 +181,7 @@ def restore_cmd(
     with _bytes_progress("download", found.nbytes, not as_json) as progress:
         ranks = restore_dir(directory, found, progress)
     if as_json:
-        _print_json({"archive": url, "step": found.step, "ranks": ranks, "directory": str(directory)})
+        emit_json({"archive": url, "step": found.step, "ranks": ranks, "directory": str(directory)})
     else:
         typer.echo(f"restored step {found.step} ({len(ranks)} rank(s)) into {directory}")
 
@@ -229,6 +210,18 @@ def run_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the root app."""
+    """Add ``berth ckpt …`` and ``berth run`` to the root app."""
+    ckpt = typer.Typer(
+        name="ckpt", help="Inspect, verify, prune and copy checkpoint directories.", no_args_is_help=True
+    )
+    for name, command in (
+        ("list", list_cmd),
+        ("show", show_cmd),
+        ("verify", verify_cmd),
+        ("prune", prune_cmd),
+        ("archive", archive_cmd),
+        ("restore", restore_cmd),
+    ):
+        ckpt.command(name)(command)
     app.add_typer(ckpt)
     app.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})(run_cmd)

@@ -5,18 +5,30 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import typer
+
+from berth.cli.options import format_option
 
 if TYPE_CHECKING:
     from berth.lint.engine import LintResult, Progress
     from berth.lint.rules import Rule
 
 
+class Format(StrEnum):
+    """``-o/--format``: the report formats of ``berth.lint.output.FORMATS``, text and json plus CI's own."""
+
+    text = "text"
+    json = "json"
+    sarif = "sarif"
+    junit = "junit"
+
+
 def lint(
     paths: list[str] = typer.Argument(None, help="Files, directories (recursive) or - for stdin."),
-    fmt: str = typer.Option("text", "--format", "-f", "-o", help="text, json, sarif or junit."),
+    fmt: Format = format_option(Format, "--format", "-f", "-o"),
     fail_on: str = typer.Option(
         None, "--fail-on", help="Exit 1 on findings at or above: error, warning (default), info."
     ),
@@ -50,10 +62,8 @@ def lint(
     from berth.lint.config import find_config, load_config
     from berth.lint.engine import LintOptions, lint_paths
     from berth.lint.model import Severity
-    from berth.lint.output import FORMATS, render
+    from berth.lint.output import render
 
-    if fmt not in FORMATS:
-        raise UsageError(f"unknown --format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
     cfg = load_config(config or find_config(paths))
     try:
         threshold = Severity.parse(fail_on) if fail_on else (cfg.fail_on or Severity.WARNING)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
@@ -27,7 +27,35 @@ class Output(StrEnum):
     json = "json"
 
 
-OUTPUT: Any = typer.Option(Output.text, "-o", "--output", help="Output format: text or json.")
+FormatT = TypeVar("FormatT", bound=StrEnum)
+
+
+def format_option(formats: type[FormatT], *names: str) -> Any:
+    """An output-format option over ``formats`` (first one the default), checked here and nowhere else.
+
+    An unknown value is a usage error (exit 2) naming every format, like any other bad flag.
+    """
+    from berth.errors import UsageError
+
+    flag = next(n for n in names if n.startswith("--"))
+    choices = [f.value for f in formats]
+
+    def parse(value: str) -> FormatT:
+        try:
+            return formats(value)
+        except ValueError:
+            raise UsageError(f"unknown {flag} {value!r}", f"use one of {', '.join(choices)}") from None
+
+    return typer.Option(
+        choices[0],
+        *names,
+        parser=parse,
+        metavar="|".join(choices),
+        help=f"Output format: {', '.join(choices[:-1])} or {choices[-1]}.",
+    )
+
+
+OUTPUT: Any = format_option(Output, "-o", "--output")
 KUBECONFIG: Any = typer.Option(
     None, "--kubeconfig", help="Kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)."
 )

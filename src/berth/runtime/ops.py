@@ -46,7 +46,7 @@ class StepInfo:
         return {
             "step": self.step,
             "ranks": self.ranks,
-            "world_size": self.world_size,
+            "worldSize": self.world_size,
             "bytes": self.nbytes,
             "created": self.created,
             "complete": self.complete,
@@ -90,7 +90,7 @@ def show(root: Path, step: int) -> dict[str, Any]:
         m = read_manifest(shard)
         out["ranks"][str(rank)] = {
             "path": str(shard),
-            "world_size": m.world_size,
+            "worldSize": m.world_size,
             "created": m.created,
             "bytes": m.nbytes,
             "files": [{"name": f.name, "size": f.size, "chunks": len(f.crc32)} for f in m.files],

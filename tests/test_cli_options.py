@@ -1,0 +1,106 @@
+"""The conventions every command shares: -o is the output format, -n says where its default comes from,
+start-up loads no heavy library. Run through typer's CliRunner: no cluster, no subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from berth.cli.app import app
+from berth.errors import UsageError
+
+NAME_COMMANDS = ["status", "scale", "gc", "down", "doctor"]  # take a cluster name, not a spec
+SPEC_COMMANDS = ["plan", "up"]
+# Every command with an output format, and arguments that reach the format check before any work.
+FORMAT_COMMANDS = [
+    ["plan", "x.yaml"],
+    ["up", "x.yaml"],
+    ["status", "t"],
+    ["scale", "t", "2"],
+    ["gc", "t"],
+    ["down", "t"],
+    ["doctor", "t"],
+    ["explain", "x.yaml"],
+    ["ckpt", "list", "d"],
+    ["ckpt", "show", "d", "1"],
+    ["ckpt", "verify", "d"],
+    ["ckpt", "prune", "d"],
+    ["ckpt", "archive", "d"],
+    ["ckpt", "restore", "d"],
+]
+
+
+def _help(*command: str) -> str:
+    result = CliRunner().invoke(app, [*command, "--help"], terminal_width=400)
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("command", NAME_COMMANDS)
+def test_namespace_help_of_name_commands_claims_no_spec_default(command: str) -> None:
+    text = _help(command)
+    assert "-n, --namespace" in text
+    assert "spec" not in text.split("--namespace", 1)[1].split("-o, --output")[0]
+    assert "default: the context's namespace" in text
+
+
+@pytest.mark.parametrize("command", SPEC_COMMANDS)
+def test_namespace_help_of_spec_commands_names_the_spec(command: str) -> None:
+    assert "default: the spec's metadata.namespace, else the context's" in _help(command)
+
+
+@pytest.mark.parametrize("args", FORMAT_COMMANDS, ids=lambda a: " ".join(a[:2]))
+def test_output_is_text_or_json_and_checked_before_anything_runs(args: list[str]) -> None:
+    command = args[:2] if args[0] == "ckpt" else args[:1]
+    assert "-o, --output text|json Output format: text or json. [default: text]" in _help(*command)
+    result = CliRunner().invoke(app, [*args, "-o", "yaml"])
+    assert isinstance(result.exception, UsageError), result.output
+    assert result.exception.exit_code == 2
+    assert result.exception.message == "unknown --output 'yaml'"
+    assert result.exception.hint == "use one of text, json"
+
+
+def test_ckpt_table_format_is_now_text() -> None:
+    """ckpt called its text format "table"; one name for it everywhere now."""
+    result = CliRunner().invoke(app, ["ckpt", "list", "d", "-o", "table"])
+    assert isinstance(result.exception, UsageError) and result.exception.hint == "use one of text, json"
+
+
+def test_lint_formats_are_the_reporters_formats() -> None:
+    from berth.cli.lint_cmds import Format
+    from berth.lint.output import FORMATS
+
+    assert tuple(Format) == FORMATS
+    assert "-f, -o, --format text|json|sarif|junit Output format: text, json, sarif or junit." in _help("lint")
+
+
+def test_render_has_an_out_dir_and_no_output_format() -> None:
+    text = _help("render")
+    assert "--out-dir <path>" in text and " -o" not in text
+
+
+def test_startup_loads_no_heavy_library() -> None:
+    """`berth --version` and every command's option parsing must not import rich, pydantic, lightkube or YAML."""
+    code = (
+        "import sys; import berth.cli.app; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('rich', 'pydantic', 'lightkube', 'yaml', 'ruamel', 'httpx', 'jsonschema', 'numpy')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_no_cli_module_imports_private_names_of_another() -> None:
+    import ast
+    from pathlib import Path
+
+    import berth.cli
+
+    for path in Path(berth.cli.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("berth.cli"):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{path.name} imports {private} from {node.module}"
