@@ -25,7 +25,7 @@ import yaml
 
 from berth.kube.apply import desired_objects
 from berth.kube.client import Kube, Target, connect, resource_type
-from berth.kube.sandbox import NodeSpec, Sandbox, find_bin_dir
+from berth.sandbox import NodeSpec, Sandbox, find_bin_dir
 from berth.kube.status import collect
 from berth.kube.up import up
 from berth.render.output import to_stream

@@ -4,7 +4,7 @@ Use in any test under tests/cluster/:
 
     def test_something(sandbox, kube_client, namespace): ...
 
-- ``sandbox`` (session): a running :class:`berth.kube.sandbox.SandboxState`; ``.kubeconfig``
+- ``sandbox`` (session): a running :class:`berth.sandbox.SandboxState`; ``.kubeconfig``
   (Path), ``.server`` (https URL), ``.bin_dir / "kubectl"``. Started once per session (per
   xdist worker), stopped by PID at the end. 3 kwok nodes over zone-a/zone-b with 8
   nvidia.com/gpu each; default StorageClass ``standard`` (host-path, WaitForFirstConsumer).
@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from berth.kube.sandbox import Sandbox, SandboxState, find_bin_dir
+from berth.sandbox import Sandbox, SandboxState, find_bin_dir
 
 
 @pytest.fixture(scope="session")

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from cluster_helpers import berth, seed_like, write_spec
 
-from berth.kube._sandbox_proc import ProcessRecord, is_running, spawn
-from berth.kube.sandbox import STATE_FILE, SandboxState
+from berth.sandbox import Sandbox, SandboxState
+from berth.sandbox.proc import ProcessRecord, is_running
 
 pytestmark = pytest.mark.cluster
 
@@ -36,14 +36,11 @@ def _kill_apiserver(sandbox: SandboxState) -> ProcessRecord:
 
 
 def _restart_apiserver(sandbox: SandboxState, old: ProcessRecord, kube_client: Any) -> None:
+    """Start it again with its recorded command line; the new PID goes into the state (``down`` stops it)."""
     from lightkube.resources.core_v1 import Namespace
 
-    new = spawn(old.name, old.argv, Path(old.log), sandbox.state_dir)
+    new = Sandbox(sandbox.name, sandbox.state_dir).start_component(old.name)
     sandbox.processes[sandbox.processes.index(old)] = new
-    state_file = sandbox.state_dir / STATE_FILE
-    saved = SandboxState.from_json(json.loads(state_file.read_text()))
-    saved.processes = [new if p.name == old.name else p for p in saved.processes]
-    state_file.write_text(json.dumps(saved.to_json(), indent=2))
     deadline = time.monotonic() + 60
     while True:
         try:

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from berth.kube._sandbox_proc import is_running
-from berth.kube.sandbox import GPU_RESOURCE, HOSTPATH_PV_ROOT, ZONE_LABEL, Sandbox, SandboxState
+from berth.contract import GPU_RESOURCE, LABEL_ZONE
+from berth.sandbox.cluster import HOSTPATH_PV_ROOT, Sandbox, SandboxState
+from berth.sandbox.proc import is_running
 
 pytestmark = pytest.mark.cluster
 
@@ -58,7 +59,7 @@ def test_nodes_ready_over_zones_with_gpus(kube_client: Any) -> None:
 
     nodes = list(kube_client.list(Node))
     assert len(nodes) == 3
-    zones = sorted(n.metadata.labels[ZONE_LABEL] for n in nodes)
+    zones = sorted(n.metadata.labels[LABEL_ZONE] for n in nodes)
     assert zones == ["zone-a", "zone-a", "zone-b"]
     for node in nodes:
         assert node.metadata.labels["kubernetes.io/hostname"] == node.metadata.name
@@ -226,7 +227,7 @@ def test_cli_up_status_env_down_leaves_no_process(sandbox: SandboxState, tmp_pat
     status = berth("sandbox", "status", *opts, "-o", "json")
     assert status.returncode == 0, status.stderr
     info = json.loads(status.stdout)
-    assert info["running"] and info["api_ready"]
+    assert info["running"] and info["apiReady"]
     assert info["version"] == pinned("k8s.io/kubernetes")
     assert sorted(p["name"] for p in info["processes"]) == sorted(
         ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]

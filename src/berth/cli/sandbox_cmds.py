@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 import time
 from collections.abc import Callable
@@ -11,8 +10,10 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from berth.cli.options import OUTPUT, Output, emit_json
+
 if TYPE_CHECKING:
-    from berth.kube.sandbox import Sandbox
+    from berth.sandbox import Sandbox
 
 sandbox_app = typer.Typer(
     name="sandbox",
@@ -28,7 +29,7 @@ _STATE_DIR = typer.Option(
 
 
 def _sandbox(name: str, state_dir: Path | None) -> Sandbox:
-    from berth.kube.sandbox import Sandbox
+    from berth.sandbox import Sandbox
 
     return Sandbox(name, state_dir)
 
@@ -58,8 +59,8 @@ def up(
     timeout: float = typer.Option(90.0, "--timeout", min=5, help="Seconds to wait for the sandbox."),
 ) -> None:
     """Start the sandbox (or report the running one) and print how to use it."""
-    from berth.kube.sandbox import NodeSpec, find_bin_dir
-    from berth.kube.sandbox import build as build_binaries
+    from berth.sandbox import NodeSpec, find_bin_dir
+    from berth.sandbox import build as build_binaries
 
     progress = _progress()
     bin_dir = None
@@ -91,16 +92,12 @@ def down(name: str = _NAME, state_dir: Path | None = _STATE_DIR) -> None:
 def status(
     name: str = _NAME,
     state_dir: Path | None = _STATE_DIR,
-    output: str = typer.Option("text", "-o", "--output", help="text or json."),
+    output: Output = OUTPUT,
 ) -> None:
     """Show whether each process runs and the API answers; exit 1 when the sandbox is not running."""
-    from berth.errors import UsageError
-
-    if output not in ("text", "json"):
-        raise UsageError(f"unknown output format {output!r}", hint="use -o text or -o json")
     st = _sandbox(name, state_dir).status()
-    if output == "json":
-        typer.echo(json.dumps(st.to_json(), indent=2))
+    if output is Output.json:
+        emit_json(st.to_json())
     elif not st.exists:
         typer.echo(f"sandbox {name!r}: not running ({st.state_dir})")
     else:

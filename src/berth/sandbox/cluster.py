@@ -3,113 +3,50 @@
 ``berth sandbox up`` starts etcd, kube-apiserver (RBAC, Pod Security admission),
 kube-controller-manager (with its host-path dynamic provisioner, so StatefulSet PVCs really
 bind), kube-scheduler and kwok (fake kubelets: pods become Running/Ready without containers),
-all built from source by ``tools/kube/build.sh`` and bound to 127.0.0.1 on free ports. It then
-creates fake GPU nodes over several zones and a default StorageClass ``standard``
-(WaitForFirstConsumer). Every process is recorded by PID in ``<state>/state.json`` and ``down``
+all built from source by ``tools/kube/build.sh`` and bound to 127.0.0.1 on free ports; their
+command lines are the table in :mod:`berth.sandbox.components`. It then creates fake GPU nodes
+over several zones and a default StorageClass ``standard`` (WaitForFirstConsumer) through
+berth's own client. Every process is recorded by PID in ``<state>/state.json`` and ``down``
 stops exactly those.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
-import os
 import shutil
 import ssl
 import subprocess
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from berth.contract import GPU_RESOURCE, LABEL_MANAGED_BY, LABEL_ZONE
 from berth.errors import BerthError, UsageError
-from berth.kube import _sandbox_pki as pki_mod
-from berth.kube._sandbox_proc import ProcessRecord, free_ports, is_running, log_tail, spawn, stop
+from berth.sandbox import pki as pki_mod
+from berth.sandbox.binaries import Progress, build_hint, find_bin_dir, quiet
+from berth.sandbox.components import COMPONENTS, NAMES, PORTS, SERVICE_IP, Layout
+from berth.sandbox.proc import ProcessRecord, free_ports, is_running, log_tail, spawn, stop
+
+if TYPE_CHECKING:
+    from berth.kube.client import Kube
 
 STATE_FILE = "state.json"
 STORAGE_CLASS = "standard"
 HOSTPATH_PV_ROOT = Path("/tmp/hostpath_pv")  # fixed by kube-controller-manager's host-path provisioner
-SERVICE_CIDR = "10.96.0.0/16"
-SERVICE_IP = "10.96.0.1"
-POD_CIDR = "10.244.0.0/16"
-ZONE_LABEL = "topology.kubernetes.io/zone"
-GPU_RESOURCE = "nvidia.com/gpu"
+# The sandbox's own objects (nodes, StorageClass): their managed-by label and field manager.
 MANAGED_BY = "berth-sandbox"
-# Components in start order; down stops them in reverse.
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
-
-Progress = Callable[[str], None]
-
-
-def _quiet(_: str) -> None:
-    """Default progress sink for library callers that do not want output."""
-
-
-def cache_root() -> Path:
-    """Where built binaries live (outside the repository): ``$BERTH_KUBE_CACHE`` or ~/.cache/berth/kube."""
-    env = os.environ.get("BERTH_KUBE_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "berth" / "kube"
+# Components with a client kubeconfig of their own (the admin's is ``<state>/kubeconfig``).
+COMPONENT_CLIENTS = ("controller-manager", "scheduler", "kwok")
 
 
 def default_state_dir(name: str) -> Path:
+    """Where sandbox ``name`` keeps its state, certificates, etcd data and logs by default."""
     return Path.home() / ".cache" / "berth" / "sandbox" / name
-
-
-def build_script() -> Path | None:
-    """``tools/kube/build.sh`` of the source checkout berth runs from, if it runs from one."""
-    script = Path(__file__).resolve().parents[3] / "tools" / "kube" / "build.sh"
-    return script if script.is_file() else None
-
-
-def _build_hint() -> str:
-    script = build_script()
-    where = str(script) if script else "tools/kube/build.sh (in a berth source checkout)"
-    return f"build them with {where} (several minutes cold, needs Go), or run `berth sandbox up --build`"
-
-
-def find_bin_dir() -> Path | None:
-    """The directory holding the built ``kube`` multi-call binary and its symlinks, if built.
-
-    ``$BERTH_KUBE_BIN`` wins; otherwise the directory build.sh reports for the pinned versions;
-    otherwise (berth installed without its source) the newest build in the cache.
-    """
-    env = os.environ.get("BERTH_KUBE_BIN")
-    if env:
-        return Path(env) if (Path(env) / "kube").is_file() else None
-    script = build_script()
-    if script:
-        out = subprocess.run(
-            ["bash", str(script), "--print-bin-dir"], capture_output=True, text=True, check=False
-        )
-        if out.returncode == 0:
-            bin_dir = Path(out.stdout.strip())
-            return bin_dir if (bin_dir / "kube").is_file() else None
-    builds = sorted(cache_root().glob("*/bin/kube"), key=lambda p: p.stat().st_mtime, reverse=True)
-    return builds[0].parent if builds else None
-
-
-def build(progress: Progress = _quiet) -> Path:
-    """Run build.sh (a no-op when the binaries exist), streaming its progress lines."""
-    script = build_script()
-    if script is None:
-        raise BerthError(
-            "cannot build the control plane: berth is not running from a source checkout",
-            hint="clone berth and run tools/kube/build.sh, or set BERTH_KUBE_BIN to a built bin directory",
-        )
-    proc = subprocess.Popen(
-        ["bash", str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    assert proc.stderr is not None and proc.stdout is not None
-    tail: list[str] = []
-    for line in proc.stderr:
-        progress(line.rstrip())
-        tail = [*tail[-20:], line.rstrip()]
-    out = proc.stdout.read().strip()
-    if proc.wait() != 0:
-        raise BerthError("building the control plane failed:\n" + "\n".join(tail), hint=f"rerun {script}")
-    return Path(out.splitlines()[-1])
 
 
 @dataclass(frozen=True)
@@ -124,9 +61,11 @@ class NodeSpec:
     pods: int = 110
 
     def zone_of(self, index: int) -> str:
+        """``zone-a``, ``zone-b``, … for node ``index``."""
         return f"zone-{chr(ord('a') + index % self.zones)}"
 
     def manifests(self) -> list[dict[str, Any]]:
+        """The Node objects kwok will keep Ready."""
         resources = {"cpu": self.cpu, "memory": self.memory, "pods": str(self.pods), GPU_RESOURCE: str(self.gpus)}
         return [
             {
@@ -140,9 +79,9 @@ class NodeSpec:
                         "kubernetes.io/os": "linux",
                         "kubernetes.io/arch": "amd64",
                         "type": "kwok",
-                        ZONE_LABEL: self.zone_of(i),
+                        LABEL_ZONE: self.zone_of(i),
                         "topology.kubernetes.io/region": "sandbox",
-                        "app.kubernetes.io/managed-by": MANAGED_BY,
+                        LABEL_MANAGED_BY: MANAGED_BY,
                     },
                 },
                 "status": {"capacity": resources, "allocatable": resources},
@@ -159,12 +98,26 @@ def storage_class_manifest() -> dict[str, Any]:
         "metadata": {
             "name": STORAGE_CLASS,
             "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
-            "labels": {"app.kubernetes.io/managed-by": MANAGED_BY},
+            "labels": {LABEL_MANAGED_BY: MANAGED_BY},
         },
         "provisioner": "kubernetes.io/host-path",
         "reclaimPolicy": "Delete",
         "volumeBindingMode": "WaitForFirstConsumer",
     }
+
+
+def _plain(obj: Any, key: Callable[[str], str] = str) -> Any:
+    """A dataclass as JSON data: paths as strings, nested dataclasses and lists too, keys through ``key``."""
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {key(f.name): _plain(getattr(obj, f.name), key) for f in fields(obj)}
+    if isinstance(obj, list):
+        return [_plain(item, key) for item in obj]
+    return str(obj) if isinstance(obj, Path) else obj
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 @dataclass
@@ -182,20 +135,13 @@ class SandboxState:
     ready_after_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "state_dir": str(self.state_dir),
-            "bin_dir": str(self.bin_dir),
-            "server": self.server,
-            "kubeconfig": str(self.kubeconfig),
-            "ports": self.ports,
-            "processes": [p.to_json() for p in self.processes],
-            "started_at": self.started_at,
-            "ready_after_s": self.ready_after_s,
-        }
+        """The state file's content."""
+        data: dict[str, Any] = _plain(self)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SandboxState:
+        """Read back what :meth:`to_json` wrote."""
         return cls(
             name=str(data["name"]),
             state_dir=Path(data["state_dir"]),
@@ -211,6 +157,8 @@ class SandboxState:
 
 @dataclass(frozen=True)
 class ProcessStatus:
+    """One recorded component and whether it still runs."""
+
     name: str
     pid: int
     running: bool
@@ -232,19 +180,9 @@ class SandboxStatus:
     processes: list[ProcessStatus]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "state_dir": str(self.state_dir),
-            "exists": self.exists,
-            "running": self.running,
-            "api_ready": self.api_ready,
-            "server": self.server,
-            "kubeconfig": str(self.kubeconfig) if self.kubeconfig else None,
-            "version": self.version,
-            "processes": [
-                {"name": p.name, "pid": p.pid, "running": p.running, "log": p.log} for p in self.processes
-            ],
-        }
+        """For ``berth sandbox status -o json`` (camelCase keys, like every berth JSON output)."""
+        data: dict[str, Any] = _plain(self, _camel)
+        return data
 
 
 class Sandbox:
@@ -259,13 +197,16 @@ class Sandbox:
     # ---- state -----------------------------------------------------------------------------
     @property
     def state_file(self) -> Path:
+        """``<state>/state.json``: the processes and ports ``up`` recorded."""
         return self.state_dir / STATE_FILE
 
     @property
     def kubeconfig(self) -> Path:
+        """The admin kubeconfig (system:masters)."""
         return self.state_dir / "kubeconfig"
 
     def load(self) -> SandboxState | None:
+        """The recorded state; None when there is no sandbox here."""
         try:
             return SandboxState.from_json(json.loads(self.state_file.read_text()))
         except FileNotFoundError:
@@ -281,6 +222,12 @@ class Sandbox:
         tmp.write_text(json.dumps(state.to_json(), indent=2) + "\n")
         tmp.replace(self.state_file)
 
+    def _kube(self, timeout_s: float = 5.0) -> Kube:
+        """berth's client on this sandbox as admin, without retries: callers poll with their own deadline."""
+        from berth.kube.client import RetryPolicy, Target, connect
+
+        return connect(Target(kubeconfig=str(self.kubeconfig)), retry=RetryPolicy(budget_s=0), timeout_s=timeout_s)
+
     # ---- up --------------------------------------------------------------------------------
     def up(
         self,
@@ -288,7 +235,7 @@ class Sandbox:
         *,
         bin_dir: Path | None = None,
         timeout_s: float = 90.0,
-        progress: Progress = _quiet,
+        progress: Progress = quiet,
     ) -> SandboxState:
         """Start the control plane, or return the running one unchanged (idempotent)."""
         nodes = nodes or NodeSpec()
@@ -306,17 +253,21 @@ class Sandbox:
             self.down()
         bin_dir = bin_dir or find_bin_dir()
         if bin_dir is None:
-            raise BerthError("the control-plane binaries are not built", hint=_build_hint())
+            raise BerthError("the control-plane binaries are not built", hint=build_hint())
 
         started = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "logs").mkdir(exist_ok=True)
-        names = ("etcd", "etcd-peer", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
-        ports = dict(zip(names, free_ports(len(names)), strict=True))
+        ports = dict(zip(PORTS, free_ports(len(PORTS)), strict=True))
         server = f"https://127.0.0.1:{ports['kube-apiserver']}"
         state = SandboxState(
-            name=self.name, state_dir=self.state_dir, bin_dir=bin_dir, server=server,
-            kubeconfig=self.kubeconfig, ports=ports, started_at=time.time(),
+            name=self.name,
+            state_dir=self.state_dir,
+            bin_dir=bin_dir,
+            server=server,
+            kubeconfig=self.kubeconfig,
+            ports=ports,
+            started_at=time.time(),
         )
         self._save(state)
         try:
@@ -329,143 +280,83 @@ class Sandbox:
         progress(f"sandbox {self.name!r} ready in {state.ready_after_s:.1f} s: {server}")
         return state
 
-    def _start(self, state: SandboxState, nodes: NodeSpec, timeout_s: float, progress: Progress) -> None:
-        deadline = time.monotonic() + timeout_s
+    def _write_config(self, state: SandboxState) -> Layout:
+        """Certificates, kubeconfigs and the scheduler's and kwok's configuration files."""
         d = self.state_dir
-        progress("generating certificates")
         pki = pki_mod.generate(d / "pki", SERVICE_IP)
         context = f"berth-sandbox-{self.name}"
         pki_mod.write_kubeconfig(self.kubeconfig, pki, "admin", state.server, context)
-        for client in ("controller-manager", "scheduler", "kwok"):
+        for client in COMPONENT_CLIENTS:
             pki_mod.write_kubeconfig(d / f"{client}.kubeconfig", pki, client, state.server, context)
         kube = str(state.bin_dir / "kube")
         stages = subprocess.run([kube, "kwok-stages"], capture_output=True, text=True, check=True).stdout
         (d / "kwok-stages.yaml").write_text(stages)
-        (d / "scheduler.yaml").write_text(
-            json.dumps(
-                {
-                    "apiVersion": "kubescheduler.config.k8s.io/v1",
-                    "kind": "KubeSchedulerConfiguration",
-                    "clientConnection": {"kubeconfig": str(d / "scheduler.kubeconfig"), "qps": 200, "burst": 400},
-                    "leaderElection": {"leaderElect": False},
-                }
-            )
-        )
+        scheduler = {
+            "apiVersion": "kubescheduler.config.k8s.io/v1",
+            "kind": "KubeSchedulerConfiguration",
+            "clientConnection": {"kubeconfig": str(d / "scheduler.kubeconfig"), "qps": 200, "burst": 400},
+            "leaderElection": {"leaderElect": False},
+        }
+        (d / "scheduler.yaml").write_text(json.dumps(scheduler))
+        return Layout(dir=d, port=state.ports, pki=pki, server=state.server)
 
-        def launch(name: str, args: list[str]) -> ProcessRecord:
-            record = spawn(name, [kube, name, *args], d / "logs" / f"{name}.log", d)
+    def _start(self, state: SandboxState, nodes: NodeSpec, timeout_s: float, progress: Progress) -> None:
+        deadline = time.monotonic() + timeout_s
+        progress("generating certificates")
+        layout = self._write_config(state)
+        pending: list[tuple[ProcessRecord, str]] = []  # started, health not yet seen
+        for component in COMPONENTS:
+            progress(f"starting {component.name}")
+            record = spawn(
+                component.name,
+                layout.argv(state.bin_dir / "kube", component),
+                self.state_dir / "logs" / f"{component.name}.log",
+                self.state_dir,
+            )
             state.processes.append(record)
             self._save(state)
-            return record
-
-        p = state.ports
-        progress("starting etcd")
-        etcd = launch("etcd", [
-            "--name=sandbox", f"--data-dir={d / 'etcd'}",
-            f"--listen-client-urls=http://127.0.0.1:{p['etcd']}",
-            f"--advertise-client-urls=http://127.0.0.1:{p['etcd']}",
-            f"--listen-peer-urls=http://127.0.0.1:{p['etcd-peer']}",
-            f"--initial-advertise-peer-urls=http://127.0.0.1:{p['etcd-peer']}",
-            f"--initial-cluster=sandbox=http://127.0.0.1:{p['etcd-peer']}",
-            "--unsafe-no-fsync", "--log-level=warn",
-        ])
-        _wait_http(f"http://127.0.0.1:{p['etcd']}/health", None, etcd, deadline)
-
-        progress("starting kube-apiserver")
-        apiserver = launch("kube-apiserver", [
-            f"--etcd-servers=http://127.0.0.1:{p['etcd']}",
-            "--bind-address=127.0.0.1", f"--secure-port={p['kube-apiserver']}",
-            f"--tls-cert-file={pki.serving_cert}", f"--tls-private-key-file={pki.serving_key}",
-            f"--client-ca-file={pki.ca_cert}",
-            "--authorization-mode=Node,RBAC",
-            "--enable-admission-plugins=NodeRestriction,PodSecurity",
-            "--allow-privileged=true",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-account-key-file={pki.sa_pub}",
-            f"--service-account-signing-key-file={pki.sa_key}",
-            "--profiling=false",
-            f"--requestheader-client-ca-file={pki.ca_cert}",
-            "--requestheader-allowed-names=front-proxy-client",
-            "--requestheader-username-headers=X-Remote-User",
-            "--requestheader-group-headers=X-Remote-Group",
-            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
-            f"--proxy-client-cert-file={pki.client_cert('front-proxy-client')}",
-            f"--proxy-client-key-file={pki.client_key('front-proxy-client')}",
-        ])
-        admin_ctx = _client_ssl(pki, "admin")
-        _wait_http(f"{state.server}/readyz", admin_ctx, apiserver, deadline)
-
-        progress("starting kube-controller-manager, kube-scheduler, kwok")
-        kcm_kubeconfig = d / "controller-manager.kubeconfig"
-        kcm = launch("kube-controller-manager", [
-            f"--kubeconfig={kcm_kubeconfig}",
-            f"--authentication-kubeconfig={kcm_kubeconfig}",
-            f"--authorization-kubeconfig={kcm_kubeconfig}",
-            "--bind-address=127.0.0.1", f"--secure-port={p['kube-controller-manager']}",
-            "--leader-elect=false",
-            "--use-service-account-credentials=true",
-            f"--service-account-private-key-file={pki.sa_key}",
-            f"--root-ca-file={pki.ca_cert}",
-            f"--cluster-signing-cert-file={pki.ca_cert}",
-            f"--cluster-signing-key-file={pki.ca_key}",
-            "--enable-hostpath-provisioner=true",
-            # The defaults (20 QPS) make a 100-replica StatefulSet crawl; a sandbox has no neighbours.
-            "--kube-api-qps=200", "--kube-api-burst=400",
-            "--concurrent-statefulset-syncs=10",
-        ])
-        sched_kubeconfig = d / "scheduler.kubeconfig"
-        scheduler = launch("kube-scheduler", [
-            f"--config={d / 'scheduler.yaml'}",
-            f"--authentication-kubeconfig={sched_kubeconfig}",
-            f"--authorization-kubeconfig={sched_kubeconfig}",
-            "--bind-address=127.0.0.1", f"--secure-port={p['kube-scheduler']}",
-        ])
-        kwok = launch("kwok", [
-            f"--kubeconfig={d / 'kwok.kubeconfig'}",
-            f"--config={d / 'kwok-stages.yaml'}",
-            "--manage-all-nodes=true",
-            f"--cidr={POD_CIDR}",
-            "--node-lease-duration-seconds=40",
-        ])
-        insecure = ssl.create_default_context()
-        insecure.check_hostname = False
-        insecure.verify_mode = ssl.CERT_NONE  # components serve self-signed certs on /healthz
-        _wait_http(f"https://127.0.0.1:{p['kube-controller-manager']}/healthz", insecure, kcm, deadline)
-        _wait_http(f"https://127.0.0.1:{p['kube-scheduler']}/healthz", insecure, scheduler, deadline)
-
+            if component.health:
+                pending.append((record, layout.fill(component.health)))
+            if component.gate:
+                self._await_health(pending, deadline)
+        self._await_health(pending, deadline)
         progress(f"creating {nodes.nodes} fake nodes over {nodes.zones} zones and StorageClass {STORAGE_CLASS!r}")
-        self._seed_cluster(nodes, deadline, [kcm, scheduler, kwok, apiserver, etcd], progress)
+        self._seed_cluster(nodes, deadline, list(reversed(state.processes)), progress)
 
-    def _seed_cluster(
-        self, nodes: NodeSpec, deadline: float, watched: list[ProcessRecord], progress: Progress
-    ) -> None:
-        from lightkube import Client, KubeConfig
+    def _await_health(self, pending: list[tuple[ProcessRecord, str]], deadline: float) -> None:
+        """Wait until every pending component's health URL answers; empties ``pending``."""
+        for record, url in pending:
+            _wait_http(url, record, self.kubeconfig, deadline)
+        pending.clear()
+
+    def _seed_cluster(self, nodes: NodeSpec, deadline: float, watched: list[ProcessRecord], progress: Progress) -> None:
         from lightkube.codecs import from_dict
-        from lightkube.core.exceptions import ApiError
         from lightkube.resources.core_v1 import Node, ServiceAccount
 
-        client = Client(KubeConfig.from_file(self.kubeconfig), field_manager=MANAGED_BY)
-        client.apply(from_dict(storage_class_manifest()))
-        for manifest in nodes.manifests():
-            client.create(from_dict(manifest))
+        with contextlib.closing(self._kube()) as kube:
+            storage_class = from_dict(storage_class_manifest())
+            kube.call(
+                f"apply StorageClass {STORAGE_CLASS}",
+                lambda: kube.client.apply(storage_class, field_manager=MANAGED_BY),
+            )
+            for manifest in nodes.manifests():
+                node = from_dict(manifest)
+                kube.call(
+                    f"create Node {manifest['metadata']['name']}",
+                    functools.partial(kube.client.create, node, field_manager=MANAGED_BY),
+                )
 
-        def ready() -> bool:
-            node_list = list(client.list(Node, labels={"app.kubernetes.io/managed-by": MANAGED_BY}))
-            n_ready = sum(1 for n in node_list if _node_ready(n))
-            if n_ready < nodes.nodes:
-                return False
-            # Pods need their namespace's default ServiceAccount: proof the controllers run.
-            try:
-                client.get(ServiceAccount, "default", namespace="default")
-            except ApiError as err:
-                if err.status.code == 404:
+            def ready() -> bool:
+                listed = kube.call(
+                    "list nodes", lambda: list(kube.client.list(Node, labels={LABEL_MANAGED_BY: MANAGED_BY}))
+                )
+                if sum(1 for n in listed if _node_ready(n)) < nodes.nodes:
                     return False
-                raise
-            return True
+                # Pods need their namespace's default ServiceAccount: proof the controllers run.
+                return kube.get_or_none(ServiceAccount, "default", "default") is not None
 
-        progress("waiting for nodes Ready and controllers running")
-        _wait(ready, deadline, watched, "nodes Ready and the default ServiceAccount")
+            progress("waiting for nodes Ready and controllers running")
+            _wait(ready, deadline, watched, "nodes Ready and the default ServiceAccount")
 
     def _repair(self, current: SandboxStatus, timeout_s: float, progress: Progress) -> SandboxState:
         """Restart only the dead components, keeping the cluster's data (etcd) and certificates."""
@@ -475,9 +366,8 @@ class Sandbox:
                 self.start_component(proc.name)
         state = self.load()
         assert state is not None
-        ctx = _client_ssl(pki_mod.Pki(self.state_dir / "pki"), "admin")
         apiserver = next(p for p in state.processes if p.name == "kube-apiserver")
-        _wait_http(f"{state.server}/readyz", ctx, apiserver, time.monotonic() + timeout_s)
+        _wait_http(f"{state.server}/readyz", apiserver, self.kubeconfig, time.monotonic() + timeout_s)
         progress(f"sandbox {self.name!r} running again at {state.server}")
         return state
 
@@ -492,7 +382,7 @@ class Sandbox:
             raise BerthError(f"sandbox {self.name!r} is not running", hint="start it with `berth sandbox up`")
         index = next((i for i, p in enumerate(state.processes) if p.name == component), None)
         if index is None:
-            raise UsageError(f"unknown component {component!r}", hint=f"one of: {', '.join(COMPONENTS)}")
+            raise UsageError(f"unknown component {component!r}", hint=f"one of: {', '.join(NAMES)}")
         old = state.processes[index]
         if is_running(old):
             return old
@@ -521,18 +411,18 @@ class Sandbox:
         """Delete the host directories of this sandbox's provisioned volumes (while the API is up)."""
         if not (self.kubeconfig.exists() and all(is_running(r) for r in state.processes)):
             return
-        from lightkube import Client, KubeConfig
         from lightkube.resources.core_v1 import PersistentVolume
 
-        with contextlib.suppress(Exception):  # best effort: the sandbox is going away either way
-            client = Client(KubeConfig.from_file(self.kubeconfig), timeout=5.0)  # type: ignore[arg-type]
-            for pv in client.list(PersistentVolume):
+        with contextlib.suppress(Exception), contextlib.closing(self._kube()) as kube:
+            # Best effort: the sandbox is going away either way.
+            for pv in kube.call("list PersistentVolumes", lambda: list(kube.client.list(PersistentVolume))):
                 host = pv.spec.hostPath if pv.spec else None
                 path = Path(host.path) if host else None
                 if path and path.parent == HOSTPATH_PV_ROOT:
                     shutil.rmtree(path, ignore_errors=True)
 
     def status(self) -> SandboxStatus:
+        """Whether each recorded process runs and the API server answers ready, with its version."""
         state = self.load()
         if state is None:
             return SandboxStatus(self.name, self.state_dir, False, False, False, None, None, None, [])
@@ -540,10 +430,9 @@ class Sandbox:
         version = None
         api_ready = False
         if all(p.running for p in procs) and self.kubeconfig.exists():
-            ctx = _client_ssl(pki_mod.Pki(self.state_dir / "pki"), "admin")
-            with contextlib.suppress(OSError, ValueError):
-                api_ready = _get(f"{state.server}/readyz", ctx, 2.0) == "ok"
-                version = json.loads(_get(f"{state.server}/version", ctx, 2.0)).get("gitVersion")
+            with contextlib.suppress(BerthError, ValueError), contextlib.closing(self._kube(2.0)) as kube:
+                api_ready = kube.raw_get("/readyz").text.strip() == "ok"
+                version = kube.raw_get("/version").json().get("gitVersion")
         running = api_ready and len(procs) == len(COMPONENTS) and all(p.running for p in procs)
         return SandboxStatus(
             self.name, self.state_dir, True, running, api_ready, state.server, state.kubeconfig, version, procs
@@ -558,16 +447,18 @@ class Sandbox:
 
 
 # ---- helpers ---------------------------------------------------------------------------------
-def _client_ssl(pki: pki_mod.Pki, client: str) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
-    ctx.load_cert_chain(str(pki.client_cert(client)), str(pki.client_key(client)))
+def _probe_context(kubeconfig: Path) -> ssl.SSLContext:
+    """TLS for health probes: the admin's client certificate, the server's not checked.
+
+    A probe only asks a process we just started on a port we chose whether it serves yet;
+    kube-controller-manager and kube-scheduler answer with self-signed certificates.
+    """
+    pki = pki_mod.Pki(kubeconfig.parent / "pki")
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.load_cert_chain(str(pki.client_cert("admin")), str(pki.client_key("admin")))
     return ctx
-
-
-def _get(url: str, ctx: ssl.SSLContext | None, timeout: float) -> str:
-    with urllib.request.urlopen(url, context=ctx, timeout=timeout) as resp:
-        body: bytes = resp.read()
-    return body.decode().strip()
 
 
 def _node_ready(node: Any) -> bool:
@@ -603,6 +494,12 @@ def _wait(check: Callable[[], bool], deadline: float, watched: list[ProcessRecor
         time.sleep(0.2)
 
 
-def _wait_http(url: str, ctx: ssl.SSLContext | None, record: ProcessRecord, deadline: float) -> None:
+def _wait_http(url: str, record: ProcessRecord, kubeconfig: Path, deadline: float) -> None:
     """Wait until URL answers 2xx (urllib raises for anything else, and _wait retries)."""
-    _wait(lambda: _get(url, ctx, 2.0) is not None, deadline, [record], f"{record.name} ({url})")
+    ctx = _probe_context(kubeconfig)
+
+    def answers() -> bool:
+        with urllib.request.urlopen(url, context=ctx, timeout=2.0):
+            return True
+
+    _wait(answers, deadline, [record], f"{record.name} ({url})")

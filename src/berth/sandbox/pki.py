@@ -73,6 +73,14 @@ class Pki:
     def sa_pub(self) -> Path:
         return self.dir / "sa.pub"
 
+    @property
+    def front_proxy_cert(self) -> Path:
+        return self.client_cert("front-proxy-client")
+
+    @property
+    def front_proxy_key(self) -> Path:
+        return self.client_key("front-proxy-client")
+
     def client_cert(self, name: str) -> Path:
         return self.dir / f"{name}.crt"
 
@@ -132,9 +140,15 @@ def generate(pki_dir: Path, service_ip: str) -> Pki:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -143,8 +157,12 @@ def generate(pki_dir: Path, service_ip: str) -> Pki:
     _write(pki.ca_cert, _cert_pem(ca))
     _write(pki.ca_key, _key_pem(ca_key), private=True)  # kube-controller-manager signs CSRs with it
 
-    def issue(key: ec.EllipticCurvePrivateKey, subject: x509.Name, usage: x509.ObjectIdentifier,
-              sans: list[x509.GeneralName] | None = None) -> x509.Certificate:
+    def issue(
+        key: ec.EllipticCurvePrivateKey,
+        subject: x509.Name,
+        usage: x509.ObjectIdentifier,
+        sans: list[x509.GeneralName] | None = None,
+    ) -> x509.Certificate:
         builder = _builder(subject, ca_name, key.public_key()).add_extension(
             x509.ExtendedKeyUsage([usage]), critical=False
         )
@@ -155,8 +173,13 @@ def generate(pki_dir: Path, service_ip: str) -> Pki:
     serving_key = _new_key()
     sans: list[x509.GeneralName] = [
         x509.DNSName(n)
-        for n in ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                  "kubernetes.default.svc.cluster.local")
+        for n in (
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+        )
     ]
     sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", service_ip)]
     serving = issue(serving_key, _name("kube-apiserver"), ExtendedKeyUsageOID.SERVER_AUTH, sans)
@@ -173,9 +196,7 @@ def generate(pki_dir: Path, service_ip: str) -> Pki:
     _write(pki.sa_key, _key_pem(sa_key), private=True)
     _write(
         pki.sa_pub,
-        sa_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ),
+        sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
     )
     return pki
 
@@ -189,9 +210,7 @@ def write_kubeconfig(path: Path, pki: Pki, client: str, server: str, context: st
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [
-            {"name": context, "cluster": {"server": server, "certificate-authority-data": b64(pki.ca_cert)}}
-        ],
+        "clusters": [{"name": context, "cluster": {"server": server, "certificate-authority-data": b64(pki.ca_cert)}}],
         "users": [
             {
                 "name": context,

@@ -1,0 +1,99 @@
+"""The sandbox's pure parts: the component table, its state file, status JSON. No binaries needed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from berth.sandbox import Sandbox, SandboxState
+from berth.sandbox.cluster import NodeSpec
+from berth.sandbox.components import COMPONENTS, NAMES, PORTS, Layout
+from berth.sandbox.pki import Pki
+from berth.sandbox.proc import ProcessRecord
+
+
+def _layout(tmp_path: Path) -> Layout:
+    ports = {name: 10000 + i for i, name in enumerate(PORTS)}
+    return Layout(dir=tmp_path, port=ports, pki=Pki(tmp_path / "pki"), server="https://127.0.0.1:10002")
+
+
+def test_components_start_in_dependency_order() -> None:
+    assert NAMES == ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+    # etcd and the API server must answer before anything that needs them starts.
+    assert [c.name for c in COMPONENTS if c.gate] == ["etcd", "kube-apiserver"]
+    assert [c.name for c in COMPONENTS if c.health is None] == ["kwok"]
+
+
+def test_every_template_is_filled_from_the_layout(tmp_path: Path) -> None:
+    layout = _layout(tmp_path)
+    argvs = {c.name: layout.argv(tmp_path / "bin" / "kube", c) for c in COMPONENTS}
+    for name, argv in argvs.items():
+        assert argv[:2] == [str(tmp_path / "bin" / "kube"), name]  # the multi-call binary's personality
+        assert not [a for a in argv if "{" in a or "}" in a], name
+    etcd, apiserver = argvs["etcd"], argvs["kube-apiserver"]
+    assert f"--data-dir={tmp_path}/etcd" in etcd
+    assert "--listen-client-urls=http://127.0.0.1:10000" in etcd
+    assert "--initial-cluster=sandbox=http://127.0.0.1:10001" in etcd
+    assert "--etcd-servers=http://127.0.0.1:10000" in apiserver and "--secure-port=10002" in apiserver
+    assert f"--tls-cert-file={tmp_path}/pki/apiserver.crt" in apiserver
+    assert f"--proxy-client-key-file={tmp_path}/pki/front-proxy-client.key" in apiserver
+    assert "--service-cluster-ip-range=10.96.0.0/16" in apiserver
+    assert f"--kubeconfig={tmp_path}/controller-manager.kubeconfig" in argvs["kube-controller-manager"]
+    assert "--secure-port=10004" in argvs["kube-scheduler"] and "--cidr=10.244.0.0/16" in argvs["kwok"]
+    health = {c.name: layout.fill(c.health) for c in COMPONENTS if c.health}
+    assert health == {
+        "etcd": "http://127.0.0.1:10000/health",
+        "kube-apiserver": "https://127.0.0.1:10002/readyz",
+        "kube-controller-manager": "https://127.0.0.1:10003/healthz",
+        "kube-scheduler": "https://127.0.0.1:10004/healthz",
+    }
+
+
+def test_state_file_round_trips(tmp_path: Path) -> None:
+    record = ProcessRecord(name="etcd", pid=42, start_ticks=7, log=str(tmp_path / "etcd.log"), argv=["kube", "etcd"])
+    state = SandboxState(
+        name="t",
+        state_dir=tmp_path,
+        bin_dir=tmp_path / "bin",
+        server="https://127.0.0.1:1",
+        kubeconfig=tmp_path / "kubeconfig",
+        ports={"etcd": 1},
+        processes=[record],
+        started_at=1.5,
+        ready_after_s=3.0,
+    )
+    data = json.loads(json.dumps(state.to_json()))
+    assert data["state_dir"] == str(tmp_path) and data["processes"][0]["start_ticks"] == 7
+    assert SandboxState.from_json(data) == state
+
+
+def test_status_of_an_absent_sandbox_is_camel_case_json(tmp_path: Path) -> None:
+    status = Sandbox("t", tmp_path / "none").status()
+    assert not status.exists and not status.running
+    assert status.to_json() == {
+        "name": "t",
+        "stateDir": str(tmp_path / "none"),
+        "exists": False,
+        "running": False,
+        "apiReady": False,
+        "server": None,
+        "kubeconfig": None,
+        "version": None,
+        "processes": [],
+    }
+
+
+def test_fake_nodes_spread_over_zones() -> None:
+    nodes = NodeSpec(nodes=3, zones=2, gpus=4).manifests()
+    assert [n["metadata"]["labels"]["topology.kubernetes.io/zone"] for n in nodes] == ["zone-a", "zone-b", "zone-a"]
+    assert {n["status"]["allocatable"]["nvidia.com/gpu"] for n in nodes} == {"4"}
+
+
+@pytest.mark.parametrize("name", ["", "a/b", ".hidden"])
+def test_bad_sandbox_names_are_usage_errors(name: str) -> None:
+    from berth.errors import UsageError
+
+    with pytest.raises(UsageError):
+        Sandbox(name)
