@@ -97,3 +97,47 @@ def test_bad_sandbox_names_are_usage_errors(name: str) -> None:
 
     with pytest.raises(UsageError):
         Sandbox(name)
+
+
+def test_berths_client_verifies_the_sandbox_ca_and_presents_the_admin_cert(tmp_path: Path) -> None:
+    """The transport berth's Kube builds from a kubeconfig does mutual TLS like lightkube's own did."""
+    import http.server
+    import ssl
+    import threading
+
+    from berth.kube.client import RetryPolicy, Target, connect
+    from berth.sandbox.components import SERVICE_IP
+    from berth.sandbox.pki import generate, write_kubeconfig
+
+    pki = generate(tmp_path / "pki", SERVICE_IP)
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            cert = self.connection.getpeercert()  # type: ignore[attr-defined]
+            seen.append(dict(x[0] for x in cert["subject"])["commonName"])
+            body = b"ok"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(pki.ca_cert))
+    ctx.verify_mode = ssl.CERT_REQUIRED  # no client certificate, no connection
+    ctx.load_cert_chain(str(pki.serving_cert), str(pki.serving_key))
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"https://127.0.0.1:{server.server_address[1]}"
+        write_kubeconfig(tmp_path / "kubeconfig", pki, "admin", url, "ctx")
+        kube = connect(Target(str(tmp_path / "kubeconfig")), retry=RetryPolicy(budget_s=0))
+        assert kube.raw_get("/readyz").text == "ok"
+        assert seen == ["berth-sandbox-admin"] and kube.requests == 1
+        kube.close()
+    finally:
+        server.shutdown()
+        server.server_close()
