@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from berth.kube.client import Kube, RetryPolicy, Target, connect
+
+from ..conftest import berth_process
 
 
 def seed_like(namespace: str, *, name: str = "ml-training", replicas: int = 3, when_scaled: str = "Retain",
@@ -49,12 +49,9 @@ def write_spec(directory: Path, doc: dict[str, Any], file: str = "berth.yaml") -
 
 def berth(*args: str, kubeconfig: Path | None = None, env: dict[str, str] | None = None,
           timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    """The real CLI in a child process, like a user runs it."""
-    full_env = {**os.environ, **(env or {})}
-    if kubeconfig is not None:
-        full_env["KUBECONFIG"] = str(kubeconfig)
-    return subprocess.run([sys.executable, "-m", "berth", *args], capture_output=True, text=True,
-                          env=full_env, timeout=timeout, check=False)
+    """The real CLI in a child process, like a user runs it, on ``kubeconfig`` when given."""
+    cluster = {"KUBECONFIG": str(kubeconfig)} if kubeconfig is not None else {}
+    return berth_process(*args, env={**(env or {}), **cluster}, timeout=timeout)
 
 
 def admin(kubeconfig: Path, namespace: str) -> Kube:

@@ -11,16 +11,17 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_helpers import berth, seed_like, write_spec
 
 from berth.sandbox import Sandbox, SandboxState
 from berth.sandbox.proc import ProcessRecord, is_running
+
+from ..conftest import BERTH
+from .cluster_helpers import berth, seed_like, write_spec
 
 pytestmark = pytest.mark.cluster
 
@@ -52,7 +53,7 @@ def _restart_apiserver(sandbox: SandboxState, old: ProcessRecord, kube_client: A
 
 
 def _start_up(spec: Path, kubeconfig: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "berth", "up", str(spec), "--timeout", "120"],
+    return subprocess.Popen([*BERTH, "up", str(spec), "--timeout", "120"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "KUBECONFIG": str(kubeconfig), **env})
 

@@ -130,7 +130,7 @@ def test_down_is_a_dry_run_keeps_volumes_and_deletes_them_only_when_asked(
     kube = admin(kubeconfig, namespace)
     up(kube, load_spec(spec), timeout_s=120)
     status = json.loads(berth("status", "ml-training", "-n", namespace, "-o", "json", kubeconfig=kubeconfig).stdout)
-    assert [(c["name"], c["phase"], c["protected"], sorted(c["mounted_by"])) for c in status["shared"]] == [
+    assert [(c["name"], c["phase"], c["protected"], sorted(c["mountedBy"])) for c in status["shared"]] == [
         ("dataset", "Bound", True, ["ml-training-0", "ml-training-1"])]
     # A later spec without monitoring: its scrape ConfigMap stays behind, and down still finds it by label.
     later = write_spec(tmp_path, seed_like(namespace, replicas=2, sharedVolumes=shared,

@@ -55,7 +55,7 @@ def test_seed_like_spec_reaches_ready_every_claim_bound_and_second_up_writes_not
     assert [(p["ordinal"], p["ready"], p["phase"]) for p in state["pods"]] == [(i, True, "Running") for i in range(3)]
     assert all(p["zone"] in ("zone-a", "zone-b") and p["node"] for p in state["pods"])
     assert {c["name"] for c in state["claims"]} == expected_claims("ml-training", range(3))
-    assert all(c["phase"] == "Bound" and c["volume"] and c["storage_class"] == "standard" for c in state["claims"])
+    assert all(c["phase"] == "Bound" and c["volume"] and c["storageClass"] == "standard" for c in state["claims"])
     assert {c["requested"] for c in state["claims"]} == {"1Gi", "2Gi"}
     assert state["apiRequests"] == 4
 

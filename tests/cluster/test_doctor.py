@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_helpers import berth, seed_like, write_spec
+
+from .cluster_helpers import berth, seed_like, write_spec
 
 pytestmark = pytest.mark.cluster
 

@@ -11,10 +11,11 @@ import json
 from pathlib import Path
 
 import pytest
-from cluster_helpers import berth
 
 from berth.render import render_all
 from berth.spec.load import load_spec
+
+from .cluster_helpers import berth
 
 pytestmark = pytest.mark.cluster
 

@@ -606,10 +606,10 @@ def test_plan_lints_the_rendered_stack() -> None:
     from cluster_helpers import seed_like
 
     from berth.kube.apply import desired_objects
-    from berth.kube.plan import lint_objects
+    from berth.kube.plan import lint_findings
     from berth.spec.load import parse_spec
 
-    findings = lint_objects(desired_objects(parse_spec(yaml.safe_dump(seed_like("ns1")))))
+    findings = lint_findings(desired_objects(parse_spec(yaml.safe_dump(seed_like("ns1")))))
     assert any(f["rule"] == "image-latest-tag" and f["kind"] == "StatefulSet" for f in findings)
     assert all(f["severity"] != "error" for f in findings)
 

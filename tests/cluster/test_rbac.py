@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
-from cluster_helpers import admin, berth, claim_names, expected_claims, seed_like, write_spec
+
+from .cluster_helpers import admin, berth, claim_names, expected_claims, seed_like, write_spec
 
 pytestmark = pytest.mark.cluster
 

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,8 @@ import pytest
 from berth.contract import GPU_RESOURCE, LABEL_ZONE
 from berth.sandbox.cluster import HOSTPATH_PV_ROOT, Sandbox, SandboxState
 from berth.sandbox.proc import is_running
+
+from ..conftest import berth_process
 
 pytestmark = pytest.mark.cluster
 
@@ -210,10 +211,7 @@ def test_up_restarts_a_dead_component_and_keeps_the_data(
 
 
 def berth(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "berth", *args], capture_output=True, text=True, env={**os.environ, **(env or {})},
-        timeout=180,
-    )
+    return berth_process(*args, env=env, timeout=180)
 
 
 def test_cli_up_status_env_down_leaves_no_process(sandbox: SandboxState, tmp_path: Path) -> None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
+from ..conftest import berth_process
 from .conftest import FIXTURES
 
 
@@ -41,12 +40,10 @@ def test_stdin(run_berth) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_binary_stdin_is_a_finding_not_a_traceback() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "berth", "lint", "-"], input=b"kind: \xd0\xff\n", capture_output=True, timeout=120
-    )
+    out = berth_process("lint", "-", stdin=b"kind: \xd0\xff\n")
     assert out.returncode == 2, out.stderr
-    assert b"<stdin>" in out.stdout and b"unreadable-file  not UTF-8" in out.stdout
-    assert b"Traceback" not in out.stderr
+    assert "<stdin>" in out.stdout and "unreadable-file  not UTF-8" in out.stdout
+    assert "Traceback" not in out.stderr
 
 
 def test_list_and_explain(run_berth) -> None:  # type: ignore[no-untyped-def]
@@ -89,13 +86,7 @@ def test_unreadable_directory_in_a_walk_is_reported() -> None:
         (locked / "hidden.yaml").write_text("{}")
         locked.chmod(0)
         try:
-            out = subprocess.run(
-                [*drop, sys.executable, "-m", "berth", "lint", str(top), "-f", "json"],
-                capture_output=True,
-                text=True,
-                timeout=120,
-                cwd="/",
-            )
+            out = berth_process("lint", str(top), "-f", "json", cwd="/", via=drop)
         finally:
             locked.chmod(0o755)
     assert out.returncode == 2, out.stderr

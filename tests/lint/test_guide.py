@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
+
+from ..conftest import berth_process
 
 GUIDE = Path(__file__).parent / "data" / "guide-manifests.yaml"
 
 
 def test_guide_manifests_fail_with_the_guides_bugs_located() -> None:
-    out = subprocess.run([sys.executable, "-m", "berth", "lint", str(GUIDE), "--format", "json"],
-                         capture_output=True, text=True, check=False)
+    out = berth_process("lint", str(GUIDE), "--format", "json")
     assert out.returncode == 1, out.stderr
     findings = json.loads(out.stdout)  # the json format is one list of finding objects
     assert isinstance(findings, list)

@@ -1,20 +1,15 @@
-"""Fixtures for render tests: every example, loaded and rendered once per session."""
+"""Fixtures for render tests: every example, loaded and rendered once per session (``berth`` is tests/conftest.py's)."""
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-from render_helpers import SPECS
-
-# The CLI runner lives with the spec tests; share it rather than copy it.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "spec"))
-from spec_helpers import RunBerth, run_main
 
 from berth.spec.model import TrainingCluster
+
+from .render_helpers import SPECS
 
 
 @dataclass(frozen=True)
@@ -43,9 +38,3 @@ def examples() -> dict[str, Rendered]:
         spec = load_spec(path)
         out[path.stem] = Rendered(path.stem, spec, render_all(spec))
     return out
-
-
-@pytest.fixture
-def berth(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> RunBerth:
-    """Run the ``berth`` console entry point in-process: ``berth("render", path)``."""
-    return lambda *args: run_main(args, capsys, monkeypatch)

@@ -8,12 +8,13 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from conftest import Rendered
-from render_helpers import EXAMPLES, ISSUE_EXAMPLE
-from spec_helpers import RunBerth
 
 from berth.render.output import to_stream
 from berth.spec.load import load_spec, parse_spec
+
+from ..conftest import RunBerth
+from .conftest import Rendered
+from .render_helpers import EXAMPLES, ISSUE_EXAMPLE
 
 FRAMEWORKS = ["tensorflow", "pytorch", "horovod", "jax", "none"]
 

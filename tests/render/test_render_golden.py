@@ -10,8 +10,9 @@ import difflib
 import os
 
 import pytest
-from render_helpers import EXAMPLES, GOLDEN
-from spec_helpers import RunBerth
+
+from ..conftest import RunBerth
+from .render_helpers import EXAMPLES, GOLDEN
 
 UPDATE = os.environ.get("BERTH_UPDATE_GOLDEN") == "1"
 

@@ -8,8 +8,9 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
-from conftest import Rendered
-from render_helpers import CRD_SCHEMAS, KUBE_VERSION, SPECS, kube_validator, metadata_problems
+
+from .conftest import Rendered
+from .render_helpers import CRD_SCHEMAS, KUBE_VERSION, SPECS, kube_validator, metadata_problems
 
 NAMES = [p.stem for p in SPECS]
 

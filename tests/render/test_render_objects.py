@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import Rendered
 
 from berth.providers.limits import Tier
+
+from .conftest import Rendered
 
 CONTRACT_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component",
                    "app.kubernetes.io/managed-by", "app.kubernetes.io/part-of")

@@ -15,13 +15,14 @@ import subprocess
 from typing import Any
 
 import pytest
-from conftest import Rendered
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from berth.render import render_all
 from berth.rendezvous import RendezvousParams
 from berth.spec.load import parse_spec
+
+from .conftest import Rendered
 
 # The image's /bin/sh (dash on Debian/Ubuntu-based framework images) and bash, each once.
 SHELLS = list({os.path.realpath(s): s for s in ("/bin/sh", shutil.which("dash"), shutil.which("bash")) if s}.values())

@@ -7,12 +7,13 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from render_helpers import DNS1035_LABEL, DNS1123_LABEL, DNS1123_SUBDOMAIN, kube_validator, metadata_problems
 
 from berth.render import render_all
 from berth.rendezvous import RendezvousParams
 from berth.spec.model import TrainingCluster
 from berth.spec.validate import check
+
+from .render_helpers import DNS1035_LABEL, DNS1123_LABEL, DNS1123_SUBDOMAIN, kube_validator, metadata_problems
 
 FRAMEWORKS = ["tensorflow", "pytorch", "horovod", "jax", "none"]
 GPU = "nvidia.com/gpu"

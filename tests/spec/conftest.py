@@ -1,4 +1,4 @@
-"""Fixtures for spec tests: run the real ``berth`` entry point and read what a user would see."""
+"""Fixtures for spec tests: spec files to feed ``berth`` (its runners are in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from spec_helpers import RunBerth, run_main
-
-
-@pytest.fixture
-def berth(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> RunBerth:
-    """Run the ``berth`` console entry point in-process: ``berth("render", path)``."""
-    return lambda *args: run_main(args, capsys, monkeypatch)
 
 
 @pytest.fixture

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from spec_helpers import HEADER, RunBerth
+
+from ..conftest import RunBerth
+from .spec_helpers import HEADER
 
 # A deprecation inside the loader is a bug that breaks on the next pydantic major: fail on it.
 pytestmark = pytest.mark.filterwarnings("error")

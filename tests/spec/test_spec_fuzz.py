@@ -7,11 +7,12 @@ from typing import Any
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from spec_helpers import DATA
 
 from berth.render import render_all
 from berth.spec.errors import SpecError
 from berth.spec.load import parse_spec
+
+from .spec_helpers import DATA
 
 BASE = yaml.safe_load((DATA / "issue2-example.yaml").read_text())
 

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import io
-import subprocess
 import sys
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from spec_helpers import DATA, EXAMPLES, HEADER, REPO, RunBerth
 
 from berth.providers.limits import Tier
 from berth.providers.presets import Provider
 from berth.quantity import QuantityError, parse_quantity
 from berth.rendezvous import Framework
 from berth.spec.load import load_spec, parse_spec
+
+from ..conftest import RunBerth, berth_process
+from .spec_helpers import DATA, EXAMPLES, HEADER, REPO
 
 
 def test_issue_example_loads_exactly_as_written() -> None:
@@ -156,11 +157,6 @@ def test_bad_spec_from_stdin_names_stdin(berth: RunBerth, monkeypatch: pytest.Mo
     assert result.stderr.startswith("<stdin>:5:13: spec.replicas: ")
 
 
-def _process(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "berth", *args], capture_output=True, text=True, check=False,
-                          timeout=60)
-
-
 @pytest.mark.parametrize(
     ("body", "expected"),
     [("  replicas: 2\n  image: busybox\n  comand: [x]\n", ":7:3: spec.comand: unknown field 'comand'"),
@@ -170,7 +166,7 @@ def _process(*args: str) -> subprocess.CompletedProcess[str]:
 def test_real_process_exit_code_and_message(body: str, expected: str, write_spec: Callable[[str], Path]) -> None:
     """The console entry in a real interpreter: same line as in-process, exit 2, no traceback."""
     path = write_spec(HEADER + body)
-    out = _process("render", str(path))
+    out = berth_process("render", str(path), timeout=60)
     assert out.returncode == 2
     assert out.stdout == ""
     assert "Traceback" not in out.stderr
@@ -179,7 +175,7 @@ def test_real_process_exit_code_and_message(body: str, expected: str, write_spec
 
 
 def test_real_process_renders_a_good_spec() -> None:
-    out = _process("render", str(REPO / "examples" / "seed-tensorflow.yaml"))
+    out = berth_process("render", str(REPO / "examples" / "seed-tensorflow.yaml"), timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("---\napiVersion: v1\nkind: Namespace\n")
 

@@ -15,7 +15,7 @@ this cluster's template?) and words the volume hold after its own flags.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from berth.contract import ANNOTATION_PROTECT
@@ -68,8 +68,9 @@ class Removal:
     deleted: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        """For ``-o json``."""
-        return asdict(self)
+        """For ``-o json`` (camelCase keys, like the API's)."""
+        return {"apiVersion": self.api_version, "kind": self.kind, "name": self.name, "namespace": self.namespace,
+                "delete": self.delete, "reason": self.reason, "deleted": self.deleted}
 
 
 def removal(obj: Mapping[str, Any], *, volumes_kept: str | None, because: str) -> Removal:

@@ -34,29 +34,26 @@ class Plan:
 
     def to_json(self) -> dict[str, Any]:
         """For ``-o json``."""
-        return {"name": self.name, "namespace": self.namespace, "changes": self.changes,
-                "objects": [r.to_json() for r in self.results], "lint": self.findings}
+        return {
+            "name": self.name,
+            "namespace": self.namespace,
+            "changes": self.changes,
+            "objects": [r.to_json() for r in self.results],
+            "lint": self.findings,
+        }
 
 
-def lint_objects(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The linter's findings on the rendered stack (JSON records), through its public file API."""
-    import tempfile
-    from pathlib import Path
+def lint_findings(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The linter's findings on the rendered stack (JSON records), linted in memory: no file is written."""
+    from berth.lint import lint_objects
 
-    from berth.lint.engine import lint_paths
-    from berth.render.output import to_stream
-
-    with tempfile.TemporaryDirectory(prefix="berth-plan-") as tmp:
-        rendered = Path(tmp) / "rendered.yaml"
-        rendered.write_text(to_stream(objects), encoding="utf-8")
-        result = lint_paths([str(rendered)])
-    return [f.to_json() for f in sorted(result.findings, key=lambda f: f.sort_key())]
+    return [f.to_json() for f in lint_objects(objects).findings]
 
 
 def plan(kube: Kube, spec: TrainingCluster, *, lint: bool = True, force: bool = False) -> Plan:
     """Lint, then dry-run apply every object and diff it against the live one."""
     objects = desired_objects(spec)
-    findings = lint_objects(objects) if lint else []
+    findings = lint_findings(objects) if lint else []
     results = apply_objects(kube, objects, dry_run=True, force=force)
     return Plan(spec.name, spec.namespace, results + leftovers(kube, spec.name, spec.namespace, objects), findings)
 
@@ -70,16 +67,29 @@ def leftover_objects(kube: Kube, name: str, namespace: str, objects: list[dict[s
     from berth.kube.down import labelled
 
     wanted = {(o["kind"], o["metadata"]["name"]) for o in objects}
-    templates = [t["metadata"]["name"] for o in objects if o["kind"] == "StatefulSet"
-                 for t in o["spec"].get("volumeClaimTemplates") or []]
-    return [obj for obj in labelled(kube, name, namespace, {})
-            if (obj["kind"], obj["metadata"]["name"]) not in wanted
-            and not (obj["kind"] == "PersistentVolumeClaim" and parse_claim_name(obj["metadata"]["name"], name,
-                                                                                  templates))]
+    templates = [
+        t["metadata"]["name"]
+        for o in objects
+        if o["kind"] == "StatefulSet"
+        for t in o["spec"].get("volumeClaimTemplates") or []
+    ]
+    return [
+        obj
+        for obj in labelled(kube, name, namespace, {})
+        if (obj["kind"], obj["metadata"]["name"]) not in wanted
+        and not (obj["kind"] == "PersistentVolumeClaim" and parse_claim_name(obj["metadata"]["name"], name, templates))
+    ]
 
 
 def leftovers(kube: Kube, name: str, namespace: str, objects: list[dict[str, Any]]) -> list[ObjectResult]:
     """Leftovers as plan results: ``berth up --prune`` deletes them (volumes excepted), ``berth down`` too."""
-    return [ObjectResult(o["kind"], o["metadata"]["name"], namespace, "leftover",
-                         note="no longer in the spec: `berth up --prune` or `berth down` removes it")
-            for o in leftover_objects(kube, name, namespace, objects)]
+    return [
+        ObjectResult(
+            o["kind"],
+            o["metadata"]["name"],
+            namespace,
+            "leftover",
+            note="no longer in the spec: `berth up --prune` or `berth down` removes it",
+        )
+        for o in leftover_objects(kube, name, namespace, objects)
+    ]

@@ -1,16 +1,20 @@
 """What a training cluster looks like right now, from a constant number of API calls.
 
-One GET of the StatefulSet, one list of its pods (label selector), one list of the
-namespace's claims and one list of nodes (for zones): four requests whether the
-cluster has 3 replicas or 3000. ``wait`` polls the same snapshot, ``gc`` and ``scale``
-reuse its claim classification.
+Two halves: :func:`fetch` makes one GET of the StatefulSet, one list of its pods (label
+selector), one list of the namespace's claims and one list of nodes (for zones): four
+requests whether the cluster has 3 replicas or 3000. :func:`classify` turns what was fetched
+into a :class:`ClusterState` (ordinals, readiness reasons, orphaned and shared claims,
+rollout phase) without I/O or a clock of its own, so every rule is unit-tested without a
+cluster. ``wait`` polls the same snapshot, ``gc`` and ``scale`` reuse its claim classification.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import datetime as dt
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from berth.contract import LABEL_INSTANCE
 from berth.errors import BerthError
 from berth.kube.claims import parse_claim_name
 from berth.kube.deletion import is_protected
@@ -39,6 +43,21 @@ class PodRow:
     reason: str | None = None
     claims: list[str] = field(default_factory=list)
 
+    def to_json(self) -> dict[str, Any]:
+        """One pod in ``berth status -o json``."""
+        return {
+            "name": self.name,
+            "ordinal": self.ordinal,
+            "phase": self.phase,
+            "ready": self.ready,
+            "node": self.node,
+            "zone": self.zone,
+            "restarts": self.restarts,
+            "revision": self.revision,
+            "reason": self.reason,
+            "claims": self.claims,
+        }
+
 
 @dataclass
 class ClaimRow:
@@ -58,6 +77,25 @@ class ClaimRow:
     mounted_by: list[str] = field(default_factory=list)
     orphaned: bool = False
     deleting: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """One claim in ``berth status -o json``."""
+        return {
+            "name": self.name,
+            "template": self.template,
+            "ordinal": self.ordinal,
+            "phase": self.phase,
+            "storageClass": self.storage_class,
+            "requested": self.requested,
+            "capacity": self.capacity,
+            "volume": self.volume,
+            "ageSeconds": self.age_s,
+            "protected": self.protected,
+            "labels": self.labels,
+            "mountedBy": self.mounted_by,
+            "orphaned": self.orphaned,
+            "deleting": self.deleting,
+        }
 
 
 @dataclass
@@ -88,8 +126,11 @@ class ClusterState:
             return "absent"
         if not self.generation_observed:
             return "pending: the controller has not seen the latest change"
-        if self.update_revision and self.current_revision != self.update_revision \
-                and self.updated_replicas < self.replicas:
+        if (
+            self.update_revision
+            and self.current_revision != self.update_revision
+            and self.updated_replicas < self.replicas
+        ):
             return f"rolling out: {self.updated_replicas}/{self.replicas} updated"
         if self.ready_replicas < self.replicas:
             return f"waiting: {self.ready_replicas}/{self.replicas} ready"
@@ -101,20 +142,40 @@ class ClusterState:
         return [c for c in self.claims if c.orphaned]
 
     def to_json(self) -> dict[str, Any]:
-        """Plain dict for ``-o json`` (without the raw StatefulSet)."""
-        out = asdict(self)
-        out.pop("statefulset")
-        out["rollout"] = self.rollout
-        return out
+        """``berth status -o json`` (camelCase keys like the API's; without the raw StatefulSet)."""
+        return {
+            "name": self.name,
+            "namespace": self.namespace,
+            "exists": self.exists,
+            "replicas": self.replicas,
+            "readyReplicas": self.ready_replicas,
+            "updatedReplicas": self.updated_replicas,
+            "currentRevision": self.current_revision,
+            "updateRevision": self.update_revision,
+            "generationObserved": self.generation_observed,
+            "rollout": self.rollout,
+            "retention": self.retention,
+            "templates": self.templates,
+            "pods": [p.to_json() for p in self.pods],
+            "claims": [c.to_json() for c in self.claims],
+            "shared": [c.to_json() for c in self.shared],
+            "notes": self.notes,
+        }
 
 
-def _age(created: Any) -> float | None:
-    import datetime as dt
+@dataclass
+class Fetched:
+    """What :func:`fetch` read from the API server: the only input :func:`classify` needs."""
 
-    if created is None:
-        return None
-    age: float = (dt.datetime.now(dt.UTC) - created).total_seconds()
-    return age
+    statefulset: dict[str, Any] | None
+    pods: list[Pod]
+    claims: list[PersistentVolumeClaim]
+    zones: dict[str, str]  # node name → zone label, empty when nodes were not listed
+    notes: list[str] = field(default_factory=list)
+
+
+def _age(created: dt.datetime | None, now: dt.datetime) -> float | None:
+    return None if created is None else (now - created).total_seconds()
 
 
 def _ordinal(pod: Pod, sts_name: str) -> int | None:
@@ -122,7 +183,7 @@ def _ordinal(pod: Pod, sts_name: str) -> int | None:
     raw = labels.get(POD_INDEX_LABEL)
     if raw is None and pod.metadata and pod.metadata.name:
         prefix = f"{sts_name}-"
-        rest = pod.metadata.name[len(prefix):] if pod.metadata.name.startswith(prefix) else ""
+        rest = pod.metadata.name[len(prefix) :] if pod.metadata.name.startswith(prefix) else ""
         raw = rest if rest.isdigit() else None
     return int(raw) if raw is not None and raw.isdigit() else None
 
@@ -155,8 +216,11 @@ def _pod_row(pod: Pod, sts_name: str, zones: dict[str, str]) -> PodRow:
     st = pod.status
     ready = any(c.type == "Ready" and c.status == "True" for c in (st.conditions or [])) if st else False
     node = pod.spec.nodeName if pod.spec else None
-    claims = [v.persistentVolumeClaim.claimName for v in (pod.spec.volumes or [] if pod.spec else [])
-              if v.persistentVolumeClaim]
+    claims = [
+        v.persistentVolumeClaim.claimName
+        for v in (pod.spec.volumes or [] if pod.spec else [])
+        if v.persistentVolumeClaim
+    ]
     labels = (pod.metadata.labels or {}) if pod.metadata else {}
     return PodRow(
         name=pod.metadata.name if pod.metadata and pod.metadata.name else "?",
@@ -172,7 +236,9 @@ def _pod_row(pod: Pod, sts_name: str, zones: dict[str, str]) -> PodRow:
     )
 
 
-def _claim_row(pvc: PersistentVolumeClaim, sts_name: str, templates: list[str], replicas: int) -> ClaimRow:
+def _claim_row(
+    pvc: PersistentVolumeClaim, sts_name: str, templates: list[str], replicas: int, now: dt.datetime
+) -> ClaimRow:
     md, spec, st = pvc.metadata, pvc.spec, pvc.status
     name = md.name if md and md.name else "?"
     ref = parse_claim_name(name, sts_name, templates)
@@ -187,7 +253,7 @@ def _claim_row(pvc: PersistentVolumeClaim, sts_name: str, templates: list[str], 
         requested=requests.get("storage"),
         capacity=capacity.get("storage"),
         volume=spec.volumeName if spec else None,
-        age_s=_age(md.creationTimestamp if md else None),
+        age_s=_age(md.creationTimestamp if md else None, now),
         protected=is_protected(md.annotations if md else None),
         labels=dict((md.labels or {}) if md else {}),
         orphaned=ref is not None and ref.ordinal >= replicas,
@@ -195,9 +261,20 @@ def _claim_row(pvc: PersistentVolumeClaim, sts_name: str, templates: list[str], 
     )
 
 
-def collect(kube: Kube, name: str, namespace: str, *, nodes: bool = True, all_pods: bool = False,
-            require: bool = True) -> ClusterState:
-    """Snapshot the cluster ``name``; ``all_pods`` lists every pod of the namespace (gc must see any mount)."""
+def _selector(sts: dict[str, Any] | None, name: str) -> dict[str, str]:
+    """The StatefulSet's pod selector; berth's instance label when the StatefulSet is gone."""
+    spec = (sts or {}).get("spec") or {}
+    return dict((spec.get("selector") or {}).get("matchLabels") or {LABEL_INSTANCE: name})
+
+
+def fetch(
+    kube: Kube, name: str, namespace: str, *, nodes: bool = True, all_pods: bool = False, require: bool = True
+) -> Fetched:
+    """Read the cluster ``name``: its StatefulSet, pods, the namespace's claims and (``nodes``) node zones.
+
+    ``all_pods`` lists every pod of the namespace (gc must see any mount); ``require`` raises a
+    precise error when there is no such StatefulSet.
+    """
     from lightkube.resources.apps_v1 import StatefulSet
     from lightkube.resources.core_v1 import Node, PersistentVolumeClaim, Pod
 
@@ -207,40 +284,56 @@ def collect(kube: Kube, name: str, namespace: str, *, nodes: bool = True, all_po
     if sts is None and require:
         _missing(kube, name, namespace)
     sts_dict: dict[str, Any] | None = dict(sts.to_dict()) if sts is not None else None
-    spec = sts_dict.get("spec", {}) if sts_dict else {}
-    status = sts_dict.get("status", {}) if sts_dict else {}
-    selector = (spec.get("selector") or {}).get("matchLabels") or {"app.kubernetes.io/instance": name}
-    templates = [t["metadata"]["name"] for t in spec.get("volumeClaimTemplates") or []]
-    replicas = int(spec.get("replicas", 1)) if sts_dict else 0
-
     notes: list[str] = []
     zones: dict[str, str] = {}
     if nodes:
         try:
-            zones = kube.call("list nodes", lambda: {
-                n.metadata.name: (n.metadata.labels or {}).get(ZONE_LABEL, "")
-                for n in kube.client.list(Node) if n.metadata and n.metadata.name})
+            zones = kube.call(
+                "list nodes",
+                lambda: {
+                    n.metadata.name: (n.metadata.labels or {}).get(ZONE_LABEL, "")
+                    for n in kube.client.list(Node)
+                    if n.metadata and n.metadata.name
+                },
+            )
         except Forbidden:
             notes.append("zones unknown: listing nodes is forbidden (optional ClusterRole in docs/rbac.md)")
-    labels = None if all_pods else selector
-    pod_list = kube.call(f"list pods in {namespace}",
-                         lambda: list(kube.client.list(Pod, namespace=namespace, labels=labels)))
-    pvc_list = kube.call(f"list PersistentVolumeClaims in {namespace}",
-                         lambda: list(kube.client.list(PersistentVolumeClaim, namespace=namespace)))
+    labels: dict[str, Any] | None = None if all_pods else {**_selector(sts_dict, name)}
+    pod_list = kube.call(
+        f"list pods in {namespace}", lambda: list(kube.client.list(Pod, namespace=namespace, labels=labels))
+    )
+    pvc_list = kube.call(
+        f"list PersistentVolumeClaims in {namespace}",
+        lambda: list(kube.client.list(PersistentVolumeClaim, namespace=namespace)),
+    )
+    return Fetched(sts_dict, pod_list, pvc_list, zones, notes)
 
-    rows = [_pod_row(p, name, zones) for p in pod_list]
-    ours = [row for row, pod in zip(rows, pod_list, strict=True)
-            if row.ordinal is not None and _matches(pod, selector)]
-    shared_names = {v["persistentVolumeClaim"]["claimName"]
-                    for v in (spec.get("template", {}).get("spec", {}).get("volumes") or [])
-                    if v.get("persistentVolumeClaim")}
+
+def classify(name: str, namespace: str, fetched: Fetched, *, now: dt.datetime) -> ClusterState:
+    """The state of cluster ``name`` from fetched objects: pure, ``now`` dates the claims' ages."""
+    sts_dict = fetched.statefulset
+    spec = sts_dict.get("spec", {}) if sts_dict else {}
+    status = sts_dict.get("status", {}) if sts_dict else {}
+    selector = _selector(sts_dict, name)
+    templates = [t["metadata"]["name"] for t in spec.get("volumeClaimTemplates") or []]
+    replicas = int(spec.get("replicas", 1)) if sts_dict else 0
+
+    rows = [_pod_row(p, name, fetched.zones) for p in fetched.pods]
+    ours = [
+        row for row, pod in zip(rows, fetched.pods, strict=True) if row.ordinal is not None and _matches(pod, selector)
+    ]
+    shared_names = {
+        v["persistentVolumeClaim"]["claimName"]
+        for v in (spec.get("template", {}).get("spec", {}).get("volumes") or [])
+        if v.get("persistentVolumeClaim")
+    }
     mounts: dict[str, list[str]] = {}
     for pod_row in rows:
         for claim in pod_row.claims:
             mounts.setdefault(claim, []).append(pod_row.name)
     claims, shared = [], []
-    for pvc in pvc_list:
-        row = _claim_row(pvc, name, templates, replicas)
+    for pvc in fetched.claims:
+        row = _claim_row(pvc, name, templates, replicas, now)
         row.mounted_by = sorted(mounts.get(row.name, []))
         if row.template is not None:
             claims.append(row)
@@ -251,7 +344,7 @@ def collect(kube: Kube, name: str, namespace: str, *, nodes: bool = True, all_po
     return ClusterState(
         name=name,
         namespace=namespace,
-        exists=sts is not None,
+        exists=sts_dict is not None,
         replicas=replicas,
         ready_replicas=int(status.get("readyReplicas") or 0),
         updated_replicas=int(status.get("updatedReplicas") or 0),
@@ -265,8 +358,16 @@ def collect(kube: Kube, name: str, namespace: str, *, nodes: bool = True, all_po
         claims=claims,
         shared=shared,
         statefulset=sts_dict,
-        notes=notes,
+        notes=list(fetched.notes),
     )
+
+
+def collect(
+    kube: Kube, name: str, namespace: str, *, nodes: bool = True, all_pods: bool = False, require: bool = True
+) -> ClusterState:
+    """Snapshot the cluster ``name``: :func:`fetch` then :func:`classify` (same flags as fetch)."""
+    fetched = fetch(kube, name, namespace, nodes=nodes, all_pods=all_pods, require=require)
+    return classify(name, namespace, fetched, now=dt.datetime.now(dt.UTC))
 
 
 def _missing(kube: Kube, name: str, namespace: str) -> None:
@@ -280,7 +381,10 @@ def _missing(kube: Kube, name: str, namespace: str) -> None:
     except Forbidden:
         exists = True
     if not exists:
-        raise NamespaceMissing(f"namespace {namespace} does not exist",
-                               "pass -n with the namespace of the training cluster")
-    raise BerthError(f"no training cluster {name} in namespace {namespace} (no StatefulSet of that name)",
-                     "create it with `berth up SPEC`, or pass -n with its namespace")
+        raise NamespaceMissing(
+            f"namespace {namespace} does not exist", "pass -n with the namespace of the training cluster"
+        )
+    raise BerthError(
+        f"no training cluster {name} in namespace {namespace} (no StatefulSet of that name)",
+        "create it with `berth up SPEC`, or pass -n with its namespace",
+    )
