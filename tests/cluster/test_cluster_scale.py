@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_helpers import admin, berth, claim_names, expected_claims, seed_like, write_spec
 
 from berth.kube.gc import collect_garbage
 from berth.kube.scale import scale
 from berth.kube.up import up
 from berth.spec.load import load_spec
+
+from .cluster_helpers import admin, berth, claim_names, expected_claims, seed_like, write_spec
 
 pytestmark = pytest.mark.cluster
 

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 import yaml
-from cluster_helpers import admin, berth, expected_claims, seed_like, write_spec
 
 from berth.kube.errors import ApplyConflict
 from berth.kube.status import collect
+
+from .cluster_helpers import admin, berth, expected_claims, seed_like, write_spec
 
 pytestmark = pytest.mark.cluster
 

@@ -7,7 +7,6 @@ other files of this folder, against the real control plane.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -585,17 +584,10 @@ def test_timeout_flag_parsing() -> None:
 
 def test_scale_below_one_is_refused_before_any_api_call(tmp_path: Path) -> None:
     """A usage error (exit 2) without contacting the cluster: nothing listens on this kubeconfig's port."""
-    import subprocess
-    import sys
+    from ..conftest import berth_process
 
     cfg = _kubeconfig(tmp_path, f"https://127.0.0.1:{_free_port()}")
-    out = subprocess.run(
-        [sys.executable, "-m", "berth", "scale", "trainer", "0", "--kubeconfig", str(cfg)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "BERTH_API_RETRY_S": "0"},
-    )
+    out = berth_process("scale", "trainer", "0", "--kubeconfig", str(cfg), timeout=60, env={"BERTH_API_RETRY_S": "0"})
     assert out.returncode == 2
     assert "replicas" in out.stderr and "no cluster reachable" not in out.stderr
 
@@ -603,11 +595,12 @@ def test_scale_below_one_is_refused_before_any_api_call(tmp_path: Path) -> None:
 def test_plan_lints_the_rendered_stack() -> None:
     """The linter's public API is wired in: the seed's unpinned image is flagged on the StatefulSet."""
     import yaml
-    from cluster_helpers import seed_like
 
     from berth.kube.apply import desired_objects
     from berth.kube.plan import lint_findings
     from berth.spec.load import parse_spec
+
+    from .cluster_helpers import seed_like
 
     findings = lint_findings(desired_objects(parse_spec(yaml.safe_dump(seed_like("ns1")))))
     assert any(f["rule"] == "image-latest-tag" and f["kind"] == "StatefulSet" for f in findings)
