@@ -120,7 +120,8 @@ def test_explain_json(berth: RunBerth, examples: dict[str, Rendered]) -> None:
     assert result.code == 0
     items = json.loads(result.stdout)
     assert [(i["kind"], i["name"]) for i in items] == [
-        (o["kind"], o["metadata"]["name"]) for o in examples[EXAMPLES[0].stem].objects]
+        (o["kind"], o["metadata"]["name"]) for o in examples[EXAMPLES[0].stem].objects
+    ]
     assert all(i["why"] for i in items)
 
 
@@ -155,11 +156,13 @@ def test_schema_is_json_schema_that_accepts_the_examples(berth: RunBerth) -> Non
 
 @pytest.mark.parametrize(
     ("change", "where"),
-    [(lambda d: d["spec"].update(replicaz=3), ""),
-     (lambda d: d["spec"].update(replicas="3"), "spec.replicas"),
-     (lambda d: d["spec"]["volumes"]["model-storage"].update(mountPath=5), "spec.volumes.model-storage.mountPath"),
-     (lambda d: d.update(kind="Deployment"), "kind"),
-     (lambda d: d["spec"].update(framework="mxnet"), "spec.framework")],
+    [
+        (lambda d: d["spec"].update(replicaz=3), ""),
+        (lambda d: d["spec"].update(replicas="3"), "spec.replicas"),
+        (lambda d: d["spec"]["volumes"]["model-storage"].update(mountPath=5), "spec.volumes.model-storage.mountPath"),
+        (lambda d: d.update(kind="Deployment"), "kind"),
+        (lambda d: d["spec"].update(framework="mxnet"), "spec.framework"),
+    ],
     ids=["unknown-field", "type", "nested-type", "kind", "enum"],
 )
 def test_schema_rejects_what_the_loader_rejects(change: object, where: str, berth: RunBerth) -> None:
@@ -179,8 +182,11 @@ def test_stream_helper_matches_cli(berth: RunBerth, examples: dict[str, Rendered
 
 def test_explain_states_the_binding_mode_the_class_has(berth: RunBerth, tmp_path: Path) -> None:
     spec = tmp_path / "immediate.yaml"
-    spec.write_text(ISSUE_EXAMPLE.read_text().replace(
-        "type: io2, iopsPerGB: 64,", "type: io2, iopsPerGB: 64, volumeBindingMode: Immediate,"))
+    spec.write_text(
+        ISSUE_EXAMPLE.read_text().replace(
+            "type: io2, iopsPerGB: 64,", "type: io2, iopsPerGB: 64, volumeBindingMode: Immediate,"
+        )
+    )
     lines = {ln.split()[0]: ln for ln in berth("explain", str(spec)).stdout.splitlines()}
     nvme = lines["StorageClass/ml-nvme"]
     assert "(Immediate)" in nvme and "WaitForFirstConsumer" not in nvme
@@ -200,12 +206,14 @@ def test_spec_annotations_reach_every_object_so_lint_suppressions_can_live_in_th
     spec = ISSUE_EXAMPLE.read_text().replace(
         "metadata: {name: ml-training, namespace: ml}",
         'metadata: {name: ml-training, namespace: ml, annotations: {"berth.dev/ignore": '
-        '"image-latest-tag: the guide pins nothing; tracked in TICKET-1"}}')
+        '"image-latest-tag: the guide pins nothing; tracked in TICKET-1"}}',
+    )
     path = tmp_path / "berth.yaml"
     path.write_text(spec)
     objects = list(yaml.safe_load_all(berth("render", str(path)).stdout))
-    assert objects and all(o["metadata"]["annotations"]["berth.dev/ignore"].startswith("image-latest-tag:")
-                           for o in objects)
+    assert objects and all(
+        o["metadata"]["annotations"]["berth.dev/ignore"].startswith("image-latest-tag:") for o in objects
+    )
     before = berth("lint", str(ISSUE_EXAMPLE), "--format", "json")
     after = berth("lint", str(path), "--format", "json")
     assert "image-latest-tag" in before.stdout
@@ -238,8 +246,11 @@ def test_init_into_a_directory_is_a_usage_error(force: list[str], berth: RunBert
 
 @pytest.mark.parametrize(
     ("name", "rule", "suggestion"),
-    [("Bad_Name", "DNS-1123 label", "bad-name"), ("x" * 60, "longer than 52 characters", "x" * 52),
-     ("-run-", "DNS-1123 label", "run")],
+    [
+        ("Bad_Name", "DNS-1123 label", "bad-name"),
+        ("x" * 60, "longer than 52 characters", "x" * 52),
+        ("-run-", "DNS-1123 label", "run"),
+    ],
     ids=["underscore-capitals", "too-long", "dashes"],
 )
 def test_init_refuses_a_name_that_would_not_render(
