@@ -32,6 +32,21 @@ TRAINING_COMPONENT = "training"
 LABEL_ZONE = "topology.kubernetes.io/zone"
 GPU_RESOURCE = "nvidia.com/gpu"
 
+# The trainer container every rendered pod runs (sidecars, init containers and overlays may not reuse it).
+TRAINER_CONTAINER = "trainer"
+# The memory-backed volume berth mounts at /dev/shm when the spec sets `shm`.
+SHM_VOLUME = "shm"
+SHM_PATH = "/dev/shm"
+
+# Batch queues: Kueue reads the LocalQueue from a label on the StatefulSet
+# (https://kueue.sigs.k8s.io/docs/tasks/run/statefulset/); Volcano schedules pods whose
+# schedulerName is `volcano`, takes the queue from a pod annotation and gangs the pods of one
+# owner with the owner's group-min-member annotation.
+LABEL_KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
+VOLCANO_SCHEDULER = "volcano"
+ANNOTATION_VOLCANO_QUEUE = "scheduling.volcano.sh/queue-name"
+ANNOTATION_VOLCANO_MIN_MEMBER = "scheduling.volcano.sh/group-min-member"
+
 # berth.dev/* annotations.
 ANNOTATION_TIER = "berth.dev/tier"  # hot | warm | cold, on StorageClasses and claim templates
 ANNOTATION_CHECKPOINT_VOLUME = "berth.dev/checkpoint-volume"  # "true" on a claim that holds checkpoints
@@ -67,6 +82,13 @@ MANAGED_ENV = frozenset(
         "JAX_COORDINATOR_ADDRESS",
         "JAX_PROCESS_ID",
         "JAX_NUM_PROCESSES",
+        "JAX_LOCAL_DEVICE_IDS",
+        # What jax.distributed.initialize() reads with no arguments (JAX's Slurm detection).
+        "SLURM_JOB_ID",
+        "SLURM_STEP_NODELIST",
+        "SLURM_NTASKS",
+        "SLURM_PROCID",
+        "SLURM_LOCALID",
         "POD_NAME",
         "POD_NAMESPACE",
         "POD_INDEX",

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from berth.contract import ANNOTATION_CHECKPOINT_VOLUME, ANNOTATION_TIER
+from berth.contract import (
+    ANNOTATION_CHECKPOINT_VOLUME,
+    ANNOTATION_TIER,
+    ANNOTATION_VOLCANO_MIN_MEMBER,
+    ANNOTATION_VOLCANO_QUEUE,
+    LABEL_KUEUE_QUEUE,
+    SHM_PATH,
+    SHM_VOLUME,
+    TRAINER_CONTAINER,
+    VOLCANO_SCHEDULER,
+)
 from berth.render.labels import labels, meta, selector
 from berth.render.storage import shared_read_only
 from berth.rendezvous import Framework, wrap_command
-from berth.spec.model import TrainingCluster
+from berth.spec import overlay
+from berth.spec.model import EnvSource, TrainingCluster
 
 GPU = "nvidia.com/gpu"
 # A volume that may hold an in-flight checkpoint must not be re-chowned on every start: with
@@ -109,8 +120,51 @@ def _env(spec: TrainingCluster) -> list[dict[str, Any]]:
                 if optional:
                     ref["optional"] = True
                 env.append({"name": key, "valueFrom": {"secretKeyRef": ref}})
-    env += [{"name": k, "value": v} for k, v in spec.spec.env.items()]
+    for name, value in spec.spec.env.items():
+        if isinstance(value, EnvSource):
+            env.append({"name": name, "valueFrom": value.value_from})
+        else:
+            env.append({"name": name, "value": value})
     return env
+
+
+# Pod Security "restricted" for every container berth writes; a sidecar's own settings win.
+CONTAINER_SECURITY: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def _pod_volumes(spec: TrainingCluster) -> list[dict[str, Any]]:
+    s = spec.spec
+    out = [
+        {"name": n, "persistentVolumeClaim": {"claimName": sv.claim_name, "readOnly": shared_read_only(sv)}}
+        for n, sv in s.shared_volumes.items()
+    ]
+    for name, vol in s.pod_volumes.items():
+        source = vol.source()
+        assert source is not None  # the spec checks refuse a volume without one
+        out.append({"name": name, source[0]: source[1]})
+    if s.shm:
+        out.append({"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": s.shm}})
+    return out
+
+
+def _extra_containers(spec: TrainingCluster) -> list[dict[str, Any]]:
+    """Init containers, then native sidecars (restartPolicy Always), with the trainer's image by default."""
+    out = []
+    for container, sidecar in [(c, False) for c in spec.spec.init_containers] + [
+        (c, True) for c in spec.spec.sidecars
+    ]:
+        rendered = {"name": container["name"], "image": spec.spec.image}
+        if sidecar:
+            rendered["restartPolicy"] = "Always"
+        rendered.update({k: v for k, v in container.items() if k not in ("securityContext", "restartPolicy")})
+        rendered["securityContext"] = overlay.merge(CONTAINER_SECURITY, container.get("securityContext") or {})
+        out.append(rendered)
+    return out
 
 
 def _container(spec: TrainingCluster) -> dict[str, Any]:
@@ -124,7 +178,16 @@ def _container(spec: TrainingCluster) -> dict[str, Any]:
         if shared_read_only(sv):
             mount["readOnly"] = True
         mounts.append(mount)
-    container: dict[str, Any] = {"name": "trainer", "image": s.image}
+    for name, pv in s.pod_volumes.items():
+        mount = {"name": name, "mountPath": pv.mount_path}
+        if pv.read_only if pv.read_only is not None else pv.csi is None:
+            mount["readOnly"] = True
+        if pv.sub_path:
+            mount["subPath"] = pv.sub_path
+        mounts.append(mount)
+    if s.shm:
+        mounts.append({"name": SHM_VOLUME, "mountPath": SHM_PATH})
+    container: dict[str, Any] = {"name": TRAINER_CONTAINER, "image": s.image}
     if s.image_pull_policy:
         container["imagePullPolicy"] = s.image_pull_policy
     if s.command and s.framework is not Framework.NONE:
@@ -133,17 +196,14 @@ def _container(spec: TrainingCluster) -> dict[str, Any]:
         container["command"] = list(s.command)
     if s.args:
         container["args"] = list(s.args)
-    container.update({
-        "ports": ports,
-        "env": _env(spec),
-        "resources": _resources(spec),
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-    })
+    container.update({"ports": ports, "env": _env(spec)})
+    if s.env_from:
+        container["envFrom"] = list(s.env_from)
+    container.update({"resources": _resources(spec), "securityContext": overlay.merge(CONTAINER_SECURITY, {})})
+    for kind in ("startup", "readiness", "liveness"):
+        probe = getattr(s.probes, kind)
+        if probe is not None:
+            container[f"{kind}Probe"] = probe
     if mounts:
         container["volumeMounts"] = mounts
     return container
@@ -165,7 +225,7 @@ def _scheduling(spec: TrainingCluster, pod: dict[str, Any]) -> None:
     sch = spec.spec.scheduling
     if sch.node_selector:
         pod["nodeSelector"] = dict(sch.node_selector)
-    tolerations = [t.model_dump(exclude_none=True) for t in sch.tolerations]
+    tolerations = [t.model_dump(exclude_none=True, by_alias=True) for t in sch.tolerations]
     if sch.gpu_tolerations and spec.gpus_per_pod > 0 and not any(t.get("key") == GPU for t in tolerations):
         tolerations.append({"key": GPU, "operator": "Exists", "effect": "NoSchedule"})
     if tolerations:
@@ -178,6 +238,13 @@ def _scheduling(spec: TrainingCluster, pod: dict[str, Any]) -> None:
             for key, unsat in (("topology.kubernetes.io/zone", "ScheduleAnyway"),
                                ("kubernetes.io/hostname", when))
         ]
+    if sch.affinity:
+        pod["affinity"] = sch.affinity
+    if sch.priority_class_name:
+        pod["priorityClassName"] = sch.priority_class_name
+    scheduler = sch.scheduler_name or (VOLCANO_SCHEDULER if sch.queue and sch.queue.volcano else None)
+    if scheduler:
+        pod["schedulerName"] = scheduler
 
 
 def claim_template(spec: TrainingCluster, name: str) -> dict[str, Any]:
@@ -215,19 +282,31 @@ def statefulset(spec: TrainingCluster) -> dict[str, Any]:
         "terminationGracePeriodSeconds": s.termination_grace_period_seconds,
         "containers": [_container(spec)],
     }
+    extra = _extra_containers(spec)
+    if extra:
+        pod["initContainers"] = extra
+    if s.image_pull_secrets:
+        pod["imagePullSecrets"] = [{"name": n} for n in s.image_pull_secrets]
     _scheduling(spec, pod)
-    if s.shared_volumes:
-        pod["volumes"] = [
-            {"name": n, "persistentVolumeClaim": {"claimName": sv.claim_name, "readOnly": shared_read_only(sv)}}
-            for n, sv in s.shared_volumes.items()
-        ]
+    volumes = _pod_volumes(spec)
+    if volumes:
+        pod["volumes"] = volumes
     template_md: dict[str, Any] = {"labels": labels(spec, "training")}
+    annotations: dict[str, str] = {}
     if s.monitoring.prometheus:
-        template_md["annotations"] = {
+        annotations.update({
             "prometheus.io/scrape": "true",
             "prometheus.io/port": str(s.metrics_port),
             "prometheus.io/path": "/metrics",
-        }
+        })
+    queue = s.scheduling.queue
+    if queue and queue.volcano:
+        annotations[ANNOTATION_VOLCANO_QUEUE] = queue.volcano
+    if annotations:
+        template_md["annotations"] = annotations
+    template: dict[str, Any] = {"metadata": template_md, "spec": pod}
+    if s.pod_template is not None:
+        template = overlay.merge(template, s.pod_template)
     body: dict[str, Any] = {
         "serviceName": spec.service_name,
         "replicas": s.replicas,
@@ -238,16 +317,16 @@ def statefulset(spec: TrainingCluster) -> dict[str, Any]:
             "whenScaled": s.volume_retention.when_scaled,
             "whenDeleted": s.volume_retention.when_deleted,
         },
-        "template": {"metadata": template_md, "spec": pod},
+        "template": template,
     }
     if s.volumes:
         body["volumeClaimTemplates"] = [claim_template(spec, n) for n in s.volumes]
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": meta(spec, spec.name, "training"),
-        "spec": body,
-    }
+    # Kueue admits the StatefulSet by its label; Volcano gangs the pods of one owner by its annotation,
+    # so no pod starts until every replica can be placed (rendezvous waits for all of them anyway).
+    kueue = {LABEL_KUEUE_QUEUE: queue.kueue} if queue and queue.kueue else None
+    gang = {ANNOTATION_VOLCANO_MIN_MEMBER: str(s.replicas)} if queue and queue.volcano else None
+    md = meta(spec, spec.name, "training", extra_labels=kueue, annotations=gang)
+    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": md, "spec": body}
 
 
 def disruption_budget(spec: TrainingCluster) -> list[dict[str, Any]]:

@@ -28,6 +28,7 @@ from berth.providers.limits import Tier
 from berth.providers.presets import Provider
 from berth.quantity import QuantityError, is_duration, parse_quantity
 from berth.rendezvous import Framework, RendezvousParams
+from berth.spec.kubeschema import KubeSchema
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -176,6 +177,20 @@ def _int_or_percent(value: int | str) -> int | str:
 
 
 IntOrPercent = Annotated[StrictInt | StrictStr, AfterValidator(_int_or_percent)]
+
+
+# Kubernetes core/v1 objects: mappings here, checked against the official schema by spec/validate.py
+# (spec/kubeschema.py), so an error points at the field inside them.
+KAffinity = Annotated[dict[StrictStr, Any], KubeSchema("Affinity")]
+KCSIVolumeSource = Annotated[dict[StrictStr, Any], KubeSchema("CSIVolumeSource")]
+KConfigMapVolumeSource = Annotated[dict[StrictStr, Any], KubeSchema("ConfigMapVolumeSource")]
+KContainer = Annotated[dict[StrictStr, Any], KubeSchema("Container")]
+KEnvFromSource = Annotated[dict[StrictStr, Any], KubeSchema("EnvFromSource")]
+KEnvVarSource = Annotated[dict[StrictStr, Any], KubeSchema("EnvVarSource")]
+KPodTemplateSpec = Annotated[dict[StrictStr, Any], KubeSchema("PodTemplateSpec")]
+KProbe = Annotated[dict[StrictStr, Any], KubeSchema("Probe")]
+KProjectedVolumeSource = Annotated[dict[StrictStr, Any], KubeSchema("ProjectedVolumeSource")]
+KSecretVolumeSource = Annotated[dict[StrictStr, Any], KubeSchema("SecretVolumeSource")]
 
 
 class _Model(BaseModel):
@@ -333,6 +348,20 @@ class Toleration(_Model):
     operator: Literal["Exists", "Equal"] = "Equal"
     value: StrictStr | None = None
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: StrictInt | None = Field(default=None, description="NoExecute only: how long to stay")
+
+
+class Queue(_Model):
+    """The batch queue the pods wait in: a Kueue LocalQueue or a Volcano queue (set exactly one)."""
+
+    kueue: LabelValue | None = Field(
+        default=None, description="LocalQueue name: the `kueue.x-k8s.io/queue-name` label on the StatefulSet"
+    )
+    volcano: StrictStr | None = Field(
+        default=None,
+        description="Volcano queue: schedulerName volcano, the pod annotation `scheduling.volcano.sh/queue-name` "
+        "and a gang of all replicas (`scheduling.volcano.sh/group-min-member`)",
+    )
 
 
 class Scheduling(_Model):
@@ -344,6 +373,46 @@ class Scheduling(_Model):
         default=True, description="tolerate the nvidia.com/gpu taint when GPUs are requested"
     )
     spread: Literal["required", "preferred", "none"] = "preferred"
+    affinity: KAffinity | None = Field(default=None, description="pod affinity, as in the Pod API")
+    priority_class_name: DnsSubdomain | None = Field(default=None, description="a PriorityClass that exists")
+    scheduler_name: StrictStr | None = Field(default=None, description="default: the cluster's (volcano with a "
+                                             "Volcano queue)")
+    queue: Queue | None = None
+
+
+class EnvSource(_Model):
+    """An env value read when the pod starts: ``valueFrom`` as in the Pod API (Secret, ConfigMap, field)."""
+
+    value_from: KEnvVarSource = Field(description="secretKeyRef, configMapKeyRef, fieldRef or "
+                                              "resourceFieldRef")
+
+
+class Probes(_Model):
+    """Health checks of the trainer container, each a Kubernetes Probe; ports must be the container's."""
+
+    startup: KProbe | None = None
+    readiness: KProbe | None = None
+    liveness: KProbe | None = None
+
+
+class PodVolume(_Model):
+    """A volume from the cluster's API objects or a CSI driver, mounted into the trainer: set one source."""
+
+    mount_path: MountPath
+    read_only: StrictBool | None = Field(default=None, description="default: true, except for csi")
+    sub_path: StrictStr | None = None
+    secret: KSecretVolumeSource | None = None
+    config_map: KConfigMapVolumeSource | None = None
+    projected: KProjectedVolumeSource | None = None
+    csi: KCSIVolumeSource | None = None
+
+    def source(self) -> tuple[str, dict[str, Any]] | None:
+        """(Pod API field, value) of the one source set."""
+        for field in ("secret", "config_map", "projected", "csi"):
+            value = getattr(self, field)
+            if value is not None:
+                return to_camel(field), value
+        return None
 
 
 class ClusterSpec(_Model):
@@ -360,8 +429,31 @@ class ClusterSpec(_Model):
         default_factory=list, description="training command; wrapped by the rendezvous preamble"
     )
     args: list[StrictStr] = Field(default_factory=list)
-    env: dict[StrictStr, StrictStr] = Field(
-        default_factory=dict, description="constant env; per-pod rendezvous env is berth's"
+    env: dict[StrictStr, StrictStr | EnvSource] = Field(
+        default_factory=dict, description="env of the trainer: a string, or {valueFrom: …}; per-pod rendezvous "
+        "env is berth's"
+    )
+    env_from: list[KEnvFromSource] = Field(
+        default_factory=list, description="whole Secrets or ConfigMaps as env (Kubernetes EnvFromSource)"
+    )
+    shm: Size | None = Field(default=None, description="size of a memory-backed /dev/shm (the runtime gives 64Mi); "
+                             "counts against the memory limit")
+    init_containers: list[KContainer] = Field(
+        default_factory=list, description="run to completion before the trainer, in order (Kubernetes Container; "
+        "image defaults to spec.image)"
+    )
+    sidecars: list[KContainer] = Field(
+        default_factory=list, description="run beside the trainer for the pod's life: native sidecars "
+        "(initContainers with restartPolicy Always)"
+    )
+    probes: Probes = Field(default_factory=Probes)
+    image_pull_secrets: list[DnsSubdomain] = Field(default_factory=list, description="Secrets to pull images with")
+    pod_volumes: dict[DnsLabel, PodVolume] = Field(
+        default_factory=dict, description="Secret, ConfigMap, projected or CSI volumes mounted into the trainer"
+    )
+    pod_template: KPodTemplateSpec | None = Field(
+        default=None, description="last resort: a strategic-merge overlay on the rendered pod template "
+        "(containers, volumes, env merge by name; $patch: delete removes)"
     )
     resources: Resources = Field(default_factory=Resources)
     storage_classes: dict[DnsSubdomain, StorageClassSpec] = Field(

@@ -19,6 +19,7 @@ from berth.quantity import parse_quantity
 from berth.rendezvous import Framework
 from berth.spec.errors import SpecIssue
 from berth.spec.model import StorageClassSpec, TrainingCluster, VolumeSpec
+from berth.spec.pod_checks import check_pod_features
 
 Check = Callable[[TrainingCluster], Iterator[SpecIssue]]
 
@@ -326,4 +327,5 @@ CHECKS: tuple[Check, ...] = (
     _env,
     _checkpoints_and_ports,
     _providers_need_local,
+    check_pod_features,
 )

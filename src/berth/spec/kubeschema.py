@@ -1,0 +1,121 @@
+"""Kubernetes sub-objects in a spec, checked against the official schema instead of re-modelled.
+
+Probes, affinity, env sources, volume sources, containers and the ``podTemplate`` overlay are
+Kubernetes objects written into a berth spec. Their schema is the one ``berth lint`` uses: the
+strict JSON schemas of the installed ``kubernetes-validate`` package (unknown fields rejected),
+newest Kubernetes version. Each error keeps its path inside the object, so the spec loader points
+at the exact line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path as FsPath
+from typing import Any
+
+import jsonschema_rs
+
+from berth.spec.errors import Path, SpecIssue
+
+_DEFS_URI = "file:///api/_definitions.json"
+_PREFIX = "io.k8s.api.core.v1."
+
+
+@dataclass(frozen=True)
+class KubeSchema:
+    """Marks a spec field that holds a Kubernetes object of type ``kind`` (core/v1), e.g. ``Probe``."""
+
+    kind: str
+
+    @property
+    def docs(self) -> str:
+        """How the spec reference names the type."""
+        return f"Kubernetes {self.kind}"
+
+
+def _schema_dir() -> FsPath:
+    root = FsPath(str(resources.files("kubernetes_validate").joinpath("kubernetes-json-schema")))
+    found = []
+    for entry in root.iterdir():
+        match = re.fullmatch(r"v(\d+)\.(\d+)\.\d+-local-strict", entry.name)
+        if match:
+            found.append(((int(match[1]), int(match[2])), entry))
+    return max(found)[1]
+
+
+@cache
+def _definitions() -> dict[str, Any]:
+    with open(_schema_dir() / "_definitions.json", "rb") as fh:
+        defs: dict[str, Any] = json.load(fh)
+    return defs
+
+
+@cache
+def _validator(kind: str, relaxed: bool) -> Any:
+    registry = jsonschema_rs.Registry([(_DEFS_URI, _relaxed(_definitions()) if relaxed else _definitions())])
+    schema = {"$ref": f"{_DEFS_URI}#/$defs/{_PREFIX}{kind}"}
+    return jsonschema_rs.validator_for(schema, registry=registry, base_uri="file:///api/schema.json")
+
+
+def _relaxed(node: Any) -> Any:
+    """The definitions without ``required``: a container berth completes (image, name) is checked as written."""
+    if isinstance(node, dict):
+        return {k: _relaxed(v) for k, v in node.items() if k != "required"}
+    if isinstance(node, list):
+        return [_relaxed(v) for v in node]
+    return node
+
+
+def known(kind: str) -> bool:
+    """Whether the installed schemas define core/v1 ``kind``."""
+    return _PREFIX + kind in _definitions()["$defs"]
+
+
+def errors(obj: Any, kind: str, *, relaxed: bool = False) -> Iterator[tuple[Path, str]]:
+    """(path inside ``obj``, message) for each schema violation of ``obj`` as a core/v1 ``kind``."""
+    validator = _validator(kind, relaxed)
+    if validator.is_valid(obj):
+        return
+    for err in validator.iter_errors(obj):
+        path: Path = tuple(err.instance_path)
+        error_kind = err.kind
+        unexpected = getattr(error_kind, "unexpected", None)
+        if unexpected is not None:
+            for key in unexpected:
+                yield (*path, str(key)), f"unknown field {key!r} in a {kind}"
+            continue
+        missing = getattr(error_kind, "property", None)
+        if missing is not None and type(error_kind).__name__ == "Required":
+            yield path, f"required field {missing!r} is missing"
+            continue
+        yield path, _message(err)
+
+
+def issues(obj: Any, kind: str, at: Path, *, relaxed: bool = False, hint: str | None = None) -> Iterator[SpecIssue]:
+    """The schema errors of ``obj`` as spec issues under the spec path ``at``."""
+    seen: set[Path] = set()
+    for path, message in errors(obj, kind, relaxed=relaxed):
+        if path in seen:  # a value failing every branch of an int-or-string is one problem
+            continue
+        seen.add(path)
+        yield SpecIssue((*at, *path), message, hint or f"see the Kubernetes API reference for {kind}")
+
+
+_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number"}
+
+
+def _message(err: Any) -> str:
+    kind_name = type(err.kind).__name__
+    instance = err.instance
+    got = f"{_JSON_TYPES.get(type(instance), 'null')} {json.dumps(instance)[:60]}"
+    if kind_name == "Type":
+        expected = [str(t) for t in err.kind.types if t != "null"]
+        return f"expected {' or '.join(expected)}, got {got}"
+    if kind_name in {"OneOfNotValid", "AnyOf"}:
+        return f"{got} is none of the allowed forms (a port or quantity takes a string or a number)"
+    return str(err.message)
