@@ -104,3 +104,18 @@ def test_no_cli_module_imports_private_names_of_another() -> None:
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("berth.cli"):
                 private = [a.name for a in node.names if a.name.startswith("_")]
                 assert not private, f"{path.name} imports {private} from {node.module}"
+
+
+def test_down_json_keys_are_camel_case() -> None:
+    from berth.kube.deletion import Removal
+
+    removal = Removal("apps/v1", "StatefulSet", "t", "ns", delete=True, reason="created by berth up")
+    assert removal.to_json() == {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "name": "t",
+        "namespace": "ns",
+        "delete": True,
+        "reason": "created by berth up",
+        "deleted": False,
+    }
