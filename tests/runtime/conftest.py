@@ -175,6 +175,18 @@ def s3(seaweed: Seaweed, monkeypatch: pytest.MonkeyPatch, request: pytest.Fixtur
     yield f"s3://{seaweed.bucket(name)}/run"
 
 
+def rot_in_the_archive(url: str, step: int, rank: int) -> str:
+    """Flip one byte of a shard's tensors object in the archive (bit rot, same size); returns the file name."""
+    from berth.runtime.archive import Archive
+
+    archive = Archive(url)  # the s3 fixture's AWS_* env points it at the SeaweedFS server
+    key = archive.shard_key(step, rank, "tensors.safetensors")
+    data = bytearray(archive.client.get_object(Bucket=archive.bucket, Key=key)["Body"].read())
+    data[len(data) // 2] ^= 0xFF
+    archive.client.put_object(Bucket=archive.bucket, Key=key, Body=bytes(data))
+    return key.rsplit("/", 1)[1]
+
+
 @pytest.fixture
 def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A 4 MiB tmpfs mounted for the test and unmounted after (needs root, as in CI)."""

@@ -16,7 +16,7 @@ from berth.checkpoint import Archive, ArchiveError, CheckpointManager, CorruptCh
 from berth.errors import BerthError
 
 from .ckpt_child import make_state, same
-from .conftest import Seaweed, child
+from .conftest import Seaweed, child, rot_in_the_archive
 
 pytestmark = pytest.mark.s3
 
@@ -78,21 +78,11 @@ def test_corrupted_local_step_is_fetched_again_from_the_archive(tmp_path: Path, 
     assert step == 2 and same(state, make_state(2))
 
 
-def _rot_in_the_archive(url: str, step: int, rank: int) -> str:
-    """Flip one byte of the shard's tensors object in place (same size); returns its file name."""
-    archive = Archive(url)
-    key = archive.shard_key(step, rank, "tensors.safetensors")
-    data = bytearray(archive.client.get_object(Bucket=archive.bucket, Key=key)["Body"].read())
-    data[len(data) // 2] ^= 0xFF
-    archive.client.put_object(Bucket=archive.bucket, Key=key, Body=bytes(data))
-    return key.rsplit("/", 1)[1]
-
-
 def test_fetch_of_a_corrupted_archive_object_commits_nothing(tmp_path: Path, s3: str) -> None:
     with CheckpointManager(tmp_path / "a", archive=s3, chunk_size=4096) as mgr:
         mgr.save(1, make_state(1))
         assert mgr.wait_archived(60)
-    name = _rot_in_the_archive(s3, 1, 0)
+    name = rot_in_the_archive(s3, 1, 0)
     with CheckpointManager(tmp_path / "b", archive=s3) as mgr:
         with pytest.raises(CorruptCheckpoint) as err:
             mgr.fetch(1)

@@ -16,6 +16,7 @@ from berth.rendezvous import RendezvousParams
 
 from ..conftest import berth_process
 from .ckpt_child import make_state, same
+from .conftest import rot_in_the_archive
 
 
 @pytest.fixture
@@ -237,23 +238,11 @@ def test_verify_counts_steps_and_says_when_there_is_nothing_to_verify(ckpt_dir: 
 
 
 def test_restore_of_a_corrupted_archive_object_commits_nothing(ckpt_dir: Path, tmp_path: Path, s3: str) -> None:
-    import boto3
-
     assert berth_process("ckpt", "archive", str(ckpt_dir), "--to", s3).returncode == 0
-    bucket, prefix = s3.removeprefix("s3://").split("/", 1)
-    client = boto3.client("s3")  # the s3 fixture's AWS_* env points it at the SeaweedFS server
-    shard = f"{prefix}/step-000000000030/rank-00001/"
-    key = next(
-        o["Key"]
-        for o in client.list_objects_v2(Bucket=bucket, Prefix=shard)["Contents"]
-        if o["Key"].endswith(".safetensors")
-    )
-    data = bytearray(client.get_object(Bucket=bucket, Key=key)["Body"].read())
-    data[len(data) // 2] ^= 0xFF  # bit rot in the object store, same size
-    client.put_object(Bucket=bucket, Key=key, Body=bytes(data))
+    name = rot_in_the_archive(s3, 30, 1)
     target = tmp_path / "new-volume"
     out = berth_process("ckpt", "restore", str(target), "--from", s3, "--step", "30")
     assert out.returncode != 0 and "Traceback" not in out.stderr
-    assert key.rsplit("/", 1)[1] in out.stderr and "chunk" in out.stderr  # names the file and chunk
+    assert name in out.stderr and "chunk" in out.stderr  # names the file and chunk
     # Nothing half-restored: no committed step, no staging directory left behind.
     assert not list(target.glob("step-*/rank-00001")) and not list(target.glob(".tmp-*"))
