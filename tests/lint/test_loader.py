@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -129,3 +130,30 @@ def test_round_trip_and_every_key_located(tree: dict[str, object], flow: bool) -
         line, col = loaded.locate(doc.ref, path)
         key = str(path[-1])
         assert lines[line - 1][col - 1 :].lstrip("'\"").startswith(key), (path, line, col)
+
+
+def test_keys_that_override_a_merge_are_not_duplicates() -> None:
+    """``<<: *base`` then ``a: 2`` overrides the merged ``a``: YAML's meaning, not a duplicate key."""
+    text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: m}\nx: &base {a: '1', b: '1'}\n"
+    text += "data:\n  <<: *base\n  a: '2'\n"
+    loaded = load_text("m.yaml", text)
+    assert loaded.problems == []
+    assert loaded.documents[0].obj["data"] == {"a": "2", "b": "1"}
+
+
+def test_an_alias_bomb_is_a_finding_not_a_hang() -> None:
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]" for i in range(8)]
+    loaded = load_text("bomb.yaml", "\n".join(lines) + "\n")  # 10**9 scalars if expanded
+    (problem,) = loaded.problems
+    assert problem.rule == "yaml-syntax" and problem.line >= 1
+    assert "aliases" in problem.message
+    assert loaded.unreadable
+
+
+@pytest.mark.parametrize("depth", [600, 5000])
+def test_deep_nesting_is_a_finding_not_a_crash(depth: int) -> None:
+    loaded = load_text("deep.yaml", "apiVersion: v1\nkind: X\nx: " + "[" * depth + "]" * depth + "\n")
+    (problem,) = loaded.problems
+    assert problem.rule == "yaml-syntax" and "nest" in problem.message
+    assert loaded.documents == []

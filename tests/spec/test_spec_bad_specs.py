@@ -273,7 +273,10 @@ CASES: list[Bad] = [
     Bad("wrong-kind", "apiVersion: berth.dev/v1alpha1\nkind: Deployment\nmetadata: {name: t}\nspec:\n" + BASE,
         "kind", "kind: TrainingCluster", "Deployment", "berth lint", full=True),
     Bad("wrong-api-version", "apiVersion: berth.dev/v1\nkind: TrainingCluster\nmetadata: {name: t}\nspec:\n" + BASE,
-        "apiVersion", "expected apiVersion: berth.dev/v1alpha1", "berth.dev/v1", full=True),
+        "apiVersion", "expected apiVersion: berth.dev/v1alpha1", "berth.dev/v1", "did you mean apiVersion: "
+        "berth.dev/v1alpha1?", full=True),
+    Bad("mistyped-kind", "apiVersion: berth.dev/v1alpha1\nkind: TrainingClustr\nmetadata: {name: t}\nspec:\n" + BASE,
+        "kind", "kind: TrainingCluster", "TrainingClustr", "did you mean kind: TrainingCluster?", full=True),
 ]
 
 

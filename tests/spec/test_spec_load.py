@@ -9,12 +9,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import yaml
 
 from berth.providers.limits import Tier
 from berth.providers.presets import Provider
 from berth.quantity import QuantityError, parse_quantity
 from berth.rendezvous import Framework
-from berth.spec.load import load_spec, parse_spec
+from berth.spec.errors import SpecError
+from berth.spec.load import load_spec, parse_spec, spec_from_data
 
 from ..conftest import RunBerth, berth_process
 from .spec_helpers import DATA, EXAMPLES, HEADER, REPO
@@ -195,3 +197,19 @@ def test_checkpoint_path_on_a_volume_is_accepted(path: str) -> None:
                       "  sharedVolumes: {d: {claimName: d, mountPath: /data, size: 1Ti, accessMode: ReadWriteMany}}\n"
                       f"  checkpointPath: {path}\n")
     assert spec.checkpoint_dir() == path
+
+
+def test_parsed_data_is_validated_like_text() -> None:
+    """``spec_from_data``: the same problems as from text; located only when given a locator."""
+    text = HEADER + "  replicas: 0\n  image: busybox\n"
+    with pytest.raises(SpecError) as from_text:
+        parse_spec(text)
+    data = yaml.safe_load(text)
+    with pytest.raises(SpecError) as unplaced:
+        spec_from_data(data)
+    with pytest.raises(SpecError) as placed:
+        spec_from_data(data, "<spec>", lambda path, *, key=False: (len(path), 7))
+    assert [(i.path, i.message, i.line) for i in unplaced.value.issues] == [
+        (i.path, i.message, None) for i in from_text.value.issues]
+    assert [(i.line, i.column) for i in placed.value.issues] == [(2, 7)]
+    assert spec_from_data(yaml.safe_load(text.replace("replicas: 0", "replicas: 1"))).spec.replicas == 1

@@ -22,7 +22,7 @@ from berth.lint.loader import STDIN, LoadedFile, expand_paths, load_file, load_o
 from berth.lint.model import DocRef, Document, Finding, Path, Severity
 from berth.lint.rules import Hit, Rule, all_rules
 from berth.lint.schema import SchemaStore
-from berth.lint.specs import is_spec, reload, render_spec
+from berth.lint.specs import is_spec, reload, render_specs
 from berth.lint.suppress import parse_ignore
 
 # Below this many files a process pool costs more than it saves.
@@ -127,8 +127,7 @@ class _Linter:
         (and sources that are no file, such as ``lint_objects``' objects, could not be read again).
         """
         outcome = self._lint_manifests(loaded)
-        for doc in [d for d in loaded.documents if is_spec(d)]:
-            rendered, problems = render_spec(loaded, doc)
+        for rendered, problems in render_specs(loaded):
             outcome.findings.extend(self._configured(problems))
             outcome.unreadable |= bool(problems)
             if rendered is not None:

@@ -1,63 +1,76 @@
 """berth specs as lint input: validate the spec, render it, lint what would be applied.
 
-Findings in rendered objects point into the rendered stream, named ``<spec> (rendered)``;
-``berth render <spec>`` prints the same stream, so the line numbers match it.
+A spec document is validated by the spec loader itself, from the node tree the lint loader
+composed (so positions are those of the linted file, whatever documents precede the spec),
+or from the object alone when there is no text (``lint_objects``). Findings in rendered
+objects point into the rendered stream, named ``<spec> (rendered)``; ``berth render <spec>``
+prints the same stream, so the line numbers match it.
 """
 
 from __future__ import annotations
 
 from berth.lint.loader import LoadedFile, load_file, load_text
 from berth.lint.model import Document, Finding, Severity
+from berth.spec.errors import SpecError, SpecIssue
+from berth.spec.load import names_a_spec, one_spec_per_file, spec_from_data, spec_from_node
 
-SPEC_API_VERSION = "berth.dev/v1alpha1"
-SPEC_KIND = "TrainingCluster"
 RENDERED_SUFFIX = " (rendered)"
 
 
 def is_spec(doc: Document) -> bool:
-    return doc.api_version == SPEC_API_VERSION and doc.kind == SPEC_KIND
+    """A berth spec, or a document that means to be one (a typo in its apiVersion is a spec error)."""
+    return names_a_spec(doc.obj.get("apiVersion"), doc.obj.get("kind"))
+
+
+def render_specs(loaded: LoadedFile) -> list[tuple[LoadedFile | None, list[Finding]]]:
+    """Each spec's rendered stream or its problems; more than one spec in a file is one problem, as for render."""
+    specs = [d for d in loaded.documents if is_spec(d)]
+    if len(specs) > 1:
+        issue = one_spec_per_file(len(specs))
+        line, col = loaded.locate(specs[1].ref, ())
+        return [(None, [_finding(loaded, specs[1], SpecIssue(issue.path, issue.message, issue.hint, line, col))])]
+    return [render_spec(loaded, doc) for doc in specs]
 
 
 def render_spec(loaded: LoadedFile, doc: Document) -> tuple[LoadedFile | None, list[Finding]]:
     """The rendered stream of a spec document, or the spec's problems as findings."""
     from berth.render import render_all
-    from berth.render.output import to_stream, to_yaml
-    from berth.spec.errors import SpecError
-    from berth.spec.load import parse_spec
+    from berth.render.output import to_stream
 
-    text = loaded.text if len(loaded.roots) == 1 else to_yaml(doc.obj)
+    locator = loaded.locator(doc.ref)
     try:
-        spec = parse_spec(text, loaded.name)
+        if locator is not None:
+            spec = spec_from_node(locator.root, loaded.name)
+        else:
+            spec = spec_from_data(doc.obj, loaded.name)
     except SpecError as err:
-        return None, [
-            Finding(
-                rule="spec-invalid",
-                severity=Severity.ERROR,
-                message=f"{issue.dotted}: {issue.message}",
-                file=loaded.name,
-                line=issue.line or 0,
-                column=issue.column or 0,
-                path=issue.path,
-                fix=issue.hint,
-                api_version=doc.api_version,
-                kind=doc.kind,
-                name=doc.name,
-                namespace=doc.namespace,
-                source_line=loaded.source_line(issue.line or 0),
-            )
-            for issue in err.issues
-        ]
+        return None, [_finding(loaded, doc, issue) for issue in err.issues]
     return load_text(loaded.name + RENDERED_SUFFIX, to_stream(render_all(spec))), []
 
 
+def _finding(loaded: LoadedFile, doc: Document, issue: SpecIssue) -> Finding:
+    return Finding(
+        rule="spec-invalid",
+        severity=Severity.ERROR,
+        message=f"{issue.dotted}: {issue.message}",
+        file=loaded.name,
+        line=issue.line or 0,
+        column=issue.column or 0,
+        path=issue.path,
+        fix=issue.hint,
+        api_version=doc.api_version,
+        kind=doc.kind,
+        name=doc.name,
+        namespace=doc.namespace,
+        source_line=loaded.source_line(issue.line or 0),
+    )
+
+
 def reload(name: str) -> LoadedFile:
-    """A source by name again (parent process, for cross-object findings): files or rendered specs."""
+    """A source by name again (a worker, for cross-object findings): files or rendered specs."""
     if not name.endswith(RENDERED_SUFFIX):
         return load_file(name)
-    spec_file = load_file(name[: -len(RENDERED_SUFFIX)])
-    for doc in spec_file.documents:
-        if is_spec(doc):
-            rendered, _ = render_spec(spec_file, doc)
-            if rendered is not None:
-                return rendered
+    for rendered, _ in render_specs(load_file(name[: -len(RENDERED_SUFFIX)])):
+        if rendered is not None:
+            return rendered
     return LoadedFile(name=name)

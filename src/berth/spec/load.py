@@ -1,4 +1,10 @@
-"""Load ``berth.yaml``: parse with positions, validate, and locate every problem in the file."""
+"""Load ``berth.yaml``: parse with positions, validate, and locate every problem in the file.
+
+Three entries, one path: ``parse_spec`` takes text, ``spec_from_node`` a document another
+reader already composed (``berth lint`` finds specs among manifests; positions stay those of
+its file), ``spec_from_data`` plain data plus, optionally, a locator. All validation and
+every message live in ``spec_from_data``, so ``render`` and ``lint`` say the same thing.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +13,21 @@ import sys
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path as FsPath
-from typing import Any
+from typing import Any, Protocol
 
+import yaml
 from pydantic import BaseModel, ValidationError
 
-from berth.contract import API_VERSION, KIND
+from berth.contract import API_GROUP, API_VERSION, KIND
 from berth.spec.errors import Path, SpecError, SpecIssue
 from berth.spec.model import TrainingCluster
+from berth.yamlsource import NodeLocator, Schema, YamlError, build, compose_all
+
+
+class Locator(Protocol):
+    """1-based (line, column) of the deepest node of ``path`` present: its key or its value."""
+
+    def __call__(self, path: Path, *, key: bool = False) -> tuple[int, int]: ...
 
 
 def load_spec(path: str | FsPath) -> TrainingCluster:
@@ -33,22 +47,61 @@ def load_spec(path: str | FsPath) -> TrainingCluster:
 
 def parse_spec(text: str, filename: str = "<spec>") -> TrainingCluster:
     """Validate spec text; positions in errors refer to ``text``."""
-    doc = _parse_yaml(text, filename)
-    data = _plain(doc)
-    if not isinstance(data, dict):
+    try:
+        docs = [root for root in compose_all(text) if root is not None and not _is_null(root)]
+    except YamlError as err:
+        raise SpecError(filename, [SpecIssue((), f"invalid YAML: {err.message}", None, *_where(err))]) from None
+    if not docs:
+        raise SpecError(filename, [SpecIssue((), "the file is empty", "run `berth init` for a starter spec")])
+    if len(docs) > 1:
+        raise SpecError(filename, [one_spec_per_file(len(docs))])
+    return spec_from_node(docs[0], filename)
+
+
+def one_spec_per_file(count: int) -> SpecIssue:
+    """The rule ``render`` and ``lint`` share for a file holding ``count`` > 1 specs."""
+    return SpecIssue((), f"expected one document, found {count}", "one spec per file")
+
+
+def names_a_spec(api_version: object, kind: object) -> bool:
+    """Whether a document means to be a spec: berth's apiVersion, its group, or a near miss of it.
+
+    ``berth lint`` sends such documents to this loader, so ``berth.dev/v1alpa1`` is an error
+    with a did-you-mean rather than a manifest of a kind no schema knows.
+    """
+    text = str(api_version or "")
+    return (
+        text.partition("/")[0] == API_GROUP
+        or bool(difflib.get_close_matches(text, [API_VERSION], n=1, cutoff=0.8))
+        or (kind == KIND and not text)
+    )
+
+
+def spec_from_node(root: yaml.Node, filename: str = "<spec>") -> TrainingCluster:
+    """Validate a composed spec document: typed as YAML 1.2 (``yes`` is a string), located in its text."""
+    try:
+        built = build(root, Schema.SPEC)
+    except YamlError as err:
+        raise SpecError(filename, [SpecIssue((), f"invalid YAML: {err.message}", None, *_where(err))]) from None
+    if built.duplicates:
         raise SpecError(
             filename,
-            [SpecIssue((), "a spec is a YAML mapping", f"start from `berth init` (apiVersion: {API_VERSION})", 1, 1)],
+            [
+                SpecIssue((), f"duplicate key {d.key!r}", "remove one of the two", d.line, d.column)
+                for d in built.duplicates
+            ],
         )
-    if data.get("kind") != KIND or data.get("apiVersion") != API_VERSION:
-        key = "kind" if data.get("kind") != KIND else "apiVersion"
-        issue = SpecIssue(
-            (key,),
-            f"expected apiVersion: {API_VERSION} and kind: {KIND}, got "
-            f"{data.get('apiVersion')!r} / {data.get('kind')!r}",
-            "is this a Kubernetes manifest? Use `berth lint` for those",
-        )
-        raise SpecError(filename, [_locate(issue, doc)])
+    return spec_from_data(built.data, filename, NodeLocator(root))
+
+
+def spec_from_data(data: Any, filename: str = "<spec>", locate: Locator | None = None) -> TrainingCluster:
+    """Validate parsed spec data; ``locate`` places each problem (without it, problems carry no line)."""
+    if not isinstance(data, dict):
+        issue = SpecIssue((), "a spec is a YAML mapping", f"start from `berth init` (apiVersion: {API_VERSION})")
+        raise SpecError(filename, [_locate(issue, locate)])
+    wrong_type = _type_issue(data.get("apiVersion"), data.get("kind"))
+    if wrong_type is not None:
+        raise SpecError(filename, [_locate(wrong_type, locate)])
     try:
         spec = TrainingCluster.model_validate(data)
     except ValidationError as err:
@@ -57,59 +110,39 @@ def parse_spec(text: str, filename: str = "<spec>") -> TrainingCluster:
         issues = _from_pydantic(err, data)
         blamed = {i.path for i in issues}
         issues += [i for i in check_parts(data) if i.path not in blamed]
-        raise SpecError(filename, [_locate(i, doc) for i in issues]) from None
+        raise SpecError(filename, [_locate(i, locate) for i in issues]) from None
     from berth.spec.validate import check
 
     problems = check(spec)
     if problems:
-        raise SpecError(filename, [_locate(i, doc) for i in problems])
+        raise SpecError(filename, [_locate(i, locate) for i in problems])
     return spec
 
 
-def _parse_yaml(text: str, filename: str) -> Any:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.constructor import DuplicateKeyError
-    from ruamel.yaml.error import MarkedYAMLError
-
-    yaml = YAML(typ="rt")
-    try:
-        docs = [d for d in yaml.load_all(text) if d is not None]
-    except DuplicateKeyError as err:
-        mark = err.problem_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        raise SpecError(
-            filename, [SpecIssue((), f"duplicate key: {err.problem}", "remove one of the two", line, col)]
-        ) from None
-    except MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        raise SpecError(
-            filename, [SpecIssue((), f"invalid YAML: {err.problem or err.context}", None, line, col)]
-        ) from None
-    if not docs:
-        raise SpecError(filename, [SpecIssue((), "the file is empty", "run `berth init` for a starter spec")])
-    if len(docs) > 1:
-        raise SpecError(
-            filename, [SpecIssue((), f"expected one document, found {len(docs)}", "one spec per file")]
-        )
-    return docs[0]
+def _type_issue(api_version: object, kind: object) -> SpecIssue | None:
+    """The apiVersion/kind problem, if any; a near miss of berth's own gets a did-you-mean."""
+    if kind == KIND and api_version == API_VERSION:
+        return None
+    key = "kind" if kind != KIND else "apiVersion"
+    ours = (
+        names_a_spec(api_version, kind)
+        if key == "apiVersion"
+        else difflib.get_close_matches(str(kind or ""), [KIND], n=1, cutoff=0.8)
+    )
+    if ours:
+        hint = f"did you mean {key}: {API_VERSION if key == 'apiVersion' else KIND}?"
+    else:
+        hint = "is this a Kubernetes manifest? Use `berth lint` for those"
+    message = f"expected apiVersion: {API_VERSION} and kind: {KIND}, got {api_version!r} / {kind!r}"
+    return SpecIssue((key,), message, hint)
 
 
-def _plain(node: Any) -> Any:
-    """ruamel's round-trip types → plain Python, so strict validation sees ints as ints."""
-    if isinstance(node, dict):
-        return {str(k) if not isinstance(k, int | bool) else k: _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    if isinstance(node, bool):
-        return bool(node)
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    if isinstance(node, str):
-        return str(node)
-    return node
+def _is_null(root: yaml.Node) -> bool:
+    return isinstance(root, yaml.ScalarNode) and build(root, Schema.SPEC).data is None
+
+
+def _where(err: YamlError) -> tuple[int | None, int | None]:
+    return (err.line, err.column) if err.line else (None, None)
 
 
 def _resolve(loc: tuple[int | str, ...], data: Any) -> tuple[Path, bool]:
@@ -208,26 +241,9 @@ def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
         yield from _models_in(arg)
 
 
-def _locate(issue: SpecIssue, doc: Any) -> SpecIssue:
-    """Attach the 1-based line/col of the deepest node of ``issue.path`` present in the document."""
-    node = doc
-    line, col = _node_pos(doc)
-    for part in issue.path:
-        lc = getattr(node, "lc", None)
-        if isinstance(node, dict) and part in node and lc is not None:
-            ln, cl = lc.key(part) if issue.message.startswith(("unknown field", "invalid name")) else lc.value(part)
-            line, col = ln, cl
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node) and lc is not None:
-            line, col = lc.item(part)
-            node = node[part]
-        else:
-            break
-    return SpecIssue(issue.path, issue.message, issue.hint, line + 1, col + 1)
-
-
-def _node_pos(node: Any) -> tuple[int, int]:
-    lc = getattr(node, "lc", None)
-    if lc is None:
-        return 0, 0
-    return int(lc.line or 0), int(lc.col or 0)
+def _locate(issue: SpecIssue, locate: Locator | None) -> SpecIssue:
+    """Attach the line/col of ``issue.path``: a misnamed key points at the key, anything else at the value."""
+    if locate is None:
+        return issue
+    line, col = locate(issue.path, key=issue.message.startswith(("unknown field", "invalid name")))
+    return SpecIssue(issue.path, issue.message, issue.hint, line, col)

@@ -1,0 +1,307 @@
+"""YAML text → plain data that remembers where every field came from: berth's one YAML layer.
+
+libyaml composes the node tree in C (every node carries its line and column). Plain scalars
+are left untyped by the composer and typed here, by the reader's schema: Kubernetes reads
+manifests as YAML 1.1 (``yes`` is a boolean), a berth spec is YAML 1.2 (``yes`` is a string,
+so a typo in a boolean field is an error, not a surprise). One node tree can thus be read
+either way, which lets ``berth lint`` hand a spec it found among manifests to the spec loader.
+
+Input may be hostile: nesting is bounded by libyaml and by ``MAX_DEPTH`` here, and alias
+expansion ("billion laughs") by a budget proportional to the document's own size.
+Leaf module: imports nothing from berth.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+Path = tuple[str | int, ...]
+
+# Deeper than any Kubernetes object or spec; the builder recurses once per level.
+MAX_DEPTH = 100
+# Nodes an alias may add: this many plus ALIAS_RATIO times the nodes written out.
+_ALIAS_FREE = 10_000
+_ALIAS_RATIO = 10
+
+_PLAIN = "tag:berth.dev,2025:plain"  # a plain scalar, typed by the schema in the builder
+_STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_BOOL = "tag:yaml.org,2002:bool"
+_NULL = "tag:yaml.org,2002:null"
+_MERGE = "tag:yaml.org,2002:merge"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_CTOR = yaml.constructor.SafeConstructor()
+
+
+class YamlError(Exception):
+    """Text that is not YAML, or too deep or too aliased to read; ``line``/``column`` are 1-based (0: unknown)."""
+
+    def __init__(self, message: str, line: int = 0, column: int = 0) -> None:
+        super().__init__(message)
+        self.message, self.line, self.column = message, line, column
+
+
+class _Composer(yaml.CSafeLoader):
+    """libyaml's composer; plain scalars get the ``_PLAIN`` tag, typed later by the schema.
+
+    This also skips PyYAML's regex resolver and its (unused) path-resolver hooks, which
+    dominate composing time for large manifests.
+    """
+
+    def descend_resolver(self, current_node: object, current_index: object) -> None:
+        return None
+
+    def ascend_resolver(self) -> None:
+        return None
+
+    def resolve(self, kind: type, value: str, implicit: tuple[bool, bool]) -> str:
+        if kind is yaml.ScalarNode and implicit[0]:
+            return _PLAIN
+        return str(super().resolve(kind, value, implicit))  # type: ignore[no-untyped-call]  # untyped in stubs
+
+
+def compose_all(text: str) -> Iterator[yaml.Node | None]:
+    """The node tree of each document (None for an empty one); raises YamlError at the first syntax error."""
+    try:
+        yield from yaml.compose_all(text, Loader=_Composer)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
+        raise YamlError(str(err.problem or err.context or "invalid YAML"), line, col) from None
+    except yaml.YAMLError as err:
+        raise YamlError(str(err)) from None
+
+
+class _Yaml12(yaml.resolver.BaseResolver):
+    """YAML 1.2 core schema implicit types, as ruamel.yaml resolves them (berth specs used it)."""
+
+
+for _tag, _pattern, _first in (
+    (_BOOL, r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    (
+        _FLOAT,
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |[-+]?\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        "-+0123456789.",
+    ),
+    (_INT, r"^(?:[-+]?0b[0-1_]+|[-+]?0o?[0-7_]+|[-+]?[0-9_]+|[-+]?0x[0-9a-fA-F_]+)$", "-+0123456789"),
+    (_MERGE, r"^(?:<<)$", "<"),
+    (_NULL, r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    (
+        _TIMESTAMP,
+        r"""^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]
+        |[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?
+        (?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?
+        (?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$""",
+        "0123456789",
+    ),
+):
+    _Yaml12.add_implicit_resolver(_tag, re.compile(_pattern, re.X), list(_first))
+
+
+def _int12(node: yaml.ScalarNode) -> int:
+    text = node.value.replace("_", "")
+    sign = -1 if text.startswith("-") else 1
+    text = text.lstrip("+-")
+    for prefix, base in (("0b", 2), ("0x", 16), ("0o", 8)):
+        if text.startswith(prefix):
+            return sign * int(text[2:], base)
+    return sign * int(text)  # a leading zero is decimal in YAML 1.2
+
+
+def _float12(node: yaml.ScalarNode) -> float:
+    text = node.value.replace("_", "").lower()
+    if text.endswith(".nan"):
+        return float("nan")
+    if text.endswith(".inf"):
+        return float("-inf") if text.startswith("-") else float("inf")
+    return float(text)
+
+
+def _bool12(node: yaml.ScalarNode) -> bool:
+    return str(node.value).lower() == "true"
+
+
+class Schema(enum.Enum):
+    """How plain scalars are typed and mapping keys read."""
+
+    # YAML 1.1, as the Kubernetes API server reads manifests; timestamps stay text, keys are text.
+    KUBERNETES = "kubernetes"
+    # YAML 1.2 core (what ruamel.yaml read specs as); int and bool keys stay typed.
+    SPEC = "spec"
+
+
+@dataclass
+class _Types:
+    resolver: yaml.resolver.BaseResolver
+    constructors: dict[str, Any]
+    typed_keys: bool
+    cache: dict[str, str] = field(default_factory=dict)  # plain scalar → tag: manifests repeat them
+
+    def tag(self, value: str) -> str:
+        tag = self.cache.get(value)
+        if tag is None:
+            tag = str(self.resolver.resolve(yaml.ScalarNode, value, (True, False)))  # type: ignore[no-untyped-call]
+            if len(self.cache) < 100_000:
+                self.cache[value] = tag
+        return tag
+
+
+def _safe(tag: str) -> Any:
+    ctor = _CTOR.yaml_constructors[tag]
+    return lambda node: ctor(_CTOR, node)
+
+
+_TYPES = {
+    Schema.KUBERNETES: _Types(
+        yaml.resolver.Resolver(),
+        {t: _safe(t) for t in (_INT, _FLOAT, _BOOL, _NULL)},
+        typed_keys=False,
+    ),
+    Schema.SPEC: _Types(
+        _Yaml12(),
+        {_INT: _int12, _FLOAT: _float12, _BOOL: _bool12, _NULL: _safe(_NULL), _TIMESTAMP: _safe(_TIMESTAMP)},
+        typed_keys=True,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A key written twice in one mapping (PyYAML would keep the last silently); 1-based position."""
+
+    key: str
+    line: int
+    column: int
+
+
+@dataclass
+class Built:
+    """A document's plain data and the duplicate keys found building it."""
+
+    data: Any
+    duplicates: list[Duplicate]
+
+
+def build(node: yaml.Node, schema: Schema = Schema.KUBERNETES) -> Built:
+    """Dicts, lists and scalars from a node tree; raises YamlError if too deep or too aliased."""
+    builder = _Builder(_TYPES[schema])
+    return Built(builder.build(node, 0), builder.duplicates)
+
+
+class _Builder:
+    def __init__(self, types: _Types) -> None:
+        self.types = types
+        self.duplicates: list[Duplicate] = []
+        self.seen: set[int] = set()
+        self.written = 0  # nodes as written in the text
+        self.total = 0  # nodes built, aliases expanded
+
+    def scalar(self, node: yaml.ScalarNode) -> Any:
+        tag = self.types.tag(node.value) if node.tag == _PLAIN else node.tag
+        ctor = self.types.constructors.get(tag)
+        if ctor is None:
+            return node.value
+        try:
+            return ctor(node)
+        except (ValueError, yaml.YAMLError):  # an explicit tag on a value it does not fit: !!int abc
+            message = f"{node.value!r} is not a valid {tag.rpartition(':')[2]}"
+            raise YamlError(message, *_position(node.start_mark)) from None
+
+    def build(self, node: yaml.Node, depth: int) -> Any:
+        self.total += 1
+        if id(node) not in self.seen:
+            self.seen.add(id(node))
+            self.written += 1
+        elif self.total > _ALIAS_FREE + _ALIAS_RATIO * self.written:
+            raise YamlError("aliases expand the document too much (a YAML bomb?)", *_position(node.start_mark))
+        if isinstance(node, yaml.ScalarNode):
+            return self.scalar(node)
+        if depth >= MAX_DEPTH:
+            raise YamlError(f"nested deeper than {MAX_DEPTH} levels", *_position(node.start_mark))
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, depth + 1) for item in node.value]
+        out: dict[Any, Any] = {}
+        merged: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag in (_MERGE, _PLAIN) and key_node.value == "<<":
+                value = self.build(value_node, depth + 1)
+                for source in value if isinstance(value, list) else [value]:
+                    if isinstance(source, dict):
+                        for k, v in source.items():
+                            merged.setdefault(k, v)
+                continue
+            key = self.key(key_node, depth)
+            if key in out:
+                self.duplicates.append(Duplicate(str(key), *_position(key_node.start_mark)))
+            out[key] = self.build(value_node, depth + 1)
+        for k, v in merged.items():  # explicit keys win over merged ones, wherever the merge is written
+            out.setdefault(k, v)
+        return out
+
+    def key(self, node: yaml.Node, depth: int) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            return str(self.build(node, depth + 1))
+        if not self.types.typed_keys:
+            return node.value
+        key = self.scalar(node)
+        return key if isinstance(key, int | bool) else str(key)
+
+
+def _position(mark: Any) -> tuple[int, int]:
+    return mark.line + 1, mark.column + 1
+
+
+def child(node: yaml.Node, part: str | int) -> tuple[Any, yaml.Node] | None:
+    """The key's mark (for a mapping entry) or item's mark and the child node at ``part``, if present."""
+    if isinstance(node, yaml.MappingNode):
+        found: tuple[Any, yaml.Node] | None = None
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                found = (key.start_mark, value)  # the last one, as the data keeps the last
+        return found
+    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+        item = node.value[part]
+        return (item.start_mark, item)
+    return None
+
+
+@dataclass(frozen=True)
+class NodeLocator:
+    """Where fields of one document are: 1-based (line, column) of the deepest node of a path present.
+
+    ``key=True`` points at a mapping entry's key (``size:``), else at its value (``100GB``).
+    """
+
+    root: yaml.Node
+
+    def __call__(self, path: Path, *, key: bool = False) -> tuple[int, int]:
+        node = self.root
+        mark = node.start_mark
+        for part in path:
+            found = child(node, part)
+            if found is None:
+                break
+            key_mark, node = found
+            mark = key_mark if key else node.start_mark
+        return _position(mark)
+
+    def at(self, path: Path) -> NodeLocator:
+        """The locator of a sub-document (an item of a ``List``), positions still in the whole text."""
+        node = self.root
+        for part in path:
+            found = child(node, part)
+            if found is None:
+                break
+            node = found[1]
+        return NodeLocator(node)
