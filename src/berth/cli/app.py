@@ -1,7 +1,9 @@
 """The ``berth`` command: one Typer app, commands registered from one module per area.
 
-Each area module imports only typer at module level and imports the library lazily
-inside its commands, so ``berth --version`` stays fast.
+Each area module defines its commands as module-level functions and adds them in
+``register(app)``; shared flags come from ``berth.cli.options``. At module level they import
+only typer and the standard library, and the library lazily inside each command, so
+``berth --version`` stays fast (tests/test_cli_options.py checks it).
 """
 
 from __future__ import annotations

@@ -12,8 +12,6 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING
 
-from berth.quantity import format_age
-
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
@@ -91,6 +89,8 @@ def print_state(console: Console, state: ClusterState) -> None:
 
 def claim_label(name: str, capacity: str | None, age_s: float | None) -> str:
     """``ckpt-t-3 (10Gi, age 5d)``: how gc names a claim."""
+    from berth.quantity import format_age
+
     return f"{name} ({size(capacity)}, age {format_age(age_s)})"
 
 
