@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from berth.contract import ANNOTATION_IGNORE
 from berth.lint.model import Document, Path
 
-IGNORE_ANNOTATION = "berth.dev/ignore"
-_PATH: Path = ("metadata", "annotations", IGNORE_ANNOTATION)
+_PATH: Path = ("metadata", "annotations", ANNOTATION_IGNORE)
 
 
 @dataclass
@@ -25,7 +25,7 @@ class Suppressions:
 def parse_ignore(doc: Document, known: set[str] | frozenset[str]) -> Suppressions:
     """Suppressions of ``doc``; an entry without a reason suppresses nothing and is reported."""
     out = Suppressions()
-    raw = doc.annotations.get(IGNORE_ANNOTATION)
+    raw = doc.annotations.get(ANNOTATION_IGNORE)
     if raw is None:
         return out
     for entry in str(raw).split(";"):
@@ -34,9 +34,9 @@ def parse_ignore(doc: Document, known: set[str] | frozenset[str]) -> Suppression
         rule, sep, reason = entry.partition(":")
         rule, reason = rule.strip(), reason.strip()
         if rule not in known:
-            out.problems.append(f"berth.dev/ignore names unknown rule {rule!r}")
+            out.problems.append(f"{ANNOTATION_IGNORE} names unknown rule {rule!r}")
         elif not sep or not reason:
-            out.problems.append(f"berth.dev/ignore for {rule!r} has no reason: write '{rule}: <why>'")
+            out.problems.append(f"{ANNOTATION_IGNORE} for {rule!r} has no reason: write '{rule}: <why>'")
         else:
             out.rules[rule] = reason
     return out

@@ -6,8 +6,10 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from berth.contract import ENV_PREFIX, LABEL_COMPONENT, LABEL_NAME, TRAINING_COMPONENT
 from berth.lint.model import Document, Obj, Path
 from berth.quantity import quantity_or_none
+from berth.rendezvous import Framework
 
 TEMPLATE_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "ReplicationController"})
 WORKLOAD_KINDS = TEMPLATE_KINDS | {"Pod", "CronJob"}
@@ -17,7 +19,9 @@ RANK_ENV = frozenset({"TF_CONFIG", "RANK", "NODE_RANK", "JOB_COMPLETION_INDEX", 
 RENDEZVOUS_ENV = frozenset(
     {"TF_CONFIG", "MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "NODE_RANK", "JAX_COORDINATOR_ADDRESS"}
 )
-RENDEZVOUS_FRAMEWORKS = frozenset({"tensorflow", "pytorch", "horovod", "jax"})
+RENDEZVOUS_FRAMEWORKS = frozenset(f.value for f in Framework if f is not Framework.NONE)
+# The env berth renders into each pod naming its framework (the rendezvous formula reads it).
+FRAMEWORK_ENV = f"{ENV_PREFIX}FRAMEWORK"
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -143,22 +147,20 @@ def framework(doc: Document) -> str | None:
         return None
     for container, path in containers(*found):
         for var, _ in env_vars(container, path):
-            if var.get("name") == "BERTH_FRAMEWORK" and str(var.get("value", "")) in RENDEZVOUS_FRAMEWORKS:
+            if var.get("name") == FRAMEWORK_ENV and str(var.get("value", "")) in RENDEZVOUS_FRAMEWORKS:
                 return str(var["value"])
     names = env_names(doc)
     if "TF_CONFIG" in names:
         return "tensorflow"
     if names & RENDEZVOUS_ENV:
         return "pytorch"
-    label = pod_labels(doc).get("app.kubernetes.io/name", "")
+    label = pod_labels(doc).get(LABEL_NAME, "")
     return label if label in RENDEZVOUS_FRAMEWORKS else None
 
 
 def is_training(doc: Document) -> bool:
     """A workload that trains: GPUs, a rendezvous framework, or berth's training component label."""
-    return (
-        uses_gpus(doc) or framework(doc) is not None or pod_labels(doc).get("app.kubernetes.io/component") == "training"
-    )
+    return uses_gpus(doc) or framework(doc) is not None or pod_labels(doc).get(LABEL_COMPONENT) == TRAINING_COMPONENT
 
 
 def selector_matches(selector: Any, labels: Mapping[str, str]) -> bool:

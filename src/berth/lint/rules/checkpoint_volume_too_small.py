@@ -34,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from berth.contract import ANNOTATION_CHECKPOINT_KEEP, ANNOTATION_CHECKPOINT_SIZE
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
@@ -41,14 +42,11 @@ from berth.lint.rules._claims import CLAIM_KINDS, claim_specs
 from berth.lint.rules._pod import as_dict, storage_request
 from berth.quantity import quantity_or_none
 
-SIZE_ANNOTATION = "berth.dev/checkpoint-size"
-KEEP_ANNOTATION = "berth.dev/checkpoint-keep"
-
 
 def _need(*sources: Mapping[str, Any]) -> float | None:
     for ann in sources:
-        size = quantity_or_none(ann.get(SIZE_ANNOTATION)) if SIZE_ANNOTATION in ann else None
-        keep = str(ann.get(KEEP_ANNOTATION, ""))
+        size = quantity_or_none(ann.get(ANNOTATION_CHECKPOINT_SIZE)) if ANNOTATION_CHECKPOINT_SIZE in ann else None
+        keep = str(ann.get(ANNOTATION_CHECKPOINT_KEEP, ""))
         if size is not None and keep.isdigit():
             return size * (int(keep) + 1)
     return None
