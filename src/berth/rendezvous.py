@@ -137,9 +137,43 @@ class RendezvousParams:
                     "JAX_COORDINATOR_ADDRESS": f"{self.host(0)}:{port}",
                     "JAX_PROCESS_ID": str(ordinal),
                     "JAX_NUM_PROCESSES": str(n),
+                    # What jax.distributed.initialize() reads with no arguments (its Slurm detection):
+                    # JAX has no env of its own for the process count and id. See docs/frameworks.md.
+                    "SLURM_JOB_ID": "0",
+                    "SLURM_STEP_NODELIST": self.host(0),
+                    "SLURM_NTASKS": str(n),
+                    "SLURM_PROCID": str(ordinal),
+                    "SLURM_LOCALID": "0",
                 }
             )
+            if self.gpus_per_pod >= 1:
+                # The Slurm path pins a process to GPU SLURM_LOCALID; one process per pod uses them all.
+                env["JAX_LOCAL_DEVICE_IDS"] = ",".join(str(g) for g in range(self.gpus_per_pod))
         return env
+
+    def oversized_env(self) -> dict[str, int]:
+        """Variables whose ``NAME=value`` entry exceeds :data:`MAX_ENV_ENTRY` in some pod, with their size.
+
+        Lists grow with the replicas (TF_CONFIG, HOROVOD_HOSTS); the kernel refuses to exec a
+        command with such an entry (E2BIG), so the container would never start. The longest
+        values are in the last pod (most digits in its index) and pod 0.
+        """
+        sizes: dict[str, int] = {}
+        for ordinal in {0, self.replicas - 1}:
+            for key, value in self.env_for(ordinal).items():
+                size = env_entry_size(key, value)
+                if size > MAX_ENV_ENTRY:
+                    sizes[key] = max(size, sizes.get(key, 0))
+        return sizes
+
+
+MAX_ENV_ENTRY = 32 * 4096
+"""Linux MAX_ARG_STRLEN: the most bytes one ``NAME=value`` env entry may take in execve, its NUL included."""
+
+
+def env_entry_size(name: str, value: str) -> int:
+    """Bytes ``NAME=value`` takes in an execve env block (UTF-8 and the terminating NUL)."""
+    return len(name.encode()) + 1 + len(value.encode()) + 1
 
 
 _HEAD = r"""i="${POD_INDEX:-${POD_NAME##*-}}"
@@ -170,6 +204,11 @@ export WORLD_SIZE="$((BERTH_REPLICAS * s))" RANK="$((i * s))"
 """,
     Framework.JAX: r"""export JAX_COORDINATOR_ADDRESS="$BERTH_NAME-0.$d:$BERTH_PORT" JAX_PROCESS_ID="$i"
 export JAX_NUM_PROCESSES="$BERTH_REPLICAS"
+export SLURM_JOB_ID=0 SLURM_STEP_NODELIST="$BERTH_NAME-0.$d" SLURM_NTASKS="$BERTH_REPLICAS" SLURM_PROCID="$i"
+export SLURM_LOCALID=0
+if [ "${BERTH_GPUS_PER_POD:-0}" -ge 1 ] 2>/dev/null; then
+  l=""; n=0; while [ "$n" -lt "$s" ]; do l="$l${l:+,}$n"; n=$((n+1)); done; export JAX_LOCAL_DEVICE_IDS="$l"
+fi
 """,
     Framework.NONE: "",
 }
