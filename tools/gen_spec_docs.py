@@ -32,6 +32,9 @@ def _type(annotation: Any) -> str:
     """Readable type: ``int``, ``quantity``, ``list of string``, ``one of a, b``."""
     origin, args = get_origin(annotation), get_args(annotation)
     if origin is Annotated:
+        kube = [m for m in args[1:] if hasattr(m, "docs")]  # berth.spec.kubeschema.KubeSchema
+        if kube:
+            return str(kube[0].docs)
         names = {getattr(m, "func", None).__name__ for m in args[1:] if getattr(m, "func", None)}  # type: ignore[union-attr]
         for validator, name in (("_quantity", "quantity"), ("_duration", "duration"), ("_cron", "cron"),
                                 ("_absolute_path", "absolute path"), ("_dns_label", "DNS label"),
@@ -96,7 +99,8 @@ def render() -> str:
             kind = link if nested and get_origin(field.annotation) is not dict else _type(field.annotation)
             if nested and get_origin(field.annotation) is dict:
                 kind = f"map of name to {link}"
-            kind = kind.replace("|", "\\|")
+            kube = [m for m in field.metadata if hasattr(m, "docs")]  # a Kubernetes object, not re-modelled
+            kind = (str(kube[0].docs) if kube else kind).replace("|", "\\|")
             notes = (field.description or "").replace("|", "\\|")
             parts.append(f"| `{field.alias or name}` | {kind} | {_default(field)} | {notes} |")
     return "\n".join(parts) + "\n"
