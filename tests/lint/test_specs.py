@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from berth.lint import LintOptions, lint_objects, lint_paths
-from berth.lint.model import Finding
+from berth.lint.model import Finding, Severity
 from berth.spec.errors import SpecError
 from berth.spec.load import parse_spec
 
@@ -111,3 +111,29 @@ def test_a_spec_among_objects_in_memory_is_rendered_and_linted() -> None:
     bad = lint_objects([yaml.safe_load(SPEC)], OPTIONS)
     (finding,) = [f for f in bad.findings if f.rule == "spec-invalid"]
     assert (finding.message.split(":")[0], finding.line) == ("spec.volumes.m.size", 0)
+
+
+def test_a_class_the_spec_declares_existing_is_known(tmp_path: Path) -> None:
+    """``existing: true`` says the cluster has the class: claims on it are not unknown-storage-class."""
+    body = SPEC.replace("100GB", "100Gi").replace(
+        "    fast: {provider: aws-ebs, type: gp3}\n",
+        "    fast: {provider: aws-ebs, type: gp3}\n    nfs: {existing: true}\n",
+    )
+    body += "  sharedVolumes:\n    d: {claimName: d, mountPath: /d, size: 1Ti, storageClass: nfs}\n"
+    path = tmp_path / "s.yaml"
+    path.write_text(body)
+    assert [f.rule for f in lint_paths([str(path)], OPTIONS).findings if f.rule == "unknown-storage-class"] == []
+    undeclared = tmp_path / "claim.yaml"  # the class is still unknown to a claim linted without the spec
+    undeclared.write_text(
+        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: c}\n"
+        "spec: {storageClassName: nfs, accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n"
+    )
+    assert [f.rule for f in lint_paths([str(undeclared)], OPTIONS).findings if f.rule == "unknown-storage-class"]
+
+
+def test_examples_lint_clean() -> None:
+    """The README's promise: ``berth lint examples/`` finds nothing."""
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    result = lint_paths([str(examples)], OPTIONS)
+    assert [(f.file, f.line, f.rule, f.message) for f in result.findings] == []
+    assert result.exit_code(Severity.INFO) == 0

@@ -103,7 +103,7 @@ def test_seed_shared_dataset_is_the_guides_cluster() -> None:
     spec = load_spec(REPO / "examples" / "seed-shared-dataset.yaml")
     s = spec.spec
     assert (spec.name, spec.service_name, s.replicas, s.image) == (
-        "ml-training-shared", "ml-service", 5, "pytorch/pytorch:latest")
+        "ml-training-shared", "ml-service", 5, "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime")
     assert s.framework is Framework.PYTORCH
     (name, shared), = s.shared_volumes.items()
     assert (name, shared.claim_name, shared.size, shared.access_mode, shared.storage_class, shared.mount_path) == (

@@ -71,6 +71,7 @@ class _FileOutcome:
     resources: int
     skipped: int
     unreadable: bool
+    known_storage_classes: frozenset[str] = frozenset()  # declared `existing: true` by a spec
 
 
 class _Linter:
@@ -127,9 +128,11 @@ class _Linter:
         (and sources that are no file, such as ``lint_objects``' objects, could not be read again).
         """
         outcome = self._lint_manifests(loaded)
-        for rendered, problems in render_specs(loaded):
-            outcome.findings.extend(self._configured(problems))
-            outcome.unreadable |= bool(problems)
+        for spec in render_specs(loaded):
+            outcome.findings.extend(self._configured(spec.problems))
+            outcome.unreadable |= bool(spec.problems)
+            outcome.known_storage_classes |= spec.existing_classes
+            rendered = spec.source
             if rendered is not None:
                 if keep is not None:
                     keep[rendered.name] = rendered
@@ -192,9 +195,9 @@ class _Linter:
             kept.extend([f] if f else [])
         return kept
 
-    def lint_cross(self, docs: list[Document]) -> list[tuple[Finding, DocRef]]:
+    def lint_cross(self, docs: list[Document], known_classes: Iterable[str] = ()) -> list[tuple[Finding, DocRef]]:
         """Run the cross-object rules once over everything; findings are located afterwards."""
-        ctx = Context(docs, self.config.known_storage_classes)
+        ctx = Context(docs, {*self.config.known_storage_classes, *known_classes})
         out: list[tuple[Finding, DocRef]] = []
         for doc in docs:
             found: list[Finding] = []
@@ -317,7 +320,8 @@ def _cross(
     linter: _Linter, outcomes: list[_FileOutcome], loaded: dict[str, LoadedFile], pool: ProcessPoolExecutor | None
 ) -> list[Finding]:
     """Cross-object findings, placed by re-reading their files (in the pool when there are many)."""
-    pending = linter.lint_cross([doc for outcome in outcomes for doc in outcome.cross_docs])
+    known = {name for outcome in outcomes for name in outcome.known_storage_classes}
+    pending = linter.lint_cross([doc for outcome in outcomes for doc in outcome.cross_docs], known)
     by_file: dict[str, list[tuple[Finding, DocRef]]] = defaultdict(list)
     for finding, ref in pending:
         by_file[ref.file].append((finding, ref))

@@ -9,6 +9,8 @@ prints the same stream, so the line numbers match it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from berth.lint.loader import LoadedFile, load_file, load_text
 from berth.lint.model import Document, Finding, Severity
 from berth.spec.errors import SpecError, SpecIssue
@@ -22,17 +24,34 @@ def is_spec(doc: Document) -> bool:
     return names_a_spec(doc.obj.get("apiVersion"), doc.obj.get("kind"))
 
 
-def render_specs(loaded: LoadedFile) -> list[tuple[LoadedFile | None, list[Finding]]]:
+@dataclass(frozen=True)
+class RenderedSpec:
+    """A spec's rendered stream (None if the spec is invalid), its problems, and the classes it says exist.
+
+    A class declared ``existing: true`` is not rendered (the cluster has it), so the cross-object
+    rules learn of it from here rather than calling claims on it unknown.
+    """
+
+    source: LoadedFile | None
+    problems: list[Finding]
+    existing_classes: frozenset[str] = frozenset()
+
+
+def render_specs(loaded: LoadedFile) -> list[RenderedSpec]:
     """Each spec's rendered stream or its problems; more than one spec in a file is one problem, as for render."""
     specs = [d for d in loaded.documents if is_spec(d)]
     if len(specs) > 1:
         issue = one_spec_per_file(len(specs))
         line, col = loaded.locate(specs[1].ref, ())
-        return [(None, [_finding(loaded, specs[1], SpecIssue(issue.path, issue.message, issue.hint, line, col))])]
+        return [
+            RenderedSpec(
+                None, [_finding(loaded, specs[1], SpecIssue(issue.path, issue.message, issue.hint, line, col))]
+            )
+        ]
     return [render_spec(loaded, doc) for doc in specs]
 
 
-def render_spec(loaded: LoadedFile, doc: Document) -> tuple[LoadedFile | None, list[Finding]]:
+def render_spec(loaded: LoadedFile, doc: Document) -> RenderedSpec:
     """The rendered stream of a spec document, or the spec's problems as findings."""
     from berth.render import render_all
     from berth.render.output import to_stream
@@ -44,8 +63,9 @@ def render_spec(loaded: LoadedFile, doc: Document) -> tuple[LoadedFile | None, l
         else:
             spec = spec_from_data(doc.obj, loaded.name)
     except SpecError as err:
-        return None, [_finding(loaded, doc, issue) for issue in err.issues]
-    return load_text(loaded.name + RENDERED_SUFFIX, to_stream(render_all(spec))), []
+        return RenderedSpec(None, [_finding(loaded, doc, issue) for issue in err.issues])
+    existing = frozenset(name for name, sc in spec.spec.storage_classes.items() if sc.existing)
+    return RenderedSpec(load_text(loaded.name + RENDERED_SUFFIX, to_stream(render_all(spec))), [], existing)
 
 
 def _finding(loaded: LoadedFile, doc: Document, issue: SpecIssue) -> Finding:
@@ -70,7 +90,7 @@ def reload(name: str) -> LoadedFile:
     """A source by name again (a worker, for cross-object findings): files or rendered specs."""
     if not name.endswith(RENDERED_SUFFIX):
         return load_file(name)
-    for rendered, _ in render_specs(load_file(name[: -len(RENDERED_SUFFIX)])):
-        if rendered is not None:
-            return rendered
+    for rendered in render_specs(load_file(name[: -len(RENDERED_SUFFIX)])):
+        if rendered.source is not None:
+            return rendered.source
     return LoadedFile(name=name)
