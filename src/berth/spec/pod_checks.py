@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from berth.contract import ENV_PREFIX, MANAGED_ENV, SHM_PATH, SHM_VOLUME, TRAINER_CONTAINER, VOLCANO_SCHEDULER
-from berth.quantity import parse_quantity
+from berth.quantity import QuantityError, parse_quantity
 from berth.spec import kubeschema, overlay
 from berth.spec.errors import SpecIssue
 from berth.spec.model import EnvSource, TrainingCluster
@@ -101,6 +101,7 @@ def _containers(spec: TrainingCluster) -> Iterator[SpecIssue]:
                     "an init container takes no restartPolicy",
                     "for a container that runs beside the trainer, use spec.sidecars",
                 )
+            yield from _quantities(container, base)
             mounts = container.get("volumeMounts")
             for m_index, mount in enumerate(mounts if isinstance(mounts, list) else []):
                 vol = mount.get("name") if isinstance(mount, dict) else None
@@ -111,6 +112,18 @@ def _containers(spec: TrainingCluster) -> Iterator[SpecIssue]:
                         f"the pod has no volume {vol!r}",
                         f"mount one of: {known}",
                     )
+
+
+def _quantities(container: dict[str, Any], base: tuple[str | int, ...]) -> Iterator[SpecIssue]:
+    """Requests and limits the schema types only as strings: ``8gb`` would pass it and fail at apply."""
+    resources = container.get("resources")
+    for kind in ("requests", "limits"):
+        values = resources.get(kind) if isinstance(resources, dict) else None
+        for key, value in (values if isinstance(values, dict) else {}).items():
+            try:
+                parse_quantity(value)
+            except (QuantityError, TypeError, ValueError) as err:
+                yield SpecIssue((*base, "resources", kind, key), str(err), "e.g. 500m, 2, 8Gi")
 
 
 def trainer_ports(spec: TrainingCluster) -> dict[str, int]:
@@ -273,6 +286,13 @@ def _pod_template(spec: TrainingCluster) -> Iterator[SpecIssue]:
     if problems:
         return
     yield from _overlay_env(patch)
+    raw = patch.get("spec")
+    pod: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    for group in ("containers", "initContainers"):
+        items = pod.get(group)
+        for index, container in enumerate(items if isinstance(items, list) else []):
+            if isinstance(container, dict):
+                yield from _quantities(container, (*base, "spec", group, index))
     merged = overlay.merge(skeleton(spec), patch)
     containers = (merged.get("spec") or {}).get("containers")
     names = [c.get("name") for c in containers] if isinstance(containers, list) else []
@@ -291,6 +311,13 @@ def _pod_template(spec: TrainingCluster) -> Iterator[SpecIssue]:
             (*base, *at),
             f"{TRAINER_CONTAINER!r} is the training container's name",
             "give the init container its own name",
+        )
+    policy = (merged.get("spec") or {}).get("restartPolicy")
+    if policy not in (None, "Always"):
+        yield SpecIssue(
+            (*base, "spec", "restartPolicy"),
+            f"a StatefulSet's pods restart Always, not {policy}",
+            "remove restartPolicy; a container that should run once belongs in spec.initContainers",
         )
     for path, message in kubeschema.errors(merged, "PodTemplateSpec"):
         yield SpecIssue(
