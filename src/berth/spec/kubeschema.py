@@ -56,29 +56,15 @@ def _definitions() -> dict[str, Any]:
 
 
 @cache
-def _validator(kind: str, relaxed: bool) -> Any:
-    registry = jsonschema_rs.Registry([(_DEFS_URI, _relaxed(_definitions()) if relaxed else _definitions())])
+def _validator(kind: str) -> Any:
+    registry = jsonschema_rs.Registry([(_DEFS_URI, _definitions())])
     schema = {"$ref": f"{_DEFS_URI}#/$defs/{_PREFIX}{kind}"}
     return jsonschema_rs.validator_for(schema, registry=registry, base_uri="file:///api/schema.json")
 
 
-def _relaxed(node: Any) -> Any:
-    """The definitions without ``required``: a container berth completes (image, name) is checked as written."""
-    if isinstance(node, dict):
-        return {k: _relaxed(v) for k, v in node.items() if k != "required"}
-    if isinstance(node, list):
-        return [_relaxed(v) for v in node]
-    return node
-
-
-def known(kind: str) -> bool:
-    """Whether the installed schemas define core/v1 ``kind``."""
-    return _PREFIX + kind in _definitions()["$defs"]
-
-
-def errors(obj: Any, kind: str, *, relaxed: bool = False) -> Iterator[tuple[Path, str]]:
+def errors(obj: Any, kind: str) -> Iterator[tuple[Path, str]]:
     """(path inside ``obj``, message) for each schema violation of ``obj`` as a core/v1 ``kind``."""
-    validator = _validator(kind, relaxed)
+    validator = _validator(kind)
     if validator.is_valid(obj):
         return
     for err in validator.iter_errors(obj):
@@ -96,10 +82,10 @@ def errors(obj: Any, kind: str, *, relaxed: bool = False) -> Iterator[tuple[Path
         yield path, _message(err)
 
 
-def issues(obj: Any, kind: str, at: Path, *, relaxed: bool = False, hint: str | None = None) -> Iterator[SpecIssue]:
+def issues(obj: Any, kind: str, at: Path, *, hint: str | None = None) -> Iterator[SpecIssue]:
     """The schema errors of ``obj`` as spec issues under the spec path ``at``."""
     seen: set[Path] = set()
-    for path, message in errors(obj, kind, relaxed=relaxed):
+    for path, message in errors(obj, kind):
         if path in seen:  # a value failing every branch of an int-or-string is one problem
             continue
         seen.add(path)
