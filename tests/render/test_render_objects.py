@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from berth.providers.limits import Tier
+from berth.spec.model import EnvSource
 
 from .conftest import Rendered
 
@@ -120,7 +121,10 @@ def test_downward_api_and_contract_env(examples: dict[str, Rendered]) -> None:
         assert env["BERTH_REPLICAS"]["value"] == str(r.spec.spec.replicas)
         assert env["BERTH_GPUS_PER_POD"]["value"] == str(r.spec.gpus_per_pod)
         for key, value in r.spec.spec.env.items():
-            assert env[key] == {"name": key, "value": value}
+            if isinstance(value, EnvSource):  # read at start-up from a Secret, ConfigMap or field
+                assert env[key] == {"name": key, "valueFrom": value.value_from}
+            else:
+                assert env[key] == {"name": key, "value": value}
 
 
 def test_archive_settings_come_from_the_secret(examples: dict[str, Rendered]) -> None:
