@@ -16,7 +16,7 @@ from berth.contract import ENV_PREFIX, MANAGED_ENV
 from berth.providers import limits
 from berth.providers.presets import PRESET_FIELDS, PRESETS, REQUIRED, ULTRA_SKUS, Provider, class_parameters
 from berth.quantity import parse_quantity
-from berth.rendezvous import Framework
+from berth.rendezvous import MAX_ENV_ENTRY, Framework
 from berth.spec.errors import SpecIssue
 from berth.spec.model import StorageClassSpec, TrainingCluster, VolumeSpec
 from berth.spec.pod_checks import check_pod_features
@@ -32,9 +32,10 @@ def check(spec: TrainingCluster) -> list[SpecIssue]:
 def _storage_class_refs(spec: TrainingCluster) -> Iterator[SpecIssue]:
     declared = spec.spec.storage_classes
     refs = [("volumes", n, v.storage_class) for n, v in spec.spec.volumes.items()]
-    # A shared claim berth creates names a class too; an existing claim already has one.
+    # A shared claim berth provisions names a class too; an existing claim already has one, and a
+    # claim bound to a static NFS volume must name none (its own check says so).
     refs += [("sharedVolumes", n, v.storage_class) for n, v in spec.spec.shared_volumes.items()
-             if v.storage_class is not None and not v.existing]
+             if v.storage_class is not None and not v.existing and v.nfs is None]
     for group, name, cls in refs:
         if cls not in declared:
             known = ", ".join(sorted(declared)) or "none declared"
@@ -314,6 +315,19 @@ def _providers_need_local(spec: TrainingCluster) -> Iterator[SpecIssue]:
             )
 
 
+def _rendezvous_env_size(spec: TrainingCluster) -> Iterator[SpecIssue]:
+    """Host lists (TF_CONFIG, HOROVOD_HOSTS) grow with the replicas; the kernel caps one env entry."""
+    params = spec.rendezvous
+    for name, size in sorted(params.oversized_env().items()):
+        yield SpecIssue(
+            ("spec", "replicas"),
+            f"{name} for {params.replicas} replicas is {size} bytes, over Linux's limit of {MAX_ENV_ENTRY} bytes "
+            "(128 KiB, MAX_ARG_STRLEN) for one environment variable: the training command could not start",
+            f"at most {params.max_replicas()} replicas with these names; shorter metadata.name, serviceName, "
+            "namespace or clusterDomain fit a few more",
+        )
+
+
 CHECKS: tuple[Check, ...] = (
     _storage_class_refs,
     _storage_class_presets,
@@ -328,4 +342,5 @@ CHECKS: tuple[Check, ...] = (
     _checkpoints_and_ports,
     _providers_need_local,
     check_pod_features,
+    _rendezvous_env_size,
 )
