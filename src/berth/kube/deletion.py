@@ -69,8 +69,15 @@ class Removal:
 
     def to_json(self) -> dict[str, Any]:
         """For ``-o json`` (camelCase keys, like the API's)."""
-        return {"apiVersion": self.api_version, "kind": self.kind, "name": self.name, "namespace": self.namespace,
-                "delete": self.delete, "reason": self.reason, "deleted": self.deleted}
+        return {
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "name": self.name,
+            "namespace": self.namespace,
+            "delete": self.delete,
+            "reason": self.reason,
+            "deleted": self.deleted,
+        }
 
 
 def removal(obj: Mapping[str, Any], *, volumes_kept: str | None, because: str) -> Removal:
