@@ -406,6 +406,14 @@ def test_overlay_never_drops_berths_env_volumes_or_security_context(
     ]
 
 
+def test_a_probe_may_use_a_port_the_overlay_adds() -> None:
+    patch = {"spec": {"containers": [{"name": "trainer", "ports": [{"name": "health", "containerPort": 8080}]}]}}
+    sts = _statefulset(_spec({"podTemplate": patch, "probes": {"readiness": {"httpGet": {"port": "health"}}}}))
+    trainer = sts["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "health", "containerPort": 8080} in trainer["ports"]
+    assert trainer["readinessProbe"] == {"httpGet": {"port": "health"}}
+
+
 def test_overlay_drops_berths_things_only_when_asked() -> None:
     patch = {
         "spec": {

@@ -135,8 +135,22 @@ def trainer_ports(spec: TrainingCluster) -> dict[str, int]:
     return ports
 
 
+def _probe_ports(spec: TrainingCluster) -> dict[str, int]:
+    """The trainer's ports a probe may name: berth's, and those the overlay adds (unnamed under their number)."""
+    ports: dict[str, int] = dict(trainer_ports(spec))
+    raw = (spec.spec.pod_template or {}).get("spec")
+    containers = raw.get("containers") if isinstance(raw, dict) else None
+    for container in containers if isinstance(containers, list) else []:
+        if isinstance(container, dict) and container.get("name") == TRAINER_CONTAINER:
+            for port in container.get("ports") or []:
+                number = port.get("containerPort") if isinstance(port, dict) else None
+                if isinstance(number, int) and not isinstance(number, bool):
+                    ports[str(port.get("name") or number)] = number
+    return ports
+
+
 def _probes(spec: TrainingCluster) -> Iterator[SpecIssue]:
-    ports = trainer_ports(spec)
+    ports = _probe_ports(spec)
     declared = ", ".join(f"{n} ({p})" for n, p in ports.items())
     for kind in ("startup", "readiness", "liveness"):
         probe = getattr(spec.spec.probes, kind)
