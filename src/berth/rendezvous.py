@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from berth.errors import BerthError
@@ -165,6 +165,20 @@ class RendezvousParams:
                 if size > MAX_ENV_ENTRY:
                     sizes[key] = max(size, sizes.get(key, 0))
         return sizes
+
+    def max_replicas(self) -> int:
+        """The most replicas, up to :attr:`replicas`, whose env fits :data:`MAX_ENV_ENTRY` with these names."""
+
+        def fits(replicas: int) -> bool:
+            return not replace(self, replicas=replicas).oversized_env()
+
+        if fits(self.replicas):
+            return self.replicas
+        low, high = 0, self.replicas  # low fits (none trivially), high does not
+        while high - low > 1:
+            mid = (low + high) // 2
+            low, high = (mid, high) if fits(mid) else (low, mid)
+        return low
 
 
 MAX_ENV_ENTRY = 32 * 4096

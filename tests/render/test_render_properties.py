@@ -63,7 +63,14 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": draw(cluster_names)}
     if draw(st.booleans()):
         metadata["namespace"] = draw(labels63)
-    return {"apiVersion": "berth.dev/v1alpha1", "kind": "TrainingCluster", "metadata": metadata, "spec": spec}
+    doc = {"apiVersion": "berth.dev/v1alpha1", "kind": "TrainingCluster", "metadata": metadata, "spec": spec}
+    # Host lists (TF_CONFIG, HOROVOD_HOSTS) cap the replicas these names allow (spec.validate refuses more).
+    most = TrainingCluster.model_validate(doc).rendezvous.max_replicas()
+    if replicas > most:
+        spec["replicas"] = most
+        if "disruption" in spec:
+            spec["disruption"]["minAvailable"] = min(spec["disruption"]["minAvailable"], most - 1)
+    return doc
 
 
 def _load(doc: dict[str, Any]) -> TrainingCluster:
