@@ -1,8 +1,9 @@
-"""Every rule has a doc, a failing fixture that triggers it and a passing one that does not."""
+"""Every rule has a doc, a failing fixture that pins its findings (rule, line, column, message) and a passing one."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -20,14 +21,33 @@ def test_enough_rules() -> None:
     assert len(checked) >= 35
 
 
+# One per finding the fixture must produce, ruff-style: ``# expect: <line>:<col> <rule-id>: <message part>``.
+EXPECT = re.compile(r"^# expect: (\d+):(\d+) ([a-z0-9-]+): (.+)$")
+
+
+def expectations(path: Path) -> list[tuple[str, int, int, str]]:
+    """The ``# expect:`` lines of a fixture as (rule, line, column, message part)."""
+    text = path.read_bytes().decode("utf-8", errors="replace")  # unreadable-file's fixture is not UTF-8
+    found = [EXPECT.match(line) for line in text.splitlines()]
+    return [(m[3], int(m[1]), int(m[2]), m[4]) for m in found if m]
+
+
 @pytest.mark.parametrize("rule_id", RULES)
-def test_bad_fixture_triggers(rule_id: str) -> None:
+def test_bad_fixture_gives_exactly_the_expected_findings(rule_id: str) -> None:
+    """Every finding of the rules the fixture names, and only those: rule, line, column and message."""
     bad = FIXTURES / rule_id / "bad.yaml"
     assert bad.is_file(), f"missing fixture {bad}"
+    expected = expectations(bad)
+    assert rule_id in {rule for rule, *_ in expected}, f"{bad} has no '# expect: <line>:<col> {rule_id}: ...' line"
+    named = {rule for rule, *_ in expected}
     result = lint_paths([str(bad)], OPTIONS)
-    hits = [f for f in result.findings if f.rule == rule_id]
-    assert hits, f"{rule_id} did not fire on its bad fixture: {[f.rule for f in result.findings]}"
-    assert all(f.line >= 1 for f in hits), "every finding has a position"
+    got = sorted((f.rule, f.line, f.column, f.message) for f in result.findings if f.rule in named)
+    unmatched = list(got)
+    for rule, line, column, part in sorted(expected):
+        hit = next((g for g in unmatched if g[:3] == (rule, line, column) and part in g[3]), None)
+        assert hit is not None, f"expected {line}:{column} {rule}: {part}\ngot {got}"
+        unmatched.remove(hit)
+    assert unmatched == [], f"findings the fixture does not expect: {unmatched}"
 
 
 @pytest.mark.parametrize("rule_id", RULES)
@@ -37,6 +57,7 @@ def test_good_fixture_passes(rule_id: str) -> None:
     result = lint_paths([str(good)], OPTIONS)
     assert [f.message for f in result.findings if f.rule == rule_id] == []
     assert not result.unreadable
+    assert expectations(good) == [], "a good fixture expects no finding"
 
 
 @pytest.mark.parametrize("rule_id", RULES)
