@@ -14,7 +14,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from berth.contract import LABEL_INSTANCE
+from berth.contract import LABEL_INSTANCE, LABEL_ZONE
 from berth.errors import BerthError
 from berth.kube.claims import parse_claim_name
 from berth.kube.deletion import is_protected
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from berth.kube.client import Kube
 
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
-ZONE_LABEL = "topology.kubernetes.io/zone"
 
 
 @dataclass
@@ -291,7 +290,7 @@ def fetch(
             zones = kube.call(
                 "list nodes",
                 lambda: {
-                    n.metadata.name: (n.metadata.labels or {}).get(ZONE_LABEL, "")
+                    n.metadata.name: (n.metadata.labels or {}).get(LABEL_ZONE, "")
                     for n in kube.client.list(Node)
                     if n.metadata and n.metadata.name
                 },
