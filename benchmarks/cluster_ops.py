@@ -34,22 +34,34 @@ from berth.spec.load import parse_spec
 
 def spec(namespace: str, name: str, replicas: int, volumes: int) -> Any:
     vols = {f"vol{i}": {"mountPath": f"/mnt/v{i}", "size": "1Gi", "storageClass": "standard"} for i in range(volumes)}
-    doc = {"apiVersion": "berth.dev/v1alpha1", "kind": "TrainingCluster",
-           "metadata": {"name": name, "namespace": namespace},
-           "spec": {"framework": "pytorch", "replicas": replicas, "image": "pytorch/pytorch:2.5.1",
-                    "command": ["torchrun", "/workspace/train.py"],
-                    "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
-                    "storageClasses": {"standard": {"existing": True, "tier": "hot"}},
-                    "volumes": vols, "scheduling": {"spread": "none"},
-                    "monitoring": {"prometheus": False}}}
+    doc = {
+        "apiVersion": "berth.dev/v1alpha1",
+        "kind": "TrainingCluster",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "framework": "pytorch",
+            "replicas": replicas,
+            "image": "pytorch/pytorch:2.5.1",
+            "command": ["torchrun", "/workspace/train.py"],
+            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
+            "storageClasses": {"standard": {"existing": True, "tier": "hot"}},
+            "volumes": vols,
+            "scheduling": {"spread": "none"},
+            "monitoring": {"prometheus": False},
+        },
+    }
     return parse_spec(yaml.safe_dump(doc))
 
 
 def kubectl_run(kubectl: Path, kubeconfig: Path, cache: Path, *args: str) -> tuple[int, float]:
     """Run kubectl with -v=6; return (HTTP requests it logged, seconds)."""
     start = time.monotonic()
-    proc = subprocess.run([str(kubectl), "--kubeconfig", str(kubeconfig), "--cache-dir", str(cache), "-v=6", *args],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [str(kubectl), "--kubeconfig", str(kubeconfig), "--cache-dir", str(cache), "-v=6", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     elapsed = time.monotonic() - start
     if proc.returncode != 0:
         raise SystemExit(f"kubectl {' '.join(args)} failed: {proc.stderr[-2000:]}")
@@ -71,12 +83,19 @@ def bench_up(kube_factory: Any, kubectl: Path, kubeconfig: Path, replicas: int, 
     manifest = work / "rendered.yaml"
     manifest.write_text(to_stream(objects))
     cache = work / "kubectl-cache"
-    apply_req, apply_s = kubectl_run(kubectl, kubeconfig, cache, "apply", "--server-side", "--field-manager=bench",
-                                     "-f", str(manifest))
-    roll_req, roll_s = kubectl_run(kubectl, kubeconfig, cache, "rollout", "status", "statefulset/train",
-                                   "-n", "bench-kubectl", "--timeout=900s")
-    return {"replicas": replicas, "berth_requests": berth_requests, "berth_s": berth_s,
-            "kubectl_requests": apply_req + roll_req, "kubectl_s": apply_s + roll_s}
+    apply_req, apply_s = kubectl_run(
+        kubectl, kubeconfig, cache, "apply", "--server-side", "--field-manager=bench", "-f", str(manifest)
+    )
+    roll_req, roll_s = kubectl_run(
+        kubectl, kubeconfig, cache, "rollout", "status", "statefulset/train", "-n", "bench-kubectl", "--timeout=900s"
+    )
+    return {
+        "replicas": replicas,
+        "berth_requests": berth_requests,
+        "berth_s": berth_s,
+        "kubectl_requests": apply_req + roll_req,
+        "kubectl_s": apply_s + roll_s,
+    }
 
 
 def naive_status(kube: Kube, namespace: str, name: str, pods: list[str], claims: list[str]) -> None:
@@ -104,8 +123,14 @@ def bench_status(kube_factory: Any, pods: int) -> dict[str, Any]:
     peer: Kube = kube_factory("bench-status")
     start = time.monotonic()
     naive_status(peer, "bench-status", "big", [p.name for p in state.pods], [c.name for c in state.claims])
-    return {"pods": len(state.pods), "claims": len(state.claims), "berth_requests": requests, "berth_s": best_s,
-            "naive_requests": peer.requests, "naive_s": time.monotonic() - start}
+    return {
+        "pods": len(state.pods),
+        "claims": len(state.claims),
+        "berth_requests": requests,
+        "berth_s": best_s,
+        "naive_requests": peer.requests,
+        "naive_s": time.monotonic() - start,
+    }
 
 
 def main() -> None:
@@ -122,18 +147,23 @@ def main() -> None:
         nodes = max(3, -(-(args.status_pods + 2 * args.replicas) // 100))
         state = box.up(NodeSpec(nodes=nodes, zones=3), bin_dir=bin_dir, timeout_s=180)
         try:
+
             def factory(namespace: str) -> Kube:
                 return connect(Target(str(state.kubeconfig), None, namespace))
 
             u = bench_up(factory, bin_dir / "kubectl", state.kubeconfig, args.replicas, work)
-            print(f"up {u['replicas']} replicas to Ready: berth {u['berth_requests']} requests "
-                  f"{u['berth_s']:.1f} s | kubectl apply --server-side + rollout status {u['kubectl_requests']} "
-                  f"requests {u['kubectl_s']:.1f} s | time ratio berth/kubectl "
-                  f"{u['berth_s'] / u['kubectl_s']:.2f}")
+            print(
+                f"up {u['replicas']} replicas to Ready: berth {u['berth_requests']} requests "
+                f"{u['berth_s']:.1f} s | kubectl apply --server-side + rollout status {u['kubectl_requests']} "
+                f"requests {u['kubectl_s']:.1f} s | time ratio berth/kubectl "
+                f"{u['berth_s'] / u['kubectl_s']:.2f}"
+            )
             s = bench_status(factory, args.status_pods)
-            print(f"status on {s['pods']} pods / {s['claims']} claims: berth {s['berth_requests']} requests "
-                  f"{s['berth_s'] * 1000:.0f} ms | per-object GETs {s['naive_requests']} requests "
-                  f"{s['naive_s'] * 1000:.0f} ms | speed-up {s['naive_s'] / s['berth_s']:.1f}x")
+            print(
+                f"status on {s['pods']} pods / {s['claims']} claims: berth {s['berth_requests']} requests "
+                f"{s['berth_s'] * 1000:.0f} ms | per-object GETs {s['naive_requests']} requests "
+                f"{s['naive_s'] * 1000:.0f} ms | speed-up {s['naive_s'] / s['berth_s']:.1f}x"
+            )
         finally:
             box.down()
 

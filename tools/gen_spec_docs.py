@@ -1,7 +1,7 @@
 """Generate docs/spec.md from the spec model, so the reference cannot drift from the code.
 
-    python tools/gen_spec_docs.py          # rewrite docs/spec.md
-    python tools/gen_spec_docs.py --check  # exit 1 when docs/spec.md is stale (used by the tests)
+python tools/gen_spec_docs.py          # rewrite docs/spec.md
+python tools/gen_spec_docs.py --check  # exit 1 when docs/spec.md is stale (used by the tests)
 """
 
 from __future__ import annotations
@@ -36,9 +36,14 @@ def _type(annotation: Any) -> str:
         if kube:
             return str(kube[0].docs)
         names = {getattr(m, "func", None).__name__ for m in args[1:] if getattr(m, "func", None)}  # type: ignore[union-attr]
-        for validator, name in (("_quantity", "quantity"), ("_duration", "duration"), ("_cron", "cron"),
-                                ("_absolute_path", "absolute path"), ("_dns_label", "DNS label"),
-                                ("_dns_subdomain", "DNS subdomain")):
+        for validator, name in (
+            ("_quantity", "quantity"),
+            ("_duration", "duration"),
+            ("_cron", "cron"),
+            ("_absolute_path", "absolute path"),
+            ("_dns_label", "DNS label"),
+            ("_dns_subdomain", "DNS subdomain"),
+        ):
             if validator in names:
                 return name
         return _type(args[0])
@@ -53,8 +58,9 @@ def _type(annotation: Any) -> str:
         return f"list of {_type(args[0])}"
     if origin is dict:
         return f"map of {_type(args[0])} to {_type(args[1])}"
-    return {"str": "string", "int": "integer", "bool": "boolean"}.get(getattr(annotation, "__name__", ""),
-                                                                       str(annotation))
+    return {"str": "string", "int": "integer", "bool": "boolean"}.get(
+        getattr(annotation, "__name__", ""), str(annotation)
+    )
 
 
 def _models(root: type[BaseModel]) -> list[type[BaseModel]]:

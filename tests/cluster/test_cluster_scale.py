@@ -25,8 +25,9 @@ def _env(kube_client: Any, namespace: str, name: str = "ml-training") -> dict[st
     return {e.name: e.value for e in sts.spec.template.spec.containers[0].env if e.value is not None}
 
 
-def test_scale_3_to_5_to_2_creates_and_retains_the_right_claims(kubeconfig: Path, namespace: str,
-                                                                tmp_path: Path, kube_client: Any) -> None:
+def test_scale_3_to_5_to_2_creates_and_retains_the_right_claims(
+    kubeconfig: Path, namespace: str, tmp_path: Path, kube_client: Any
+) -> None:
     spec = write_spec(tmp_path, seed_like(namespace))
     kube = admin(kubeconfig, namespace)
     up(kube, load_spec(spec), timeout_s=120)
@@ -63,7 +64,8 @@ def test_scale_3_to_5_to_2_creates_and_retains_the_right_claims(kubeconfig: Path
 
 
 def test_gc_deletes_exactly_the_orphans_and_refuses_mounted_and_protected(
-        kubeconfig: Path, namespace: str, tmp_path: Path, kube_client: Any) -> None:
+    kubeconfig: Path, namespace: str, tmp_path: Path, kube_client: Any
+) -> None:
     from lightkube.codecs import from_dict
     from lightkube.resources.core_v1 import PersistentVolumeClaim
     from lightkube.types import PatchType
@@ -73,18 +75,39 @@ def test_gc_deletes_exactly_the_orphans_and_refuses_mounted_and_protected(
     up(kube, load_spec(spec), timeout_s=120)
     scale(kube, "ml-training", namespace, 1, wait=True, timeout_s=120)
     # Ordinal 2's model claim: mounted by a debugging pod (Pod Security restricted-compliant).
-    kube_client.create(from_dict({
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "inspect", "namespace": namespace},
-        "spec": {"securityContext": {"runAsNonRoot": True, "runAsUser": 1000,
-                                     "seccompProfile": {"type": "RuntimeDefault"}},
-                 "containers": [{"name": "c", "image": "busybox", "volumeMounts": [{"name": "v", "mountPath": "/v"}],
-                                 "securityContext": {"allowPrivilegeEscalation": False,
-                                                     "capabilities": {"drop": ["ALL"]}}}],
-                 "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "model-storage-ml-training-2"}}]}}))
+    kube_client.create(
+        from_dict(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "inspect", "namespace": namespace},
+                "spec": {
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 1000,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "c",
+                            "image": "busybox",
+                            "volumeMounts": [{"name": "v", "mountPath": "/v"}],
+                            "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                        }
+                    ],
+                    "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "model-storage-ml-training-2"}}],
+                },
+            }
+        )
+    )
     # Ordinal 3's dataset claim: protected.
-    kube_client.patch(PersistentVolumeClaim, "dataset-storage-ml-training-3",
-                      {"metadata": {"annotations": {"berth.dev/protect": "true"}}},
-                      namespace=namespace, patch_type=PatchType.MERGE)
+    kube_client.patch(
+        PersistentVolumeClaim,
+        "dataset-storage-ml-training-3",
+        {"metadata": {"annotations": {"berth.dev/protect": "true"}}},
+        namespace=namespace,
+        patch_type=PatchType.MERGE,
+    )
     orphans = expected_claims("ml-training", range(1, 4))
     keep = {"model-storage-ml-training-2", "dataset-storage-ml-training-3"}
 
@@ -121,21 +144,31 @@ def test_when_scaled_delete_really_deletes(kubeconfig: Path, namespace: str, tmp
 
 
 def test_down_is_a_dry_run_keeps_volumes_and_deletes_them_only_when_asked(
-        kubeconfig: Path, namespace: str, tmp_path: Path, kube_client: Any) -> None:
+    kubeconfig: Path, namespace: str, tmp_path: Path, kube_client: Any
+) -> None:
     from lightkube.resources.apps_v1 import StatefulSet
     from lightkube.resources.core_v1 import Namespace, Service
 
-    shared = {"dataset": {"claimName": "dataset", "mountPath": "/data", "size": "1Gi", "storageClass": "standard",
-                          "accessMode": "ReadWriteMany"}}
+    shared = {
+        "dataset": {
+            "claimName": "dataset",
+            "mountPath": "/data",
+            "size": "1Gi",
+            "storageClass": "standard",
+            "accessMode": "ReadWriteMany",
+        }
+    }
     spec = write_spec(tmp_path, seed_like(namespace, replicas=2, sharedVolumes=shared))
     kube = admin(kubeconfig, namespace)
     up(kube, load_spec(spec), timeout_s=120)
     status = json.loads(berth("status", "ml-training", "-n", namespace, "-o", "json", kubeconfig=kubeconfig).stdout)
     assert [(c["name"], c["phase"], c["protected"], sorted(c["mountedBy"])) for c in status["shared"]] == [
-        ("dataset", "Bound", True, ["ml-training-0", "ml-training-1"])]
+        ("dataset", "Bound", True, ["ml-training-0", "ml-training-1"])
+    ]
     # A later spec without monitoring: its scrape ConfigMap stays behind, and down still finds it by label.
-    later = write_spec(tmp_path, seed_like(namespace, replicas=2, sharedVolumes=shared,
-                                           monitoring={"prometheus": False}), "later.yaml")
+    later = write_spec(
+        tmp_path, seed_like(namespace, replicas=2, sharedVolumes=shared, monitoring={"prometheus": False}), "later.yaml"
+    )
     up(kube, load_spec(later), wait=False)
     plan = berth("plan", str(later), "--no-lint", kubeconfig=kubeconfig)
     assert f"? ConfigMap {namespace}/ml-training-prometheus-scrape: leftover — no longer in the spec" in plan.stdout
@@ -150,9 +183,14 @@ def test_down_is_a_dry_run_keeps_volumes_and_deletes_them_only_when_asked(
     done = berth("down", "ml-training", "-n", namespace, "--yes", "-o", "json", kubeconfig=kubeconfig)
     assert done.returncode == 0, done.stderr
     removed = {(o["kind"], o["name"]) for o in json.loads(done.stdout)["objects"] if o["deleted"]}
-    assert {("StatefulSet", "ml-training"), ("Service", "tensorflow-training"), ("ServiceAccount", "ml-training"),
-            ("PodDisruptionBudget", "ml-training-pdb"), ("NetworkPolicy", "ml-training-training"),
-            ("ConfigMap", "ml-training-prometheus-scrape")} == removed
+    assert {
+        ("StatefulSet", "ml-training"),
+        ("Service", "tensorflow-training"),
+        ("ServiceAccount", "ml-training"),
+        ("PodDisruptionBudget", "ml-training-pdb"),
+        ("NetworkPolicy", "ml-training-training"),
+        ("ConfigMap", "ml-training-prometheus-scrape"),
+    } == removed
     assert not list(kube_client.list(StatefulSet, namespace=namespace))
     assert not list(kube_client.list(Service, namespace=namespace))
     assert kube_client.get(Namespace, namespace)

@@ -28,8 +28,14 @@ def _fingerprints(kube_client: Any, namespace: str) -> dict[str, Any]:
     from lightkube.resources.policy_v1 import PodDisruptionBudget
 
     def mark(obj: Any) -> Any:
-        return (obj.metadata.generation, sorted((m.manager, m.operation, str(m.time))
-                                                for m in obj.metadata.managedFields or [] if m.subresource != "status"))
+        return (
+            obj.metadata.generation,
+            sorted(
+                (m.manager, m.operation, str(m.time))
+                for m in obj.metadata.managedFields or []
+                if m.subresource != "status"
+            ),
+        )
 
     out = {"Namespace": mark(kube_client.get(Namespace, namespace))}
     for model in (ServiceAccount, Service, StatefulSet, PodDisruptionBudget, NetworkPolicy, ConfigMap):
@@ -40,7 +46,8 @@ def _fingerprints(kube_client: Any, namespace: str) -> dict[str, Any]:
 
 
 def test_seed_like_spec_reaches_ready_every_claim_bound_and_second_up_writes_nothing(
-        kubeconfig: Path, namespace: str, tmp_path: Path, kube_client: Any) -> None:
+    kubeconfig: Path, namespace: str, tmp_path: Path, kube_client: Any
+) -> None:
     spec = write_spec(tmp_path, seed_like(namespace, disruption={"minAvailable": 2}))
     first = berth("up", str(spec), "--timeout", "120", kubeconfig=kubeconfig)
     assert first.returncode == 0, first.stderr
@@ -78,8 +85,7 @@ def test_seed_like_spec_reaches_ready_every_claim_bound_and_second_up_writes_not
     assert _fingerprints(kube_client, namespace) == before
 
 
-def test_plan_diffs_fields_without_writing(kubeconfig: Path, namespace: str, tmp_path: Path,
-                                           kube_client: Any) -> None:
+def test_plan_diffs_fields_without_writing(kubeconfig: Path, namespace: str, tmp_path: Path, kube_client: Any) -> None:
     spec = write_spec(tmp_path, seed_like(namespace, replicas=2))
     assert berth("up", str(spec), "--no-wait", kubeconfig=kubeconfig).returncode == 0
     before = _fingerprints(kube_client, namespace)
@@ -105,8 +111,7 @@ def test_plan_diffs_fields_without_writing(kubeconfig: Path, namespace: str, tmp
     assert f"namespace {namespace}-new is created first" in text.stdout
 
 
-def test_up_creates_the_namespace_it_needs(kubeconfig: Path, namespace: str, tmp_path: Path,
-                                          kube_client: Any) -> None:
+def test_up_creates_the_namespace_it_needs(kubeconfig: Path, namespace: str, tmp_path: Path, kube_client: Any) -> None:
     from lightkube.resources.apps_v1 import StatefulSet
     from lightkube.resources.core_v1 import Namespace
 
@@ -123,8 +128,9 @@ def test_up_creates_the_namespace_it_needs(kubeconfig: Path, namespace: str, tmp
         kube_client.delete(Namespace, own)
 
 
-def test_wait_timeout_says_what_blocks_in_the_schedulers_words(kubeconfig: Path, namespace: str,
-                                                               tmp_path: Path) -> None:
+def test_wait_timeout_says_what_blocks_in_the_schedulers_words(
+    kubeconfig: Path, namespace: str, tmp_path: Path
+) -> None:
     resources = {"requests": {"cpu": "1", "nvidia.com/gpu": 64}, "limits": {"nvidia.com/gpu": 64}}
     spec = write_spec(tmp_path, seed_like(namespace, replicas=2, resources=resources))
     # Long enough for the StatefulSet controller and the scheduler to act on a loaded 2-core CI machine.
@@ -139,16 +145,25 @@ def test_wait_timeout_says_what_blocks_in_the_schedulers_words(kubeconfig: Path,
     assert "ml-training ready" not in result.stdout
 
 
-def test_restricted_pod_security_namespace_admits_the_pods(kubeconfig: Path, make_namespace: Any,
-                                                           tmp_path: Path, kube_client: Any) -> None:
+def test_restricted_pod_security_namespace_admits_the_pods(
+    kubeconfig: Path, make_namespace: Any, tmp_path: Path, kube_client: Any
+) -> None:
     from lightkube import ApiError
     from lightkube.codecs import from_dict
 
     ns = make_namespace(labels={"pod-security.kubernetes.io/enforce": "restricted"})
     # The namespace really enforces: a pod that runs as root is refused.
     with pytest.raises(ApiError, match="violates PodSecurity"):
-        kube_client.create(from_dict({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "root", "namespace": ns},
-                                      "spec": {"containers": [{"name": "c", "image": "busybox"}]}}))
+        kube_client.create(
+            from_dict(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {"name": "root", "namespace": ns},
+                    "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+                }
+            )
+        )
     spec = write_spec(tmp_path, seed_like(ns, replicas=2))
     result = berth("up", str(spec), "--timeout", "90", kubeconfig=kubeconfig)
     assert result.returncode == 0, result.stderr
@@ -158,8 +173,9 @@ def test_restricted_pod_security_namespace_admits_the_pods(kubeconfig: Path, mak
     assert kube_client.get(Namespace, ns).metadata.labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
-def test_immutable_template_change_names_the_field_and_the_way_out(kubeconfig: Path, namespace: str,
-                                                                    tmp_path: Path) -> None:
+def test_immutable_template_change_names_the_field_and_the_way_out(
+    kubeconfig: Path, namespace: str, tmp_path: Path
+) -> None:
     spec = write_spec(tmp_path, seed_like(namespace, replicas=1))
     assert berth("up", str(spec), "--no-wait", kubeconfig=kubeconfig).returncode == 0
     doc = seed_like(namespace, replicas=1)
@@ -168,16 +184,18 @@ def test_immutable_template_change_names_the_field_and_the_way_out(kubeconfig: P
     for command in ("plan", "up"):
         result = berth(command, str(grown), kubeconfig=kubeconfig)
         assert result.returncode == 1, result.stdout
-        assert "spec.volumeClaimTemplates[model-storage].spec.resources.requests.storage ('1Gi' → '5Gi')" \
-            in result.stderr
+        assert (
+            "spec.volumeClaimTemplates[model-storage].spec.resources.requests.storage ('1Gi' → '5Gi')" in result.stderr
+        )
         assert "cannot change in place" in result.stderr
         assert "--cascade=orphan" in result.stderr and "resize each existing claim" in result.stderr
         assert "Traceback" not in result.stderr
         assert ("nothing was written" if command == "plan" else "the stack is NOT complete") in result.stderr
 
 
-def test_conflicting_field_manager_reported_by_field_and_forced(kubeconfig: Path, kubectl: Path, namespace: str,
-                                                                tmp_path: Path, kube_client: Any) -> None:
+def test_conflicting_field_manager_reported_by_field_and_forced(
+    kubeconfig: Path, kubectl: Path, namespace: str, tmp_path: Path, kube_client: Any
+) -> None:
     import subprocess
 
     from lightkube.resources.apps_v1 import StatefulSet
@@ -185,8 +203,21 @@ def test_conflicting_field_manager_reported_by_field_and_forced(kubeconfig: Path
 
     spec = write_spec(tmp_path, seed_like(namespace, replicas=2))
     assert berth("up", str(spec), "--no-wait", kubeconfig=kubeconfig).returncode == 0
-    subprocess.run([str(kubectl), "--kubeconfig", str(kubeconfig), "-n", namespace, "scale", "statefulset",
-                    "ml-training", "--replicas=3"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            str(kubectl),
+            "--kubeconfig",
+            str(kubeconfig),
+            "-n",
+            namespace,
+            "scale",
+            "statefulset",
+            "ml-training",
+            "--replicas=3",
+        ],
+        check=True,
+        capture_output=True,
+    )
     result = berth("up", str(spec), "--no-wait", kubeconfig=kubeconfig)
     assert result.returncode == 1
     assert ".spec.replicas (owned by kubectl)" in result.stderr and "--force-conflicts" in result.stderr
@@ -195,9 +226,15 @@ def test_conflicting_field_manager_reported_by_field_and_forced(kubeconfig: Path
     assert "~ StatefulSet" in forced.stdout and "spec.replicas" in forced.stdout
     assert kube_client.get(StatefulSet, "ml-training", namespace=namespace).spec.replicas == 2
     # The library raises the typed error too.
-    kube_client.patch(StatefulSet, "ml-training", {"apiVersion": "apps/v1", "kind": "StatefulSet",
-                                                  "metadata": {"name": "ml-training"}, "spec": {"replicas": 3}},
-                      namespace=namespace, patch_type=PatchType.APPLY, field_manager="hpa-like", force=True)
+    kube_client.patch(
+        StatefulSet,
+        "ml-training",
+        {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "ml-training"}, "spec": {"replicas": 3}},
+        namespace=namespace,
+        patch_type=PatchType.APPLY,
+        field_manager="hpa-like",
+        force=True,
+    )
     from berth.kube.apply import ApplyFailed, apply_objects, desired_objects
     from berth.spec.load import load_spec
 
@@ -207,12 +244,12 @@ def test_conflicting_field_manager_reported_by_field_and_forced(kubeconfig: Path
     assert [c.field for c in err.value.cause.conflicts] == [".spec.replicas"]
 
 
-def test_status_costs_the_same_requests_for_any_replica_count(kubeconfig: Path, namespace: str,
-                                                               tmp_path: Path) -> None:
+def test_status_costs_the_same_requests_for_any_replica_count(kubeconfig: Path, namespace: str, tmp_path: Path) -> None:
     counts = []
     for replicas, name in ((1, "small"), (6, "large")):
-        spec = write_spec(tmp_path, seed_like(namespace, name=name, replicas=replicas,
-                                              serviceName=name), f"{name}.yaml")
+        spec = write_spec(
+            tmp_path, seed_like(namespace, name=name, replicas=replicas, serviceName=name), f"{name}.yaml"
+        )
         assert berth("up", str(spec), "--timeout", "90", kubeconfig=kubeconfig).returncode == 0
         kube = admin(kubeconfig, namespace)
         state = collect(kube, name, namespace)
@@ -246,8 +283,9 @@ def test_clear_errors_for_wrong_context_missing_namespace_and_no_cluster(kubecon
         assert "Traceback" not in result.stderr and result.stderr.startswith("error: ")
 
 
-def test_crd_backed_objects_are_applied_once_their_crd_is_served(kubeconfig: Path, namespace: str,
-                                                                 tmp_path: Path, kube_client: Any) -> None:
+def test_crd_backed_objects_are_applied_once_their_crd_is_served(
+    kubeconfig: Path, namespace: str, tmp_path: Path, kube_client: Any
+) -> None:
     """With the PrometheusRule CRD installed, berth discovers it and applies the rule like any object."""
     import time
 
@@ -255,18 +293,36 @@ def test_crd_backed_objects_are_applied_once_their_crd_is_served(kubeconfig: Pat
     from lightkube.codecs import from_dict
     from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 
-    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-           "metadata": {"name": "prometheusrules.monitoring.coreos.com"},
-           "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
-                    "names": {"plural": "prometheusrules", "singular": "prometheusrule", "kind": "PrometheusRule",
-                              "listKind": "PrometheusRuleList"},
-                    "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
-                        "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}}
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "prometheusrules.monitoring.coreos.com"},
+        "spec": {
+            "group": "monitoring.coreos.com",
+            "scope": "Namespaced",
+            "names": {
+                "plural": "prometheusrules",
+                "singular": "prometheusrule",
+                "kind": "PrometheusRule",
+                "listKind": "PrometheusRuleList",
+            },
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                }
+            ],
+        },
+    }
     kube_client.create(from_dict(crd))
     try:
         deadline = time.monotonic() + 30
-        while not any(c.type == "Established" and c.status == "True" for c in
-                      (kube_client.get(CustomResourceDefinition, crd["metadata"]["name"]).status.conditions or [])):
+        while not any(
+            c.type == "Established" and c.status == "True"
+            for c in (kube_client.get(CustomResourceDefinition, crd["metadata"]["name"]).status.conditions or [])
+        ):
             assert time.monotonic() < deadline, "CRD not established"
             time.sleep(0.2)
         spec = write_spec(tmp_path, seed_like(namespace, replicas=1))
@@ -278,7 +334,8 @@ def test_crd_backed_objects_are_applied_once_their_crd_is_served(kubeconfig: Pat
         assert f"= PrometheusRule {namespace}/ml-training-storage: unchanged" in second.stdout
         removed = berth("down", "ml-training", "-n", namespace, "--yes", "-o", "json", kubeconfig=kubeconfig)
         assert {"kind": "PrometheusRule", "name": "ml-training-storage", "deleted": True}.items() <= next(
-            o for o in json.loads(removed.stdout)["objects"] if o["kind"] == "PrometheusRule").items()
+            o for o in json.loads(removed.stdout)["objects"] if o["kind"] == "PrometheusRule"
+        ).items()
     finally:
         kube_client.delete(CustomResourceDefinition, crd["metadata"]["name"])
         deadline = time.monotonic() + 30

@@ -14,17 +14,26 @@ pytestmark = pytest.mark.cluster
 
 
 def _names(kube_client: Any, model: Any, namespace: str) -> set[str]:
-    return {o.metadata.name for o in kube_client.list(model, namespace=namespace)
-            if o.metadata.deletionTimestamp is None}
+    return {
+        o.metadata.name for o in kube_client.list(model, namespace=namespace) if o.metadata.deletionTimestamp is None
+    }
 
 
-def test_prune_deletes_dropped_objects_but_never_claims(kubeconfig: Path, namespace: str, tmp_path: Path,
-                                                         kube_client: Any) -> None:
+def test_prune_deletes_dropped_objects_but_never_claims(
+    kubeconfig: Path, namespace: str, tmp_path: Path, kube_client: Any
+) -> None:
     from lightkube.resources.core_v1 import ConfigMap, PersistentVolumeClaim
     from lightkube.resources.networking_v1 import NetworkPolicy
 
-    shared = {"data": {"claimName": "dataset", "mountPath": "/data", "size": "1Gi", "storageClass": "standard",
-                       "accessMode": "ReadWriteMany"}}
+    shared = {
+        "data": {
+            "claimName": "dataset",
+            "mountPath": "/data",
+            "size": "1Gi",
+            "storageClass": "standard",
+            "accessMode": "ReadWriteMany",
+        }
+    }
     first = write_spec(tmp_path, seed_like(namespace, replicas=1, sharedVolumes=shared), "v1.yaml")
     assert berth("up", str(first), "--timeout", "120", kubeconfig=kubeconfig).returncode == 0
     assert "ml-training-prometheus-scrape" in _names(kube_client, ConfigMap, namespace)
@@ -33,13 +42,19 @@ def test_prune_deletes_dropped_objects_but_never_claims(kubeconfig: Path, namesp
     assert "dataset" in claims_before
 
     # v2 drops monitoring, the network policy and the shared dataset.
-    second = write_spec(tmp_path, seed_like(namespace, replicas=1, monitoring={"prometheus": False, "alerts": False},
-                                            networkPolicy=False), "v2.yaml")
+    second = write_spec(
+        tmp_path,
+        seed_like(namespace, replicas=1, monitoring={"prometheus": False, "alerts": False}, networkPolicy=False),
+        "v2.yaml",
+    )
     kept = berth("up", str(second), "--timeout", "120", kubeconfig=kubeconfig)
     assert kept.returncode == 0, kept.stderr
     plan = berth("plan", str(second), "-o", "json", kubeconfig=kubeconfig)
     assert {(o["kind"], o["action"]) for o in json.loads(plan.stdout)["objects"]} >= {
-        ("ConfigMap", "leftover"), ("NetworkPolicy", "leftover"), ("PersistentVolumeClaim", "leftover")}
+        ("ConfigMap", "leftover"),
+        ("NetworkPolicy", "leftover"),
+        ("PersistentVolumeClaim", "leftover"),
+    }
     assert "ml-training-prometheus-scrape" in _names(kube_client, ConfigMap, namespace)  # no --prune: untouched
 
     pruned = berth("up", str(second), "--prune", "--timeout", "120", kubeconfig=kubeconfig)

@@ -32,43 +32,70 @@ def _token_kubeconfig(kube_client: Any, admin_config: Path, namespace: str, acco
     from lightkube.resources.core_v1 import ServiceAccount
 
     kube_client.create(ServiceAccount(metadata=ObjectMeta(name=account, namespace=namespace)))
-    request = ServiceAccount.Token(metadata=ObjectMeta(name=account, namespace=namespace),
-                                   spec=TokenRequestSpec(audiences=[], expirationSeconds=3600))
+    request = ServiceAccount.Token(
+        metadata=ObjectMeta(name=account, namespace=namespace),
+        spec=TokenRequestSpec(audiences=[], expirationSeconds=3600),
+    )
     token = kube_client.create(request, name=account, namespace=namespace).status.token
     config = yaml.safe_load(admin_config.read_text())
     config["users"] = [{"name": account, "user": {"token": token}}]
-    config["contexts"] = [{"name": account, "context": {"cluster": config["clusters"][0]["name"], "user": account,
-                                                         "namespace": namespace}}]
+    config["contexts"] = [
+        {
+            "name": account,
+            "context": {"cluster": config["clusters"][0]["name"], "user": account, "namespace": namespace},
+        }
+    ]
     config["current-context"] = account
     path.write_text(yaml.safe_dump(config))
     return path
 
 
 def test_every_command_works_with_exactly_the_documented_permissions(
-        kubeconfig: Path, namespace: str, tmp_path: Path, kube_client: Any) -> None:
+    kubeconfig: Path, namespace: str, tmp_path: Path, kube_client: Any
+) -> None:
     from lightkube.codecs import from_dict
     from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding
 
     role, cluster_role = _documented(namespace)
     subject = [{"kind": "ServiceAccount", "name": "deployer", "namespace": namespace}]
-    objects = [role, cluster_role,
-               {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                "metadata": {"name": "berth", "namespace": namespace}, "subjects": subject,
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "berth"}},
-               {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-                "metadata": {"name": cluster_role["metadata"]["name"]}, "subjects": subject,
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                            "name": cluster_role["metadata"]["name"]}}]
+    objects = [
+        role,
+        cluster_role,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "berth", "namespace": namespace},
+            "subjects": subject,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "berth"},
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": cluster_role["metadata"]["name"]},
+            "subjects": subject,
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": cluster_role["metadata"]["name"],
+            },
+        },
+    ]
     for obj in objects:
         kube_client.create(from_dict(obj))
     try:
         deployer = _token_kubeconfig(kube_client, kubeconfig, namespace, "deployer", tmp_path / "deployer")
         spec = write_spec(tmp_path, seed_like(namespace, replicas=3))
-        steps = [("plan", str(spec)), ("up", str(spec), "--timeout", "120"), ("up", str(spec), "--no-wait"),
-                 ("status", "ml-training"), ("doctor", "ml-training"),
-                 ("scale", "ml-training", "2", "--wait", "--timeout", "120"),
-                 ("gc", "ml-training"), ("gc", "ml-training", "--yes"),
-                 ("down", "ml-training", "--delete-volumes", "--yes")]
+        steps = [
+            ("plan", str(spec)),
+            ("up", str(spec), "--timeout", "120"),
+            ("up", str(spec), "--no-wait"),
+            ("status", "ml-training"),
+            ("doctor", "ml-training"),
+            ("scale", "ml-training", "2", "--wait", "--timeout", "120"),
+            ("gc", "ml-training"),
+            ("gc", "ml-training", "--yes"),
+            ("down", "ml-training", "--delete-volumes", "--yes"),
+        ]
         for step in steps:
             result = berth(*step, kubeconfig=deployer)
             assert result.returncode == 0, f"berth {' '.join(step)}: {result.stderr}"
@@ -79,8 +106,9 @@ def test_every_command_works_with_exactly_the_documented_permissions(
         kube_client.delete(ClusterRole, cluster_role["metadata"]["name"])
 
 
-def test_missing_permissions_are_one_clear_forbidden_line(kubeconfig: Path, namespace: str, tmp_path: Path,
-                                                          kube_client: Any) -> None:
+def test_missing_permissions_are_one_clear_forbidden_line(
+    kubeconfig: Path, namespace: str, tmp_path: Path, kube_client: Any
+) -> None:
     nobody = _token_kubeconfig(kube_client, kubeconfig, namespace, "nobody", tmp_path / "nobody")
     spec = write_spec(tmp_path, seed_like(namespace, replicas=1))
     for args in (("status", "ml-training"), ("up", str(spec), "--no-wait")):

@@ -147,10 +147,15 @@ _NAMESPACE_SELECTOR = {
 _ENDPOINT = {
     "type": "object",
     "properties": {
-        "port": _STR, "portNumber": {"type": "integer"}, "path": _STR, "scheme": {"enum": ["http", "https"]},
+        "port": _STR,
+        "portNumber": {"type": "integer"},
+        "path": _STR,
+        "scheme": {"enum": ["http", "https"]},
         "interval": {"type": "string", "pattern": PROM_DURATION},
-        "scrapeTimeout": {"type": "string", "pattern": PROM_DURATION}, "honorLabels": {"type": "boolean"},
-        "relabelings": {"type": "array"}, "metricRelabelings": {"type": "array"},
+        "scrapeTimeout": {"type": "string", "pattern": PROM_DURATION},
+        "honorLabels": {"type": "boolean"},
+        "relabelings": {"type": "array"},
+        "metricRelabelings": {"type": "array"},
     },
     "additionalProperties": False,
 }
@@ -160,65 +165,123 @@ def _crd(api_version: str, kind: str, body: dict[str, Any], required: list[str])
     return {
         "type": "object",
         "required": ["apiVersion", "kind", "metadata", *required],
-        "properties": {"apiVersion": {"const": api_version}, "kind": {"const": kind}, "metadata": _METADATA,
-                       **body},
+        "properties": {"apiVersion": {"const": api_version}, "kind": {"const": kind}, "metadata": _METADATA, **body},
         "additionalProperties": False,
     }
 
 
 def _spec(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    return {"spec": {"type": "object", "required": required, "properties": properties,
-                     "additionalProperties": False}}
+    return {"spec": {"type": "object", "required": required, "properties": properties, "additionalProperties": False}}
 
 
 CRD_SCHEMAS: dict[str, dict[str, Any]] = {
-    "ServiceMonitor": _crd("monitoring.coreos.com/v1", "ServiceMonitor", _spec({
-        "selector": _LABEL_SELECTOR, "namespaceSelector": _NAMESPACE_SELECTOR,
-        "endpoints": {"type": "array", "items": _ENDPOINT}, "jobLabel": _STR,
-    }, ["selector"]), ["spec"]),
-    "PodMonitor": _crd("monitoring.coreos.com/v1", "PodMonitor", _spec({
-        "selector": _LABEL_SELECTOR, "namespaceSelector": _NAMESPACE_SELECTOR,
-        "podMetricsEndpoints": {"type": "array", "items": _ENDPOINT}, "jobLabel": _STR,
-    }, ["selector"]), ["spec"]),
-    "PrometheusRule": _crd("monitoring.coreos.com/v1", "PrometheusRule", _spec({
-        "groups": {"type": "array", "items": {
-            "type": "object", "required": ["name"], "additionalProperties": False,
-            "properties": {
-                "name": {"type": "string", "minLength": 1},
-                "interval": {"type": "string", "pattern": PROM_DURATION},
-                "rules": {"type": "array", "items": {
-                    "type": "object", "required": ["expr"], "additionalProperties": False,
-                    "oneOf": [{"required": ["alert"]}, {"required": ["record"]}],
-                    "properties": {
-                        "alert": _STR, "record": _STR, "expr": {"type": ["string", "integer"]},
-                        "for": {"type": "string", "pattern": PROM_DURATION},
-                        "keep_firing_for": {"type": "string", "pattern": PROM_DURATION},
-                        "labels": _STR_MAP, "annotations": _STR_MAP,
-                    },
-                }},
+    "ServiceMonitor": _crd(
+        "monitoring.coreos.com/v1",
+        "ServiceMonitor",
+        _spec(
+            {
+                "selector": _LABEL_SELECTOR,
+                "namespaceSelector": _NAMESPACE_SELECTOR,
+                "endpoints": {"type": "array", "items": _ENDPOINT},
+                "jobLabel": _STR,
             },
-        }},
-    }, []), ["spec"]),
-    "VolumeSnapshotClass": _crd("snapshot.storage.k8s.io/v1", "VolumeSnapshotClass", {
-        "driver": {"type": "string", "minLength": 1}, "deletionPolicy": {"enum": ["Delete", "Retain"]},
-        "parameters": _STR_MAP,
-    }, ["driver", "deletionPolicy"]),
-    "Schedule": _crd("velero.io/v1", "Schedule", _spec({
-        "schedule": {"type": "string", "minLength": 1},
-        "useOwnerReferencesInBackup": {"type": "boolean"}, "paused": {"type": "boolean"},
-        "skipImmediately": {"type": "boolean"},
-        "template": {"type": "object", "additionalProperties": False, "properties": {
-            "includedNamespaces": {"type": "array", "items": _STR},
-            "excludedNamespaces": {"type": "array", "items": _STR},
-            "includedResources": {"type": "array", "items": _STR},
-            "labelSelector": _LABEL_SELECTOR,
-            "snapshotVolumes": {"type": ["boolean", "null"]},
-            "ttl": {"type": "string", "pattern": GO_DURATION},
-            "storageLocation": _STR,
-            "volumeSnapshotLocations": {"type": "array", "items": _STR},
-            "csiSnapshotTimeout": {"type": "string", "pattern": GO_DURATION},
-            "snapshotMoveData": {"type": "boolean"},
-            "defaultVolumesToFsBackup": {"type": "boolean"},
-        }},
-    }, ["schedule", "template"]), ["spec"]),
+            ["selector"],
+        ),
+        ["spec"],
+    ),
+    "PodMonitor": _crd(
+        "monitoring.coreos.com/v1",
+        "PodMonitor",
+        _spec(
+            {
+                "selector": _LABEL_SELECTOR,
+                "namespaceSelector": _NAMESPACE_SELECTOR,
+                "podMetricsEndpoints": {"type": "array", "items": _ENDPOINT},
+                "jobLabel": _STR,
+            },
+            ["selector"],
+        ),
+        ["spec"],
+    ),
+    "PrometheusRule": _crd(
+        "monitoring.coreos.com/v1",
+        "PrometheusRule",
+        _spec(
+            {
+                "groups": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "name": {"type": "string", "minLength": 1},
+                            "interval": {"type": "string", "pattern": PROM_DURATION},
+                            "rules": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "required": ["expr"],
+                                    "additionalProperties": False,
+                                    "oneOf": [{"required": ["alert"]}, {"required": ["record"]}],
+                                    "properties": {
+                                        "alert": _STR,
+                                        "record": _STR,
+                                        "expr": {"type": ["string", "integer"]},
+                                        "for": {"type": "string", "pattern": PROM_DURATION},
+                                        "keep_firing_for": {"type": "string", "pattern": PROM_DURATION},
+                                        "labels": _STR_MAP,
+                                        "annotations": _STR_MAP,
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+            [],
+        ),
+        ["spec"],
+    ),
+    "VolumeSnapshotClass": _crd(
+        "snapshot.storage.k8s.io/v1",
+        "VolumeSnapshotClass",
+        {
+            "driver": {"type": "string", "minLength": 1},
+            "deletionPolicy": {"enum": ["Delete", "Retain"]},
+            "parameters": _STR_MAP,
+        },
+        ["driver", "deletionPolicy"],
+    ),
+    "Schedule": _crd(
+        "velero.io/v1",
+        "Schedule",
+        _spec(
+            {
+                "schedule": {"type": "string", "minLength": 1},
+                "useOwnerReferencesInBackup": {"type": "boolean"},
+                "paused": {"type": "boolean"},
+                "skipImmediately": {"type": "boolean"},
+                "template": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "includedNamespaces": {"type": "array", "items": _STR},
+                        "excludedNamespaces": {"type": "array", "items": _STR},
+                        "includedResources": {"type": "array", "items": _STR},
+                        "labelSelector": _LABEL_SELECTOR,
+                        "snapshotVolumes": {"type": ["boolean", "null"]},
+                        "ttl": {"type": "string", "pattern": GO_DURATION},
+                        "storageLocation": _STR,
+                        "volumeSnapshotLocations": {"type": "array", "items": _STR},
+                        "csiSnapshotTimeout": {"type": "string", "pattern": GO_DURATION},
+                        "snapshotMoveData": {"type": "boolean"},
+                        "defaultVolumesToFsBackup": {"type": "boolean"},
+                    },
+                },
+            },
+            ["schedule", "template"],
+        ),
+        ["spec"],
+    ),
 }

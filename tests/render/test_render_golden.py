@@ -26,8 +26,9 @@ def test_render_matches_golden(example: os.PathLike[str], berth: RunBerth) -> No
         golden.write_text(result.stdout, encoding="utf-8")
     assert golden.exists(), f"no golden file {golden}; run with BERTH_UPDATE_GOLDEN=1"
     expected = golden.read_text(encoding="utf-8")
-    diff = "".join(difflib.unified_diff(expected.splitlines(True), result.stdout.splitlines(True),
-                                        str(golden), "berth render"))
+    diff = "".join(
+        difflib.unified_diff(expected.splitlines(True), result.stdout.splitlines(True), str(golden), "berth render")
+    )
     assert result.stdout == expected, f"rendering changed (BERTH_UPDATE_GOLDEN=1 to accept):\n{diff}"
 
 

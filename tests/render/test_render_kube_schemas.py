@@ -46,8 +46,18 @@ def test_examples_render_every_crd_kind_berth_knows(examples: dict[str, Rendered
     """So the structural CRD checks above are exercised, each at least once."""
     kinds = {o["kind"] for r in examples.values() for o in r.objects}
     assert kinds >= set(CRD_SCHEMAS)
-    assert kinds >= {"Namespace", "StorageClass", "PersistentVolume", "PersistentVolumeClaim", "ServiceAccount",
-                     "Service", "StatefulSet", "PodDisruptionBudget", "NetworkPolicy", "ConfigMap"}
+    assert kinds >= {
+        "Namespace",
+        "StorageClass",
+        "PersistentVolume",
+        "PersistentVolumeClaim",
+        "ServiceAccount",
+        "Service",
+        "StatefulSet",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "ConfigMap",
+    }
 
 
 def _mutated(examples: dict[str, Rendered], kind: str, change: Any) -> dict[str, Any]:
@@ -60,11 +70,17 @@ def _mutated(examples: dict[str, Rendered], kind: str, change: Any) -> dict[str,
     ("kind", "change", "expected"),
     [
         ("StatefulSet", lambda o: o["spec"].update(podManagmentPolicy="Parallel"), "podManagmentPolicy"),
-        ("StatefulSet", lambda o: o["spec"]["template"]["spec"]["containers"][0].update(ports=[{"containerPort": "x"}]),
-         "not of type 'integer'"),
+        (
+            "StatefulSet",
+            lambda o: o["spec"]["template"]["spec"]["containers"][0].update(ports=[{"containerPort": "x"}]),
+            "not of type 'integer'",
+        ),
         ("Service", lambda o: o["metadata"].update(name="2222-svc"), "DNS-1035"),
-        ("PersistentVolumeClaim", lambda o: o["spec"]["resources"]["requests"].update(storage="100GB"),
-         "not a quantity"),
+        (
+            "PersistentVolumeClaim",
+            lambda o: o["spec"]["resources"]["requests"].update(storage="100GB"),
+            "not a quantity",
+        ),
         ("StorageClass", lambda o: o["metadata"]["labels"].update(team="ml team"), "label value"),
         ("PrometheusRule", lambda o: o["spec"]["groups"][0]["rules"][0].update(fro="10m"), "fro"),
         ("PrometheusRule", lambda o: o["spec"]["groups"][0]["rules"][0].update({"for": "10 min"}), "does not match"),
@@ -72,11 +88,22 @@ def _mutated(examples: dict[str, Rendered], kind: str, change: Any) -> dict[str,
         ("VolumeSnapshotClass", lambda o: o.update(deletionPolicy="Keep"), "is not one of"),
         ("ServiceMonitor", lambda o: o["spec"]["endpoints"][0].update(prot="metrics"), "prot"),
     ],
-    ids=["sts-unknown-field", "sts-wrong-type", "service-name", "quantity", "label-value", "crd-unknown-field",
-         "crd-duration", "velero-ttl", "vsc-enum", "servicemonitor-field"],
+    ids=[
+        "sts-unknown-field",
+        "sts-wrong-type",
+        "service-name",
+        "quantity",
+        "label-value",
+        "crd-unknown-field",
+        "crd-duration",
+        "velero-ttl",
+        "vsc-enum",
+        "servicemonitor-field",
+    ],
 )
-def test_the_checks_reject_a_broken_object(kind: str, change: Any, expected: str,
-                                           examples: dict[str, Rendered]) -> None:
+def test_the_checks_reject_a_broken_object(
+    kind: str, change: Any, expected: str, examples: dict[str, Rendered]
+) -> None:
     """Negative controls: each check above can fail, on a copy of a real rendered object."""
     problems = _problems(_mutated(examples, kind, change))
     assert any(expected in p for p in problems), problems
@@ -114,9 +141,11 @@ def test_apply_order_puts_dependencies_first(name: str, examples: dict[str, Rend
 def test_cached_validator_agrees_with_kubernetes_validate(examples: dict[str, Rendered]) -> None:
     """The property tests' fast validator gives the package's verdict, on good and broken objects."""
     good = [o for o in examples["pytorch"].objects if o["kind"] not in CRD_SCHEMAS]
-    broken = [_mutated(examples, "StatefulSet", lambda o: o["spec"].update(podManagmentPolicy="Parallel")),
-              _mutated(examples, "Service", lambda o: o["spec"].update(clusterIP=5)),
-              _mutated(examples, "PersistentVolume", lambda o: o["spec"].update(capacity=[]))]
+    broken = [
+        _mutated(examples, "StatefulSet", lambda o: o["spec"].update(podManagmentPolicy="Parallel")),
+        _mutated(examples, "Service", lambda o: o["spec"].update(clusterIP=5)),
+        _mutated(examples, "PersistentVolume", lambda o: o["spec"].update(capacity=[])),
+    ]
     for obj in good + broken:
         try:
             kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)

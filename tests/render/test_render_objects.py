@@ -12,11 +12,27 @@ from berth.spec.model import EnvSource
 
 from .conftest import Rendered
 
-CONTRACT_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component",
-                   "app.kubernetes.io/managed-by", "app.kubernetes.io/part-of")
-CONTRACT_ENV = ("POD_NAME", "POD_NAMESPACE", "POD_INDEX", "BERTH_NAME", "BERTH_SERVICE", "BERTH_NAMESPACE",
-                "BERTH_CLUSTER_DOMAIN", "BERTH_PORT", "BERTH_REPLICAS", "BERTH_FRAMEWORK", "BERTH_GPUS_PER_POD",
-                "BERTH_METRICS_PORT")
+CONTRACT_LABELS = (
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/component",
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/part-of",
+)
+CONTRACT_ENV = (
+    "POD_NAME",
+    "POD_NAMESPACE",
+    "POD_INDEX",
+    "BERTH_NAME",
+    "BERTH_SERVICE",
+    "BERTH_NAMESPACE",
+    "BERTH_CLUSTER_DOMAIN",
+    "BERTH_PORT",
+    "BERTH_REPLICAS",
+    "BERTH_FRAMEWORK",
+    "BERTH_GPUS_PER_POD",
+    "BERTH_METRICS_PORT",
+)
 
 
 def _pod(r: Rendered) -> dict[str, Any]:
@@ -43,8 +59,10 @@ def test_every_object_and_template_carries_the_contract_labels(examples: dict[st
         sts = r.one("StatefulSet")
         label_sets = [(f"{o['kind']}/{o['metadata']['name']}", o["metadata"]["labels"]) for o in r.objects]
         label_sets.append(("pod template", sts["spec"]["template"]["metadata"]["labels"]))
-        label_sets += [(f"claim template {t['metadata']['name']}", t["metadata"]["labels"])
-                       for t in sts["spec"].get("volumeClaimTemplates", [])]
+        label_sets += [
+            (f"claim template {t['metadata']['name']}", t["metadata"]["labels"])
+            for t in sts["spec"].get("volumeClaimTemplates", [])
+        ]
         for where, labels in label_sets:
             missing = [k for k in CONTRACT_LABELS if k not in labels]
             assert not missing, f"{r.name}: {where} lacks {missing}"
@@ -70,7 +88,9 @@ def test_statefulset_shape(examples: dict[str, Rendered]) -> None:
         assert sts["serviceName"] == r.spec.service_name and sts["replicas"] == s.replicas
         assert sts["podManagementPolicy"] == "Parallel"
         assert sts["persistentVolumeClaimRetentionPolicy"] == {
-            "whenScaled": s.volume_retention.when_scaled, "whenDeleted": s.volume_retention.when_deleted}
+            "whenScaled": s.volume_retention.when_scaled,
+            "whenDeleted": s.volume_retention.when_deleted,
+        }
         templates = {t["metadata"]["name"]: t["spec"] for t in sts.get("volumeClaimTemplates", [])}
         assert set(templates) == set(s.volumes)
         for name, vol in s.volumes.items():
@@ -82,8 +102,11 @@ def test_statefulset_shape(examples: dict[str, Rendered]) -> None:
 def test_checkpoint_volume_is_marked_and_announced(examples: dict[str, Rendered]) -> None:
     for r in examples.values():
         sts = r.one("StatefulSet")["spec"]
-        marked = [t["metadata"]["name"] for t in sts.get("volumeClaimTemplates", [])
-                  if t["metadata"].get("annotations", {}).get("berth.dev/checkpoint-volume") == "true"]
+        marked = [
+            t["metadata"]["name"]
+            for t in sts.get("volumeClaimTemplates", [])
+            if t["metadata"].get("annotations", {}).get("berth.dev/checkpoint-volume") == "true"
+        ]
         expected = r.spec.checkpoint_volume()
         assert marked == ([expected] if expected else [])
         if expected:
@@ -117,7 +140,8 @@ def test_downward_api_and_contract_env(examples: dict[str, Rendered]) -> None:
         assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
         assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
         assert env["POD_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"] == (
-            "metadata.labels['apps.kubernetes.io/pod-index']")
+            "metadata.labels['apps.kubernetes.io/pod-index']"
+        )
         assert env["BERTH_REPLICAS"]["value"] == str(r.spec.spec.replicas)
         assert env["BERTH_GPUS_PER_POD"]["value"] == str(r.spec.gpus_per_pod)
         for key, value in r.spec.spec.env.items():
@@ -156,30 +180,71 @@ def test_scheduling(examples: dict[str, Rendered]) -> None:
 @pytest.mark.parametrize(
     ("example", "name", "provisioner", "parameters"),
     [
-        ("seed-tensorflow", "fast-ssd", "ebs.csi.aws.com",
-         {"type": "gp3", "iops": "16000", "throughput": "1000", "encrypted": "true"}),
-        ("pytorch", "ml-nvme", "ebs.csi.aws.com",
-         {"type": "io2", "iopsPerGB": "50", "encrypted": "true",
-          "kmsKeyId": "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"}),
-        ("jax", "hyperdisk", "pd.csi.storage.gke.io",
-         {"type": "hyperdisk-balanced", "provisioned-iops-on-create": "20000",
-          "provisioned-throughput-on-create": "800Mi"}),
+        (
+            "seed-tensorflow",
+            "fast-ssd",
+            "ebs.csi.aws.com",
+            {"type": "gp3", "iops": "16000", "throughput": "1000", "encrypted": "true"},
+        ),
+        (
+            "pytorch",
+            "ml-nvme",
+            "ebs.csi.aws.com",
+            {
+                "type": "io2",
+                "iopsPerGB": "50",
+                "encrypted": "true",
+                "kmsKeyId": "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            },
+        ),
+        (
+            "jax",
+            "hyperdisk",
+            "pd.csi.storage.gke.io",
+            {
+                "type": "hyperdisk-balanced",
+                "provisioned-iops-on-create": "20000",
+                "provisioned-throughput-on-create": "800Mi",
+            },
+        ),
         ("jax", "balanced", "pd.csi.storage.gke.io", {"type": "pd-balanced", "csi.storage.k8s.io/fstype": "xfs"}),
         ("jax", "filer", "nfs.csi.k8s.io", {"server": "filer.storage.svc.cluster.local", "share": "/exports/datasets"}),
-        ("horovod", "premium-v2", "disk.csi.azure.com",
-         {"skuName": "PremiumV2_LRS", "DiskIOPSReadWrite": "20000", "DiskMBpsReadWrite": "600", "cachingMode": "None"}),
+        (
+            "horovod",
+            "premium-v2",
+            "disk.csi.azure.com",
+            {
+                "skuName": "PremiumV2_LRS",
+                "DiskIOPSReadWrite": "20000",
+                "DiskMBpsReadWrite": "600",
+                "cachingMode": "None",
+            },
+        ),
         ("horovod", "premium-zrs", "disk.csi.azure.com", {"skuName": "Premium_ZRS"}),
         ("horovod", "cephfs", "cephfs.csi.ceph.com", {"clusterID": "rook-ceph", "fsName": "shared"}),
-        ("horovod", "ceph-block", "rbd.csi.ceph.com",
-         {"clusterID": "rook-ceph", "pool": "replicapool", "imageFeatures": "layering"}),
+        (
+            "horovod",
+            "ceph-block",
+            "rbd.csi.ceph.com",
+            {"clusterID": "rook-ceph", "pool": "replicapool", "imageFeatures": "layering"},
+        ),
         ("pytorch", "local-nvme", "rancher.io/local-path", None),
-        ("pytorch", "fsx", "fsx.csi.aws.com",
-         {"subnetId": "subnet-0123456789abcdef0", "securityGroupIds": "sg-0123456789abcdef0",
-          "deploymentType": "PERSISTENT_2", "perUnitStorageThroughput": "250"}),
+        (
+            "pytorch",
+            "fsx",
+            "fsx.csi.aws.com",
+            {
+                "subnetId": "subnet-0123456789abcdef0",
+                "securityGroupIds": "sg-0123456789abcdef0",
+                "deploymentType": "PERSISTENT_2",
+                "perUnitStorageThroughput": "250",
+            },
+        ),
     ],
 )
-def test_storage_class_presets(example: str, name: str, provisioner: str, parameters: dict[str, str] | None,
-                               examples: dict[str, Rendered]) -> None:
+def test_storage_class_presets(
+    example: str, name: str, provisioner: str, parameters: dict[str, str] | None, examples: dict[str, Rendered]
+) -> None:
     r = examples[example]
     sc = _by_name(r, "StorageClass")[name]
     spec = r.spec.spec.storage_classes[name]
@@ -216,8 +281,11 @@ def test_shared_claims_and_static_nfs_volume(examples: dict[str, Rendered]) -> N
     output = claims["pretrain-output"]["spec"]
     assert (output["storageClassName"], output["accessModes"]) == ("fsx", ["ReadWriteMany"])
     shared = _by_name(examples["seed-shared-dataset"], "PersistentVolumeClaim")["shared-dataset"]["spec"]
-    assert shared == {"accessModes": ["ReadOnlyMany"], "resources": {"requests": {"storage": "1Ti"}},
-                      "storageClassName": "nfs-client"}
+    assert shared == {
+        "accessModes": ["ReadOnlyMany"],
+        "resources": {"requests": {"storage": "1Ti"}},
+        "storageClassName": "nfs-client",
+    }
 
 
 def test_disruption_budget(examples: dict[str, Rendered]) -> None:
@@ -241,8 +309,9 @@ def test_network_policy(examples: dict[str, Rendered]) -> None:
         peers, monitoring = policy["ingress"]
         assert peers == {"from": [{"podSelector": {"matchLabels": pods}}]}
         assert monitoring["ports"] == [{"protocol": "TCP", "port": r.spec.spec.metrics_port}]
-        assert monitoring["from"] == [{"namespaceSelector": {"matchLabels": {
-            "kubernetes.io/metadata.name": r.spec.spec.monitoring.namespace}}}]
+        assert monitoring["from"] == [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": r.spec.spec.monitoring.namespace}}}
+        ]
 
 
 def test_monitoring(examples: dict[str, Rendered]) -> None:

@@ -58,8 +58,9 @@ def pod_env(objects: list[dict[str, Any]], ordinal: int, *, with_index: bool = T
     return env
 
 
-def run_preamble(objects: list[dict[str, Any]], env: dict[str, str], shell: str,
-                 command: list[str] | None = None) -> subprocess.CompletedProcess[bytes]:
+def run_preamble(
+    objects: list[dict[str, Any]], env: dict[str, str], shell: str, command: list[str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
     """Run the rendered container command with ``shell`` as its interpreter."""
     rendered = _container(objects)["command"]
     assert rendered[:2] == ["/bin/sh", "-c"] and rendered[3] == "--"
@@ -97,8 +98,11 @@ def test_preamble_matches_env_for_every_ordinal(framework: str, shell: str, exam
 def _rank(framework: str, env: dict[str, str]) -> str:
     if framework == "tensorflow":
         return str(json.loads(env["TF_CONFIG"])["task"]["index"])
-    return {"pytorch": env.get("NODE_RANK", ""), "jax": env.get("JAX_PROCESS_ID", ""),
-            "horovod": env.get("HOROVOD_HOSTNAME", "")}[framework]
+    return {
+        "pytorch": env.get("NODE_RANK", ""),
+        "jax": env.get("JAX_PROCESS_ID", ""),
+        "horovod": env.get("HOROVOD_HOSTNAME", ""),
+    }[framework]
 
 
 @pytest.mark.parametrize("shell", SHELLS)
@@ -109,7 +113,8 @@ def test_tf_config_is_json_with_this_pods_index(shell: str, examples: dict[str, 
         config = json.loads(exported(rendered.objects, ordinal, shell)["TF_CONFIG"])
         assert config["task"] == {"type": "worker", "index": ordinal}
         assert config["cluster"]["worker"] == [
-            f"ml-training-{i}.tensorflow-training.ml.svc.cluster.local:2222" for i in range(3)]
+            f"ml-training-{i}.tensorflow-training.ml.svc.cluster.local:2222" for i in range(3)
+        ]
 
 
 @pytest.mark.parametrize("shell", SHELLS)
@@ -137,8 +142,9 @@ def test_user_command_and_args_pass_through_intact(shell: str, examples: dict[st
     """exec "$@": no word splitting, globbing or expansion of the user's arguments."""
     rendered = examples["horovod"]
     printf = shutil.which("printf") or "/usr/bin/printf"
-    out = run_preamble(rendered.objects, pod_env(rendered.objects, 1), shell,
-                       [printf, "%s|", "a b", "$HOME", "*", "--flag=\"q\""])
+    out = run_preamble(
+        rendered.objects, pod_env(rendered.objects, 1), shell, [printf, "%s|", "a b", "$HOME", "*", '--flag="q"']
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.decode() == 'a b|$HOME|*|--flag="q"|'
 
@@ -175,11 +181,11 @@ spec:
     ns=st.from_regex(r"\A[a-z][a-z0-9]{0,10}\Z"),
     domain=st.sampled_from(["cluster.local", "k8s.example.org"]),
 )
-def test_preamble_agrees_with_python_for_any_cluster(fw: str, replicas: int, gpus: int, port: int, name: str,
-                                                      ns: str, domain: str) -> None:
+def test_preamble_agrees_with_python_for_any_cluster(
+    fw: str, replicas: int, gpus: int, port: int, name: str, ns: str, domain: str
+) -> None:
     """First and last ordinal of random clusters, under /bin/sh."""
-    spec = parse_spec(_SPEC.format(fw=fw, replicas=replicas, gpus=gpus, port=port, name=name, ns=ns,
-                                   domain=domain))
+    spec = parse_spec(_SPEC.format(fw=fw, replicas=replicas, gpus=gpus, port=port, name=name, ns=ns, domain=domain))
     objects = render_all(spec)
     params = spec.rendezvous
     for ordinal in {0, replicas - 1}:

@@ -43,12 +43,20 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
             "bulk": {"provider": draw(st.sampled_from(["gcp-pd", "azure-disk", "local"])), "tier": "warm"},
             "shared": {"existing": True},
         },
-        "volumes": {n: {"mountPath": f"/v/{i}", "size": draw(sizes), "storageClass": draw(st.sampled_from(
-            ["fast", "bulk"]))} for i, n in enumerate(names[:split])},
-        "sharedVolumes": {n: {"claimName": f"{n[:50]}-claim", "mountPath": f"/s/{i}", "size": "1Ti",
-                              "storageClass": "shared",
-                              "accessMode": draw(st.sampled_from(["ReadOnlyMany", "ReadWriteMany"]))}
-                          for i, n in enumerate(names[split:])},
+        "volumes": {
+            n: {"mountPath": f"/v/{i}", "size": draw(sizes), "storageClass": draw(st.sampled_from(["fast", "bulk"]))}
+            for i, n in enumerate(names[:split])
+        },
+        "sharedVolumes": {
+            n: {
+                "claimName": f"{n[:50]}-claim",
+                "mountPath": f"/s/{i}",
+                "size": "1Ti",
+                "storageClass": "shared",
+                "accessMode": draw(st.sampled_from(["ReadOnlyMany", "ReadWriteMany"])),
+            }
+            for i, n in enumerate(names[split:])
+        },
         "scheduling": {"spread": draw(st.sampled_from(["required", "preferred", "none"]))},
         "monitoring": {"serviceMonitor": draw(st.booleans()), "podMonitor": draw(st.booleans())},
     }
@@ -102,8 +110,9 @@ def test_every_selector_selects_the_training_pods(doc: dict[str, Any]) -> None:
     selectors += [o["spec"]["selector"]["matchLabels"] for o in _of(objects, "ServiceMonitor")]
     selectors += [o["spec"]["selector"]["matchLabels"] for o in _of(objects, "PodMonitor")]
     selectors += [o["spec"]["podSelector"]["matchLabels"] for o in _of(objects, "NetworkPolicy")]
-    selectors += [c["labelSelector"]["matchLabels"]
-                  for c in sts["spec"]["template"]["spec"].get("topologySpreadConstraints", [])]
+    selectors += [
+        c["labelSelector"]["matchLabels"] for c in sts["spec"]["template"]["spec"].get("topologySpreadConstraints", [])
+    ]
     assert selectors and all(s and _subset(s, pod_labels) for s in selectors)
     # The Velero schedule picks up everything of this instance, pods and claims included.
     for schedule in _of(objects, "Schedule"):
@@ -193,6 +202,19 @@ def test_gpu_request_equals_limit_and_pods_pass_restricted(doc: dict[str, Any]) 
     assert csc["allowPrivilegeEscalation"] is False and csc["capabilities"] == {"drop": ["ALL"]}
     assert csc.get("privileged", False) is False
     assert not any(k in pod for k in ("hostNetwork", "hostPID", "hostIPC"))
-    assert all(set(v) <= {"name", "persistentVolumeClaim", "emptyDir", "configMap", "secret", "projected",
-                          "downwardAPI", "ephemeral", "csi"} for v in pod.get("volumes", []))
+    assert all(
+        set(v)
+        <= {
+            "name",
+            "persistentVolumeClaim",
+            "emptyDir",
+            "configMap",
+            "secret",
+            "projected",
+            "downwardAPI",
+            "ephemeral",
+            "csi",
+        }
+        for v in pod.get("volumes", [])
+    )
     assert sts["spec"]["podManagementPolicy"] == "Parallel"

@@ -15,4 +15,3 @@ kind: TrainingCluster
 metadata: {name: t}
 spec:
 """
-

@@ -17,9 +17,30 @@ from .spec_helpers import DATA
 BASE = yaml.safe_load((DATA / "issue2-example.yaml").read_text())
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-2, 70000), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=12), st.sampled_from(["", "100GB", "1Ti", "0", "-1", "ReadWriteOnce", "s3://b/x", "/a", "a:b",
-                                           "yes", "on", "1e3", "∞", "@daily", "0 0 * * *"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-2, 70000),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(
+        [
+            "",
+            "100GB",
+            "1Ti",
+            "0",
+            "-1",
+            "ReadWriteOnce",
+            "s3://b/x",
+            "/a",
+            "a:b",
+            "yes",
+            "on",
+            "1e3",
+            "∞",
+            "@daily",
+            "0 0 * * *",
+        ]
+    ),
 )
 values = st.one_of(scalars, st.lists(scalars, max_size=3), st.dictionaries(st.text(max_size=8), scalars, max_size=3))
 

@@ -23,7 +23,7 @@ def parse_claim_name(name: str, statefulset: str, templates: Iterable[str] = ())
     """
     for template in sorted(templates, key=len, reverse=True):
         prefix = f"{template}-{statefulset}-"
-        rest = name[len(prefix):]
+        rest = name[len(prefix) :]
         if name.startswith(prefix) and rest.isdigit() and (rest == "0" or not rest.startswith("0")):
             return ClaimRef(template, int(rest))
     if templates:

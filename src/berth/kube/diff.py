@@ -13,14 +13,16 @@ from __future__ import annotations
 from typing import Any
 
 # Written by the API server on every change, never by berth: they say nothing about the spec.
-IGNORED = frozenset({
-    "metadata.resourceVersion",
-    "metadata.managedFields",
-    "metadata.generation",
-    "metadata.creationTimestamp",
-    "metadata.uid",
-    "status",
-})
+IGNORED = frozenset(
+    {
+        "metadata.resourceVersion",
+        "metadata.managedFields",
+        "metadata.generation",
+        "metadata.creationTimestamp",
+        "metadata.uid",
+        "status",
+    }
+)
 
 
 def _name(item: Any) -> Any:

@@ -36,15 +36,31 @@ class ScaleResult:
 
     def to_json(self) -> dict[str, Any]:
         """For ``-o json``."""
-        return {"name": self.name, "namespace": self.namespace, "from": self.before, "to": self.after,
-                "podsRestart": self.restarts, "whenScaled": self.when_scaled,
-                "objects": [r.to_json() for r in self.results],
-                "leftBehind": [{"name": c.name, "template": c.template, "ordinal": c.ordinal,
-                                "size": c.capacity or c.requested} for c in self.left_behind]}
+        return {
+            "name": self.name,
+            "namespace": self.namespace,
+            "from": self.before,
+            "to": self.after,
+            "podsRestart": self.restarts,
+            "whenScaled": self.when_scaled,
+            "objects": [r.to_json() for r in self.results],
+            "leftBehind": [
+                {"name": c.name, "template": c.template, "ordinal": c.ordinal, "size": c.capacity or c.requested}
+                for c in self.left_behind
+            ],
+        }
 
 
-def scale(kube: Kube, name: str, namespace: str, replicas: int, *, wait: bool = False, timeout_s: float = 300,
-          progress: Progress | None = None) -> ScaleResult:
+def scale(
+    kube: Kube,
+    name: str,
+    namespace: str,
+    replicas: int,
+    *,
+    wait: bool = False,
+    timeout_s: float = 300,
+    progress: Progress | None = None,
+) -> ScaleResult:
     """Set ``replicas``; with ``wait``, return once the new set is ready (and deleted claims gone)."""
     from pydantic import ValidationError
 
@@ -52,21 +68,27 @@ def scale(kube: Kube, name: str, namespace: str, replicas: int, *, wait: bool = 
     assert state.statefulset is not None
     spec = stored_spec(state.statefulset)
     if spec is None:
-        raise BerthError(f"StatefulSet {namespace}/{name} was not created by `berth up` (no spec stored on it)",
-                         "berth scale re-renders the spec so the world size follows; use `berth up SPEC` with "
-                         "the new replicas, or kubectl scale if the pods do not depend on the world size")
+        raise BerthError(
+            f"StatefulSet {namespace}/{name} was not created by `berth up` (no spec stored on it)",
+            "berth scale re-renders the spec so the world size follows; use `berth up SPEC` with "
+            "the new replicas, or kubectl scale if the pods do not depend on the world size",
+        )
     try:
         spec.spec.replicas = replicas
     except ValidationError as err:
-        raise UsageError(f"cannot scale to {replicas}: {err.errors()[0]['msg']}",
-                         "replicas is at least 1; `berth down` removes the cluster") from None
+        raise UsageError(
+            f"cannot scale to {replicas}: {err.errors()[0]['msg']}",
+            "replicas is at least 1; `berth down` removes the cluster",
+        ) from None
     from berth.spec.validate import check
 
     problems = check(spec)
     if problems:
         first = problems[0]
-        raise UsageError(f"cannot scale to {replicas}: {first.dotted}: {first.message}",
-                         first.hint or "change the spec and run `berth up SPEC`")
+        raise UsageError(
+            f"cannot scale to {replicas}: {first.dotted}: {first.message}",
+            first.hint or "change the spec and run `berth up SPEC`",
+        )
     before = state.replicas
     results = apply_objects(kube, desired_objects(spec))
     sts = next(r for r in results if r.kind == "StatefulSet")
@@ -76,8 +98,14 @@ def scale(kube: Kube, name: str, namespace: str, replicas: int, *, wait: bool = 
     if wait:
         from berth.kube.wait import wait_ready
 
-        out.state = wait_ready(kube, name, namespace, timeout_s=timeout_s, progress=progress,
-                               claims_gone_below=before if when_scaled == "Delete" else 0)
+        out.state = wait_ready(
+            kube,
+            name,
+            namespace,
+            timeout_s=timeout_s,
+            progress=progress,
+            claims_gone_below=before if when_scaled == "Delete" else 0,
+        )
     else:
         out.state = collect(kube, name, namespace, nodes=False)
     out.left_behind = [c for c in out.state.orphans if not c.deleting]

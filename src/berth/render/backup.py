@@ -30,10 +30,22 @@ def backup(spec: TrainingCluster) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     driver = snapshot_driver(spec)
     if b.snapshot_volumes and driver:
-        md = meta(spec, f"{spec.name}-snapshots", "backup", namespaced=False,
-                  extra_labels={"velero.io/csi-volumesnapshot-class": "true"})
-        out.append({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
-                    "metadata": md, "driver": driver, "deletionPolicy": "Retain"})
+        md = meta(
+            spec,
+            f"{spec.name}-snapshots",
+            "backup",
+            namespaced=False,
+            extra_labels={"velero.io/csi-volumesnapshot-class": "true"},
+        )
+        out.append(
+            {
+                "apiVersion": "snapshot.storage.k8s.io/v1",
+                "kind": "VolumeSnapshotClass",
+                "metadata": md,
+                "driver": driver,
+                "deletionPolicy": "Retain",
+            }
+        )
     template: dict[str, Any] = {
         "includedNamespaces": [spec.namespace],
         "labelSelector": {"matchLabels": {LABEL_INSTANCE: spec.name}},
@@ -44,6 +56,12 @@ def backup(spec: TrainingCluster) -> list[dict[str, Any]]:
         template["storageLocation"] = b.storage_location
     md = meta(spec, f"{spec.namespace}-{spec.name}-backup", "backup")
     md["namespace"] = b.velero_namespace
-    out.append({"apiVersion": "velero.io/v1", "kind": "Schedule", "metadata": md,
-                "spec": {"schedule": b.schedule, "useOwnerReferencesInBackup": False, "template": template}})
+    out.append(
+        {
+            "apiVersion": "velero.io/v1",
+            "kind": "Schedule",
+            "metadata": md,
+            "spec": {"schedule": b.schedule, "useOwnerReferencesInBackup": False, "template": template},
+        }
+    )
     return out

@@ -18,30 +18,42 @@ def _why(spec: TrainingCluster, obj: dict[str, Any]) -> str:
     if kind == "StorageClass":
         tier = obj["metadata"].get("annotations", {}).get(ANNOTATION_TIER, "?")
         params = ", ".join(f"{k}={v}" for k, v in obj.get("parameters", {}).items())
-        binding = ("disks are created in the pod's zone (WaitForFirstConsumer)"
-                   if obj["volumeBindingMode"] == "WaitForFirstConsumer"
-                   else "volumes are created before the pod is scheduled (Immediate)")
-        return f"{tier} tier on {obj['provisioner']} ({params or 'defaults'}); {binding}, " \
-               f"reclaim {obj['reclaimPolicy']}"
+        binding = (
+            "disks are created in the pod's zone (WaitForFirstConsumer)"
+            if obj["volumeBindingMode"] == "WaitForFirstConsumer"
+            else "volumes are created before the pod is scheduled (Immediate)"
+        )
+        return (
+            f"{tier} tier on {obj['provisioner']} ({params or 'defaults'}); {binding}, reclaim {obj['reclaimPolicy']}"
+        )
     if kind == "PersistentVolume":
         return "static NFS volume the shared claim binds to"
     if kind == "PersistentVolumeClaim":
-        return (f"shared claim of {body['resources']['requests']['storage']} ({body['accessModes'][0]}), "
-                "mounted by every replica; never garbage-collected")
+        return (
+            f"shared claim of {body['resources']['requests']['storage']} ({body['accessModes'][0]}), "
+            "mounted by every replica; never garbage-collected"
+        )
     if kind == "ServiceAccount":
         return "identity of the training pods, with no API token mounted"
     if kind == "Service":
-        return (f"headless Service: stable DNS <pod>.{obj['metadata']['name']} for rendezvous on port {s.port}, "
-                "published before pods are ready")
+        return (
+            f"headless Service: stable DNS <pod>.{obj['metadata']['name']} for rendezvous on port {s.port}, "
+            "published before pods are ready"
+        )
     if kind == "StatefulSet":
         vols = ", ".join(f"{n} {v.size} at {v.mount_path}" for n, v in s.volumes.items()) or "no volumes"
         fw = s.framework.value
         rdv = f"; {fw} rendezvous computed per pod at start" if fw != "none" else ""
-        return (f"{s.replicas} pods {spec.name}-0..{s.replicas - 1}, each with its own claims ({vols}); "
-                f"started in parallel{rdv}; claims {_PAST[s.volume_retention.when_scaled]} on scale-down")
+        return (
+            f"{s.replicas} pods {spec.name}-0..{s.replicas - 1}, each with its own claims ({vols}); "
+            f"started in parallel{rdv}; claims {_PAST[s.volume_retention.when_scaled]} on scale-down"
+        )
     if kind == "PodDisruptionBudget":
-        limit = (f"minAvailable {body['minAvailable']}" if "minAvailable" in body
-                 else f"maxUnavailable {body['maxUnavailable']}")
+        limit = (
+            f"minAvailable {body['minAvailable']}"
+            if "minAvailable" in body
+            else f"maxUnavailable {body['maxUnavailable']}"
+        )
         return f"drains keep training alive ({limit}); unhealthy pods may always be evicted"
     if kind == "NetworkPolicy":
         return "only this cluster's pods reach the training port; monitoring reaches the metrics port"

@@ -16,14 +16,23 @@ def network_policy(spec: TrainingCluster) -> list[dict[str, Any]]:
     # Nothing outside this cluster's pods reaches the training port.
     ingress: list[dict[str, Any]] = [{"from": [{"podSelector": {"matchLabels": selector(spec)}}]}]
     if spec.spec.monitoring.prometheus:
-        ingress.append({
-            "from": [{"namespaceSelector": {"matchLabels": {
-                "kubernetes.io/metadata.name": spec.spec.monitoring.namespace}}}],
-            "ports": [{"protocol": "TCP", "port": spec.spec.metrics_port}],
-        })
-    return [{
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": meta(spec, f"{spec.name}-training", "network"),
-        "spec": {"podSelector": {"matchLabels": selector(spec)}, "policyTypes": ["Ingress"], "ingress": ingress},
-    }]
+        ingress.append(
+            {
+                "from": [
+                    {
+                        "namespaceSelector": {
+                            "matchLabels": {"kubernetes.io/metadata.name": spec.spec.monitoring.namespace}
+                        }
+                    }
+                ],
+                "ports": [{"protocol": "TCP", "port": spec.spec.metrics_port}],
+            }
+        )
+    return [
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": meta(spec, f"{spec.name}-training", "network"),
+            "spec": {"podSelector": {"matchLabels": selector(spec)}, "policyTypes": ["Ingress"], "ingress": ingress},
+        }
+    ]

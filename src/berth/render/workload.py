@@ -36,10 +36,12 @@ def namespace(spec: TrainingCluster) -> list[dict[str, Any]]:
     if spec.namespace == "default":
         return []
     md = meta(spec, spec.namespace, "training", namespaced=False)
-    md["labels"].update({
-        "pod-security.kubernetes.io/warn": "restricted",
-        "pod-security.kubernetes.io/audit": "restricted",
-    })
+    md["labels"].update(
+        {
+            "pod-security.kubernetes.io/warn": "restricted",
+            "pod-security.kubernetes.io/audit": "restricted",
+        }
+    )
     return [{"apiVersion": "v1", "kind": "Namespace", "metadata": md}]
 
 
@@ -52,20 +54,21 @@ def service_account(spec: TrainingCluster) -> list[dict[str, Any]]:
     """A ServiceAccount with no API token mounted: training pods do not call the API."""
     if spec.spec.service_account_name:
         return []
-    return [{
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": meta(spec, spec.name, "training"),
-        "automountServiceAccountToken": False,
-    }]
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": meta(spec, spec.name, "training"),
+            "automountServiceAccountToken": False,
+        }
+    ]
 
 
 def headless_service(spec: TrainingCluster) -> dict[str, Any]:
     """Stable DNS names ``<pod>.<service>``; published before readiness so peers find each other."""
     ports = [{"name": "training", "port": spec.spec.port, "targetPort": "training", "protocol": "TCP"}]
     if spec.spec.monitoring.prometheus:
-        ports.append({"name": "metrics", "port": spec.spec.metrics_port, "targetPort": "metrics",
-                      "protocol": "TCP"})
+        ports.append({"name": "metrics", "port": spec.spec.metrics_port, "targetPort": "metrics", "protocol": "TCP"})
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -98,8 +101,10 @@ def _env(spec: TrainingCluster) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-        {"name": "POD_INDEX",
-         "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['apps.kubernetes.io/pod-index']"}}},
+        {
+            "name": "POD_INDEX",
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['apps.kubernetes.io/pod-index']"}},
+        },
     ]
     env += [{"name": k, "value": v} for k, v in spec.rendezvous.env().items()]
     ckpt = spec.checkpoint_dir()
@@ -109,8 +114,12 @@ def _env(spec: TrainingCluster) -> list[dict[str, Any]]:
     archive = spec.spec.archive
     if archive:
         env.append({"name": "BERTH_ARCHIVE_URL", "value": archive.url})
-        for key, optional in (("AWS_ACCESS_KEY_ID", False), ("AWS_SECRET_ACCESS_KEY", False),
-                              ("AWS_ENDPOINT_URL", True), ("AWS_REGION", True)):
+        for key, optional in (
+            ("AWS_ACCESS_KEY_ID", False),
+            ("AWS_SECRET_ACCESS_KEY", False),
+            ("AWS_ENDPOINT_URL", True),
+            ("AWS_REGION", True),
+        ):
             if key == "AWS_ENDPOINT_URL" and archive.endpoint:
                 env.append({"name": key, "value": archive.endpoint})
             elif key == "AWS_REGION" and archive.region:
@@ -155,9 +164,7 @@ def _pod_volumes(spec: TrainingCluster) -> list[dict[str, Any]]:
 def _extra_containers(spec: TrainingCluster) -> list[dict[str, Any]]:
     """Init containers, then native sidecars (restartPolicy Always), with the trainer's image by default."""
     out = []
-    for container, sidecar in [(c, False) for c in spec.spec.init_containers] + [
-        (c, True) for c in spec.spec.sidecars
-    ]:
+    for container, sidecar in [(c, False) for c in spec.spec.init_containers] + [(c, True) for c in spec.spec.sidecars]:
         rendered = {"name": container["name"], "image": spec.spec.image}
         if sidecar:
             rendered["restartPolicy"] = "Always"
@@ -233,10 +240,13 @@ def _scheduling(spec: TrainingCluster, pod: dict[str, Any]) -> None:
     if sch.spread != "none" and spec.spec.replicas > 1:
         when = "DoNotSchedule" if sch.spread == "required" else "ScheduleAnyway"
         pod["topologySpreadConstraints"] = [
-            {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": unsat,
-             "labelSelector": {"matchLabels": selector(spec)}}
-            for key, unsat in (("topology.kubernetes.io/zone", "ScheduleAnyway"),
-                               ("kubernetes.io/hostname", when))
+            {
+                "maxSkew": 1,
+                "topologyKey": key,
+                "whenUnsatisfiable": unsat,
+                "labelSelector": {"matchLabels": selector(spec)},
+            }
+            for key, unsat in (("topology.kubernetes.io/zone", "ScheduleAnyway"), ("kubernetes.io/hostname", when))
         ]
     if sch.affinity:
         pod["affinity"] = sch.affinity
@@ -294,11 +304,13 @@ def statefulset(spec: TrainingCluster) -> dict[str, Any]:
     template_md: dict[str, Any] = {"labels": labels(spec, "training")}
     annotations: dict[str, str] = {}
     if s.monitoring.prometheus:
-        annotations.update({
-            "prometheus.io/scrape": "true",
-            "prometheus.io/port": str(s.metrics_port),
-            "prometheus.io/path": "/metrics",
-        })
+        annotations.update(
+            {
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": str(s.metrics_port),
+                "prometheus.io/path": "/metrics",
+            }
+        )
     queue = s.scheduling.queue
     if queue and queue.volcano:
         annotations[ANNOTATION_VOLCANO_QUEUE] = queue.volcano
@@ -332,15 +344,16 @@ def statefulset(spec: TrainingCluster) -> dict[str, Any]:
 def disruption_budget(spec: TrainingCluster) -> list[dict[str, Any]]:
     """A PDB that protects training from drains without blocking them when a pod is already unhealthy."""
     d = spec.spec.disruption
-    budget: dict[str, Any] = {"selector": {"matchLabels": selector(spec)},
-                              "unhealthyPodEvictionPolicy": "AlwaysAllow"}
+    budget: dict[str, Any] = {"selector": {"matchLabels": selector(spec)}, "unhealthyPodEvictionPolicy": "AlwaysAllow"}
     if d.min_available is not None:
         budget["minAvailable"] = d.min_available
     else:
         budget["maxUnavailable"] = d.max_unavailable if d.max_unavailable is not None else 1
-    return [{
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": meta(spec, f"{spec.name}-pdb", "training"),
-        "spec": budget,
-    }]
+    return [
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": meta(spec, f"{spec.name}-pdb", "training"),
+            "spec": budget,
+        }
+    ]

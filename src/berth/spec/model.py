@@ -61,8 +61,10 @@ _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 
 def _label_key(value: str) -> str:
     prefix, _, name = value.rpartition("/")
-    if (prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix))) or len(name) > 63 or not (
-        _LABEL_NAME.match(name)
+    if (
+        (prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)))
+        or len(name) > 63
+        or not (_LABEL_NAME.match(name))
     ):
         raise ValueError(
             f"{value!r} is not a valid label or annotation key: [prefix/]name, the name at most 63 letters, "
@@ -134,8 +136,10 @@ _CRON_NAMES: tuple[dict[str, int], ...] = (
     {},
     {},
     {},
-    {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
-                                 "dec"), 1)},
+    {
+        m: i
+        for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)
+    },
     {d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))},
 )
 
@@ -167,6 +171,8 @@ Duration = Annotated[StrictStr, AfterValidator(_duration)]
 Cron = Annotated[StrictStr, AfterValidator(_cron)]
 LabelKey = Annotated[StrictStr, AfterValidator(_label_key)]
 LabelValue = Annotated[StrictStr, AfterValidator(_label_value)]
+
+
 def _int_or_percent(value: int | str) -> int | str:
     # The API server takes a non-negative count or a percentage up to 100% (PDB validation).
     if isinstance(value, int) and value < 0:
@@ -375,16 +381,16 @@ class Scheduling(_Model):
     spread: Literal["required", "preferred", "none"] = "preferred"
     affinity: KAffinity | None = Field(default=None, description="pod affinity, as in the Pod API")
     priority_class_name: DnsSubdomain | None = Field(default=None, description="a PriorityClass that exists")
-    scheduler_name: StrictStr | None = Field(default=None, description="default: the cluster's (volcano with a "
-                                             "Volcano queue)")
+    scheduler_name: StrictStr | None = Field(
+        default=None, description="default: the cluster's (volcano with a Volcano queue)"
+    )
     queue: Queue | None = None
 
 
 class EnvSource(_Model):
     """An env value read when the pod starts: ``valueFrom`` as in the Pod API (Secret, ConfigMap, field)."""
 
-    value_from: KEnvVarSource = Field(description="secretKeyRef, configMapKeyRef, fieldRef or "
-                                              "resourceFieldRef")
+    value_from: KEnvVarSource = Field(description="secretKeyRef, configMapKeyRef, fieldRef or resourceFieldRef")
 
 
 class Probes(_Model):
@@ -430,21 +436,25 @@ class ClusterSpec(_Model):
     )
     args: list[StrictStr] = Field(default_factory=list)
     env: dict[StrictStr, StrictStr | EnvSource] = Field(
-        default_factory=dict, description="env of the trainer: a string, or {valueFrom: …}; per-pod rendezvous "
-        "env is berth's"
+        default_factory=dict,
+        description="env of the trainer: a string, or {valueFrom: …}; per-pod rendezvous env is berth's",
     )
     env_from: list[KEnvFromSource] = Field(
         default_factory=list, description="whole Secrets or ConfigMaps as env (Kubernetes EnvFromSource)"
     )
-    shm: Size | None = Field(default=None, description="size of a memory-backed /dev/shm (the runtime gives 64Mi); "
-                             "counts against the memory limit")
+    shm: Size | None = Field(
+        default=None,
+        description="size of a memory-backed /dev/shm (the runtime gives 64Mi); counts against the memory limit",
+    )
     init_containers: list[KContainer] = Field(
-        default_factory=list, description="run to completion before the trainer, in order (Kubernetes Container; "
-        "image defaults to spec.image)"
+        default_factory=list,
+        description="run to completion before the trainer, in order (Kubernetes Container; "
+        "image defaults to spec.image)",
     )
     sidecars: list[KContainer] = Field(
-        default_factory=list, description="run beside the trainer for the pod's life: native sidecars "
-        "(initContainers with restartPolicy Always)"
+        default_factory=list,
+        description="run beside the trainer for the pod's life: native sidecars "
+        "(initContainers with restartPolicy Always)",
     )
     probes: Probes = Field(default_factory=Probes)
     image_pull_secrets: list[DnsSubdomain] = Field(default_factory=list, description="Secrets to pull images with")
@@ -452,8 +462,9 @@ class ClusterSpec(_Model):
         default_factory=dict, description="Secret, ConfigMap, projected or CSI volumes mounted into the trainer"
     )
     pod_template: KPodTemplateSpec | None = Field(
-        default=None, description="last resort: a strategic-merge overlay on the rendered pod template "
-        "(containers, volumes, env merge by name; $patch: delete removes)"
+        default=None,
+        description="last resort: a strategic-merge overlay on the rendered pod template "
+        "(containers, volumes, env merge by name; $patch: delete removes)",
     )
     resources: Resources = Field(default_factory=Resources)
     storage_classes: dict[DnsSubdomain, StorageClassSpec] = Field(
@@ -554,4 +565,3 @@ class TrainingCluster(_Model):
         """Tier of a class declared in the spec; None for classes berth does not know."""
         sc = self.spec.storage_classes.get(storage_class or "")
         return sc.tier if sc else None
-

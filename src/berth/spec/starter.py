@@ -54,10 +54,13 @@ def starter_spec(framework: str, name: str, existing_class: str | None = None) -
     image, command = _COMMAND[framework]
     text = _TEMPLATE.format(name=name, framework=framework, image=image, command=command)
     if existing_class:
-        text = text.replace(
-            "    fast-ssd: {provider: aws-ebs, type: gp3, iops: 6000, throughput: 500, encrypted: true, tier: hot}\n"
-            "    standard: {existing: true, tier: warm}\n",
-            f"    {existing_class}: {{existing: true, tier: hot}}\n",
-        ).replace("storageClass: fast-ssd", f"storageClass: {existing_class}").replace(
-            "storageClass: standard}", f"storageClass: {existing_class}}}")
+        text = (
+            text.replace(
+                "    fast-ssd: {provider: aws-ebs, type: gp3, iops: 6000, throughput: 500, encrypted: true, tier: hot}\n"
+                "    standard: {existing: true, tier: warm}\n",
+                f"    {existing_class}: {{existing: true, tier: hot}}\n",
+            )
+            .replace("storageClass: fast-ssd", f"storageClass: {existing_class}")
+            .replace("storageClass: standard}", f"storageClass: {existing_class}}}")
+        )
     return text

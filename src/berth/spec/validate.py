@@ -34,8 +34,11 @@ def _storage_class_refs(spec: TrainingCluster) -> Iterator[SpecIssue]:
     refs = [("volumes", n, v.storage_class) for n, v in spec.spec.volumes.items()]
     # A shared claim berth provisions names a class too; an existing claim already has one, and a
     # claim bound to a static NFS volume must name none (its own check says so).
-    refs += [("sharedVolumes", n, v.storage_class) for n, v in spec.spec.shared_volumes.items()
-             if v.storage_class is not None and not v.existing and v.nfs is None]
+    refs += [
+        ("sharedVolumes", n, v.storage_class)
+        for n, v in spec.spec.shared_volumes.items()
+        if v.storage_class is not None and not v.existing and v.nfs is None
+    ]
     for group, name, cls in refs:
         if cls not in declared:
             known = ", ".join(sorted(declared)) or "none declared"
@@ -85,8 +88,11 @@ def _storage_class_presets(spec: TrainingCluster) -> Iterator[SpecIssue]:
 def _class_issues(name: str, sc: StorageClassSpec) -> Iterator[SpecIssue]:
     base = ("spec", "storageClasses", name)
     if sc.existing:
-        preset = [f for f in ("provider", "type", "iops", "throughput", "iops_per_gb", "provisioner")
-                  if getattr(sc, f) is not None] + (["parameters"] if sc.parameters else [])
+        preset = [
+            f
+            for f in ("provider", "type", "iops", "throughput", "iops_per_gb", "provisioner")
+            if getattr(sc, f) is not None
+        ] + (["parameters"] if sc.parameters else [])
         if preset:
             yield SpecIssue(
                 (*base, _alias(preset[0])),
@@ -118,8 +124,11 @@ def _preset_issues(sc: StorageClassSpec) -> Iterator[tuple[str, str, str]]:
     for field in PRESET_FIELDS:
         if getattr(sc, field) is not None and field not in preset.fields:
             takes = ", ".join(sorted(_alias(f) for f in preset.fields)) or "nothing"
-            yield (_alias(field), f"provider {provider} does not take {_alias(field)}",
-                   f"{provider} takes: {takes}; pass other driver settings in parameters")
+            yield (
+                _alias(field),
+                f"provider {provider} does not take {_alias(field)}",
+                f"{provider} takes: {takes}; pass other driver settings in parameters",
+            )
     for field in REQUIRED.get(sc.provider, ()):
         if getattr(sc, field) is None:
             yield (_alias(field), f"provider {provider} needs {_alias(field)}", f"add {_alias(field)}: …")
@@ -127,9 +136,11 @@ def _preset_issues(sc: StorageClassSpec) -> Iterator[tuple[str, str, str]]:
         yield ("type", f"{sc.type!r} is not a {provider} disk type", f"one of {', '.join(preset.types)}")
         return
     if sc.provider is Provider.AZURE_DISK and (sc.iops or sc.throughput) and sc.type not in ULTRA_SKUS:
-        yield ("iops" if sc.iops else "throughput",
-               f"Azure sets IOPS and throughput only on {' and '.join(ULTRA_SKUS)} disks",
-               "use type: PremiumV2_LRS, or remove iops/throughput")
+        yield (
+            "iops" if sc.iops else "throughput",
+            f"Azure sets IOPS and throughput only on {' and '.join(ULTRA_SKUS)} disks",
+            "use type: PremiumV2_LRS, or remove iops/throughput",
+        )
     provisioner, params = class_parameters(sc)
     for message in limits.check_storage_class_params(provisioner, params):
         field = next((f for f in ("iopsPerGB", "throughput", "iops") if f in message), "type")
@@ -146,8 +157,9 @@ def _size_issues(name: str, vol: VolumeSpec, sc: StorageClassSpec | None) -> Ite
         return
     provisioner, params = class_parameters(sc)
     for message in limits.check_volume_size(provisioner, params, float(parse_quantity(vol.size))):
-        yield SpecIssue(("spec", "volumes", name, "size"), message,
-                        f"pick a size the {vol.storage_class} class can provision")
+        yield SpecIssue(
+            ("spec", "volumes", name, "size"), message, f"pick a size the {vol.storage_class} class can provision"
+        )
 
 
 def _mount_paths(spec: TrainingCluster) -> Iterator[SpecIssue]:
@@ -179,12 +191,18 @@ def _shared_volumes(spec: TrainingCluster) -> Iterator[SpecIssue]:
         base = ("spec", "sharedVolumes", name)
         if sv.claim_name in claims:
             # Two entries would render two PVCs of one name: the second apply silently replaces the first.
-            yield SpecIssue((*base, "claimName"), f"claim {sv.claim_name} is already used by "
-                            f"sharedVolumes.{claims[sv.claim_name]}", "mount one claim from one shared volume")
+            yield SpecIssue(
+                (*base, "claimName"),
+                f"claim {sv.claim_name} is already used by sharedVolumes.{claims[sv.claim_name]}",
+                "mount one claim from one shared volume",
+            )
         claims.setdefault(sv.claim_name, name)
         if sv.nfs is not None and sv.storage_class is not None:
-            yield SpecIssue((*base, "storageClass"), "a claim bound to a static NFS volume uses no storage class",
-                            "remove storageClass, or remove nfs to provision the claim from the class")
+            yield SpecIssue(
+                (*base, "storageClass"),
+                "a claim bound to a static NFS volume uses no storage class",
+                "remove storageClass, or remove nfs to provision the claim from the class",
+            )
         if sv.access_mode == "ReadOnlyMany" and sv.read_only is False:
             yield SpecIssue(
                 (*base, "readOnly"),
@@ -195,8 +213,7 @@ def _shared_volumes(spec: TrainingCluster) -> Iterator[SpecIssue]:
             yield SpecIssue(
                 (*base, "accessMode"),
                 f"{sv.access_mode} cannot be mounted by {replicas} pods on different nodes (Multi-Attach error)",
-                "use ReadOnlyMany for a dataset, ReadWriteMany for shared output, or spec.volumes "
-                "for per-pod storage",
+                "use ReadOnlyMany for a dataset, ReadWriteMany for shared output, or spec.volumes for per-pod storage",
             )
         if not sv.existing and sv.size is None:
             yield SpecIssue((*base, "size"), "a claim berth creates needs a size", "e.g. size: 1Ti")
@@ -231,8 +248,11 @@ def _service_name(spec: TrainingCluster) -> Iterator[SpecIssue]:
     # Service names are DNS-1035 labels (a letter first); the API server rejects '3d-unet'.
     if not spec.service_name[0].isalpha():
         path = ("spec", "serviceName") if spec.spec.service_name else ("metadata", "name")
-        yield SpecIssue(path, f"the Service name {spec.service_name!r} must start with a letter",
-                        "Service names are DNS-1035 labels; set spec.serviceName to a name starting with a letter")
+        yield SpecIssue(
+            path,
+            f"the Service name {spec.service_name!r} must start with a letter",
+            "Service names are DNS-1035 labels; set spec.serviceName to a name starting with a letter",
+        )
 
 
 def _disruption(spec: TrainingCluster) -> Iterator[SpecIssue]:
@@ -249,18 +269,27 @@ def _disruption(spec: TrainingCluster) -> Iterator[SpecIssue]:
         )
     if d.min_available == "100%" or d.max_unavailable in (0, "0%"):
         field = "minAvailable" if d.min_available == "100%" else "maxUnavailable"
-        yield SpecIssue((*base, field), "this budget allows no voluntary disruption: node drains hang",
-                        "allow at least one pod, e.g. maxUnavailable: 1")
+        yield SpecIssue(
+            (*base, field),
+            "this budget allows no voluntary disruption: node drains hang",
+            "allow at least one pod, e.g. maxUnavailable: 1",
+        )
 
 
 def _monitoring(spec: TrainingCluster) -> Iterator[SpecIssue]:
     mon = spec.spec.monitoring
     if not mon.prometheus:
-        for field, on in (("serviceMonitor", mon.service_monitor), ("podMonitor", mon.pod_monitor),
-                          ("alerts", mon.alerts and "alerts" in mon.model_fields_set)):
+        for field, on in (
+            ("serviceMonitor", mon.service_monitor),
+            ("podMonitor", mon.pod_monitor),
+            ("alerts", mon.alerts and "alerts" in mon.model_fields_set),
+        ):
             if on:
-                yield SpecIssue(("spec", "monitoring", field), f"{field} needs the metrics port of prometheus: true",
-                                "set prometheus: true, or remove " + field)
+                yield SpecIssue(
+                    ("spec", "monitoring", field),
+                    f"{field} needs the metrics port of prometheus: true",
+                    "set prometheus: true, or remove " + field,
+                )
 
 
 def _env(spec: TrainingCluster) -> Iterator[SpecIssue]:
@@ -275,34 +304,54 @@ def _env(spec: TrainingCluster) -> Iterator[SpecIssue]:
 
 def _checkpoints_and_ports(spec: TrainingCluster) -> Iterator[SpecIssue]:
     if spec.spec.framework is not Framework.NONE and not spec.spec.command:
-        yield SpecIssue(("spec", "command"), f"{spec.spec.framework.value} needs the training command",
-                        "berth wraps it to compute the rendezvous env per pod, e.g. "
-                        'command: ["python", "/workspace/train.py"]')
+        yield SpecIssue(
+            ("spec", "command"),
+            f"{spec.spec.framework.value} needs the training command",
+            'berth wraps it to compute the rendezvous env per pod, e.g. command: ["python", "/workspace/train.py"]',
+        )
     path = spec.spec.checkpoint_path
     mounts = [v.mount_path for v in spec.spec.volumes.values()]
     mounts += [v.mount_path for v in spec.spec.shared_volumes.values()]
     if path and not any(path == m or path.startswith(m.rstrip("/") + "/") for m in mounts):
         # Not on a volume: checkpoints land in the container's writable layer and vanish with it.
-        yield SpecIssue(("spec", "checkpointPath"), f"{path} is not on any volume: checkpoints would be lost "
-                        "when the container restarts", "put it under the mountPath of a spec.volumes entry")
+        yield SpecIssue(
+            ("spec", "checkpointPath"),
+            f"{path} is not on any volume: checkpoints would be lost when the container restarts",
+            "put it under the mountPath of a spec.volumes entry",
+        )
     flagged = [n for n, v in spec.spec.volumes.items() if v.checkpoints]
     for name in flagged[1:]:
-        yield SpecIssue(("spec", "volumes", name, "checkpoints"), "only one volume can hold checkpoints",
-                        f"{flagged[0]} already does")
+        yield SpecIssue(
+            ("spec", "volumes", name, "checkpoints"),
+            "only one volume can hold checkpoints",
+            f"{flagged[0]} already does",
+        )
     if spec.spec.metrics_port == spec.spec.port:
-        yield SpecIssue(("spec", "metricsPort"), f"port {spec.spec.port} is also the training port",
-                        "pick another metrics port (default 9400)")
+        yield SpecIssue(
+            ("spec", "metricsPort"),
+            f"port {spec.spec.port} is also the training port",
+            "pick another metrics port (default 9400)",
+        )
     if spec.spec.backup and spec.spec.backup.snapshot_volumes and not spec.spec.volumes:
-        yield SpecIssue(("spec", "backup", "snapshotVolumes"), "there are no volumes to snapshot",
-                        "add spec.volumes or set snapshotVolumes: false")
+        yield SpecIssue(
+            ("spec", "backup", "snapshotVolumes"),
+            "there are no volumes to snapshot",
+            "add spec.volumes or set snapshotVolumes: false",
+        )
     archive = spec.spec.archive
     if archive and archive.endpoint and not archive.endpoint.startswith(("http://", "https://")):
-        yield SpecIssue(("spec", "archive", "endpoint"), f"{archive.endpoint!r} is not an http(s) URL",
-                        "e.g. https://minio.storage.svc:9000")
+        yield SpecIssue(
+            ("spec", "archive", "endpoint"),
+            f"{archive.endpoint!r} is not an http(s) URL",
+            "e.g. https://minio.storage.svc:9000",
+        )
     for index, tol in enumerate(spec.spec.scheduling.tolerations):
         if tol.operator == "Exists" and tol.value is not None:
-            yield SpecIssue(("spec", "scheduling", "tolerations", index, "value"),
-                            "a toleration with operator Exists takes no value", "remove value")
+            yield SpecIssue(
+                ("spec", "scheduling", "tolerations", index, "value"),
+                "a toleration with operator Exists takes no value",
+                "remove value",
+            )
 
 
 def _providers_need_local(spec: TrainingCluster) -> Iterator[SpecIssue]:
