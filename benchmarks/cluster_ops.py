@@ -25,10 +25,10 @@ import yaml
 
 from berth.kube.apply import desired_objects
 from berth.kube.client import Kube, Target, connect, resource_type
-from berth.sandbox import NodeSpec, Sandbox, find_bin_dir
 from berth.kube.status import collect
 from berth.kube.up import up
 from berth.render.output import to_stream
+from berth.sandbox import NodeSpec, Sandbox, find_bin_dir
 from berth.spec.load import parse_spec
 
 

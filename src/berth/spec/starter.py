@@ -56,7 +56,8 @@ def starter_spec(framework: str, name: str, existing_class: str | None = None) -
     if existing_class:
         text = (
             text.replace(
-                "    fast-ssd: {provider: aws-ebs, type: gp3, iops: 6000, throughput: 500, encrypted: true, tier: hot}\n"
+                "    fast-ssd: {provider: aws-ebs, type: gp3, iops: 6000, throughput: 500, "
+                "encrypted: true, tier: hot}\n"
                 "    standard: {existing: true, tier: warm}\n",
                 f"    {existing_class}: {{existing: true, tier: hot}}\n",
             )
