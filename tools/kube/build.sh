@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the sandbox control plane (kube-apiserver, kube-controller-manager, kube-scheduler,
+# Build the sandbox control plane (kube-apiserver, kube-controller-manager, kube-scheduler, kubelet,
 # kubectl, etcd, kwok) from the Go module proxy into a cache directory keyed by versions.
 #
 # Idempotent: when the binaries for this go.mod/go.sum/main.go already exist it only prints
@@ -28,7 +28,7 @@ inputs_hash="$( (echo "$build_rev"; cat go.mod go.sum main.go) | sha256sum | cut
 key="k8s-${k8s_version}_etcd-${etcd_version}_kwok-${kwok_version}_${inputs_hash}"
 cache="${BERTH_KUBE_CACHE:-$HOME/.cache/berth/kube}"
 bin_dir="$cache/$key/bin"
-components=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok)
+components=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kubelet)
 
 is_built() {
     [[ -x "$bin_dir/kube" ]] || return 1

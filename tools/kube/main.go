@@ -1,10 +1,11 @@
 // Command kube is a multi-call binary holding every process of the berth sandbox:
-// one link of the shared Kubernetes code instead of six, which is what makes a cold
+// one link of the shared Kubernetes code instead of seven, which is what makes a cold
 // build fit in CI. Call it as `kube <component> [flags]` or through a symlink named
 // after the component (kubectl -> kube).
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -25,6 +26,7 @@ import (
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 	nodefast "sigs.k8s.io/kwok/kustomize/stage/node/fast"
 	nodelease "sigs.k8s.io/kwok/kustomize/stage/node/heartbeat-with-lease"
 	podfast "sigs.k8s.io/kwok/kustomize/stage/pod/fast"
@@ -44,6 +46,10 @@ var components = map[string]func(args []string) int{
 	},
 	"kube-scheduler": func(args []string) int {
 		return runCobra(scheduler.NewSchedulerCommand(), args)
+	},
+	// kubelet runs the real nodes of `berth sandbox up --kubelet` (containerd + runc).
+	"kubelet": func(args []string) int {
+		return runCobra(kubelet.NewKubeletCommand(context.Background()), args)
 	},
 	"kubectl": runKubectl,
 	"etcd":    runEtcd,
