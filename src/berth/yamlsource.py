@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,12 +25,14 @@ Path = tuple[str | int, ...]
 
 # Deeper than any Kubernetes object or spec; the builder recurses once per level.
 MAX_DEPTH = 100
-# Nodes an alias may add: this many plus ALIAS_RATIO times the nodes written out.
+# Collections aliases may add: this many plus ALIAS_RATIO times the collections written out.
 _ALIAS_FREE = 10_000
 _ALIAS_RATIO = 10
 
 _PLAIN = "tag:berth.dev,2025:plain"  # a plain scalar, typed by the schema in the builder
 _STR = "tag:yaml.org,2002:str"
+_SEQ = "tag:yaml.org,2002:seq"
+_MAP = "tag:yaml.org,2002:map"
 _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
 _BOOL = "tag:yaml.org,2002:bool"
@@ -51,8 +53,8 @@ class YamlError(Exception):
 class _Composer(yaml.CSafeLoader):
     """libyaml's composer; plain scalars get the ``_PLAIN`` tag, typed later by the schema.
 
-    This also skips PyYAML's regex resolver and its (unused) path-resolver hooks, which
-    dominate composing time for large manifests.
+    Untagged nodes are tagged here without PyYAML's regex resolver and its (unused)
+    path-resolver hooks, which dominate composing time for large manifests.
     """
 
     def descend_resolver(self, current_node: object, current_index: object) -> None:
@@ -62,9 +64,9 @@ class _Composer(yaml.CSafeLoader):
         return None
 
     def resolve(self, kind: type, value: str, implicit: tuple[bool, bool]) -> str:
-        if kind is yaml.ScalarNode and implicit[0]:
-            return _PLAIN
-        return str(super().resolve(kind, value, implicit))  # type: ignore[no-untyped-call]  # untyped in stubs
+        if kind is yaml.ScalarNode:
+            return _PLAIN if implicit[0] else _STR  # quoted: a string in every schema
+        return _SEQ if kind is yaml.SequenceNode else _MAP
 
 
 def compose_all(text: str) -> Iterator[yaml.Node | None]:
@@ -141,36 +143,47 @@ class Schema(enum.Enum):
     SPEC = "spec"
 
 
+Construct = Callable[[yaml.ScalarNode], Any]
+
+
 @dataclass
 class _Types:
     resolver: yaml.resolver.BaseResolver
-    constructors: dict[str, Any]
+    constructors: dict[str, Construct]
     typed_keys: bool
-    cache: dict[str, str] = field(default_factory=dict)  # plain scalar → tag: manifests repeat them
+    # plain scalar → (tag, constructor or None for text): manifests repeat the same scalars
+    cache: dict[str, tuple[str, Construct | None]] = field(default_factory=dict)
 
-    def tag(self, value: str) -> str:
-        tag = self.cache.get(value)
-        if tag is None:
+    def plain(self, value: str) -> tuple[str, Construct | None]:
+        typed = self.cache.get(value)
+        if typed is None:
             tag = str(self.resolver.resolve(yaml.ScalarNode, value, (True, False)))  # type: ignore[no-untyped-call]
+            typed = (tag, self.constructors.get(tag))
             if len(self.cache) < 100_000:
-                self.cache[value] = tag
-        return tag
-
-
-def _safe(tag: str) -> Any:
-    ctor = _CTOR.yaml_constructors[tag]
-    return lambda node: ctor(_CTOR, node)
+                self.cache[value] = typed
+        return typed
 
 
 _TYPES = {
     Schema.KUBERNETES: _Types(
         yaml.resolver.Resolver(),
-        {t: _safe(t) for t in (_INT, _FLOAT, _BOOL, _NULL)},
+        {
+            _INT: _CTOR.construct_yaml_int,
+            _FLOAT: _CTOR.construct_yaml_float,
+            _BOOL: _CTOR.construct_yaml_bool,
+            _NULL: _CTOR.construct_yaml_null,
+        },
         typed_keys=False,
     ),
     Schema.SPEC: _Types(
         _Yaml12(),
-        {_INT: _int12, _FLOAT: _float12, _BOOL: _bool12, _NULL: _safe(_NULL), _TIMESTAMP: _safe(_TIMESTAMP)},
+        {
+            _INT: _int12,
+            _FLOAT: _float12,
+            _BOOL: _bool12,
+            _NULL: _CTOR.construct_yaml_null,
+            _TIMESTAMP: _CTOR.construct_yaml_timestamp,
+        },
         typed_keys=True,
     ),
 }
@@ -204,12 +217,14 @@ class _Builder:
         self.types = types
         self.duplicates: list[Duplicate] = []
         self.seen: set[int] = set()
-        self.written = 0  # nodes as written in the text
-        self.total = 0  # nodes built, aliases expanded
+        self.written = 0  # collections as written in the text
+        self.total = 0  # collections built, aliases expanded
 
     def scalar(self, node: yaml.ScalarNode) -> Any:
-        tag = self.types.tag(node.value) if node.tag == _PLAIN else node.tag
-        ctor = self.types.constructors.get(tag)
+        if node.tag == _PLAIN:
+            tag, ctor = self.types.plain(node.value)
+        else:
+            tag, ctor = node.tag, self.types.constructors.get(node.tag)
         if ctor is None:
             return node.value
         try:
@@ -219,39 +234,52 @@ class _Builder:
             raise YamlError(message, *_position(node.start_mark)) from None
 
     def build(self, node: yaml.Node, depth: int) -> Any:
+        if isinstance(node, yaml.ScalarNode):
+            return self.scalar(node)
+        # Only collections are counted: an alias of a scalar adds one value, of a collection a tree.
         self.total += 1
-        if id(node) not in self.seen:
-            self.seen.add(id(node))
+        seen, ident = self.seen, id(node)
+        if ident not in seen:
+            seen.add(ident)
             self.written += 1
         elif self.total > _ALIAS_FREE + _ALIAS_RATIO * self.written:
             raise YamlError("aliases expand the document too much (a YAML bomb?)", *_position(node.start_mark))
-        if isinstance(node, yaml.ScalarNode):
-            return self.scalar(node)
         if depth >= MAX_DEPTH:
             raise YamlError(f"nested deeper than {MAX_DEPTH} levels", *_position(node.start_mark))
+        depth += 1
+        build = self.build
         if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, depth + 1) for item in node.value]
+            return [build(item, depth) for item in node.value]
         out: dict[Any, Any] = {}
-        merged: dict[Any, Any] = {}
+        merged: dict[Any, Any] | None = None
+        text_keys = not self.types.typed_keys
         for key_node, value_node in node.value:
-            if key_node.tag in (_MERGE, _PLAIN) and key_node.value == "<<":
-                value = self.build(value_node, depth + 1)
-                for source in value if isinstance(value, list) else [value]:
-                    if isinstance(source, dict):
-                        for k, v in source.items():
-                            merged.setdefault(k, v)
+            key = key_node.value
+            if key == "<<" and key_node.tag in (_MERGE, _PLAIN):
+                merged = self.merge(build(value_node, depth), merged or {})
                 continue
-            key = self.key(key_node, depth)
+            if not (text_keys and isinstance(key_node, yaml.ScalarNode)):
+                key = self.key(key_node, depth)
             if key in out:
                 self.duplicates.append(Duplicate(str(key), *_position(key_node.start_mark)))
-            out[key] = self.build(value_node, depth + 1)
-        for k, v in merged.items():  # explicit keys win over merged ones, wherever the merge is written
-            out.setdefault(k, v)
+            out[key] = build(value_node, depth)
+        if merged:  # explicit keys win over merged ones, wherever the merge is written
+            for k, v in merged.items():
+                out.setdefault(k, v)
         return out
+
+    @staticmethod
+    def merge(value: Any, into: dict[Any, Any]) -> dict[Any, Any]:
+        """``<<: *a`` or ``<<: [*a, *b]``: earlier sources win, as in YAML's merge key."""
+        for source in value if isinstance(value, list) else [value]:
+            if isinstance(source, dict):
+                for k, v in source.items():
+                    into.setdefault(k, v)
+        return into
 
     def key(self, node: yaml.Node, depth: int) -> Any:
         if not isinstance(node, yaml.ScalarNode):
-            return str(self.build(node, depth + 1))
+            return str(self.build(node, depth))
         if not self.types.typed_keys:
             return node.value
         key = self.scalar(node)
