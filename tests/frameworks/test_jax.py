@@ -29,7 +29,7 @@ print("RESULT", json.dumps({"count": jax.process_count(), "index": jax.process_i
 jax.distributed.shutdown()
 """
 
-# The CPU backend, a few seconds of initialization timeout, and no stray proxies.
+# The CPU backend, and no HTTP proxy between the processes (JAX warns that proxies break initialize).
 JAX_ENV = {"JAX_PLATFORMS": "cpu", "no_proxy": "*", "NO_PROXY": "*"}
 
 
