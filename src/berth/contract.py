@@ -32,6 +32,10 @@ TRAINING_COMPONENT = "training"
 LABEL_ZONE = "topology.kubernetes.io/zone"
 GPU_RESOURCE = "nvidia.com/gpu"
 
+# `berth sandbox` labels each node with its kind: "kubelet" (a real node: containerd + runc) or
+# "kwok" (a fake one). A spec picks one with `nodeSelector: {berth.dev/sandbox-node: kubelet}`.
+LABEL_SANDBOX_NODE = "berth.dev/sandbox-node"
+
 # The trainer container every rendered pod runs (sidecars, init containers and overlays may not reuse it).
 TRAINER_CONTAINER = "trainer"
 # The memory-backed volume berth mounts at /dev/shm when the spec sets `shm`.
@@ -55,6 +59,8 @@ ANNOTATION_CHECKPOINT_KEEP = "berth.dev/checkpoint-keep"  # how many checkpoints
 ANNOTATION_PROTECT = "berth.dev/protect"  # "true": never deleted by down, gc or up --prune
 ANNOTATION_IGNORE = "berth.dev/ignore"  # "<rule-id>: <reason>; ..." lint suppressions
 ANNOTATION_SPEC = "berth.dev/spec"  # the applied spec, on the StatefulSet (scale re-renders from it)
+ANNOTATION_RUN_STATE = "berth.dev/run"  # JSON: the run's phase, by rank 0's supervisor on the StatefulSet
+ANNOTATION_RANK_STATE = "berth.dev/rank"  # JSON: one rank's phase, restarts, step, exit code, on its pod
 
 # The constant env every rendered pod gets; the rendezvous formula reads it at start-up.
 ENV_PREFIX = "BERTH_"

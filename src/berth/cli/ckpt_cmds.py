@@ -206,7 +206,7 @@ def run_cmd(
     """In-pod entrypoint: set the rendezvous env (same as the rendered preamble), wait for peers, exec CMD."""
     from berth.runtime.launch import run
 
-    run(command, os.environ, dns_timeout=dns_timeout)
+    raise typer.Exit(run(command, os.environ, dns_timeout=dns_timeout))
 
 
 def register(app: typer.Typer) -> None:

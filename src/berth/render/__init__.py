@@ -13,13 +13,14 @@ from berth.spec.model import TrainingCluster
 
 def render_all(spec: TrainingCluster) -> list[dict[str, Any]]:
     """Every object of the stack, in apply order."""
-    from berth.render import backup, monitoring, network, storage, workload
+    from berth.render import backup, lifecycle, monitoring, network, storage, workload
 
     objects: list[dict[str, Any]] = []
     objects += workload.namespace(spec)
     objects += storage.storage_classes(spec)
     objects += [o for o in storage.shared_claims(spec) if o["kind"] == "PersistentVolume"]
     objects += workload.service_account(spec)
+    objects += lifecycle.rbac(spec)
     objects.append(workload.headless_service(spec))
     objects += [o for o in storage.shared_claims(spec) if o["kind"] == "PersistentVolumeClaim"]
     objects.append(workload.statefulset(spec))

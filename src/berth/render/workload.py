@@ -15,6 +15,7 @@ from berth.contract import (
     TRAINER_CONTAINER,
     VOLCANO_SCHEDULER,
 )
+from berth.render import lifecycle
 from berth.render.labels import labels, meta, selector
 from berth.render.storage import shared_read_only
 from berth.rendezvous import Framework, wrap_command
@@ -129,6 +130,8 @@ def _env(spec: TrainingCluster) -> list[dict[str, Any]]:
                 if optional:
                     ref["optional"] = True
                 env.append({"name": key, "valueFrom": {"secretKeyRef": ref}})
+    if spec.spec.lifecycle is not None:
+        env += lifecycle.env(spec)
     for name, value in spec.spec.env.items():
         if isinstance(value, EnvSource):
             env.append({"name": name, "valueFrom": value.value_from})
@@ -158,6 +161,8 @@ def _pod_volumes(spec: TrainingCluster) -> list[dict[str, Any]]:
         out.append({"name": name, source[0]: source[1]})
     if s.shm:
         out.append({"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": s.shm}})
+    if s.lifecycle is not None and lifecycle.state_dir(spec)[1]:
+        out.append({"name": lifecycle.STATE_VOLUME, "emptyDir": {}})
     return out
 
 
@@ -179,6 +184,8 @@ def _container(spec: TrainingCluster) -> dict[str, Any]:
     ports = [{"name": "training", "containerPort": s.port, "protocol": "TCP"}]
     if s.monitoring.prometheus:
         ports.append({"name": "metrics", "containerPort": s.metrics_port, "protocol": "TCP"})
+    if s.lifecycle is not None:
+        ports.append({"name": "gang", "containerPort": s.lifecycle.gang_port, "protocol": "TCP"})
     mounts: list[dict[str, Any]] = [{"name": n, "mountPath": v.mount_path} for n, v in s.volumes.items()]
     for name, sv in s.shared_volumes.items():
         mount: dict[str, Any] = {"name": name, "mountPath": sv.mount_path}
@@ -194,10 +201,14 @@ def _container(spec: TrainingCluster) -> dict[str, Any]:
         mounts.append(mount)
     if s.shm:
         mounts.append({"name": SHM_VOLUME, "mountPath": SHM_PATH})
+    if s.lifecycle is not None and lifecycle.state_dir(spec)[1]:
+        mounts.append({"name": lifecycle.STATE_VOLUME, "mountPath": lifecycle.STATE_MOUNT})
     container: dict[str, Any] = {"name": TRAINER_CONTAINER, "image": s.image}
     if s.image_pull_policy:
         container["imagePullPolicy"] = s.image_pull_policy
-    if s.command and s.framework is not Framework.NONE:
+    if s.command and s.lifecycle is not None:
+        container["command"] = lifecycle.command(spec)
+    elif s.command and s.framework is not Framework.NONE:
         container["command"] = wrap_command(s.framework, s.command)
     elif s.command:
         container["command"] = list(s.command)
@@ -287,7 +298,8 @@ def statefulset(spec: TrainingCluster) -> dict[str, Any]:
     s = spec.spec
     pod: dict[str, Any] = {
         "serviceAccountName": service_account_name(spec),
-        "automountServiceAccountToken": False,
+        # The supervisor (spec.lifecycle) patches its pod and scales its StatefulSet: render/lifecycle.py.
+        "automountServiceAccountToken": s.lifecycle is not None,
         "securityContext": _pod_security(spec),
         "terminationGracePeriodSeconds": s.termination_grace_period_seconds,
         "containers": [_container(spec)],

@@ -72,13 +72,23 @@ def wait_for_peers(
         delay = min(delay * 2, 5.0)
 
 
-def run(command: Sequence[str], environ: Mapping[str, str], *, dns_timeout: float) -> None:
-    """Compute the env, wait for peers (unless ``dns_timeout`` is 0), exec ``command``; never returns."""
+def run(command: Sequence[str], environ: Mapping[str, str], *, dns_timeout: float) -> int:
+    """Compute the env, wait for peers (unless ``dns_timeout`` is 0), exec ``command``.
+
+    With ``BERTH_LIFECYCLE`` set (``spec.lifecycle``, docs/lifecycle.md) it supervises the
+    command instead (:mod:`berth.runtime.supervisor`) and returns the container's exit code;
+    otherwise it never returns.
+    """
     if not command:
         raise UsageError("no command to run", hint="berth run -- python train.py")
     env, hosts = rendezvous_env(environ)
-    if dns_timeout > 0:
+    # BERTH_GANG_HOST names rank 0 directly (local runs on 127.0.0.1): there is no DNS to wait for.
+    if dns_timeout > 0 and not environ.get("BERTH_GANG_HOST"):
         wait_for_peers(hosts, dns_timeout)
+    if environ.get("BERTH_LIFECYCLE"):
+        from berth.runtime.supervisor import supervise
+
+        return supervise(command, env, pod_ordinal(environ), hosts[0])
     try:
         os.execvpe(command[0], list(command), env)
     except OSError as err:

@@ -421,6 +421,31 @@ class PodVolume(_Model):
         return None
 
 
+class Lifecycle(_Model):
+    """A run that finishes, fails together and says where it is: ``berth run`` supervises the trainer.
+
+    Present (even empty, ``lifecycle: {}``) turns it on; absent keeps the preamble-only pod of
+    earlier specs. See docs/lifecycle.md.
+    """
+
+    on_complete: Literal["scaleToZero", "idle"] = Field(
+        default="scaleToZero",
+        description="when every rank's trainer exited 0: scale the StatefulSet to 0 (claims kept) or idle",
+    )
+    max_restarts: StrictInt = Field(
+        default=3, ge=0, description="gang restarts after a trainer failure before the run is Failed"
+    )
+    backoff_seconds: StrictInt = Field(
+        default=10, ge=0, le=3600, description="wait before the first gang restart; doubles each time, up to 5m"
+    )
+    stop_grace_seconds: StrictInt = Field(
+        default=30, ge=1, description="SIGTERM to SIGKILL when the gang stops a trainer to restart it"
+    )
+    gang_port: StrictInt = Field(
+        default=2223, ge=1, le=65535, description="port the supervisors' heartbeat uses (rank 0 listens)"
+    )
+
+
 class ClusterSpec(_Model):
     """What to run and the storage it gets."""
 
@@ -492,6 +517,9 @@ class ClusterSpec(_Model):
         default=600, ge=30, description="time to finish an in-flight checkpoint on shutdown"
     )
     service_account_name: DnsSubdomain | None = None
+    lifecycle: Lifecycle | None = Field(
+        default=None, description="completion, gang restart and phases (absent: preamble only, as before)"
+    )
 
     @field_validator("env")
     @classmethod

@@ -41,6 +41,9 @@ spec:
   disruption: {{maxUnavailable: 1}}
   volumeRetention: {{whenScaled: Retain, whenDeleted: Retain}}   # `berth gc` removes orphans on request
   monitoring: {{prometheus: true, alerts: true}}
+  lifecycle:                         # `berth run` supervises the trainer (docs/lifecycle.md); the image needs berth
+    onComplete: scaleToZero          # when every rank exited 0: release the GPUs, keep the claims (or: idle)
+    maxRestarts: 3                   # gang restarts after a failure before the run is Failed
   # backup: {{schedule: "0 2 * * *", ttl: 720h}}                  # Velero, with CSI snapshots
 """
 

@@ -1,0 +1,101 @@
+"""``spec.lifecycle``: what the pod's supervisor (``berth run``) needs, and the Role it may use.
+
+The supervisor patches three things and nothing else (docs/rbac.md): its own pod's
+``berth.dev/rank`` annotation, the StatefulSet's ``berth.dev/run`` annotation, and the
+StatefulSet's ``scale`` subresource (scale to zero when the run is over). The Role grants
+exactly those verbs, each limited by ``resourceNames`` to this cluster's StatefulSet and pods.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from berth.render.labels import meta
+from berth.rendezvous import preamble
+from berth.spec.model import TrainingCluster
+
+STATE_VOLUME = "berth-state"
+STATE_MOUNT = "/berth-state"
+
+
+def role_name(spec: TrainingCluster) -> str:
+    """The Role and RoleBinding of the supervisor."""
+    return f"{spec.name}-supervisor"
+
+
+def state_dir(spec: TrainingCluster) -> tuple[str, bool]:
+    """Where ``.berth/run.json`` lives: the checkpoint volume, else the first volume, else an emptyDir.
+
+    The bool says whether the emptyDir is needed (it keeps completion across container restarts,
+    not across a pod's deletion).
+    """
+    vols = spec.spec.volumes
+    name = spec.checkpoint_volume() or next(iter(vols), None)
+    if name is not None:
+        return vols[name].mount_path, False
+    return STATE_MOUNT, True
+
+
+# An image without berth still trains, as before the lifecycle: said once in the log (and by lint).
+_SUPERVISE = """if command -v berth >/dev/null 2>&1; then exec berth run -- "$@"; fi
+echo "berth: no berth in this image: running without the supervisor (no completion, no gang restart)" >&2
+exec "$@"
+"""
+
+
+def command(spec: TrainingCluster) -> list[str]:
+    """The container command: the rendezvous preamble, then ``berth run`` supervising the user's command."""
+    return ["/bin/sh", "-c", preamble(spec.spec.framework) + _SUPERVISE, "--", *spec.spec.command]
+
+
+def env(spec: TrainingCluster) -> list[dict[str, Any]]:
+    """The supervisor's env (docs/lifecycle.md)."""
+    lc = spec.spec.lifecycle
+    assert lc is not None
+    return [
+        {"name": "BERTH_LIFECYCLE", "value": lc.on_complete},
+        {"name": "BERTH_MAX_RESTARTS", "value": str(lc.max_restarts)},
+        {"name": "BERTH_RESTART_BACKOFF", "value": str(lc.backoff_seconds)},
+        {"name": "BERTH_STOP_GRACE", "value": str(lc.stop_grace_seconds)},
+        {"name": "BERTH_TERMINATION_GRACE", "value": str(spec.spec.termination_grace_period_seconds)},
+        {"name": "BERTH_GANG_PORT", "value": str(lc.gang_port)},
+        {"name": "BERTH_STATE_DIR", "value": state_dir(spec)[0]},
+        {
+            "name": "BERTH_REVISION",
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['controller-revision-hash']"}},
+        },
+    ]
+
+
+def rbac(spec: TrainingCluster) -> list[dict[str, Any]]:
+    """Role + RoleBinding for the supervisor's ServiceAccount; none without ``spec.lifecycle``."""
+    if spec.spec.lifecycle is None:
+        return []
+    from berth.render.workload import service_account_name
+
+    pods = [f"{spec.name}-{i}" for i in range(spec.spec.replicas)]
+    rules = [
+        {"apiGroups": [""], "resources": ["pods"], "resourceNames": pods, "verbs": ["patch"]},
+        {"apiGroups": ["apps"], "resources": ["statefulsets"], "resourceNames": [spec.name], "verbs": ["patch"]},
+        {
+            "apiGroups": ["apps"],
+            "resources": ["statefulsets/scale"],
+            "resourceNames": [spec.name],
+            "verbs": ["patch"],
+        },
+    ]
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": meta(spec, role_name(spec), "training"),
+            "rules": rules,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": meta(spec, role_name(spec), "training"),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role_name(spec)},
+            "subjects": [{"kind": "ServiceAccount", "name": service_account_name(spec), "namespace": spec.namespace}],
+        },
+    ]
