@@ -15,7 +15,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from pathlib import Path as FsPath
 from typing import Any
 
 import jsonschema_rs
@@ -23,6 +22,7 @@ import yaml
 
 from berth.errors import UsageError
 from berth.lint.model import Obj, Path
+from berth.spec.kubeschema import installed_versions, schema_root, violations
 
 _DEFS_URI = "file:///api/_definitions.json"
 _OBJECT_META = {"$ref": _DEFS_URI + "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}
@@ -37,19 +37,10 @@ class SchemaError:
     message: str
 
 
-def _schema_root() -> FsPath:
-    return FsPath(str(resources.files("kubernetes_validate").joinpath("kubernetes-json-schema")))
-
-
 @cache
 def available_versions() -> tuple[str, ...]:
     """Kubernetes minor versions with strict schemas installed, oldest first (``"1.37"``)."""
-    found = []
-    for entry in _schema_root().iterdir():
-        match = re.fullmatch(r"v(\d+)\.(\d+)\.\d+-local-strict", entry.name)
-        if match:
-            found.append((int(match[1]), int(match[2])))
-    return tuple(f"{major}.{minor}" for major, minor in sorted(found))
+    return tuple(f"{major}.{minor}" for major, minor in sorted(installed_versions()))
 
 
 def resolve_version(requested: str | None) -> str:
@@ -187,7 +178,7 @@ class SchemaStore:
 
     def __init__(self, version: str | None = None, schema_dirs: Iterable[str] = ()) -> None:
         self.version = resolve_version(version)
-        self._dir = _schema_root() / f"v{self.version}.0-local-strict"
+        self._dir = schema_root() / f"v{self.version}.0-local-strict"
         self._registry: jsonschema_rs.Registry | None = None
         self._validators: dict[tuple[str, str], Any] = {}
         self._custom: dict[tuple[str, str], Any] = dict(bundled_schemas())
@@ -240,35 +231,13 @@ class SchemaStore:
 
 
 def _errors(raw: Iterator[Any]) -> Iterator[SchemaError]:
-    for err in raw:
-        path: Path = tuple(err.instance_path)
-        kind = err.kind
-        unexpected = getattr(kind, "unexpected", None)
-        if unexpected is not None:
-            for key in unexpected:
-                yield SchemaError((*path, str(key)), f"unknown field {key!r}")
-            continue
-        missing = getattr(kind, "property", None)
-        if missing is not None and type(kind).__name__ == "Required":
-            yield SchemaError(path, f"missing required field {missing!r}")
-            continue
-        yield SchemaError(path, _message(err))
-
-
-_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number"}
-
-
-def _message(err: Any) -> str:
-    """A short message; the field path is reported separately, so it is not repeated here."""
-    kind_name = type(err.kind).__name__
-    instance = err.instance
-    got = f"{_JSON_TYPES.get(type(instance), 'null')} {json.dumps(instance)[:60]}"
-    if kind_name == "Type":
-        expected = [str(t) for t in err.kind.types if t != "null"]
-        return f"expected {' or '.join(expected)}, got {got}"
-    if kind_name in {"OneOfNotValid", "AnyOf"}:
-        return f"{got} is none of the allowed forms (int-or-string and quantity fields take a string or a number)"
-    return str(err.message)
+    for path, what, detail in violations(raw):
+        if what == "unknown":
+            yield SchemaError(path, f"unknown field {detail!r}")
+        elif what == "required":
+            yield SchemaError(path, f"missing required field {detail!r}")
+        else:
+            yield SchemaError(path, detail)
 
 
 @cache

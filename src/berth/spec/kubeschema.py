@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -38,14 +38,46 @@ class KubeSchema:
         return f"Kubernetes {self.kind}"
 
 
-def _schema_dir() -> FsPath:
-    root = FsPath(str(resources.files("kubernetes_validate").joinpath("kubernetes-json-schema")))
-    found = []
-    for entry in root.iterdir():
+def schema_root() -> FsPath:
+    """Where the installed ``kubernetes-validate`` keeps its JSON schemas, one folder per version."""
+    return FsPath(str(resources.files("kubernetes_validate").joinpath("kubernetes-json-schema")))
+
+
+def installed_versions() -> dict[tuple[int, int], FsPath]:
+    """Kubernetes (major, minor) -> its strict schema folder, for every version installed."""
+    found = {}
+    for entry in schema_root().iterdir():
         match = re.fullmatch(r"v(\d+)\.(\d+)\.\d+-local-strict", entry.name)
         if match:
-            found.append(((int(match[1]), int(match[2])), entry))
-    return max(found)[1]
+            found[(int(match[1]), int(match[2]))] = entry
+    return found
+
+
+def _schema_dir() -> FsPath:
+    versions = installed_versions()
+    return versions[max(versions)]
+
+
+def violations(raw: Iterable[Any]) -> Iterator[tuple[Path, str, str]]:
+    """jsonschema-rs errors as (path, what, detail): ``unknown`` (detail: the key, path to it),
+    ``required`` (detail: the missing field) or ``invalid`` (detail: a short message).
+
+    The one reading of the validator's error kinds; the spec loader and ``berth lint`` each
+    word the first two in their own style.
+    """
+    for err in raw:
+        path: Path = tuple(err.instance_path)
+        error_kind = err.kind
+        unexpected = getattr(error_kind, "unexpected", None)
+        if unexpected is not None:
+            for key in unexpected:
+                yield (*path, str(key)), "unknown", str(key)
+            continue
+        missing = getattr(error_kind, "property", None)
+        if missing is not None and type(error_kind).__name__ == "Required":
+            yield path, "required", str(missing)
+            continue
+        yield path, "invalid", _message(err)
 
 
 @cache
@@ -67,19 +99,13 @@ def errors(obj: Any, kind: str) -> Iterator[tuple[Path, str]]:
     validator = _validator(kind)
     if validator.is_valid(obj):
         return
-    for err in validator.iter_errors(obj):
-        path: Path = tuple(err.instance_path)
-        error_kind = err.kind
-        unexpected = getattr(error_kind, "unexpected", None)
-        if unexpected is not None:
-            for key in unexpected:
-                yield (*path, str(key)), f"unknown field {key!r} in a {kind}"
-            continue
-        missing = getattr(error_kind, "property", None)
-        if missing is not None and type(error_kind).__name__ == "Required":
-            yield path, f"required field {missing!r} is missing"
-            continue
-        yield path, _message(err)
+    for path, what, detail in violations(validator.iter_errors(obj)):
+        if what == "unknown":
+            yield path, f"unknown field {detail!r} in a {kind}"
+        elif what == "required":
+            yield path, f"required field {detail!r} is missing"
+        else:
+            yield path, detail
 
 
 def issues(obj: Any, kind: str, at: Path, *, hint: str | None = None) -> Iterator[SpecIssue]:
@@ -96,6 +122,7 @@ _JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", in
 
 
 def _message(err: Any) -> str:
+    """A short message; the field path is reported separately, so it is not repeated here."""
     kind_name = type(err.kind).__name__
     instance = err.instance
     got = f"{_JSON_TYPES.get(type(instance), 'null')} {json.dumps(instance)[:60]}"
@@ -103,5 +130,5 @@ def _message(err: Any) -> str:
         expected = [str(t) for t in err.kind.types if t != "null"]
         return f"expected {' or '.join(expected)}, got {got}"
     if kind_name in {"OneOfNotValid", "AnyOf"}:
-        return f"{got} is none of the allowed forms (a port or quantity takes a string or a number)"
+        return f"{got} is none of the allowed forms (int-or-string and quantity fields take a string or a number)"
     return str(err.message)
