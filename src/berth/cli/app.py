@@ -48,6 +48,7 @@ for _module in (spec_cmds, lint_cmds, ckpt_cmds, cluster_cmds, doctor_cmds, sand
 def main() -> None:
     """Console entry point: user errors become one message and an exit code, never a traceback."""
     try:
+        sys.argv = sandbox_cmds.optional_count(sys.argv)
         app(prog_name="berth")
     except BerthError as err:
         typer.echo(f"{err.prefix}{err.message}", err=True)

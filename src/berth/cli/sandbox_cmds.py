@@ -51,7 +51,16 @@ def _progress() -> Callable[[str], None]:
 def up(
     name: str = _NAME,
     state_dir: Path | None = _STATE_DIR,
-    nodes: int = typer.Option(3, "--nodes", min=1, help="Number of fake nodes."),
+    nodes: int | None = typer.Option(
+        None, "--nodes", min=0, help="Number of fake (kwok) nodes [default: 3, or 0 with --kubelet]."
+    ),
+    kubelet: int = typer.Option(
+        0,
+        "--kubelet",
+        min=0,
+        help="Also start N real nodes (kubelet + containerd + runc; needs root): `--kubelet` alone is one. "
+        "They are labelled berth.dev/sandbox-node=kubelet, the fake ones =kwok (pick with a nodeSelector).",
+    ),
     zones: int = typer.Option(2, "--zones", min=1, help="Zones the nodes are spread over."),
     gpus: int = typer.Option(8, "--gpus", min=0, help="nvidia.com/gpu capacity of each node."),
     max_pods: int = typer.Option(110, "--max-pods", min=1, help="Pod capacity of each node."),
@@ -68,8 +77,11 @@ def up(
         progress("building the control plane (tools/kube/build.sh)")
         bin_dir = build_binaries(progress)
     sandbox = _sandbox(name, state_dir)
-    shape = NodeSpec(nodes=nodes, zones=zones, gpus=gpus, pods=max_pods)
-    state = sandbox.up(shape, bin_dir=bin_dir, timeout_s=timeout, progress=progress)
+    fake = nodes if nodes is not None else (0 if kubelet else 3)
+    shape = NodeSpec(nodes=fake, zones=zones, gpus=gpus, pods=max_pods)
+    if kubelet and timeout == 90.0:
+        timeout = 180.0  # real nodes: containerd, the pause image, kubelet registration
+    state = sandbox.up(shape, bin_dir=bin_dir, timeout_s=timeout, progress=progress, kubelets=kubelet)
     typer.echo(f"kubeconfig: {state.kubeconfig}")
     where = ("" if name == "default" else f" --name {shlex.quote(name)}") + (
         f" --state-dir {shlex.quote(str(state_dir))}" if state_dir else ""
@@ -117,6 +129,47 @@ def env(name: str = _NAME, state_dir: Path | None = _STATE_DIR) -> None:
     for key, value in values.items():
         typer.echo(f"export {key}={shlex.quote(value)}")
     typer.echo(f'export PATH={shlex.quote(values["BERTH_KUBE_BIN"])}:"$PATH"')
+
+
+@sandbox_app.command("image")
+def image(
+    name: str = _NAME,
+    state_dir: Path | None = _STATE_DIR,
+    containerd_socket: Path | None = typer.Option(
+        None, "--containerd-socket", help="containerd to import into [default: the sandbox's, when it runs]."
+    ),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Build even when the cache holds these inputs."),
+    output: Output = OUTPUT,
+) -> None:
+    """Build berth's runtime image (Debian python3, numpy, berth from this checkout), cache it, import it.
+
+    Cached under ~/.cache/berth/image by a hash of its inputs; imported into the sandbox's containerd
+    (namespace k8s.io) when one runs. Prints the reference pods use with imagePullPolicy: Never.
+    """
+    from berth.sandbox.image import build_image, find_containerd_socket, import_image
+
+    progress = _progress()
+    socket = containerd_socket or find_containerd_socket(_sandbox(name, state_dir).state_dir)
+    built = build_image(progress=progress, rebuild=rebuild)
+    if socket is not None:
+        import_image(built, socket, progress)
+    else:
+        progress(f"no sandbox containerd is running: built and cached only ({built.archive})")
+    if output is Output.json:
+        emit_json({**built.to_json(), "imported": socket is not None})
+    else:
+        typer.echo(built.reference)
+
+
+def optional_count(argv: list[str]) -> list[str]:
+    """``berth sandbox up --kubelet`` without a count means one: ``--kubelet 1`` (Typer has no optional values)."""
+    if "sandbox" not in argv[1:3]:
+        return argv
+    out = list(argv)
+    for i, arg in enumerate(out):
+        if arg == "--kubelet" and (i + 1 == len(out) or not out[i + 1].isdigit()):
+            out[i] = "--kubelet=1"
+    return out
 
 
 def register(app: typer.Typer) -> None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from berth.contract import GPU_RESOURCE, LABEL_MANAGED_BY, LABEL_ZONE
+from berth.contract import GPU_RESOURCE, LABEL_MANAGED_BY, LABEL_SANDBOX_NODE, LABEL_ZONE
 from berth.errors import BerthError, UsageError
 from berth.sandbox import pki as pki_mod
 from berth.sandbox.binaries import Progress, build_hint, find_bin_dir, quiet
@@ -34,6 +34,7 @@ from berth.sandbox.proc import ProcessRecord, free_ports, is_running, log_tail, 
 
 if TYPE_CHECKING:
     from berth.kube.client import Kube
+    from berth.sandbox.node import RealNodes
 
 STATE_FILE = "state.json"
 STORAGE_CLASS = "standard"
@@ -79,6 +80,7 @@ class NodeSpec:
                         "kubernetes.io/os": "linux",
                         "kubernetes.io/arch": "amd64",
                         "type": "kwok",
+                        LABEL_SANDBOX_NODE: "kwok",
                         LABEL_ZONE: self.zone_of(i),
                         "topology.kubernetes.io/region": "sandbox",
                         LABEL_MANAGED_BY: MANAGED_BY,
@@ -133,6 +135,7 @@ class SandboxState:
     processes: list[ProcessRecord] = field(default_factory=list)
     started_at: float = 0.0
     ready_after_s: float | None = None
+    kubelets: int = 0  # real nodes (`up --kubelet`): berth.sandbox.node
 
     def to_json(self) -> dict[str, Any]:
         """The state file's content."""
@@ -152,6 +155,7 @@ class SandboxState:
             processes=[ProcessRecord.from_json(p) for p in data["processes"]],
             started_at=float(data["started_at"]),
             ready_after_s=data.get("ready_after_s"),
+            kubelets=int(data.get("kubelets", 0)),
         )
 
 
@@ -236,8 +240,13 @@ class Sandbox:
         bin_dir: Path | None = None,
         timeout_s: float = 90.0,
         progress: Progress = quiet,
+        kubelets: int = 0,
     ) -> SandboxState:
-        """Start the control plane, or return the running one unchanged (idempotent)."""
+        """Start the control plane, or return the running one unchanged (idempotent).
+
+        KUBELETS > 0 adds that many real nodes (:mod:`berth.sandbox.node`); the machine is
+        checked first, and what it lacks is a :class:`berth.sandbox.node.SetupError` (exit 2).
+        """
         nodes = nodes or NodeSpec()
         current = self.status()
         if current.running:
@@ -246,14 +255,16 @@ class Sandbox:
             progress(f"sandbox {self.name!r} already running at {state.server}")
             return state
         previous = self.load()
-        if previous is not None and previous.ready_after_s is not None:
+        if previous is not None and previous.ready_after_s is not None and not previous.kubelets:
             return self._repair(current, timeout_s, progress)
-        if current.exists:  # a start that failed half-way: nothing worth keeping
-            progress(f"sandbox {self.name!r} never finished starting: starting it afresh")
+        if current.exists:  # a start that failed half-way (or real nodes that died): nothing worth keeping
+            progress(f"sandbox {self.name!r} is not healthy: starting it afresh")
             self.down()
         bin_dir = bin_dir or find_bin_dir()
         if bin_dir is None:
             raise BerthError("the control-plane binaries are not built", hint=build_hint())
+        if kubelets:
+            self._real_nodes(kubelets, nodes).preflight(bin_dir)
 
         started = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -268,12 +279,13 @@ class Sandbox:
             kubeconfig=self.kubeconfig,
             ports=ports,
             started_at=time.time(),
+            kubelets=kubelets,
         )
         self._save(state)
         try:
             self._start(state, nodes, timeout_s, progress)
         except BaseException:
-            stop(state.processes)
+            self._stop_all(state)
             raise
         state.ready_after_s = round(time.monotonic() - started, 2)
         self._save(state)
@@ -320,8 +332,67 @@ class Sandbox:
             if component.gate:
                 self._await_health(pending, deadline)
         self._await_health(pending, deadline)
+        if state.kubelets:
+            self._start_real_nodes(state, nodes, layout, deadline, progress)
         progress(f"creating {nodes.nodes} fake nodes over {nodes.zones} zones and StorageClass {STORAGE_CLASS!r}")
         self._seed_cluster(nodes, deadline, list(reversed(state.processes)), progress)
+        if state.kubelets:
+            self._await_real_nodes(state, nodes, deadline, progress)
+
+    # ---- real nodes (berth.sandbox.node) ---------------------------------------------------
+    def _real_nodes(self, count: int, nodes: NodeSpec | None = None) -> RealNodes:
+        from berth.sandbox.node import RealNodes
+
+        shape = nodes or NodeSpec()
+        return RealNodes(self.state_dir, self.name, count, zones=shape.zones, gpus=shape.gpus)
+
+    def _start_real_nodes(
+        self, state: SandboxState, nodes: NodeSpec, layout: Layout, deadline: float, progress: Progress
+    ) -> None:
+        def record(rec: ProcessRecord) -> None:
+            state.processes.append(rec)
+            self._save(state)
+
+        def wait_http(url: str, rec: ProcessRecord) -> None:
+            _wait_http(url, rec, self.kubeconfig, deadline)
+
+        real = self._real_nodes(state.kubelets, nodes)
+        real.start(
+            kube=state.bin_dir / "kube",
+            server=state.server,
+            pki=layout.pki,
+            context=f"berth-sandbox-{self.name}",
+            record=record,
+            wait_http=wait_http,
+            progress=progress,
+            deadline=deadline,
+        )
+        with contextlib.closing(self._kube()) as kube:
+            real.seed(kube, progress)
+
+    def _await_real_nodes(self, state: SandboxState, nodes: NodeSpec, deadline: float, progress: Progress) -> None:
+        from lightkube.resources.core_v1 import Node
+
+        real = self._real_nodes(state.kubelets, nodes)
+        progress(f"waiting for {state.kubelets} real node(s) Ready")
+        with contextlib.closing(self._kube()) as kube:
+
+            def ready() -> bool:
+                listed = kube.call(
+                    "list nodes", lambda: list(kube.client.list(Node, labels={LABEL_SANDBOX_NODE: "kubelet"}))
+                )
+                return sum(1 for n in listed if _node_ready(n)) >= state.kubelets
+
+            _wait(ready, deadline, list(reversed(state.processes)), "real nodes Ready")
+            if real.gpus:
+                for i in range(state.kubelets):
+                    real.advertise_gpus(kube, i)
+
+    def _stop_all(self, state: SandboxState) -> None:
+        """Stop every process (real nodes first, with their containers, cgroups and bridges)."""
+        if state.kubelets:
+            self._real_nodes(state.kubelets).teardown(state.processes)
+        stop(list(reversed(state.processes)))
 
     def _await_health(self, pending: list[tuple[ProcessRecord, str]], deadline: float) -> None:
         """Wait until every pending component's health URL answers; empties ``pending``."""
@@ -400,7 +471,8 @@ class Sandbox:
                 self.state_dir.rmdir()
             return []
         self._remove_volume_dirs(state)
-        stopped = stop(list(reversed(state.processes)))
+        stopped = [r.pid for r in state.processes if is_running(r)]
+        self._stop_all(state)
         left = [r.pid for r in state.processes if is_running(r)]
         if left:
             raise BerthError(f"processes {left} did not stop", hint="kill them by PID, then rerun down")
@@ -433,7 +505,8 @@ class Sandbox:
             with contextlib.suppress(BerthError, ValueError), contextlib.closing(self._kube(2.0)) as kube:
                 api_ready = kube.raw_get("/readyz").text.strip() == "ok"
                 version = kube.raw_get("/version").json().get("gitVersion")
-        running = api_ready and len(procs) == len(COMPONENTS) and all(p.running for p in procs)
+        expected = len(COMPONENTS) + (self._real_nodes(state.kubelets).process_count() if state.kubelets else 0)
+        running = api_ready and len(procs) == expected and all(p.running for p in procs)
         return SandboxStatus(
             self.name, self.state_dir, True, running, api_ready, state.server, state.kubeconfig, version, procs
         )

@@ -77,6 +77,8 @@ COMPONENTS: tuple[Component, ...] = (
             "--requestheader-extra-headers-prefix=X-Remote-Extra-",
             "--proxy-client-cert-file={pki.front_proxy_cert}",
             "--proxy-client-key-file={pki.front_proxy_key}",
+            "--kubelet-client-certificate={pki.kubelet_client_cert}",
+            "--kubelet-client-key={pki.kubelet_client_key}",
         ),
         health="{server}/readyz",
         gate=True,
@@ -120,7 +122,8 @@ COMPONENTS: tuple[Component, ...] = (
         (
             "--kubeconfig={dir}/kwok.kubeconfig",
             "--config={dir}/kwok-stages.yaml",
-            "--manage-all-nodes=true",
+            # Only the fake nodes: a real node (`up --kubelet`) has its own kubelet.
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             f"--cidr={POD_CIDR}",
             "--node-lease-duration-seconds=40",
         ),
@@ -145,3 +148,61 @@ class Layout:
     def fill(self, template: str) -> str:
         """One template with this sandbox's values."""
         return template.format(dir=self.dir, port=self.port, pki=self.pki, server=self.server)
+
+
+# ---- real nodes (`berth sandbox up --kubelet`) ---------------------------------------------------
+# Filled by :meth:`berth.sandbox.node.RealNodes.argv` from ``{node}`` (the node's directory),
+# ``{index}``, ``{ip}`` (its bridge gateway: node IP and kubelet address), ``{name}`` (the Node),
+# ``{labels}``, ``{nodes}`` (``<state>/nodes``), ``{dir}``. ``binary`` None: the ``kube``
+# multi-call binary; ``mount_ns``: run inside the sandbox's own mount namespace (``nsenter``).
+@dataclass(frozen=True)
+class NodeComponent:
+    """One process of the real nodes; ``per_node``: one per kubelet node, else one per sandbox."""
+
+    name: str
+    binary: str | None
+    args: tuple[str, ...]
+    per_node: bool = True
+    mount_ns: bool = True
+
+
+NODE_COMPONENTS: tuple[NodeComponent, ...] = (
+    # Holds the mount namespace containerd and the kubelets share: /run, /var/lib and /var/log
+    # are tmpfs there (CNI's cache, shim sockets, /var/log/containers never touch the host's),
+    # and <state>/nodes is an rshared bind mount (kubelet's mount propagation). When its last
+    # process dies every mount in it goes away: a crash cannot leave mounts on the host.
+    NodeComponent(
+        "mount-namespace",
+        "unshare",
+        (
+            "--mount",
+            "--propagation=unchanged",
+            "--",
+            "/bin/sh",
+            "-ec",
+            "mount -t tmpfs -o mode=0755 berth-run /run; "
+            "mount -t tmpfs -o mode=0755 berth-var-lib /var/lib; "
+            "mount -t tmpfs -o mode=0755 berth-var-log /var/log; "
+            "mount --bind {nodes} {nodes}; mount --make-rshared {nodes}; "
+            "touch {nodes}/mount-namespace.ready; exec sleep infinity",
+        ),
+        per_node=False,
+        mount_ns=False,
+    ),
+    NodeComponent("containerd", "containerd", ("--config={node}/containerd.toml", "--log-level=warn")),
+    NodeComponent("coredns", "coredns", ("-conf={nodes}/Corefile",), per_node=False, mount_ns=False),
+    NodeComponent(
+        "kubelet",
+        None,
+        (
+            "kubelet",
+            "--config={node}/kubelet.yaml",
+            "--kubeconfig={node}/kubelet.kubeconfig",
+            "--root-dir={node}/kubelet",
+            "--hostname-override={name}",
+            "--node-ip={ip}",
+            "--node-labels={labels}",
+            "--v=1",
+        ),
+    ),
+)

@@ -40,6 +40,9 @@ CLIENTS = (
     # The API server's identity towards aggregated APIs; configuring it also gives the
     # controllers the request-header CA they look up at start (else they log errors forever).
     ClientCert("front-proxy-client", "front-proxy-client"),
+    # The API server's identity towards kubelets (logs, exec of real nodes; kubelet authorizes
+    # it by SubjectAccessReview, which system:masters passes).
+    ClientCert("apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters"),
 )
 
 
@@ -80,6 +83,14 @@ class Pki:
     @property
     def front_proxy_key(self) -> Path:
         return self.client_key("front-proxy-client")
+
+    @property
+    def kubelet_client_cert(self) -> Path:
+        return self.client_cert("apiserver-kubelet-client")
+
+    @property
+    def kubelet_client_key(self) -> Path:
+        return self.client_key("apiserver-kubelet-client")
 
     def client_cert(self, name: str) -> Path:
         return self.dir / f"{name}.crt"
@@ -226,3 +237,18 @@ def write_kubeconfig(path: Path, pki: Pki, client: str, server: str, context: st
     # JSON is valid YAML: every Kubernetes client reads it, and it needs no YAML dependency here.
     path.write_text(json.dumps(config, indent=2) + "\n")
     path.chmod(0o600)
+
+
+def issue_client(pki: Pki, client: ClientCert) -> None:
+    """Issue one more client certificate from the sandbox CA (a real node's kubelet, CoreDNS)."""
+    ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = _new_key()
+    cert = (
+        _builder(_name(client.common_name, client.organization), ca_cert.subject, key.public_key())
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    _write(pki.client_cert(client.name), _cert_pem(cert))
+    _write(pki.client_key(client.name), _key_pem(key), private=True)

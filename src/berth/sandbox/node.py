@@ -1,0 +1,518 @@
+"""Real nodes for ``berth sandbox up --kubelet``: kubelet + containerd + runc + CNI bridge, and CoreDNS.
+
+Per node ``i`` (``sandbox-kubelet-<i>``): a containerd (:mod:`berth.sandbox.containerd`), a Linux
+bridge ``berth<id><i>`` that we create with the gateway address ``10.<x>.<i>.1/24`` (the node's
+IP: the kubelet listens there, the API server reaches it there, pods get addresses from the
+rest of the /24 through the CNI bridge plugin), and a kubelet whose client certificate comes
+from the sandbox CA. One CoreDNS (:mod:`berth.sandbox.dns`) on node 0's gateway serves the
+cluster domain to every pod.
+
+Everything the nodes start runs inside one cgroup ``/berth-<name>-<id>`` (in every cgroup v1
+hierarchy): the kubelets' ``cgroupRoot`` is ``<that>/node-<i>`` and containerd (with its shims)
+sits in ``<that>/node-<i>/runtime``. containerd and the kubelets share a private mount namespace
+held by the ``mount-namespace`` process. So ``down`` after any crash finds every container by
+its cgroup, every mount dies with the namespace, and the bridges are the only host objects
+left, deleted by name.
+
+The command lines are :data:`berth.sandbox.components.NODE_COMPONENTS`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from berth.contract import GPU_RESOURCE, LABEL_SANDBOX_NODE, LABEL_ZONE
+from berth.errors import BerthError
+from berth.sandbox import containerd, dns, oci
+from berth.sandbox import pki as pki_mod
+from berth.sandbox.binaries import Progress
+from berth.sandbox.components import NODE_COMPONENTS, NodeComponent
+from berth.sandbox.proc import ProcessRecord, free_ports, is_running, spawn, stop
+
+KIND = "kubelet"  # the value of LABEL_SANDBOX_NODE on real nodes (kwok nodes: "kwok")
+NODE_PREFIX = "sandbox-kubelet-"
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+# Mounted over in the nodes' mount namespace (see the mount-namespace component).
+MASKED = (Path("/run"), Path("/var/lib"), Path("/var/log"))
+EXIT_SETUP = 2  # the machine cannot run a component
+
+
+class SetupError(BerthError):
+    """This machine lacks something a real node needs: one line naming it, exit 2."""
+
+    exit_code = EXIT_SETUP
+
+
+def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    out = subprocess.run(list(argv), capture_output=True, text=True, check=False)
+    if check and out.returncode != 0:
+        raise BerthError(f"{' '.join(argv)} failed: {out.stderr.strip() or out.stdout.strip()}")
+    return out
+
+
+def cgroup_hierarchies(v1_only: bool = False) -> list[Path]:
+    """The mounted cgroup hierarchies: v1 (one per controller set) and, unless V1_ONLY, the v2 one
+    a hybrid host also mounts (``/sys/fs/cgroup/unified``: the kubelet makes its cgroups there too)."""
+    found = []
+    with contextlib.suppress(FileNotFoundError):
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            left, _, right = line.partition(" - ")
+            fstype = right.split()[0] if right else ""
+            if fstype == "cgroup" or (fstype == "cgroup2" and not v1_only):
+                found.append(Path(left.split()[4]))
+    return found
+
+
+@dataclass(frozen=True)
+class RealNodes:
+    """The real nodes of one sandbox: names, addresses and cgroups derived from its state directory."""
+
+    state_dir: Path
+    sandbox: str
+    count: int
+    zones: int = 2
+    gpus: int = 0
+
+    @property
+    def _hash(self) -> str:
+        return hashlib.sha256(str(self.state_dir).encode()).hexdigest()
+
+    @property
+    def nodes_dir(self) -> Path:
+        return self.state_dir / "nodes"
+
+    @property
+    def cgroup(self) -> str:
+        """The sandbox's cgroup, relative to each hierarchy's root."""
+        return f"berth-{self.sandbox}-{self._hash[:8]}"
+
+    def node_name(self, index: int) -> str:
+        return f"{NODE_PREFIX}{index}"
+
+    def bridge(self, index: int) -> str:
+        return f"berth{self._hash[:6]}{index}"  # at most 15 characters (IFNAMSIZ)
+
+    def _octet(self) -> int:
+        return 200 + int(self._hash[:4], 16) % 50
+
+    def subnet(self, index: int) -> str:
+        return f"10.{self._octet()}.{index}.0/24"
+
+    def gateway(self, index: int) -> str:
+        return f"10.{self._octet()}.{index}.1"
+
+    @property
+    def dns_ip(self) -> str:
+        return self.gateway(0)
+
+    def zone_of(self, index: int) -> str:
+        return f"zone-{chr(ord('a') + index % self.zones)}"
+
+    def labels(self, index: int) -> dict[str, str]:
+        return {LABEL_SANDBOX_NODE: KIND, LABEL_ZONE: self.zone_of(index), "topology.kubernetes.io/region": "sandbox"}
+
+    # ---- pre-flight ------------------------------------------------------------------------
+    def preflight(self, bin_dir: Path) -> None:
+        """Fail fast, with one line naming what is missing, before anything is started."""
+        if os.geteuid() != 0:
+            raise SetupError("real nodes need root (containers, cgroups, mounts, bridges): run as root")
+        for tool in ("containerd", "runc", "ctr", "unshare", "nsenter", "ip", "mount"):
+            if shutil.which(tool) is None:
+                raise SetupError(
+                    f"{tool} is missing", hint="apt-get install containerd runc containernetworking-plugins iproute2"
+                )
+        for plugin in containerd.CNI_PLUGINS:
+            if not (containerd.CNI_BIN_DIR / plugin).is_file():
+                raise SetupError(
+                    f"CNI plugin {plugin} is missing in {containerd.CNI_BIN_DIR}",
+                    hint="apt-get install containernetworking-plugins",
+                )
+        if not (bin_dir / "kubelet").exists():
+            raise SetupError(f"{bin_dir} has no kubelet", hint="rebuild with tools/kube/build.sh")
+        for path in (self.state_dir, bin_dir):
+            for masked in MASKED:
+                if path.is_relative_to(masked):
+                    raise SetupError(f"{path} is under {masked}, which the nodes' mount namespace replaces")
+        self._check_overlayfs()
+        self._check_cgroups()
+        self._check_network()
+        if len(str(containerd.socket_path(self.state_dir, self.count - 1))) > 100:
+            raise SetupError(f"state directory {self.state_dir} is too long for a unix socket path")
+
+    def _check_overlayfs(self) -> None:
+        if "overlay" not in Path("/proc/filesystems").read_text().split():
+            raise SetupError("overlayfs is not available in this kernel (containerd's snapshotter needs it)")
+        with tempfile.TemporaryDirectory(prefix="berth-overlay-") as tmp:
+            for d in ("lower", "upper", "work", "merged"):
+                (Path(tmp) / d).mkdir()
+            opts = f"lowerdir={tmp}/lower,upperdir={tmp}/upper,workdir={tmp}/work"
+            # In a throwaway mount namespace: nothing to unmount afterwards.
+            out = _run(
+                "unshare", "--mount", "mount", "-t", "overlay", "overlay", "-o", opts, f"{tmp}/merged", check=False
+            )
+            if out.returncode != 0:
+                raise SetupError(f"cannot mount overlayfs here: {out.stderr.strip()}")
+
+    def _check_cgroups(self) -> None:
+        hierarchies = {p.name for p in cgroup_hierarchies(v1_only=True)}
+        if not hierarchies:
+            raise SetupError(
+                "no cgroup v1 hierarchy is mounted (cgroup v2 is not supported by the sandbox's real nodes yet)"
+            )
+        for needed in ("cpu", "cpuacct", "cpuset", "memory", "pids"):
+            if not any(needed in h.split(",") for h in hierarchies):
+                raise SetupError(f"cgroup controller {needed} is not mounted under {CGROUP_ROOT}")
+        for hierarchy in cgroup_hierarchies():
+            probe = hierarchy / f"berth-probe-{os.getpid()}"
+            try:
+                probe.mkdir()
+                probe.rmdir()
+            except OSError as err:
+                raise SetupError(f"cgroups are not writable: {hierarchy}: {err.strerror}") from err
+
+    def _check_network(self) -> None:
+        links = json.loads(_run("ip", "-j", "link", "show").stdout or "[]")
+        names = {link.get("ifname") for link in links}
+        addrs = json.loads(_run("ip", "-j", "-4", "addr", "show").stdout or "[]")
+        used = {a.get("local") for link in addrs for a in link.get("addr_info", [])}
+        for i in range(self.count):
+            if self.bridge(i) in names:
+                raise SetupError(f"network interface {self.bridge(i)} exists already (another sandbox, or a leftover)")
+            if self.gateway(i) in used:
+                raise SetupError(f"address {self.gateway(i)} is in use on this machine")
+        for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+            with socket.socket(socket.AF_INET, kind) as s:
+                try:
+                    s.bind(("0.0.0.0", dns.DNS_PORT))
+                except OSError as err:
+                    if err.errno == 98:  # EADDRINUSE: a wildcard listener would take CoreDNS's port
+                        proto = "udp" if kind == socket.SOCK_DGRAM else "tcp"
+                        raise SetupError(
+                            f"port {dns.DNS_PORT}/{proto} is taken by another process (CoreDNS needs it)"
+                        ) from err
+
+    # ---- configuration ----------------------------------------------------------------------
+    def node_dir(self, index: int) -> Path:
+        return containerd.node_dir(self.state_dir, index)
+
+    def write_config(self, server: str, pki: pki_mod.Pki, context: str, ports: dict[str, int]) -> None:
+        """Certificates, kubeconfigs, containerd, CNI, kubelet and CoreDNS configuration files."""
+        self.nodes_dir.mkdir(parents=True, exist_ok=True)
+        for i in range(self.count):
+            d = self.node_dir(i)
+            (d / "cni" / "net.d").mkdir(parents=True, exist_ok=True)
+            (d / "pod-logs").mkdir(exist_ok=True)
+            client = f"kubelet-{i}"
+            pki_mod.issue_client(pki, pki_mod.ClientCert(client, f"system:node:{self.node_name(i)}", "system:nodes"))
+            pki_mod.write_kubeconfig(d / "kubelet.kubeconfig", pki, client, server, context)
+            (d / "cni" / "net.d" / "10-berth.conflist").write_text(
+                containerd.cni_config(self.state_dir, i, self.bridge(i), self.subnet(i))
+            )
+            (d / "kubelet.yaml").write_text(json.dumps(self._kubelet_config(i, pki, ports), indent=2))
+        pki_mod.issue_client(pki, pki_mod.ClientCert(dns.CLIENT, dns.USER))
+        pki_mod.write_kubeconfig(self.nodes_dir / "coredns.kubeconfig", pki, dns.CLIENT, server, context)
+        (self.nodes_dir / "Corefile").write_text(
+            dns.corefile(
+                self.dns_ip, self.nodes_dir / "coredns.kubeconfig", ports["coredns-health"], ports["coredns-ready"]
+            )
+        )
+
+    def _kubelet_config(self, index: int, pki: pki_mod.Pki, ports: dict[str, int]) -> dict[str, Any]:
+        d = self.node_dir(index)
+        return {
+            "apiVersion": "kubelet.config.k8s.io/v1beta1",
+            "kind": "KubeletConfiguration",
+            # This machine kind has cgroup v1 only; 1.37 refuses it unless told not to.
+            "failCgroupV1": False,
+            "cgroupDriver": "cgroupfs",
+            "cgroupRoot": f"/{self.cgroup}/node-{index}",
+            "containerRuntimeEndpoint": f"unix://{containerd.socket_path(self.state_dir, index)}",
+            "address": self.gateway(index),
+            "port": ports[f"kubelet-{index}"],
+            "readOnlyPort": 0,
+            "healthzBindAddress": "127.0.0.1",
+            "healthzPort": ports[f"kubelet-{index}-healthz"],
+            "authentication": {
+                "anonymous": {"enabled": False},
+                "webhook": {"enabled": True},
+                "x509": {"clientCAFile": str(pki.ca_cert)},
+            },
+            "authorization": {"mode": "Webhook"},
+            "clusterDNS": [self.dns_ip],
+            "clusterDomain": dns.CLUSTER_DOMAIN,
+            "staticPodPath": "",
+            "failSwapOn": False,
+            "rotateCertificates": False,
+            "serverTLSBootstrap": False,
+            "podLogsDir": str(d / "pod-logs"),
+            "volumePluginDir": str(d / "volume-plugins"),
+            "resolvConf": "/etc/resolv.conf",
+            # A shared build machine: thresholds in absolute sizes so the node is not "under disk
+            # pressure" because the disk is fuller than the 10-15 % defaults; no image GC.
+            "evictionHard": {
+                "memory.available": "100Mi",
+                "nodefs.available": "1Gi",
+                "nodefs.inodesFree": "1%",
+                "imagefs.available": "1Gi",
+                "imagefs.inodesFree": "1%",
+            },
+            "imageGCHighThresholdPercent": 100,
+            "imageGCLowThresholdPercent": 99,
+            "imageMinimumGCAge": "87600h",
+            "maxPods": 110,
+            "serializeImagePulls": False,
+            # Its KUBE-FIREWALL/hint chains are for kube-proxy (none here) and would outlive a crash.
+            "makeIPTablesUtilChains": False,
+            "nodeStatusReportFrequency": "10s",
+        }
+
+    # ---- start ----------------------------------------------------------------------------
+    def port_names(self) -> list[str]:
+        names = ["coredns-health", "coredns-ready"]
+        for i in range(self.count):
+            names += [f"kubelet-{i}", f"kubelet-{i}-healthz"]
+        return names
+
+    def process_count(self) -> int:
+        """How many processes the nodes run (their entries in the sandbox's state)."""
+        return sum(self.count if c.per_node else 1 for c in NODE_COMPONENTS)
+
+    def allocate_ports(self) -> dict[str, int]:
+        names = self.port_names()
+        return dict(zip(names, free_ports(len(names)), strict=True))
+
+    def argv(self, component: NodeComponent, index: int, kube: Path, coredns: Path, holder: int | None) -> list[str]:
+        values = {
+            "node": self.node_dir(index),
+            "index": index,
+            "ip": self.gateway(index),
+            "name": self.node_name(index),
+            "labels": ",".join(f"{k}={v}" for k, v in self.labels(index).items()),
+            "nodes": self.nodes_dir,
+            "dir": self.state_dir,
+        }
+        binaries = {None: str(kube), "coredns": str(coredns)}
+        binary = binaries.get(component.binary) or shutil.which(component.binary or "") or str(component.binary)
+        argv = [binary, *(arg.format(**values) for arg in component.args)]
+        if component.mount_ns:
+            assert holder is not None
+            argv = [shutil.which("nsenter") or "nsenter", f"--mount=/proc/{holder}/ns/mnt", "--", *argv]
+        return argv
+
+    def create_host_objects(self) -> None:
+        """The cgroups and the bridges (all removed by :meth:`teardown`)."""
+        for hierarchy in cgroup_hierarchies():
+            for i in range(self.count):
+                _mkcgroup(hierarchy, f"{self.cgroup}/node-{i}/runtime")
+        for i in range(self.count):
+            br = self.bridge(i)
+            _run("ip", "link", "add", "name", br, "type", "bridge")
+            _run("ip", "addr", "add", f"{self.gateway(i)}/24", "dev", br)
+            _run("ip", "link", "set", br, "up")
+
+    def join_cgroup(self, pid: int, index: int) -> None:
+        for hierarchy in cgroup_hierarchies():
+            with contextlib.suppress(OSError):
+                (hierarchy / self.cgroup / f"node-{index}" / "runtime" / "cgroup.procs").write_text(str(pid))
+
+    def start(
+        self,
+        *,
+        kube: Path,
+        server: str,
+        pki: pki_mod.Pki,
+        context: str,
+        record: Callable[[ProcessRecord], None],
+        wait_http: Callable[[str, ProcessRecord], None],
+        progress: Progress,
+        deadline: float,
+    ) -> None:
+        """Start the nodes' processes in order; RECORD saves each one right after it starts."""
+        coredns = dns.find_binary() or dns.build(progress)
+        progress("building the pause image")
+        pause_name, pause_archive = oci.pause_image(Path.home() / ".cache" / "berth" / "images")
+        ports = self.allocate_ports()
+        (self.nodes_dir).mkdir(parents=True, exist_ok=True)
+        (self.nodes_dir / "ports.json").write_text(json.dumps(ports))
+        progress(f"writing configuration for {self.count} real node(s)")
+        self.write_config(server, pki, context, ports)
+        for i in range(self.count):
+            (self.node_dir(i) / "containerd.toml").write_text(containerd.config(self.state_dir, i, pause_name))
+        progress("creating cgroups and bridges")
+        self.create_host_objects()
+        logs = self.state_dir / "logs"
+        holder: int | None = None
+        for component in NODE_COMPONENTS:
+            for i in range(self.count if component.per_node else 1):
+                name = f"{component.name}-{i}" if component.per_node else component.name
+                progress(f"starting {name}")
+                rec = spawn(name, self.argv(component, i, kube, coredns, holder), logs / f"{name}.log", self.state_dir)
+                record(rec)
+                if component.name == "mount-namespace":
+                    holder = rec.pid
+                    _wait_for(lambda: (self.nodes_dir / "mount-namespace.ready").exists(), rec, deadline, name)
+                elif component.name == "containerd":
+                    self.join_cgroup(rec.pid, i)
+                    sock = containerd.socket_path(self.state_dir, i)
+                    _wait_for(sock.exists, rec, deadline, f"{name} socket {sock}")
+                    if not containerd.has_image(self.state_dir, i, pause_name):
+                        containerd.import_image(self.state_dir, i, pause_archive)
+                elif component.name == "coredns":
+                    wait_http(f"http://127.0.0.1:{ports['coredns-health']}/health", rec)
+                elif component.name == "kubelet":
+                    self.join_cgroup(rec.pid, i)
+                    wait_http(f"http://127.0.0.1:{ports[f'kubelet-{i}-healthz']}/healthz", rec)
+
+    def seed(self, kube: Any, progress: Progress) -> None:
+        """CoreDNS's read-only RBAC; the GPU capacity of registered real nodes (when asked)."""
+        from lightkube.codecs import from_dict
+
+        role = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": "berth-sandbox:coredns"},
+            "rules": dns.RBAC_RULES,
+        }
+        binding = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "berth-sandbox:coredns"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "berth-sandbox:coredns",
+            },
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": dns.USER}],
+        }
+        for manifest in (role, binding):
+            obj = from_dict(manifest)
+            kube.call(
+                f"apply {manifest['kind']}", lambda obj=obj: kube.client.apply(obj, field_manager="berth-sandbox")
+            )
+
+    def advertise_gpus(self, kube: Any, index: int) -> None:
+        """The documented extended-resource patch: ``nvidia.com/gpu`` in the node's status capacity.
+
+        Only a number for the scheduler: no device is injected into containers.
+        """
+        from lightkube.resources.core_v1 import NodeStatus
+        from lightkube.types import PatchType
+
+        path = "/status/capacity/" + GPU_RESOURCE.replace("~", "~0").replace("/", "~1")
+        patch = [{"op": "add", "path": path, "value": str(self.gpus)}]
+        kube.call(
+            f"patch {self.node_name(index)} status",
+            lambda: kube.client.patch(NodeStatus, self.node_name(index), patch, patch_type=PatchType.JSON),
+        )
+
+    # ---- teardown ---------------------------------------------------------------------------
+    def teardown(self, processes: list[ProcessRecord]) -> None:
+        """Stop the nodes and remove every container, mount, cgroup and bridge they made.
+
+        Works after a crash too: containers are found by cgroup, not by asking containerd; the
+        mounts live in the nodes' own mount namespace and vanish with its last process.
+        """
+        mine = [p for p in processes if _component(p.name) in {c.name for c in NODE_COMPONENTS}]
+        order = {"kubelet": 0, "coredns": 1, "containerd": 2, "mount-namespace": 3}
+        ours = sorted(mine, key=lambda p: order.get(_component(p.name), 9))
+        stop([p for p in ours if _component(p.name) != "mount-namespace"], grace_s=5.0)
+        self.kill_cgroup_processes()
+        stop([p for p in ours if _component(p.name) == "mount-namespace"], grace_s=2.0)
+        self.remove_host_objects()
+
+    def cgroup_pids(self) -> set[int]:
+        pids: set[int] = set()
+        for hierarchy in cgroup_hierarchies():
+            top = hierarchy / self.cgroup
+            if not top.is_dir():
+                continue
+            for procs in top.rglob("cgroup.procs"):
+                with contextlib.suppress(OSError, ValueError):
+                    pids.update(int(x) for x in procs.read_text().split())
+        return pids
+
+    def kill_cgroup_processes(self, timeout_s: float = 15.0) -> None:
+        """SIGKILL every process in the sandbox's cgroups (containers, shims) until none is left."""
+        deadline = time.monotonic() + timeout_s
+        while pids := self.cgroup_pids():
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            if time.monotonic() > deadline:
+                raise BerthError(f"processes {sorted(pids)} in cgroup {self.cgroup} do not die")
+            time.sleep(0.1)
+
+    def remove_host_objects(self) -> None:
+        for i in range(max(self.count, 1)):
+            _run("ip", "link", "delete", self.bridge(i), check=False)
+        deadline = time.monotonic() + 10
+        for hierarchy in cgroup_hierarchies():
+            top = hierarchy / self.cgroup
+            if not top.is_dir():
+                continue
+            dirs = sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True)
+            for d in [*dirs, top]:
+                while True:
+                    try:
+                        d.rmdir()
+                        break
+                    except FileNotFoundError:
+                        break
+                    except OSError:
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.1)
+
+    def leftovers(self) -> list[str]:
+        """What of this sandbox's nodes still exists on the host (for tests and ``down``'s check)."""
+        found = [f"cgroup {h / self.cgroup}" for h in cgroup_hierarchies() if (h / self.cgroup).exists()]
+        links = json.loads(_run("ip", "-j", "link", "show", check=False).stdout or "[]")
+        names = {link.get("ifname") for link in links}
+        found += [f"interface {self.bridge(i)}" for i in range(self.count) if self.bridge(i) in names]
+        found += [f"process {pid}" for pid in sorted(self.cgroup_pids())]
+        return found
+
+
+def _component(process_name: str) -> str:
+    """``kubelet-0`` → ``kubelet``; ``coredns`` → ``coredns``."""
+    head, _, tail = process_name.rpartition("-")
+    return head if tail.isdigit() else process_name
+
+
+def _mkcgroup(hierarchy: Path, relative: str) -> None:
+    """mkdir -p a cgroup; cpuset cgroups get their parent's cpus and mems (v1 starts them empty)."""
+    path = hierarchy
+    for part in relative.split("/"):
+        parent, path = path, path / part
+        if path.is_dir():
+            continue
+        path.mkdir()
+        for knob in ("cpuset.cpus", "cpuset.mems"):
+            if (path / knob).exists() and not (path / knob).read_text().strip():
+                (path / knob).write_text((parent / knob).read_text())
+
+
+def _wait_for(check: Callable[[], bool], record: ProcessRecord, deadline: float, what: str) -> None:
+    from berth.sandbox.proc import log_tail
+
+    while not check():
+        if not is_running(record):
+            raise BerthError(
+                f"{record.name} exited during start-up; last lines of {record.log}:\n{log_tail(Path(record.log))}"
+            )
+        if time.monotonic() > deadline:
+            raise BerthError(f"sandbox start timed out waiting for {what}", hint=f"see {record.log}")
+        time.sleep(0.1)
