@@ -144,19 +144,19 @@ def image(
     """Build berth's runtime image (Debian python3, numpy, berth from this checkout), cache it, import it.
 
     Cached under ~/.cache/berth/image by a hash of its inputs; imported into the sandbox's containerd
-    (namespace k8s.io) when one runs. Prints the reference pods use with imagePullPolicy: Never.
+    (namespace k8s.io, every real node's) when one runs. Prints the reference pods use with imagePullPolicy: Never.
     """
-    from berth.sandbox.image import build_image, find_containerd_socket, import_image
+    from berth.sandbox.image import build_image, find_containerd_sockets, import_image
 
     progress = _progress()
-    socket = containerd_socket or find_containerd_socket(_sandbox(name, state_dir).state_dir)
+    sockets = [containerd_socket] if containerd_socket else find_containerd_sockets(_sandbox(name, state_dir).state_dir)
     built = build_image(progress=progress, rebuild=rebuild)
-    if socket is not None:
-        import_image(built, socket, progress)
-    else:
+    for sock in sockets:
+        import_image(built, sock, progress)
+    if not sockets:
         progress(f"no sandbox containerd is running: built and cached only ({built.archive})")
     if output is Output.json:
-        emit_json({**built.to_json(), "imported": socket is not None})
+        emit_json({**built.to_json(), "imported": [str(s) for s in sockets]})
     else:
         typer.echo(built.reference)
 

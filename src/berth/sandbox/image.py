@@ -32,7 +32,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -825,14 +825,11 @@ def write_oci(rootfs: Path, archive: Path, reference: str, wanted: Inputs) -> Ru
 NAMESPACE = "k8s.io"
 
 
-def find_containerd_socket(state_dir: Path) -> Path | None:
-    """A containerd socket under a sandbox's state directory that accepts connections, or None."""
+def find_containerd_sockets(state_dir: Path) -> list[Path]:
+    """The containerd sockets of a sandbox's real nodes (``nodes/node-N/containerd.sock``) that answer."""
     if not state_dir.is_dir():
-        return None
-    for candidate in sorted(state_dir.rglob("containerd*.sock")):
-        if candidate.is_socket() and _answers(candidate):
-            return candidate
-    return None
+        return []
+    return [p for p in sorted(state_dir.glob("nodes/*/containerd.sock")) if p.is_socket() and _answers(p)]
 
 
 def _answers(path: Path) -> bool:
@@ -881,16 +878,27 @@ def import_image(image: RuntimeImage, containerd_socket: Path | str, progress: P
         return False
     if progress:
         progress(f"importing {image.reference} into containerd ({containerd_socket}, namespace {NAMESPACE})")
-    _ctr(containerd_socket, "images", "import", str(image.archive))
+    _ctr(containerd_socket, "images", "import", "--snapshotter", "overlayfs", str(image.archive))
     found = imported_images(containerd_socket).get(image.reference)
     if found != image.digest:
         raise ImageError(f"containerd lists {image.reference} as {found}, not {image.digest} after the import")
     return True
 
 
-def ensure_runtime_image(containerd_socket: Path | str | None, progress: Progress | None = None) -> str:
-    """Build or reuse the runtime image, import it into ``containerd_socket`` unless None; its reference."""
+def ensure_runtime_image(
+    containerd_socket: Path | str | Sequence[Path | str] | None, progress: Progress | None = None
+) -> str:
+    """Build or reuse the runtime image and import it into each containerd socket given; its reference.
+
+    ``None`` (or no sockets) builds and caches only. For ``sandbox up --kubelet``: one socket per real node.
+    """
     image = build_image(progress=progress)
-    if containerd_socket is not None:
-        import_image(image, containerd_socket, progress)
+    if containerd_socket is None:
+        sockets: Sequence[Path | str] = []
+    elif isinstance(containerd_socket, (str, Path)):
+        sockets = [containerd_socket]
+    else:
+        sockets = containerd_socket
+    for sock in sockets:
+        import_image(image, sock, progress)
     return image.reference
