@@ -261,10 +261,10 @@ class Sandbox:
             progress(f"sandbox {self.name!r} is not healthy: starting it afresh")
             self.down()
         bin_dir = bin_dir or find_bin_dir()
-        if bin_dir is None:
-            raise BerthError("the control-plane binaries are not built", hint=build_hint())
         if kubelets:
             self._real_nodes(kubelets, nodes).preflight(bin_dir)
+        if bin_dir is None:
+            raise BerthError("the control-plane binaries are not built", hint=build_hint())
 
         started = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)

@@ -79,6 +79,8 @@ COMPONENTS: tuple[Component, ...] = (
             "--proxy-client-key-file={pki.front_proxy_key}",
             "--kubelet-client-certificate={pki.kubelet_client_cert}",
             "--kubelet-client-key={pki.kubelet_client_key}",
+            # Real nodes' names do not resolve; their InternalIP is their bridge's gateway address.
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
         ),
         health="{server}/readyz",
         gate=True,

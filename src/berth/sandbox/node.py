@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -125,7 +124,7 @@ class RealNodes:
         return {LABEL_SANDBOX_NODE: KIND, LABEL_ZONE: self.zone_of(index), "topology.kubernetes.io/region": "sandbox"}
 
     # ---- pre-flight ------------------------------------------------------------------------
-    def preflight(self, bin_dir: Path) -> None:
+    def preflight(self, bin_dir: Path | None) -> None:
         """Fail fast, with one line naming what is missing, before anything is started."""
         if os.geteuid() != 0:
             raise SetupError("real nodes need root (containers, cgroups, mounts, bridges): run as root")
@@ -140,17 +139,22 @@ class RealNodes:
                     f"CNI plugin {plugin} is missing in {containerd.CNI_BIN_DIR}",
                     hint="apt-get install containernetworking-plugins",
                 )
-        if not (bin_dir / "kubelet").exists():
+        if bin_dir is not None and not (bin_dir / "kubelet").exists():
             raise SetupError(f"{bin_dir} has no kubelet", hint="rebuild with tools/kube/build.sh")
-        for path in (self.state_dir, bin_dir):
+        for path in (self.state_dir, bin_dir or self.state_dir):
             for masked in MASKED:
                 if path.is_relative_to(masked):
                     raise SetupError(f"{path} is under {masked}, which the nodes' mount namespace replaces")
         self._check_overlayfs()
         self._check_cgroups()
         self._check_network()
-        if len(str(containerd.socket_path(self.state_dir, self.count - 1))) > 100:
-            raise SetupError(f"state directory {self.state_dir} is too long for a unix socket path")
+        # The kubelet makes unix sockets under its root dir (pods-api/<random>, plugins_registry/…):
+        # sockaddr_un holds 107 bytes.
+        if len(str(self.node_dir(self.count - 1) / "kubelet")) + 40 > 107:
+            raise SetupError(
+                f"state directory {self.state_dir} is too long for the kubelet's unix sockets: "
+                "choose a shorter --state-dir"
+            )
 
     def _check_overlayfs(self) -> None:
         if "overlay" not in Path("/proc/filesystems").read_text().split():
@@ -193,16 +197,12 @@ class RealNodes:
                 raise SetupError(f"network interface {self.bridge(i)} exists already (another sandbox, or a leftover)")
             if self.gateway(i) in used:
                 raise SetupError(f"address {self.gateway(i)} is in use on this machine")
-        for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-            with socket.socket(socket.AF_INET, kind) as s:
-                try:
-                    s.bind(("0.0.0.0", dns.DNS_PORT))
-                except OSError as err:
-                    if err.errno == 98:  # EADDRINUSE: a wildcard listener would take CoreDNS's port
-                        proto = "udp" if kind == socket.SOCK_DGRAM else "tcp"
-                        raise SetupError(
-                            f"port {dns.DNS_PORT}/{proto} is taken by another process (CoreDNS needs it)"
-                        ) from err
+        taken = wildcard_listeners(dns.DNS_PORT)
+        if taken:
+            raise SetupError(
+                f"port {dns.DNS_PORT}/{taken[0]} is taken by another process on all addresses (CoreDNS needs it "
+                f"on {self.dns_ip})"
+            )
 
     # ---- configuration ----------------------------------------------------------------------
     def node_dir(self, index: int) -> Path:
@@ -484,6 +484,24 @@ class RealNodes:
         found += [f"interface {self.bridge(i)}" for i in range(self.count) if self.bridge(i) in names]
         found += [f"process {pid}" for pid in sorted(self.cgroup_pids())]
         return found
+
+
+def wildcard_listeners(port: int) -> list[str]:
+    """Protocols with a socket bound to PORT on every address (0.0.0.0 or ::), from /proc/net.
+
+    Such a socket keeps CoreDNS from binding PORT on the bridge address; one bound to a single
+    other address (a local stub resolver on 127.0.0.53) does not.
+    """
+    found = []
+    for proto in ("udp", "tcp", "udp6", "tcp6"):
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(f"/proc/net/{proto}").read_text().splitlines()[1:]:
+                fields = line.split()
+                addr, _, hex_port = fields[1].partition(":")
+                listening = proto.startswith("udp") or fields[3] == "0A"
+                if listening and int(hex_port, 16) == port and int(addr, 16) == 0:
+                    found.append(proto.rstrip("6"))
+    return found
 
 
 def _component(process_name: str) -> str:
