@@ -886,13 +886,16 @@ def import_image(image: RuntimeImage, containerd_socket: Path | str, progress: P
 
 
 def ensure_runtime_image(
-    containerd_socket: Path | str | Sequence[Path | str] | None, progress: Progress | None = None
+    containerd_socket: Path | str | Sequence[Path | str] | None,
+    progress: Progress | None = None,
+    *,
+    source_root: Path | None = None,
 ) -> str:
     """Build or reuse the runtime image and import it into each containerd socket given; its reference.
 
     ``None`` (or no sockets) builds and caches only. For ``sandbox up --kubelet``: one socket per real node.
     """
-    image = build_image(progress=progress)
+    image = build_image(progress=progress, source_root=source_root)
     if containerd_socket is None:
         sockets: Sequence[Path | str] = []
     elif isinstance(containerd_socket, (str, Path)):
