@@ -1,0 +1,160 @@
+"""The lifecycle issue's cases on local processes that get exactly the rendered pod's command and env.
+
+See lifecycle_harness.py for what stands in for a pod. Faults are injected by the trainer
+(TEST_FAIL) and by killing processes; the journal the trainers append to is what the invariants
+are checked against: never two trainers of one rank at once (a kernel lock the trainer takes),
+never a resume from a step some rank does not have, never a Succeeded run that did not finish.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from berth.runtime.store import scan_steps
+from tests.runtime.conftest import free_port
+from tests.runtime.lifecycle_harness import LocalGang, spec
+
+FAST = {"backoffSeconds": 0, "stopGraceSeconds": 2}
+
+
+@pytest.fixture
+def make_gang(tmp_path: Path) -> Iterator[Any]:
+    gangs: list[LocalGang] = []
+
+    def make(replicas: int = 3, lifecycle: dict[str, Any] | None = None, **test_env: str) -> LocalGang:
+        cluster = spec("demo", replicas, {**FAST, **(lifecycle or {})})
+        gang = LocalGang(tmp_path / f"gang-{len(gangs)}", cluster, free_port(), test_env)
+        gangs.append(gang)
+        return gang
+
+    yield make
+    for gang in gangs:
+        gang.stop()
+
+
+def _invariants(gang: LocalGang) -> list[dict[str, Any]]:
+    events = gang.events()
+    bad = [e for e in events if e["ev"] in ("overlap", "resume-missing")]
+    assert not bad, bad
+    return events
+
+
+def _finished(gang: LocalGang, steps: int) -> None:
+    """Succeeded means every rank finished: its trainer said done and its volume has the last step."""
+    events = gang.events()
+    for rank in range(gang.replicas):
+        assert any(e["ev"] == "done" and e["rank"] == rank for e in events), f"rank {rank} never finished"
+        assert gang.state(rank)["completed"] is True
+        found = scan_steps(Path(gang.env_for(rank)["BERTH_CHECKPOINT_DIR"]))
+        assert rank in found.get(steps, {}) or found.get(steps), f"rank {rank} has no step {steps}"
+
+
+def test_three_ranks_complete_and_never_rerun(make_gang: Any) -> None:
+    gang = make_gang(TEST_STEPS="20", TEST_STEP_S="0.02")
+    gang.start_all()
+    gang.wait_for(lambda: gang.run_phase() == "Succeeded", 60)
+    _finished(gang, 20)
+    starts = [e for e in _invariants(gang) if e["ev"] == "start"]
+    assert len(starts) == 3
+    # A container restart after completion: the supervisor idles, the trainer never runs again.
+    gang.kill_container(1)
+    gang.start(1)
+    time.sleep(2)
+    assert [e for e in gang.events() if e["ev"] == "start"] == starts
+    assert gang.procs[1].poll() is None and not gang.trainer_pids(1)
+    assert all(p.poll() is None for p in gang.procs.values()), "a supervisor exited after completion"
+    assert "berth run [rank 0]: every rank completed" in (gang.root / "pod-0.log").read_text()
+
+
+def test_one_failure_restarts_the_gang_from_the_agreed_step(make_gang: Any) -> None:
+    gang = make_gang(TEST_STEPS="20", TEST_STEP_S="0.05", TEST_FAIL="1:7:once")
+    gang.start_all()
+    gang.wait_for(lambda: gang.run_phase() == "Succeeded", 90)
+    _finished(gang, 20)
+    events = _invariants(gang)
+    run = gang.state(0)["gang"]
+    assert run["restarts"] == 1 and run["failures"] == 1 and run["generation"] == 2
+    second = [e for e in events if e["ev"] == "start" and e["gen"] == 2]
+    assert sorted(e["rank"] for e in second) == [0, 1, 2]
+    resumed = {e["resume"] for e in second}
+    assert len(resumed) == 1 and resumed.pop() > 0, second  # all together, from a step they all had
+    assert {e["resumeEnv"] for e in second} == {str(second[0]["resume"])}
+    assert all(gang.state(r)["starts"] == 2 for r in range(3))
+
+
+def test_always_failing_rank_fails_the_run_after_max_restarts(make_gang: Any) -> None:
+    gang = make_gang(lifecycle={"maxRestarts": 2}, TEST_STEPS="20", TEST_STEP_S="0.02", TEST_FAIL="1:3:always")
+    gang.start_all()
+    gang.wait_for(lambda: gang.run_phase() == "Failed", 90)
+    run = gang.state(0)["gang"]
+    assert run["failures"] == 3 and run["restarts"] == 2
+    assert (run["failedRank"], run["exitCode"], run["lastLine"]) == (1, 1, "boom at step 3")
+    assert "rank 1 exited 1: boom at step 3" in run["reason"]
+    assert gang.state(1)["exitCode"] == 1 and gang.state(1)["lastLine"] == "boom at step 3"
+    time.sleep(1)
+    assert not any(gang.trainer_pids(r) for r in range(3)), "a trainer runs after the run Failed"
+    _invariants(gang)
+
+
+def test_sigterm_commits_the_final_save_then_the_gang_resumes(make_gang: Any) -> None:
+    gang = make_gang(TEST_STEPS="40", TEST_STEP_S="0.05")
+    gang.start_all()
+    gang.wait_for(lambda: any(e["ev"] == "start" for e in gang.events()) and bool(gang.trainer_pids(1)), 30)
+    time.sleep(0.8)
+    os.kill(gang.procs[1].pid, signal.SIGTERM)  # the kubelet's stop of a deleted pod
+    assert gang.procs[1].wait(timeout=30) == 143
+    final = [e for e in gang.events() if e["ev"] == "final" and e["rank"] == 1]
+    assert final, gang.logs()
+    step = final[0]["step"]
+    assert 1 in scan_steps(Path(gang.env_for(1)["BERTH_CHECKPOINT_DIR"])).get(step, {}), "final save not committed"
+    gang.kubelet()  # the StatefulSet recreates the pod
+    gang.wait_for(lambda: gang.run_phase() == "Succeeded", 90)
+    _finished(gang, 40)
+    events = _invariants(gang)
+    later = [e for e in events if e["ev"] == "start" and e["gen"] >= 2]
+    assert later and all(e["resume"] is not None and e["resume"] >= step - 1 for e in later), later
+
+
+@pytest.mark.slow
+def test_random_sigkills_keep_the_invariants(make_gang: Any) -> None:
+    """100 SIGKILLs of a random supervisor (its whole container) or trainer at random moments."""
+    gang = make_gang(lifecycle={"maxRestarts": 1000, "stopGraceSeconds": 1}, TEST_STEPS="100", TEST_STEP_S="0.02")
+    gang.start_all()
+    rng = random.Random(int(os.environ.get("BERTH_CHAOS_SEED", "10")))
+    kills = 0
+    deadline = time.monotonic() + 180
+    while kills < 100 and time.monotonic() < deadline:
+        time.sleep(rng.uniform(0.0, 0.3))
+        gang.kubelet()
+        if rng.random() < 0.1:  # sometimes: once the gang trains again, anywhere in a step or a save
+            started = len([e for e in gang.events() if e["ev"] == "start"])
+            until = time.monotonic() + 8
+            while time.monotonic() < until and len([e for e in gang.events() if e["ev"] == "start"]) < started + 3:
+                gang.kubelet()
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 0.5))
+        rank = rng.randrange(gang.replicas)
+        if rng.random() < 0.5:
+            gang.kill_container(rank)  # the supervisor dies: the container restarts
+            kills += 1
+        else:
+            pids = gang.trainer_pids(rank)
+            if pids:
+                os.kill(pids[0], signal.SIGKILL)
+                kills += 1
+        if gang.run_phase() == "Succeeded":
+            _finished(gang, 100)  # may finish between kills: it must really have finished
+    assert kills == 100
+    gang.wait_for(lambda: gang.run_phase() == "Succeeded", 120)
+    _finished(gang, 100)
+    events = _invariants(gang)
+    starts = [e for e in events if e["ev"] == "start"]
+    assert len(starts) > 6 and any(e["resume"] for e in starts), "the kills did not land mid-run"
