@@ -106,10 +106,10 @@ def _probe_image(cache: Path) -> tuple[str, Path]:
     return name, archive
 
 
-def _start(name: str) -> tuple[Sandbox, SandboxState]:
+def _start(name: str, kubelets: int = 1) -> tuple[Sandbox, SandboxState]:
     # Not under pytest's tmp: the kubelet's unix socket paths must stay under 108 bytes.
     box = Sandbox(name, Path(tempfile.mkdtemp(prefix="berth-kt-")) / "state")
-    state = box.up(NodeSpec(nodes=0), bin_dir=find_bin_dir(), timeout_s=240, kubelets=1)
+    state = box.up(NodeSpec(nodes=0), bin_dir=find_bin_dir(), timeout_s=240, kubelets=kubelets)
     return box, state
 
 
@@ -118,9 +118,10 @@ def kubelet_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubele
     tmp = tmp_path_factory.mktemp("kubelet")
     bin_dir = _prerequisites()
     image, archive = _probe_image(tmp)
-    box, state = _start("pytest-kubelet")
+    box, state = _start("pytest-kubelet", kubelets=2)
     try:
-        containerd.import_image(box.state_dir, 0, archive)
+        for i in range(state.kubelets):  # each real node has its own containerd
+            containerd.import_image(box.state_dir, i, archive)
         yield KubeletSandbox(box, state, bin_dir / "kubectl", image)
     finally:
         box.down()
@@ -177,22 +178,22 @@ def test_not_root_is_one_line_and_exit_2() -> None:
 # ---- a real node -----------------------------------------------------------------------------
 def test_real_node_ready_with_labels_and_gpus(kubelet_sandbox: KubeletSandbox) -> None:
     nodes = json.loads(kubelet_sandbox.kubectl_run("get", "nodes", "-o", "json").stdout)["items"]
-    assert [n["metadata"]["name"] for n in nodes] == ["sandbox-kubelet-0"]  # --kubelet: no kwok nodes
-    node = nodes[0]
-    labels = node["metadata"]["labels"]
-    assert labels[LABEL_SANDBOX_NODE] == "kubelet"
-    assert labels[LABEL_ZONE] == "zone-a"
-    ready = {c["type"]: c["status"] for c in node["status"]["conditions"]}
-    assert ready["Ready"] == "True" and ready["DiskPressure"] == "False"
-    assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
-    assert node["status"]["capacity"][GPU_RESOURCE] == "8"  # advertised only: no device behind it
+    # --kubelet: no kwok nodes unless --nodes asks
+    assert sorted(n["metadata"]["name"] for n in nodes) == ["sandbox-kubelet-0", "sandbox-kubelet-1"]
+    for node, zone in zip(sorted(nodes, key=lambda n: n["metadata"]["name"]), ("zone-a", "zone-b"), strict=True):
+        labels = node["metadata"]["labels"]
+        assert labels[LABEL_SANDBOX_NODE] == "kubelet"
+        assert labels[LABEL_ZONE] == zone
+        ready = {c["type"]: c["status"] for c in node["status"]["conditions"]}
+        assert ready["Ready"] == "True" and ready["DiskPressure"] == "False"
+        assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
+        assert node["status"]["capacity"][GPU_RESOURCE] == "8"  # advertised only: no device behind it
 
 
-def test_pod_runs_logs_and_headless_dns(kubelet_sandbox: KubeletSandbox) -> None:
+def test_pods_on_two_nodes_log_resolve_and_reach_each_other(kubelet_sandbox: KubeletSandbox) -> None:
     ks = kubelet_sandbox
     ns = f"kubelet-{uuid.uuid4().hex[:6]}"
     ks.kubectl_run("create", "namespace", ns)
-    peer = f"trainer-0.peers.{ns}.svc.cluster.local"
     ks.apply(
         {
             "apiVersion": "v1",
@@ -206,40 +207,50 @@ def test_pod_runs_logs_and_headless_dns(kubelet_sandbox: KubeletSandbox) -> None
             },
         }
     )
-    ks.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "trainer-0", "namespace": ns, "labels": {"app": "probe"}},
-            "spec": {
-                "hostname": "trainer-0",
-                "subdomain": "peers",
-                "nodeSelector": {LABEL_SANDBOX_NODE: "kubelet"},
-                "terminationGracePeriodSeconds": 5,
-                "containers": [
-                    {
-                        "name": "probe",
-                        "image": ks.probe_image,
-                        "imagePullPolicy": "Never",
-                        "args": [peer, "kubernetes.default.svc.cluster.local"],
-                    }
-                ],
-            },
-        }
-    )
-    ks.kubectl_run("wait", "-n", ns, "--for=jsonpath={.status.phase}=Running", "pod/trainer-0", "--timeout=90s")
-    pod = json.loads(ks.kubectl_run("get", "-n", ns, "pod/trainer-0", "-o", "json").stdout)
-    pod_ip = pod["status"]["podIP"]
-    deadline = time.monotonic() + 90
-    logs = ""
-    while time.monotonic() < deadline:
-        logs = ks.kubectl_run("logs", "-n", ns, "trainer-0", check=False).stdout
-        if "resolved kubernetes.default" in logs or "unresolved kubernetes.default" in logs:
-            break
-        time.sleep(1)
-    assert "hello from trainer-0" in logs, logs
-    assert f"resolved {peer} {pod_ip}" in logs, logs  # the headless Service's per-pod name
-    assert "resolved kubernetes.default.svc.cluster.local 10.96.0.1" in logs, logs
+
+    def peer(i: int) -> str:
+        return f"trainer-{i}.peers.{ns}.svc.cluster.local"
+
+    for i in (0, 1):
+        ks.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": f"trainer-{i}", "namespace": ns, "labels": {"app": "probe"}},
+                "spec": {
+                    "hostname": f"trainer-{i}",
+                    "subdomain": "peers",
+                    "nodeSelector": {LABEL_SANDBOX_NODE: "kubelet", "kubernetes.io/hostname": f"sandbox-kubelet-{i}"},
+                    "terminationGracePeriodSeconds": 5,
+                    "containers": [
+                        {
+                            "name": "probe",
+                            "image": ks.probe_image,
+                            "imagePullPolicy": "Never",
+                            "args": [f"dial:{peer(1 - i)}", "kubernetes.default.svc.cluster.local"],
+                        }
+                    ],
+                },
+            }
+        )
+    for i in (0, 1):
+        ks.kubectl_run("wait", "-n", ns, "--for=jsonpath={.status.phase}=Running", f"pod/trainer-{i}", "--timeout=90s")
+    pods = json.loads(ks.kubectl_run("get", "-n", ns, "pods", "-o", "json").stdout)["items"]
+    ip = {p["metadata"]["name"]: p["status"]["podIP"] for p in pods}
+    assert {p["spec"]["nodeName"] for p in pods} == {"sandbox-kubelet-0", "sandbox-kubelet-1"}
+    for i in (0, 1):
+        deadline = time.monotonic() + 150
+        logs = ""
+        while time.monotonic() < deadline:
+            logs = ks.kubectl_run("logs", "-n", ns, f"trainer-{i}", check=False).stdout  # via the API server
+            if "kubernetes.default" in logs:
+                break
+            time.sleep(1)
+        assert f"hello from trainer-{i}" in logs, logs
+        other = f"trainer-{1 - i}"
+        assert f"resolved {peer(1 - i)} {ip[other]}" in logs, logs  # the headless Service's per-pod name
+        assert f"connected {peer(1 - i)}" in logs, logs  # pod to pod across the two nodes
+        assert "resolved kubernetes.default.svc.cluster.local 10.96.0.1" in logs, logs
     ks.kubectl_run("delete", "namespace", ns, "--wait=false")
 
 

@@ -78,18 +78,19 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 """
 
 
-def cni_config(state_dir: Path, index: int, bridge: str, subnet: str) -> str:
-    """The node's CNI network: a Linux bridge (pods on SUBNET, the bridge its gateway), plus portmap.
+def cni_config(state_dir: Path, index: int, bridge: str, subnet: str, gateway: str, pod_range: tuple[str, str]) -> str:
+    """Node INDEX's CNI network: the sandbox's bridge (GATEWAY on SUBNET), pods from POD_RANGE, portmap.
 
-    No ipMasq: it would add iptables rules a crash leaves behind, and nothing outside the
-    machine is reachable anyway; pods reach each other, the node and CoreDNS on the bridge.
+    Every node's pods share one bridge and subnet (disjoint ranges): pods of different nodes
+    reach each other over L2, with no IP forwarding on the host. No ipMasq: it would add
+    iptables rules a crash leaves behind, and nothing outside the machine is reachable anyway.
     """
     import json
 
     return json.dumps(
         {
             "cniVersion": "0.4.0",
-            "name": f"berth-node-{index}",
+            "name": "berth-sandbox",
             "plugins": [
                 {
                     "type": "bridge",
@@ -99,7 +100,16 @@ def cni_config(state_dir: Path, index: int, bridge: str, subnet: str) -> str:
                     "hairpinMode": True,
                     "ipam": {
                         "type": "host-local",
-                        "ranges": [[{"subnet": subnet}]],
+                        "ranges": [
+                            [
+                                {
+                                    "subnet": subnet,
+                                    "rangeStart": pod_range[0],
+                                    "rangeEnd": pod_range[1],
+                                    "gateway": gateway,
+                                }
+                            ]
+                        ],
                         "dataDir": str(node_dir(state_dir, index) / "cni" / "ipam"),
                     },
                 },

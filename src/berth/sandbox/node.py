@@ -1,18 +1,19 @@
 """Real nodes for ``berth sandbox up --kubelet``: kubelet + containerd + runc + CNI bridge, and CoreDNS.
 
-Per node ``i`` (``sandbox-kubelet-<i>``): a containerd (:mod:`berth.sandbox.containerd`), a Linux
-bridge ``berth<id><i>`` that we create with the gateway address ``10.<x>.<i>.1/24`` (the node's
-IP: the kubelet listens there, the API server reaches it there, pods get addresses from the
-rest of the /24 through the CNI bridge plugin), and a kubelet whose client certificate comes
-from the sandbox CA. One CoreDNS (:mod:`berth.sandbox.dns`) on node 0's gateway serves the
-cluster domain to every pod.
+One Linux bridge ``berth<id>`` per sandbox, which we create on ``10.<x>.0.0/16`` with the
+gateway ``10.<x>.0.1`` (where CoreDNS, :mod:`berth.sandbox.dns`, serves the cluster domain to
+every pod) and one address per node, ``10.<x>.0.<10+i>`` (the node's IP: its kubelet listens
+there and the API server reaches it there). Per node ``i`` (``sandbox-kubelet-<i>``): a
+containerd (:mod:`berth.sandbox.containerd`) whose CNI bridge plugin gives pods addresses from
+``10.<x>.<i+1>.0/24`` on that same bridge — so pods of different nodes talk over one L2 segment
+and the host needs no IP forwarding — and a kubelet with a client certificate from the sandbox CA.
 
 Everything the nodes start runs inside one cgroup ``/berth-<name>-<id>`` (in every cgroup v1
 hierarchy): the kubelets' ``cgroupRoot`` is ``<that>/node-<i>`` and containerd (with its shims)
 sits in ``<that>/node-<i>/runtime``. containerd and the kubelets share a private mount namespace
 held by the ``mount-namespace`` process. So ``down`` after any crash finds every container by
-its cgroup, every mount dies with the namespace, and the bridges are the only host objects
-left, deleted by name.
+its cgroup, every mount dies with the namespace, and the bridge is the only host object left,
+deleted by name.
 
 The command lines are :data:`berth.sandbox.components.NODE_COMPONENTS`.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import json
 import os
 import shutil
@@ -101,21 +103,31 @@ class RealNodes:
     def node_name(self, index: int) -> str:
         return f"{NODE_PREFIX}{index}"
 
-    def bridge(self, index: int) -> str:
-        return f"berth{self._hash[:6]}{index}"  # at most 15 characters (IFNAMSIZ)
+    @property
+    def bridge(self) -> str:
+        return f"berth{self._hash[:8]}"  # at most 15 characters (IFNAMSIZ)
 
     def _octet(self) -> int:
-        return 200 + int(self._hash[:4], 16) % 50
+        # 10.200-10.239: clear of the service CIDR (10.96/16) and kwok's fake pod IPs (10.244/16).
+        return 200 + int(self._hash[:4], 16) % 40
 
-    def subnet(self, index: int) -> str:
-        return f"10.{self._octet()}.{index}.0/24"
+    @property
+    def subnet(self) -> str:
+        return f"10.{self._octet()}.0.0/16"
 
-    def gateway(self, index: int) -> str:
-        return f"10.{self._octet()}.{index}.1"
+    def pod_range(self, index: int) -> tuple[str, str]:
+        return f"10.{self._octet()}.{index + 1}.1", f"10.{self._octet()}.{index + 1}.254"
+
+    @property
+    def gateway(self) -> str:
+        return f"10.{self._octet()}.0.1"
+
+    def node_ip(self, index: int) -> str:
+        return f"10.{self._octet()}.0.{10 + index}"
 
     @property
     def dns_ip(self) -> str:
-        return self.gateway(0)
+        return self.gateway
 
     def zone_of(self, index: int) -> str:
         return f"zone-{chr(ord('a') + index % self.zones)}"
@@ -192,11 +204,14 @@ class RealNodes:
         names = {link.get("ifname") for link in links}
         addrs = json.loads(_run("ip", "-j", "-4", "addr", "show").stdout or "[]")
         used = {a.get("local") for link in addrs for a in link.get("addr_info", [])}
-        for i in range(self.count):
-            if self.bridge(i) in names:
-                raise SetupError(f"network interface {self.bridge(i)} exists already (another sandbox, or a leftover)")
-            if self.gateway(i) in used:
-                raise SetupError(f"address {self.gateway(i)} is in use on this machine")
+        if self.count > 200:
+            raise SetupError(f"{self.count} real nodes: at most 200 fit one sandbox's address plan")
+        if self.bridge in names:
+            raise SetupError(f"network interface {self.bridge} exists already (another sandbox, or a leftover)")
+        subnet = ipaddress.ip_network(self.subnet)
+        clash = sorted(a for a in used if a and ipaddress.ip_address(a) in subnet)
+        if clash:
+            raise SetupError(f"address {clash[0]} on this machine is inside the pods' network {self.subnet}")
         taken = wildcard_listeners(dns.DNS_PORT)
         if taken:
             raise SetupError(
@@ -219,7 +234,7 @@ class RealNodes:
             pki_mod.issue_client(pki, pki_mod.ClientCert(client, f"system:node:{self.node_name(i)}", "system:nodes"))
             pki_mod.write_kubeconfig(d / "kubelet.kubeconfig", pki, client, server, context)
             (d / "cni" / "net.d" / "10-berth.conflist").write_text(
-                containerd.cni_config(self.state_dir, i, self.bridge(i), self.subnet(i))
+                containerd.cni_config(self.state_dir, i, self.bridge, self.subnet, self.gateway, self.pod_range(i))
             )
             (d / "kubelet.yaml").write_text(json.dumps(self._kubelet_config(i, pki, ports), indent=2))
         pki_mod.issue_client(pki, pki_mod.ClientCert(dns.CLIENT, dns.USER))
@@ -240,7 +255,7 @@ class RealNodes:
             "cgroupDriver": "cgroupfs",
             "cgroupRoot": f"/{self.cgroup}/node-{index}",
             "containerRuntimeEndpoint": f"unix://{containerd.socket_path(self.state_dir, index)}",
-            "address": self.gateway(index),
+            "address": self.node_ip(index),
             "port": ports[f"kubelet-{index}"],
             "readOnlyPort": 0,
             "healthzBindAddress": "127.0.0.1",
@@ -298,7 +313,7 @@ class RealNodes:
         values = {
             "node": self.node_dir(index),
             "index": index,
-            "ip": self.gateway(index),
+            "ip": self.node_ip(index),
             "name": self.node_name(index),
             "labels": ",".join(f"{k}={v}" for k, v in self.labels(index).items()),
             "nodes": self.nodes_dir,
@@ -313,15 +328,15 @@ class RealNodes:
         return argv
 
     def create_host_objects(self) -> None:
-        """The cgroups and the bridges (all removed by :meth:`teardown`)."""
+        """The cgroups and the bridge (all removed by :meth:`teardown`)."""
         for hierarchy in cgroup_hierarchies():
             for i in range(self.count):
                 _mkcgroup(hierarchy, f"{self.cgroup}/node-{i}/runtime")
-        for i in range(self.count):
-            br = self.bridge(i)
-            _run("ip", "link", "add", "name", br, "type", "bridge")
-            _run("ip", "addr", "add", f"{self.gateway(i)}/24", "dev", br)
-            _run("ip", "link", "set", br, "up")
+        _run("ip", "link", "add", "name", self.bridge, "type", "bridge")
+        prefix = self.subnet.rsplit("/", 1)[1]
+        for ip in (self.gateway, *(self.node_ip(i) for i in range(self.count))):
+            _run("ip", "addr", "add", f"{ip}/{prefix}", "dev", self.bridge)
+        _run("ip", "link", "set", self.bridge, "up")
 
     def join_cgroup(self, pid: int, index: int) -> None:
         for hierarchy in cgroup_hierarchies():
@@ -351,7 +366,7 @@ class RealNodes:
         self.write_config(server, pki, context, ports)
         for i in range(self.count):
             (self.node_dir(i) / "containerd.toml").write_text(containerd.config(self.state_dir, i, pause_name))
-        progress("creating cgroups and bridges")
+        progress(f"creating cgroups and bridge {self.bridge}")
         self.create_host_objects()
         logs = self.state_dir / "logs"
         holder: int | None = None
@@ -456,8 +471,7 @@ class RealNodes:
             time.sleep(0.1)
 
     def remove_host_objects(self) -> None:
-        for i in range(max(self.count, 1)):
-            _run("ip", "link", "delete", self.bridge(i), check=False)
+        _run("ip", "link", "delete", self.bridge, check=False)
         deadline = time.monotonic() + 10
         for hierarchy in cgroup_hierarchies():
             top = hierarchy / self.cgroup
@@ -481,7 +495,7 @@ class RealNodes:
         found = [f"cgroup {h / self.cgroup}" for h in cgroup_hierarchies() if (h / self.cgroup).exists()]
         links = json.loads(_run("ip", "-j", "link", "show", check=False).stdout or "[]")
         names = {link.get("ifname") for link in links}
-        found += [f"interface {self.bridge(i)}" for i in range(self.count) if self.bridge(i) in names]
+        found += [f"interface {self.bridge}" for _ in [1] if self.bridge in names]
         found += [f"process {pid}" for pid in sorted(self.cgroup_pids())]
         return found
 
