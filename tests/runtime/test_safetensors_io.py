@@ -31,7 +31,7 @@ def _write(path: Path, arrays: dict[str, np.ndarray], chunk_size: int = 1 << 20)
         TensorBytes(name, st_dtype(a.dtype), a.shape, np.ascontiguousarray(a).reshape(-1).view(np.uint8).data)
         for name, a in arrays.items()
     ]
-    tensors.sort(key=lambda t: order_key(t.dtype, t.name))
+    tensors.sort(key=lambda t: order_key(t.dtype, t.name, t.nbytes))
     return write_safetensors(str(path), tensors, {"producer": "test"}, chunk_size=chunk_size)
 
 

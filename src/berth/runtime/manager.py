@@ -264,7 +264,7 @@ class CheckpointManager:
         """(state, bytes) of this rank's shard of ``step``, downloading it if needed; None if unusable."""
         if manifest is not None:
             try:
-                return load_shard(self.store.shard_dir(step), manifest), manifest.nbytes
+                return self._loaded(step, manifest)
             except CorruptCheckpoint as err:
                 metrics.FAILURES.labels("restore").inc()
                 log.warning("step %d rank %d fails verification, skipping it: %s", step, self.rank, err.message)
@@ -272,11 +272,26 @@ class CheckpointManager:
             return None
         try:
             manifest = self.fetch(step)
-            return load_shard(self.store.shard_dir(step), manifest), manifest.nbytes
+            return self._loaded(step, manifest)
         except (ArchiveError, CorruptCheckpoint, OSError) as err:
             metrics.FAILURES.labels("download").inc()
             log.warning("step %d rank %d from the archive is unusable: %s", step, self.rank, err)
             return None
+
+    def _loaded(self, step: int, manifest: Manifest) -> tuple[object, int]:
+        state, need = load_shard(self.store.shard_dir(step), manifest)
+        if self.async_save:  # the first save after a restart copies into memory faulted in by then
+            self._staging.reserve(need)
+        return state, manifest.nbytes
+
+    def reserve(self, nbytes: int) -> None:
+        """Fault in ``nbytes`` of staging memory for async saves now, on a background thread.
+
+        ``restore()`` does it by itself (it knows the size); a fresh start that knows its state
+        size calls this early so its first ``save()`` does not pay for page faults. An async
+        save uses about the bytes of its mutable tensors (numpy, torch); JAX arrays need none.
+        """
+        self._staging.reserve(nbytes)
 
     def fetch(self, step: int, progress: Progress | None = None) -> Manifest:
         """Download this rank's shard of ``step`` from the archive, verify it, and commit it locally.

@@ -94,7 +94,7 @@ class Manifest:
                 "files": [f.to_json() for f in self.files],
                 "tensors": [t.to_json() for t in self.tensors],
             },
-            indent=1,
+            indent=1 if len(self.tensors) <= 1000 else None,  # json's C encoder only without indent
         ).encode()
 
     @classmethod

@@ -13,6 +13,7 @@ padded with spaces to 8 bytes, then the tensors' bytes with no holes.
 from __future__ import annotations
 
 import errno
+import functools
 import importlib
 import json
 import mmap
@@ -21,6 +22,7 @@ import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -50,18 +52,44 @@ _NP_TO_ST = {
     "uint16": "U16",
     "uint8": "U8",
     "bool": "BOOL",
+    "complex64": "C64",
+    "float8_e4m3fnuz": "F8_E4M3FNUZ",
+    "float8_e5m2fnuz": "F8_E5M2FNUZ",
 }
 _ST_ITEMSIZE = {
-    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1,
-    "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1,
+    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E4M3FNUZ": 1, "F8_E5M2FNUZ": 1,
+    "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1, "C64": 8,
 }  # fmt: skip
+_UNSUPPORTED_HINT = {
+    "int4": "safetensors names no 4-bit integer type: pack two values per uint8 or cast to int8",
+    "uint4": "safetensors names no 4-bit integer type: pack two values per uint8 or cast to uint8",
+    "int2": "safetensors names no 2-bit integer type: pack them into uint8",
+    "uint2": "safetensors names no 2-bit integer type: pack them into uint8",
+    "float4_e2m1fn": "safetensors' F4 is packed two per byte; pack them into uint8",
+    "complex128": "safetensors names only complex64 (C64): cast, or store real and imaginary parts",
+    "object": "arrays of Python objects have no byte layout; convert them to a numeric dtype",
+}
+
+DATA_ALIGN = 64
+"""The tensor data starts at a multiple of this in the file, and so do tensors whose size is a
+multiple of it: JAX (XLA:CPU) adopts 64-byte aligned host memory through DLPack without a copy."""
+
+
+_CODES: dict[np.dtype[Any], str] = {}
 
 
 def st_dtype(np_dtype: np.dtype[Any]) -> str:
     """The safetensors code of a numpy dtype; TypeError for dtypes the format cannot hold."""
+    code = _CODES.get(np_dtype)
+    if code is not None:
+        return code
     code = _NP_TO_ST.get(np_dtype.name)
+    if code is not None and not np_dtype.names:
+        _CODES[np_dtype] = code
     if code is None:
-        raise TypeError(f"dtype {np_dtype.name} cannot be stored in a safetensors file")
+        name = "structured" if np_dtype.names else np_dtype.name
+        hint = _UNSUPPORTED_HINT.get(name, f"safetensors names {', '.join(sorted(_ST_ITEMSIZE))}")
+        raise TypeError(f"dtype {name} cannot be stored in a safetensors file ({hint})")
     return code
 
 
@@ -92,13 +120,15 @@ class TensorBytes:
         return self.data.nbytes
 
 
-def order_key(dtype: str, name: str) -> tuple[int, str]:
+def order_key(dtype: str, name: str, nbytes: int = 0) -> tuple[bool, int, str]:
     """Sort key that puts tensors with larger items first so every tensor starts aligned.
 
     The format forbids padding between tensors; with power-of-two item sizes in decreasing
-    order every offset is a multiple of the item size, so readers get aligned arrays.
+    order every offset is a multiple of the item size, so readers get aligned arrays. Tensors
+    whose size is a multiple of DATA_ALIGN come first: each of them starts DATA_ALIGN-aligned
+    (the data starts aligned, see header_bytes), which is what lets JAX adopt them zero-copy.
     """
-    return (-_ST_ITEMSIZE[dtype], name)
+    return (nbytes % DATA_ALIGN != 0, -_ST_ITEMSIZE[dtype], name)
 
 
 class TensorSpec(Protocol):
@@ -124,7 +154,7 @@ def header_bytes(tensors: Sequence[TensorSpec], metadata: dict[str, str] | None 
         header[t.name] = {"dtype": t.dtype, "shape": list(t.shape), "data_offsets": [offset, offset + t.nbytes]}
         offset += t.nbytes
     raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-(len(raw) + 8) % 8)
+    raw += b" " * (-(len(raw) + 8) % DATA_ALIGN)  # the format allows trailing spaces
     return struct.pack("<Q", len(raw)) + raw
 
 
@@ -155,22 +185,87 @@ class _ChunkSums:
         return self.sums
 
 
-def host_buffer(size: int) -> np.ndarray[tuple[int], np.dtype[np.uint8]]:
-    """A fresh byte buffer, backed by transparent huge pages when it is big.
+@functools.cache
+def huge_faults_stall() -> bool:
+    """Whether a page fault in a MADV_HUGEPAGE region may compact memory synchronously.
 
-    First touches of fresh memory cost a page fault per 4 KiB page; on VMs these dominate a
-    cold restore (measured: 150 MB/s into plain np.empty versus 700 MB/s with huge pages).
+    Linux's THP ``defrag`` setting decides: with ``always``, ``madvise`` or ``defer+madvise``
+    a fault waits for compaction. Measured on the CI VM (defrag=madvise, memory fragmented by
+    other jobs): 70-180 MB/s faulting fresh huge pages against 400-1000 MB/s for 4 KiB pages.
+    """
+    try:
+        text = Path("/sys/kernel/mm/transparent_hugepage/defrag").read_text()
+        return text[text.index("[") + 1 : text.index("]")] in ("always", "madvise", "defer+madvise")
+    except (OSError, ValueError):
+        return False
+
+
+def host_buffer(size: int, *, huge: bool | None = None) -> np.ndarray[tuple[int], np.dtype[np.uint8]]:
+    """A fresh, page-aligned (64-byte aligned when small) byte buffer.
+
+    ``huge``: ask for transparent huge pages (fewer TLB misses when copying into it). None
+    means: only where faulting them in does not stall on compaction (the restore path pays
+    the faults while it reads). Staging memory faulted in ahead of time passes True.
     """
     if size < (4 << 20) or not hasattr(mmap, "MADV_HUGEPAGE"):
-        return np.empty(size, dtype=np.uint8)
+        raw = np.empty(size + DATA_ALIGN, dtype=np.uint8)
+        skip = -raw.ctypes.data % DATA_ALIGN
+        return raw[skip : skip + size]
     region = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    region.madvise(mmap.MADV_HUGEPAGE)
+    if huge if huge is not None else not huge_faults_stall():
+        region.madvise(mmap.MADV_HUGEPAGE)
     return np.frombuffer(region, dtype=np.uint8)  # the array keeps the mapping alive
+
+
+_MADV_POPULATE_WRITE = 23  # Linux 5.14+
+
+
+def prefault(buf: np.ndarray[tuple[int], np.dtype[np.uint8]]) -> None:
+    """Fault in every page of ``buf`` now (one madvise, GIL released), so later copies into it
+    run at memory speed instead of paying a page fault per page. Meant for a background thread."""
+    if buf.size == 0:
+        return
+    try:
+        import ctypes  # only here: keeps importing the runtime light
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        start = buf.ctypes.data - buf.ctypes.data % mmap.PAGESIZE
+        if libc.madvise(start, buf.ctypes.data + buf.size - start, _MADV_POPULATE_WRITE) == 0:
+            return
+    except (OSError, AttributeError):
+        pass
+    for pos in range(0, buf.size, 64 << 20):  # older kernels: write one byte per page
+        buf[pos : pos + (64 << 20) : mmap.PAGESIZE] = 0
 
 
 def _pieces(data: memoryview, size: int) -> Iterator[memoryview]:
     for pos in range(0, data.nbytes, size):
         yield data[pos : pos + size]
+
+
+SMALL = 1 << 20
+"""Blobs below this are gathered into one piece before they are written (a state of 100,000
+tiny tensors makes a few writes, not 100,000)."""
+
+
+def _coalesce(blobs: Sequence[memoryview], chunk_size: int) -> Iterator[memoryview]:
+    """The blobs' bytes in order, as pieces of at most ``chunk_size``; small blobs are gathered."""
+    gather = bytearray()
+    for blob in blobs:
+        flat = blob.cast("B") if blob.ndim != 1 or blob.format != "B" else blob
+        if flat.nbytes < SMALL:
+            gather += flat
+            if len(gather) < SMALL:
+                continue
+            flat = memoryview(bytes(gather))
+            gather.clear()
+        elif gather:
+            yield memoryview(bytes(gather))
+            gather.clear()
+        yield from _pieces(flat, chunk_size)
+    if gather:
+        yield memoryview(bytes(gather))
 
 
 def _write_all(fd: int, piece: memoryview) -> None:
@@ -216,8 +311,7 @@ def write_stream(
     sums = _ChunkSums(chunk_size)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     try:
-        flat = (b.cast("B") if b.ndim != 1 or b.format != "B" else b for b in blobs)
-        pieces = ((p, p) for blob in flat for p in _pieces(blob, chunk_size))
+        pieces = ((p, p) for p in _coalesce(blobs, chunk_size))
         size = _write_pieces(fd, pieces, sums, buffered=True)
         os.fsync(fd)
     finally:

@@ -4,10 +4,13 @@ or fetch it from the archive (verified before it is committed)."""
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -16,18 +19,23 @@ from berth.runtime.archive import Archive, Progress
 from berth.runtime.manifest import META_NAME, TENSORS_NAME, CorruptCheckpoint, Manifest, TensorEntry
 from berth.runtime.safetensors_io import (
     CHUNK_SIZE,
+    DATA_ALIGN,
     TensorBytes,
     header_bytes,
     host_buffer,
+    huge_faults_stall,
     order_key,
     parse_safetensors,
+    prefault,
     read_verified,
     write_image,
     write_safetensors,
     write_stream,
 )
 from berth.runtime.store import LocalStore
-from berth.runtime.tree import U8Array, flatten, unflatten
+from berth.runtime.tree import Leaf, U8Array, flatten, tensor_kinds, unflatten
+
+log = logging.getLogger("berth.checkpoint")
 
 
 @dataclass
@@ -49,53 +57,143 @@ class Prepared:
 
 
 class Staging:
-    """A host buffer reused across async saves, so snapshots do not page-fault fresh memory each time."""
+    """A host buffer reused across async saves, so snapshots do not page-fault fresh memory each time.
+
+    ``reserve`` allocates and faults it in on a background thread (after a restore the manager
+    knows the size), so even the first save after a start copies at memory speed.
+    """
 
     def __init__(self) -> None:
         self._buf: U8Array | None = None
+        self._filling: threading.Thread | None = None
+
+    def reserve(self, size: int) -> None:
+        """Have at least ``size`` bytes ready and faulted in; the work runs on a background thread."""
+        self._join()
+        if size <= 0 or (self._buf is not None and self._buf.size >= size):
+            return
+        self._buf = None  # give the old one back before taking the new one
+
+        def fill() -> None:
+            try:
+                buf = host_buffer(size, huge=True)
+                prefault(buf)
+                self._buf = buf
+            except (MemoryError, OSError) as err:
+                log.warning("could not reserve %d bytes of staging memory: %s", size, err)
+
+        self._filling = threading.Thread(target=fill, name="berth-prefault", daemon=True)
+        self._filling.start()
+
+    def _join(self) -> None:
+        if self._filling is not None:
+            self._filling.join()
+            self._filling = None
+
+    @property
+    def size(self) -> int:
+        self._join()
+        return 0 if self._buf is None else int(self._buf.size)
 
     def get(self, size: int) -> U8Array:
+        self._join()  # a reservation under way is done sooner than faulting the pages here
+        if size == 0:
+            return np.empty(0, dtype=np.uint8)
         if self._buf is None or self._buf.size < size:
-            self._buf = host_buffer(max(size, 1))
+            self._buf = None
+            self._buf = host_buffer(size, huge=not huge_faults_stall())
         return self._buf[:size]
 
 
 COPY_THREADS = 4
+COPY_PIECE = 16 << 20
+"""Copies are split into pieces of this size, spread over COPY_THREADS (they release the GIL)."""
 METADATA = {"producer": "berth"}
 SHARD_OVERHEAD = 64 * 1024
 """Room for the header, the metadata and the manifest on top of the tensor bytes."""
 
 
+def _aligned(n: int, to: int = DATA_ALIGN) -> int:
+    return -(-n // to) * to
+
+
+def _copy_batch(batch: list[tuple[Leaf, U8Array]]) -> None:
+    for leaf, dst in batch:
+        leaf.copy_into(dst)
+
+
+def _snapshot(jobs: list[tuple[Leaf, U8Array]]) -> None:
+    """Copy every leaf into its slot: big contiguous ones in pieces, small ones in batches."""
+    tasks: list[Callable[[], None]] = []
+    batch: list[tuple[Leaf, U8Array]] = []
+    batch_bytes = 0
+    for leaf, dst in jobs:
+        if leaf.flat is not None and leaf.nbytes > COPY_PIECE:
+            for pos in range(0, leaf.nbytes, COPY_PIECE):
+                tasks.append(partial(np.copyto, dst[pos : pos + COPY_PIECE], leaf.flat[pos : pos + COPY_PIECE]))
+            continue
+        batch.append((leaf, dst))
+        batch_bytes += leaf.nbytes
+        if batch_bytes >= COPY_PIECE:
+            tasks.append(partial(_copy_batch, batch))
+            batch, batch_bytes = [], 0
+    if batch:
+        tasks.append(partial(_copy_batch, batch))
+    if len(tasks) <= 1:
+        for task in tasks:
+            task()
+        return
+    # Copies release the GIL: several threads reach more of the memory bandwidth.
+    with ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="berth-snap") as pool:
+        for done in [pool.submit(task) for task in tasks]:
+            done.result()
+
+
+def staging_need(leaves: list[Leaf], header_len: int) -> int:
+    """Bytes of staging memory an async save of these leaves uses (see :func:`prepare`)."""
+    copied = [leaf for leaf in leaves if not leaf.zero_copy]
+    if len(copied) == len(leaves):
+        return _aligned(header_len + sum(leaf.nbytes for leaf in leaves), 4096)
+    return sum(_aligned(leaf.nbytes) for leaf in copied)
+
+
 def prepare(state: object, staging: Staging | None, check: Callable[[int], None] | None = None) -> Prepared:
-    """Flatten ``state``; with ``staging`` copy every tensor into host memory (the async snapshot).
+    """Flatten ``state``; with ``staging`` snapshot every mutable tensor into host memory (async save).
 
     ``check`` sees the shard's size before any copy (the pre-flight space check fails fast).
     Without staging the tensors are written straight from the caller's arrays (sync save),
-    which must then not change until the write is done.
+    which must then not change until the write is done. Immutable arrays (JAX) are never
+    copied: the snapshot holds a view of their buffers. When every tensor is copied, the
+    copies form the whole file image (header included) for an O_DIRECT write.
     """
     skeleton, leaves = flatten(state)
-    leaves.sort(key=lambda leaf: order_key(leaf.dtype, leaf.name))
+    leaves.sort(key=lambda leaf: order_key(leaf.dtype, leaf.name, leaf.nbytes))
     meta = json.dumps({"skeleton": skeleton}, separators=(",", ":")).encode()
     if check is not None:
         check(sum(leaf.nbytes for leaf in leaves) + len(meta) + SHARD_OVERHEAD)
-    tensors: list[TensorBytes] = []
     if staging is None:
-        tensors = [TensorBytes(leaf.name, leaf.dtype, leaf.shape, leaf.host().data) for leaf in leaves]
-        return Prepared(tensors, meta)
+        return Prepared([TensorBytes(leaf.name, leaf.dtype, leaf.shape, leaf.host().data) for leaf in leaves], meta)
     head = header_bytes(leaves, METADATA)
-    size = len(head) + sum(leaf.nbytes for leaf in leaves)
-    image = staging.get(-(-size // 4096) * 4096)  # whole blocks, for O_DIRECT
-    image[: len(head)] = np.frombuffer(head, dtype=np.uint8)
-    slots = []
-    pos = len(head)
+    buf = staging.get(staging_need(leaves, len(head)))
+    image = all(not leaf.zero_copy for leaf in leaves)
+    pos = 0
+    if image:
+        buf[: len(head)] = np.frombuffer(head, dtype=np.uint8)
+        pos = len(head)
+    tensors: list[TensorBytes] = []
+    jobs: list[tuple[Leaf, U8Array]] = []
     for leaf in leaves:
-        slots.append(image[pos : pos + leaf.nbytes])
-        tensors.append(TensorBytes(leaf.name, leaf.dtype, leaf.shape, slots[-1].data))
-        pos += leaf.nbytes
-    # Copies release the GIL: several threads reach more of the memory bandwidth (1.5-2x here).
-    with ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="berth-snap") as pool:
-        list(pool.map(lambda pair: pair[0].copy_into(pair[1]), zip(leaves, slots, strict=True)))
-    return Prepared(tensors, meta, image, size)
+        if leaf.zero_copy:
+            tensors.append(TensorBytes(leaf.name, leaf.dtype, leaf.shape, leaf.host().data))
+            continue
+        slot = buf[pos : pos + leaf.nbytes]
+        jobs.append((leaf, slot))
+        tensors.append(TensorBytes(leaf.name, leaf.dtype, leaf.shape, slot.data))
+        pos += leaf.nbytes if image else _aligned(leaf.nbytes)
+    _snapshot(jobs)
+    if image:
+        return Prepared(tensors, meta, buf, len(head) + sum(leaf.nbytes for leaf in leaves))
+    return Prepared(tensors, meta)
 
 
 def write_shard(
@@ -130,8 +228,12 @@ def write_shard(
     return manifest
 
 
-def load_shard(shard: Path, manifest: Manifest) -> object:
-    """Read and verify every chunk of a shard, then rebuild the state (tensors are zero-copy views)."""
+def load_shard(shard: Path, manifest: Manifest) -> tuple[object, int]:
+    """Read and verify every chunk of a shard, then rebuild the state (tensors are zero-copy views).
+
+    Also returns the staging memory an async save of the same state will use, so the caller
+    can fault it in ahead of the first save (:meth:`Staging.reserve`).
+    """
     meta_raw = read_verified(str(shard / META_NAME), manifest.file(META_NAME))
     buf = read_verified(str(shard / TENSORS_NAME), manifest.file(TENSORS_NAME))
     tensors, _ = parse_safetensors(buf, str(shard / TENSORS_NAME))
@@ -140,7 +242,14 @@ def load_shard(shard: Path, manifest: Manifest) -> object:
         skeleton = meta["skeleton"]
     except (ValueError, KeyError, TypeError) as err:
         raise CorruptCheckpoint(f"{shard / META_NAME}: unreadable ({err})", path=str(shard / META_NAME)) from err
-    return unflatten(skeleton, tensors)
+    state = unflatten(skeleton, tensors)
+    kinds = tensor_kinds(skeleton)
+    copied = [raw.size for name, (_, _, raw) in tensors.items() if kinds.get(name, "numpy") != "jax"]
+    if len(copied) == len(tensors):
+        need = _aligned(manifest.file(TENSORS_NAME).size, 4096)
+    else:
+        need = sum(_aligned(n) for n in copied)
+    return state, need
 
 
 def verify_shard(shard: Path, manifest: Manifest, progress: Progress | None = None) -> None:

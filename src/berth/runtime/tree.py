@@ -26,7 +26,7 @@ _TORCH_TO_ST = {
     "float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16",
     "float8_e4m3fn": "F8_E4M3", "float8_e5m2": "F8_E5M2", "int64": "I64", "int32": "I32",
     "int16": "I16", "int8": "I8", "uint64": "U64", "uint32": "U32", "uint16": "U16", "uint8": "U8",
-    "bool": "BOOL",
+    "bool": "BOOL", "float8_e4m3fnuz": "F8_E4M3FNUZ", "float8_e5m2fnuz": "F8_E5M2FNUZ", "complex64": "C64",
 }  # fmt: skip
 
 
@@ -43,20 +43,40 @@ class Leaf:
     """Flat little-endian bytes on the host; zero-copy for contiguous CPU arrays."""
     copy_into: Callable[[U8Array], None]
     """Copy the tensor into a preallocated byte slice (the async snapshot)."""
+    zero_copy: bool = False
+    """``host()`` is a snapshot already: bytes nobody can change (an immutable JAX array's buffer,
+    pinned by our view of it, or a private host copy); an async save needs no copy of its own."""
+    flat: U8Array | None = None
+    """The source bytes when they are contiguous on the host, so a big copy can be split over threads."""
 
 
-def _numpy_leaf(name: str, kind: str, arr: np.ndarray[Any, Any]) -> Leaf:
+def _numpy_leaf(name: str, kind: str, arr: np.ndarray[Any, Any], *, zero_copy: bool = False) -> Leaf:
+    code = st_dtype(arr.dtype)  # refuses object, structured, int4, ... before anything else
     if arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("<"))
-    code = st_dtype(arr.dtype)
+    flat = arr.reshape(-1).view(np.uint8) if arr.flags.c_contiguous else None
 
     def host() -> U8Array:
+        if flat is not None:
+            return flat
         return np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
 
     def copy_into(dst: U8Array) -> None:
-        np.copyto(dst.view(arr.dtype).reshape(arr.shape), arr)
+        if flat is not None:
+            np.copyto(dst, flat)
+        else:  # views with strides, Fortran order, broadcasts: gathered into C order
+            np.copyto(dst.view(arr.dtype).reshape(arr.shape), arr)
 
-    return Leaf(name, kind, code, tuple(arr.shape), int(arr.nbytes), host, copy_into)
+    return Leaf(name, kind, code, tuple(arr.shape), int(arr.nbytes), host, copy_into, zero_copy, flat)
+
+
+def _jax_leaf(name: str, value: Any) -> Leaf:
+    # On CPU this is a read-only view of the array's own buffer: JAX arrays are immutable, and
+    # while the view lives XLA cannot reuse the buffer (a donation copies instead), so holding
+    # it is a consistent snapshot at no cost. On an accelerator it is a host copy, ours alone.
+    if value.is_deleted():
+        raise TypeError("the JAX array was deleted (donated to a computation) before save()")
+    return _numpy_leaf(name, "jax", np.asarray(value), zero_copy=True)
 
 
 def _torch_leaf(name: str, tensor: Any) -> Leaf:
@@ -65,16 +85,20 @@ def _torch_leaf(name: str, tensor: Any) -> Leaf:
     dname = str(t.dtype).removeprefix("torch.")
     code = _TORCH_TO_ST.get(dname)
     if code is None:
-        raise TypeError(f"{name}: torch dtype {dname} cannot be stored in a safetensors file")
+        raise TypeError(f"torch dtype {dname} cannot be stored in a safetensors file")
+    flat = None
+    if t.device.type == "cpu" and t.is_contiguous():
+        flat = t.reshape(-1).view(torch.uint8).numpy()
 
     def host() -> U8Array:
-        flat = t.to("cpu").contiguous().reshape(-1)
-        return flat.view(torch.uint8).numpy()  # type: ignore[no-any-return]
+        if flat is not None:
+            return flat  # type: ignore[no-any-return]
+        return t.to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy()  # type: ignore[no-any-return]
 
     def copy_into(dst: U8Array) -> None:
         torch.from_numpy(dst).view(t.dtype).reshape(t.shape).copy_(t)
 
-    return Leaf(name, "torch", code, tuple(t.shape), t.numel() * t.element_size(), host, copy_into)
+    return Leaf(name, "torch", code, tuple(t.shape), t.numel() * t.element_size(), host, copy_into, False, flat)
 
 
 def _is_torch(value: object) -> bool:
@@ -115,15 +139,19 @@ class _Flattener:
         if isinstance(value, list | tuple):
             tag = "l" if isinstance(value, list) else "t"
             return {tag: [self.node(item, (*path, str(i))) for i, item in enumerate(value)]}
-        if isinstance(value, np.ndarray | np.generic):
-            kind = "npscalar" if isinstance(value, np.generic) else "numpy"
-            leaf = _numpy_leaf(self._name(path), kind, np.asarray(value))
-        elif _is_torch(value):
-            leaf = _torch_leaf(self._name(path), value)
-        elif _is_jax(value):
-            leaf = _numpy_leaf(self._name(path), "jax", np.asarray(value))
-        else:
-            raise TypeError(f"{'/'.join(path) or '<root>'}: cannot checkpoint a {type(value).__name__}")
+        where = "/".join(path) or "<root>"
+        try:
+            if isinstance(value, np.ndarray | np.generic):
+                kind = "npscalar" if isinstance(value, np.generic) else "numpy"
+                leaf = _numpy_leaf(self._name(path), kind, np.asarray(value))
+            elif _is_torch(value):
+                leaf = _torch_leaf(self._name(path), value)
+            elif _is_jax(value):
+                leaf = _jax_leaf(self._name(path), value)
+            else:
+                raise TypeError(f"cannot checkpoint a {type(value).__name__}")
+        except TypeError as err:
+            raise TypeError(f"{where}: {err}") from None
         self.leaves.append(leaf)
         return {"x": leaf.name, "k": leaf.kind}
 
@@ -144,8 +172,52 @@ def _restore_tensor(kind: str, dtype: str, shape: tuple[int, ...], raw: U8Array)
     if kind == "npscalar":
         return arr[()]
     if kind == "jax":
-        return importlib.import_module("jax.numpy").asarray(arr)
+        return _to_jax(arr)
     return arr
+
+
+_DLPACK_DTYPES = frozenset(
+    ["float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]
+)
+ADOPT_MIN = 64 << 10
+"""Smaller arrays are copied into JAX (cheap); bigger aligned ones are adopted without a copy."""
+
+
+def _to_jax(arr: np.ndarray[Any, Any]) -> object:
+    """A JAX array of ``arr``: on CPU it adopts the restore buffer through DLPack (no copy) when
+    the bytes are 64-byte aligned and the dtype is one DLPack carries; otherwise a copy."""
+    jax = importlib.import_module("jax")
+    adoptable = (
+        arr.nbytes >= ADOPT_MIN
+        and arr.ctypes.data % 64 == 0
+        and arr.dtype.name in _DLPACK_DTYPES
+        and jax.default_backend() == "cpu"
+    )
+    if adoptable:
+        try:
+            adopted = importlib.import_module("jax.dlpack").from_dlpack(arr)
+            if adopted.dtype == arr.dtype and adopted.shape == arr.shape:
+                return adopted
+        except (TypeError, ValueError, RuntimeError, BufferError):
+            pass
+    return importlib.import_module("jax.numpy").asarray(arr)
+
+
+def tensor_kinds(skeleton: dict[str, Any]) -> dict[str, str]:
+    """Leaf name -> kind (numpy, npscalar, torch, jax) of every tensor in a skeleton."""
+    kinds: dict[str, str] = {}
+    stack: list[Any] = [skeleton]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        if "x" in node:
+            kinds[str(node["x"])] = str(node.get("k", "numpy"))
+        elif "d" in node:
+            stack.extend(item for _, item in node["d"])
+        else:
+            stack.extend(node.get("l") or node.get("t") or [])
+    return kinds
 
 
 def unflatten(skeleton: dict[str, Any], tensors: dict[str, tuple[str, tuple[int, ...], U8Array]]) -> object:
