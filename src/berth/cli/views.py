@@ -38,6 +38,10 @@ def size(value: str | None) -> str:
     return value or "-"
 
 
+def _dash(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
 def print_state(console: Console, state: ClusterState) -> None:
     """``berth status``: a summary line, the pods table, the claims table, orphans and notes."""
     from rich.table import Table
@@ -47,8 +51,17 @@ def print_state(console: Console, state: ClusterState) -> None:
         f"rollout {state.rollout}, revision {state.update_revision or '-'}",
         markup=False,
     )
-    pods = Table("ordinal", "pod", "phase", "ready", "node", "zone", "restarts", "reason", box=None)
+    if state.run is not None:
+        run = state.run
+        why = f": {run.reason}" if run.reason and run.phase != "Succeeded" else ""
+        console.print(f"run {run.phase}, {run.restarts} gang restart(s){why}", markup=False)
+    extra = ("run", "gang restarts", "step", "exit") if state.run is not None else ()
+    pods = Table("ordinal", "pod", "phase", "ready", "node", "zone", "restarts", *extra, "reason", box=None)
     for p in state.pods:
+        cells = []
+        if state.run is not None:
+            r = p.run
+            cells = [r.phase, str(r.restarts), _dash(r.step), _dash(r.exit_code)] if r else ["Pending", "-", "-", "-"]
         pods.add_row(
             str(p.ordinal),
             p.name,
@@ -57,6 +70,7 @@ def print_state(console: Console, state: ClusterState) -> None:
             p.node or "-",
             p.zone or "-",
             str(p.restarts),
+            *cells,
             p.reason or "",
         )
     console.print(pods)

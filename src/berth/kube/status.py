@@ -14,7 +14,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from berth.contract import LABEL_INSTANCE, LABEL_ZONE
+from berth.contract import ANNOTATION_RANK_STATE, ANNOTATION_RUN_STATE, LABEL_INSTANCE, LABEL_ZONE
 from berth.errors import BerthError
 from berth.kube.claims import parse_claim_name
 from berth.kube.deletion import is_protected
@@ -25,6 +25,86 @@ if TYPE_CHECKING:
     from berth.kube.client import Kube
 
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
+RUN_PHASES = ("Pending", "Starting", "Running", "Restarting", "Succeeded", "Failed")
+
+
+def _json_annotation(annotations: dict[str, str] | None, key: str) -> dict[str, Any] | None:
+    """A JSON annotation the supervisor publishes; None when absent or not an object."""
+    import json
+
+    raw = (annotations or {}).get(key)
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@dataclass
+class RankRun:
+    """One rank as its supervisor published it (pod annotation ``berth.dev/rank``)."""
+
+    phase: str
+    restarts: int
+    step: int | None
+    exit_code: int | None
+    last_line: str | None
+
+    @classmethod
+    def parse(cls, data: dict[str, Any] | None) -> RankRun | None:
+        if data is None:
+            return None
+        phase = str(data.get("phase") or "Pending")
+
+        def opt_int(key: str) -> int | None:
+            value = data.get(key)
+            return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+        line = data.get("lastLine")
+        return cls(
+            phase=phase if phase in RUN_PHASES else "Pending",
+            restarts=opt_int("restarts") or 0,
+            step=opt_int("step"),
+            exit_code=opt_int("exitCode"),
+            last_line=str(line) if line is not None else None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase,
+            "restarts": self.restarts,
+            "step": self.step,
+            "exitCode": self.exit_code,
+            "lastLine": self.last_line,
+        }
+
+
+@dataclass
+class RunStatus:
+    """The run of a ``spec.lifecycle`` cluster: its phase and, when it failed, why."""
+
+    phase: str
+    restarts: int = 0
+    failures: int = 0
+    generation: int = 0
+    reason: str | None = None
+    failed_rank: int | None = None
+    exit_code: int | None = None
+    last_line: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase,
+            "restarts": self.restarts,
+            "failures": self.failures,
+            "generation": self.generation,
+            "reason": self.reason,
+            "failedRank": self.failed_rank,
+            "exitCode": self.exit_code,
+            "lastLine": self.last_line,
+        }
 
 
 @dataclass
@@ -41,10 +121,12 @@ class PodRow:
     revision: str | None
     reason: str | None = None
     claims: list[str] = field(default_factory=list)
+    run: RankRun | None = None
 
     def to_json(self) -> dict[str, Any]:
         """One pod in ``berth status -o json``."""
         return {
+            "run": self.run.to_json() if self.run else None,
             "name": self.name,
             "ordinal": self.ordinal,
             "phase": self.phase,
@@ -117,6 +199,7 @@ class ClusterState:
     shared: list[ClaimRow]
     statefulset: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    run: RunStatus | None = None  # None: no spec.lifecycle (a preamble-only pod has no run phase)
 
     @property
     def rollout(self) -> str:
@@ -159,6 +242,7 @@ class ClusterState:
             "claims": [c.to_json() for c in self.claims],
             "shared": [c.to_json() for c in self.shared],
             "notes": self.notes,
+            "run": self.run.to_json() if self.run else None,
         }
 
 
@@ -232,6 +316,7 @@ def _pod_row(pod: Pod, sts_name: str, zones: dict[str, str]) -> PodRow:
         revision=labels.get("controller-revision-hash"),
         reason=None if ready else _pod_reason(pod),
         claims=claims,
+        run=RankRun.parse(_json_annotation(pod.metadata.annotations if pod.metadata else None, ANNOTATION_RANK_STATE)),
     )
 
 
@@ -341,6 +426,7 @@ def classify(name: str, namespace: str, fetched: Fetched, *, now: dt.datetime) -
     claims.sort(key=lambda c: (c.template or "", c.ordinal or 0))
     ours.sort(key=lambda p: p.ordinal or 0)
     return ClusterState(
+        run=run_status(sts_dict, ours),
         name=name,
         namespace=namespace,
         exists=sts_dict is not None,
@@ -386,4 +472,54 @@ def _missing(kube: Kube, name: str, namespace: str) -> None:
     raise BerthError(
         f"no training cluster {name} in namespace {namespace} (no StatefulSet of that name)",
         "create it with `berth up SPEC`, or pass -n with its namespace",
+    )
+
+
+def _supervised(sts: dict[str, Any]) -> bool:
+    """Whether the StatefulSet's trainer runs under ``berth run``'s supervisor (``spec.lifecycle``)."""
+    pod = ((sts.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return any(e.get("name") == "BERTH_LIFECYCLE" for c in pod.get("containers") or [] for e in c.get("env") or [])
+
+
+def run_status(sts: dict[str, Any] | None, pods: list[PodRow]) -> RunStatus | None:
+    """The run's phase from what was fetched: the StatefulSet's ``berth.dev/run`` and the pods (pure).
+
+    The StatefulSet's annotation (rank 0's coordinator) survives scaling to zero, so a finished
+    run still says Succeeded or Failed; one written for another pod template revision is stale
+    (``berth up`` with a changed spec starts a new run).
+    """
+    if sts is None or not _supervised(sts):
+        return None
+    md = sts.get("metadata") or {}
+    data = _json_annotation(md.get("annotations"), ANNOTATION_RUN_STATE)
+    revision = (sts.get("status") or {}).get("updateRevision")
+    if data and data.get("revision") and revision and data["revision"] != revision:
+        data = None
+    published = str((data or {}).get("phase") or "")
+    replicas = int((sts.get("spec") or {}).get("replicas", 1))
+
+    def num(key: str) -> int:
+        value = (data or {}).get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    def opt(key: str) -> Any:
+        return (data or {}).get(key)
+
+    if published in ("Succeeded", "Failed"):
+        phase = published
+    elif replicas == 0 or len(pods) < replicas or any(p.phase != "Running" for p in pods):
+        phase = "Restarting" if published == "Restarting" else "Pending"
+    elif published in RUN_PHASES:
+        phase = published
+    else:
+        phase = "Starting"
+    return RunStatus(
+        phase=phase,
+        restarts=num("restarts"),
+        failures=num("failures"),
+        generation=num("generation"),
+        reason=opt("reason"),
+        failed_rank=opt("failedRank"),
+        exit_code=opt("exitCode"),
+        last_line=opt("lastLine"),
     )
