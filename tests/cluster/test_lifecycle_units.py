@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from lightkube.resources.core_v1 import Pod
@@ -47,8 +47,11 @@ def _pod(i: int, rank: dict[str, Any] | None = None, phase: str = "Running") -> 
     }
     if rank is not None:
         md["annotations"] = {"berth.dev/rank": json.dumps(rank)}
-    return Pod.from_dict(
-        {"metadata": md, "status": {"phase": phase, "conditions": [{"type": "Ready", "status": "True"}]}}
+    return cast(
+        Pod,
+        Pod.from_dict(
+            {"metadata": md, "status": {"phase": phase, "conditions": [{"type": "Ready", "status": "True"}]}}
+        ),
     )
 
 
