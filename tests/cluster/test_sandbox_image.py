@@ -197,6 +197,10 @@ def test_cli_builds_and_caches_only_without_a_sandbox_containerd(
 
 
 def test_a_change_in_berth_source_changes_the_hash(source: Path, tmp_path: Path) -> None:
+    try:
+        img.apt_mirror()
+    except img.ImageError as err:
+        _skip_or_fail(err.message)
     copy = _snapshot(tmp_path / "checkout", source)
     assert img.source_hash(copy) == img.source_hash(source)
     before = img.inputs(copy)
@@ -208,6 +212,20 @@ def test_a_change_in_berth_source_changes_the_hash(source: Path, tmp_path: Path)
     (copy / "src/berth/__pycache__").mkdir(exist_ok=True)
     (copy / "src/berth/__pycache__/x.pyc").write_bytes(b"\0")
     assert img.inputs(copy).key == after.key  # bytecode is not an input
+
+
+def test_finds_the_sockets_of_running_real_nodes_only(tmp_path: Path) -> None:
+    import socket
+
+    assert img.find_containerd_sockets(tmp_path / "absent") == []
+    live, stale = tmp_path / "nodes/node-0/containerd.sock", tmp_path / "nodes/node-1/containerd.sock"
+    for path in (live, stale):
+        path.parent.mkdir(parents=True)
+    with socket.socket(socket.AF_UNIX) as server, socket.socket(socket.AF_UNIX) as dead:
+        server.bind(str(live))
+        server.listen()
+        dead.bind(str(stale))  # a socket file nobody listens on: a crashed containerd's
+        assert img.find_containerd_sockets(tmp_path) == [live]
 
 
 # --- running it --------------------------------------------------------------------------------
