@@ -175,6 +175,39 @@ def test_not_root_is_one_line_and_exit_2() -> None:
     assert "need root" in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
 
 
+@pytest.mark.parametrize(
+    ("missing", "setup", "message"),
+    [
+        # A read-only cgroup hierarchy, in a private mount namespace of the test's own.
+        ("cgroups", "mount -o remount,bind,ro /sys/fs/cgroup/pids", "cgroups are not writable: /sys/fs/cgroup/pids"),
+        # A kernel without overlayfs, as every reader of /proc/filesystems sees it there.
+        (
+            "overlayfs",
+            'grep -v overlay /proc/filesystems > "$T/fs" && mount --bind "$T/fs" /proc/filesystems',
+            "overlayfs is not available in this kernel",
+        ),
+    ],
+)
+def test_missing_kernel_feature_is_one_line_and_exit_2(missing: str, setup: str, message: str) -> None:
+    _prerequisites()
+    with tempfile.TemporaryDirectory(prefix="berth-nofeature-") as tmp:
+        script = f'{setup} && exec "$@"'
+        unshare = ["unshare", "--mount", "--propagation", "private"]
+        where = ["--name", missing, "--state-dir", f"{tmp}/s"]
+        out = subprocess.run(
+            [*unshare, "sh", "-c", script, "sh", *BERTH, "sandbox", "up", "--kubelet", *where],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, "T": tmp},
+        )
+        assert out.returncode == 2, out.stderr
+        assert out.stderr.startswith(f"error: {message}"), out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+        assert not Path(f"{tmp}/s").exists()
+
+
 # ---- a real node -----------------------------------------------------------------------------
 def test_real_node_ready_with_labels_and_gpus(kubelet_sandbox: KubeletSandbox) -> None:
     nodes = json.loads(kubelet_sandbox.kubectl_run("get", "nodes", "-o", "json").stdout)["items"]

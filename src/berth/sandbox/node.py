@@ -171,16 +171,18 @@ class RealNodes:
     def _check_overlayfs(self) -> None:
         if "overlay" not in Path("/proc/filesystems").read_text().split():
             raise SetupError("overlayfs is not available in this kernel (containerd's snapshotter needs it)")
-        with tempfile.TemporaryDirectory(prefix="berth-overlay-") as tmp:
-            for d in ("lower", "upper", "work", "merged"):
-                (Path(tmp) / d).mkdir()
-            opts = f"lowerdir={tmp}/lower,upperdir={tmp}/upper,workdir={tmp}/work"
-            # In a throwaway mount namespace: nothing to unmount afterwards.
-            out = _run(
-                "unshare", "--mount", "mount", "-t", "overlay", "overlay", "-o", opts, f"{tmp}/merged", check=False
-            )
-            if out.returncode != 0:
-                raise SetupError(f"cannot mount overlayfs here: {out.stderr.strip()}")
+        try:
+            with tempfile.TemporaryDirectory(prefix="berth-overlay-") as tmp:
+                for d in ("lower", "upper", "work", "merged"):
+                    (Path(tmp) / d).mkdir()
+                opts = f"lowerdir={tmp}/lower,upperdir={tmp}/upper,workdir={tmp}/work"
+                # In a throwaway mount namespace: nothing to unmount afterwards.
+                mount = ["mount", "-t", "overlay", "overlay", "-o", opts, f"{tmp}/merged"]
+                out = _run("unshare", "--mount", *mount, check=False)
+        except OSError as err:
+            raise SetupError(f"cannot try an overlayfs mount: {err}") from err
+        if out.returncode != 0:
+            raise SetupError(f"cannot mount overlayfs here: {out.stderr.strip()}")
 
     def _check_cgroups(self) -> None:
         hierarchies = {p.name for p in cgroup_hierarchies(v1_only=True)}
