@@ -368,3 +368,94 @@ def test_imports_into_containerd_and_runs_there(built: img.RuntimeImage, source:
         text=True,
     )
     assert cid not in tasks.stdout
+
+
+def test_runs_in_a_real_pod_with_image_pull_policy_never(built: img.RuntimeImage, source: Path) -> None:
+    """`sandbox up --kubelet`; `berth sandbox image` imports into its containerd; a restricted pod runs the image."""
+    import tempfile
+
+    from berth.sandbox import NodeSpec, Sandbox, dns, find_bin_dir
+    from berth.sandbox.node import RealNodes, SetupError
+
+    bin_dir = find_bin_dir()
+    if bin_dir is None or dns.find_binary() is None:
+        _skip_or_fail("the control plane or CoreDNS is not built (tools/kube/build.sh, tools/coredns/build.sh)")
+    assert bin_dir is not None
+    try:
+        RealNodes(Path("/tmp/berth-preflight"), "probe", 1).preflight(bin_dir)
+    except SetupError as err:
+        _skip_or_fail(f"this machine cannot run a real node: {err.message}")
+    # Not under pytest's tmp: the kubelet's unix socket paths must stay under 108 bytes.
+    box = Sandbox("pytest-image", Path(tempfile.mkdtemp(prefix="berth-img-")) / "state")
+    try:
+        state = box.up(NodeSpec(nodes=0), bin_dir=bin_dir, timeout_s=240, kubelets=1)
+        done = subprocess.run(
+            [sys.executable, "-m", "berth", "sandbox", "image", "--state-dir", str(box.state_dir), "-o", "json"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr
+        out = json.loads(done.stdout)
+        assert out["imported"] == [str(box.state_dir / "nodes/node-0/containerd.sock")]
+        again = json.loads(
+            subprocess.run(
+                [sys.executable, "-m", "berth", "sandbox", "image", "--state-dir", str(box.state_dir), "-o", "json"],
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=True,
+            ).stdout
+        )
+        assert again["cached"] is True and again["digest"] == out["digest"]
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "runtime-image", "namespace": "default"},
+            "spec": {
+                "restartPolicy": "Never",
+                "nodeSelector": {"berth.dev/sandbox-node": "kubelet"},
+                "securityContext": {
+                    "runAsUser": 1000,
+                    "runAsGroup": 1000,
+                    "fsGroup": 1000,
+                    "runAsNonRoot": True,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": out["reference"],
+                        "imagePullPolicy": "Never",
+                        "command": ["/bin/sh", "-c", 'id -u; berth --version; python3 -c "$0"', SMOKE],
+                        "securityContext": {
+                            "allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"]},
+                            "readOnlyRootFilesystem": True,
+                        },
+                        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                    }
+                ],
+                "volumes": [{"name": "tmp", "emptyDir": {}}],
+            },
+        }
+        kubectl = [str(bin_dir / "kubectl"), "--kubeconfig", str(state.kubeconfig)]
+        subprocess.run([*kubectl, "apply", "-f", "-"], input=json.dumps(pod), text=True, check=True, timeout=60)
+        phase, deadline = "", time.monotonic() + 180
+        while phase not in {"Succeeded", "Failed"} and time.monotonic() < deadline:
+            time.sleep(1)
+            phase = subprocess.run(
+                [*kubectl, "get", "pod", "runtime-image", "-o", "jsonpath={.status.phase}"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            ).stdout
+        logs = subprocess.run([*kubectl, "logs", "runtime-image"], capture_output=True, text=True, timeout=30)
+        assert phase == "Succeeded", logs.stdout + logs.stderr
+        lines = logs.stdout.splitlines()
+        assert lines[:2] == ["1000", f"berth {berth.__version__}"]
+        assert "restored 2 True" in lines and "all 2 checkpoint step(s) verify" in lines
+        subprocess.run([*kubectl, "delete", "pod", "runtime-image", "--wait=true"], capture_output=True, timeout=120)
+    finally:
+        box.down()
+        shutil.rmtree(box.state_dir.parent, ignore_errors=True)
