@@ -177,6 +177,18 @@ def test_second_build_is_a_cache_hit(built: img.RuntimeImage, source: Path) -> N
     assert (again.reference, again.digest, again.archive) == (built.reference, built.digest, built.archive)
 
 
+def test_rebuild_is_reproducible_and_clears_a_killed_builds_leftovers(built: img.RuntimeImage, source: Path) -> None:
+    cache = img.cache_root()
+    leftovers = [cache / "build-0123456789abcdef-killed", cache / f"base-{img.inputs(source).debian_key}-killed"]
+    for path in leftovers:
+        (path / "rootfs").mkdir(parents=True)
+    again = img.build_image(progress=_progress, source_root=source, rebuild=True)
+    assert not again.cached
+    assert not [p for p in leftovers if p.exists()]
+    assert not list(cache.glob("build-*"))
+    assert (again.reference, again.digest) == (built.reference, built.digest)  # same files, same image
+
+
 def test_cli_builds_and_caches_only_without_a_sandbox_containerd(
     built: img.RuntimeImage, source: Path, tmp_path: Path
 ) -> None:

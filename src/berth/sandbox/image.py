@@ -352,6 +352,8 @@ def build_image(
                 say(f"cached: {hit.reference} ({cache / key})")
                 return hit
         _check_tools()
+        for stale in [*cache.glob("build-*"), *cache.glob("base-*-*")]:  # a killed build's (we hold the lock)
+            _remove_tree(stale)
         started = time.monotonic()
         base = _base_rootfs(cache, wanted, say)
         work = Path(tempfile.mkdtemp(prefix=f"build-{key}-", dir=cache))
@@ -553,6 +555,13 @@ def _pip_install(rootfs: Path, pins: tuple[str, ...], source: Path, work: Path, 
         "pip install berth",
     )
     shutil.rmtree(target / "bin", ignore_errors=True)  # scripts with this machine's interpreter in their #!
+    for direct_url in target.glob("berth-*.dist-info/direct_url.json"):
+        direct_url.unlink()  # names the build's temporary wheel path: the layer would differ per build
+        record = direct_url.parent / "RECORD"
+        lines = record.read_text().splitlines(keepends=True)
+        record.write_text(
+            "".join(line for line in lines if not line.startswith(f"{direct_url.parent.name}/direct_url"))
+        )
     script = rootfs / "usr/local/bin/berth"
     script.parent.mkdir(parents=True, exist_ok=True)
     script.write_text("#!/usr/bin/python3\nimport sys\n\nfrom berth.cli.app import main\n\nsys.exit(main())\n")
