@@ -28,25 +28,30 @@ TRAINER = Path(__file__).with_name("lifecycle_trainer.py")
 VENV_BIN = Path(sys.executable).parent
 
 
-def spec(name: str, replicas: int, lifecycle: dict[str, Any], **extra: Any) -> TrainingCluster:
-    return TrainingCluster.model_validate(
-        {
-            "apiVersion": "berth.dev/v1alpha1",
-            "kind": "TrainingCluster",
-            "metadata": {"name": name, "namespace": "train"},
-            "spec": {
-                "framework": "pytorch",
-                "replicas": replicas,
-                "image": "python:3.12",
-                "command": [sys.executable, str(TRAINER)],
-                "storageClasses": {"standard": {"existing": True, "tier": "hot"}},
-                "volumes": {"checkpoints": {"mountPath": "/mnt/ckpt", "size": "1Gi", "storageClass": "standard"}},
-                "terminationGracePeriodSeconds": 30,
-                "lifecycle": lifecycle,
-                **extra,
-            },
-        }
-    )
+def spec(
+    name: str, replicas: int, lifecycle: dict[str, Any], namespace: str = "train", **extra: Any
+) -> TrainingCluster:
+    return TrainingCluster.model_validate(spec_doc(name, replicas, lifecycle, namespace, **extra))
+
+
+def spec_doc(name: str, replicas: int, lifecycle: dict[str, Any], namespace: str, **extra: Any) -> dict[str, Any]:
+    """The spec the lifecycle tests run: pytorch, one checkpoint volume per pod, ``lifecycle`` as given."""
+    return {
+        "apiVersion": "berth.dev/v1alpha1",
+        "kind": "TrainingCluster",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "framework": "pytorch",
+            "replicas": replicas,
+            "image": "python:3.12",
+            "command": [sys.executable, str(TRAINER)],
+            "storageClasses": {"standard": {"existing": True, "tier": "hot"}},
+            "volumes": {"checkpoints": {"mountPath": "/mnt/ckpt", "size": "1Gi", "storageClass": "standard"}},
+            "terminationGracePeriodSeconds": 30,
+            "lifecycle": lifecycle,
+            **extra,
+        },
+    }
 
 
 def _session_pids(sid: int) -> list[int]:
@@ -67,8 +72,11 @@ def _session_pids(sid: int) -> list[int]:
 class LocalGang:
     """``replicas`` pods of one rendered StatefulSet as local process sessions."""
 
-    def __init__(self, root: Path, cluster: TrainingCluster, port: int, test_env: dict[str, str]) -> None:
+    def __init__(
+        self, root: Path, cluster: TrainingCluster, port: int, test_env: dict[str, str], revision: str | None = None
+    ) -> None:
         self.root, self.cluster, self.port = root, cluster, port
+        self.revision = revision or f"{cluster.name}-rev1"  # the pods' controller-revision-hash label
         sts = next(o for o in render_all(cluster) if o["kind"] == "StatefulSet")
         pod = sts["spec"]["template"]["spec"]
         self.container = next(c for c in pod["containers"] if c["name"] == "trainer")
@@ -100,7 +108,7 @@ class LocalGang:
             "metadata.name": f"{name}-{rank}",
             "metadata.namespace": self.cluster.namespace,
             "metadata.labels['apps.kubernetes.io/pod-index']": str(rank),
-            "metadata.labels['controller-revision-hash']": f"{name}-rev1",
+            "metadata.labels['controller-revision-hash']": self.revision,
         }
         env = {"PATH": f"{VENV_BIN}:/usr/bin:/bin", "HOME": str(self.root)}
         for item in self.container["env"]:
