@@ -34,7 +34,13 @@ def _why(spec: TrainingCluster, obj: dict[str, Any]) -> str:
             "mounted by every replica; never garbage-collected"
         )
     if kind == "ServiceAccount":
+        if s.lifecycle is not None:
+            return "identity of the training pods; its token lets the supervisor patch what the Role allows"
         return "identity of the training pods, with no API token mounted"
+    if kind == "Role":
+        return "the supervisor's rights: patch its own pod, this StatefulSet and its scale (docs/rbac.md)"
+    if kind == "RoleBinding":
+        return "grants the supervisor's Role to the pods' ServiceAccount"
     if kind == "Service":
         return (
             f"headless Service: stable DNS <pod>.{obj['metadata']['name']} for rendezvous on port {s.port}, "
@@ -44,9 +50,17 @@ def _why(spec: TrainingCluster, obj: dict[str, Any]) -> str:
         vols = ", ".join(f"{n} {v.size} at {v.mount_path}" for n, v in s.volumes.items()) or "no volumes"
         fw = s.framework.value
         rdv = f"; {fw} rendezvous computed per pod at start" if fw != "none" else ""
+        lc = s.lifecycle
+        done = "scale to 0" if lc is not None and lc.on_complete == "scaleToZero" else "idle"
+        life = (
+            f"; berth run supervises the trainer: on completion {done}, gang restart up to {lc.max_restarts} times"
+            if lc is not None
+            else "; no spec.lifecycle: a trainer that exits 0 is restarted and a crashed rank is not restarted "
+            "with its peers (docs/lifecycle.md)"
+        )
         return (
             f"{s.replicas} pods {spec.name}-0..{s.replicas - 1}, each with its own claims ({vols}); "
-            f"started in parallel{rdv}; claims {_PAST[s.volume_retention.when_scaled]} on scale-down"
+            f"started in parallel{rdv}; claims {_PAST[s.volume_retention.when_scaled]} on scale-down{life}"
         )
     if kind == "PodDisruptionBudget":
         limit = (
