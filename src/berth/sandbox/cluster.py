@@ -92,8 +92,9 @@ class NodeSpec:
         ]
 
 
-def storage_class_manifest() -> dict[str, Any]:
-    """Default class backed by kube-controller-manager's host-path provisioner (/tmp/hostpath_pv)."""
+def storage_class_manifest(provisioner: str = "kubernetes.io/host-path") -> dict[str, Any]:
+    """Default class: kube-controller-manager's host-path provisioner (/tmp/hostpath_pv), or with
+    real nodes the sandbox's own (``local`` PVs, which get the pod's fsGroup: berth.sandbox.provisioner)."""
     return {
         "apiVersion": "storage.k8s.io/v1",
         "kind": "StorageClass",
@@ -102,7 +103,7 @@ def storage_class_manifest() -> dict[str, Any]:
             "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
             "labels": {LABEL_MANAGED_BY: MANAGED_BY},
         },
-        "provisioner": "kubernetes.io/host-path",
+        "provisioner": provisioner,
         "reclaimPolicy": "Delete",
         "volumeBindingMode": "WaitForFirstConsumer",
     }
@@ -335,7 +336,7 @@ class Sandbox:
         if state.kubelets:
             self._start_real_nodes(state, nodes, layout, deadline, progress)
         progress(f"creating {nodes.nodes} fake nodes over {nodes.zones} zones and StorageClass {STORAGE_CLASS!r}")
-        self._seed_cluster(nodes, deadline, list(reversed(state.processes)), progress)
+        self._seed_cluster(nodes, deadline, list(reversed(state.processes)), progress, local_pvs=bool(state.kubelets))
         if state.kubelets:
             self._await_real_nodes(state, nodes, deadline, progress)
 
@@ -400,12 +401,22 @@ class Sandbox:
             _wait_http(url, record, self.kubeconfig, deadline)
         pending.clear()
 
-    def _seed_cluster(self, nodes: NodeSpec, deadline: float, watched: list[ProcessRecord], progress: Progress) -> None:
+    def _seed_cluster(
+        self,
+        nodes: NodeSpec,
+        deadline: float,
+        watched: list[ProcessRecord],
+        progress: Progress,
+        *,
+        local_pvs: bool = False,
+    ) -> None:
         from lightkube.codecs import from_dict
         from lightkube.resources.core_v1 import Node, ServiceAccount
 
+        from berth.sandbox.provisioner import PROVISIONER
+
         with contextlib.closing(self._kube()) as kube:
-            storage_class = from_dict(storage_class_manifest())
+            storage_class = from_dict(storage_class_manifest(PROVISIONER) if local_pvs else storage_class_manifest())
             kube.call(
                 f"apply StorageClass {STORAGE_CLASS}",
                 lambda: kube.client.apply(storage_class, field_manager=MANAGED_BY),

@@ -207,4 +207,13 @@ NODE_COMPONENTS: tuple[NodeComponent, ...] = (
             "--v=1",
         ),
     ),
+    # ``local`` PVs for the default StorageClass (berth.sandbox.provisioner): the kubelet applies a
+    # pod's fsGroup to those, never to the control plane's hostPath volumes.
+    NodeComponent(
+        "provisioner",
+        "python",
+        ("-m", "berth.sandbox.provisioner", "--kubeconfig={dir}/kubeconfig", "--root={dir}/volumes"),
+        per_node=False,
+        mount_ns=False,
+    ),
 )

@@ -28,6 +28,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -321,7 +322,7 @@ class RealNodes:
             "nodes": self.nodes_dir,
             "dir": self.state_dir,
         }
-        binaries = {None: str(kube), "coredns": str(coredns)}
+        binaries = {None: str(kube), "coredns": str(coredns), "python": sys.executable}
         binary = binaries.get(component.binary) or shutil.which(component.binary or "") or str(component.binary)
         argv = [binary, *(arg.format(**values) for arg in component.args)]
         if component.mount_ns:
