@@ -157,3 +157,56 @@ def test_missing_rbac_is_said_once_per_verb_and_resource_and_training_goes_on(
     assert log0.count(f"cannot patch statefulsets/demo in namespace {namespace}") == 1
     assert log0.count(f"cannot patch statefulsets/demo/scale in namespace {namespace}") == 1
     assert _status(sandbox, namespace)["replicas"] == 3  # nothing scaled it
+
+
+def test_up_scale_and_down_of_a_lifecycle_spec_with_the_documented_permissions(
+    kubeconfig: Path, namespace: str, tmp_path: Path, kube_client: Any
+) -> None:
+    """docs/rbac.md's user Role may create the supervisor's Role (it holds every verb it grants)."""
+    from lightkube.codecs import from_dict
+    from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding, Role
+
+    from .test_rbac import _documented, _token_kubeconfig
+
+    role, cluster_role = _documented(namespace)
+    subject = [{"kind": "ServiceAccount", "name": "deployer", "namespace": namespace}]
+    binding = {"apiGroup": "rbac.authorization.k8s.io"}
+    objects = [
+        role,
+        cluster_role,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "berth", "namespace": namespace},
+            "subjects": subject,
+            "roleRef": {**binding, "kind": "Role", "name": "berth"},
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": cluster_role["metadata"]["name"]},
+            "subjects": subject,
+            "roleRef": {**binding, "kind": "ClusterRole", "name": cluster_role["metadata"]["name"]},
+        },
+    ]
+    for obj in objects:
+        kube_client.create(from_dict(obj))
+    try:
+        deployer = _token_kubeconfig(kube_client, kubeconfig, namespace, "deployer", tmp_path / "deployer")
+        spec = write_spec(tmp_path, spec_doc("demo", 3, {}, namespace))
+        for step in (
+            ("up", str(spec), "--no-wait"),
+            ("scale", "demo", "2"),
+            ("status", "demo"),
+            ("down", "demo", "--delete-volumes", "--yes"),
+        ):
+            result = berth(*step, kubeconfig=deployer)
+            assert result.returncode == 0, f"berth {' '.join(step)}: {result.stderr}"
+            if step[0] == "scale":  # the supervisor's Role follows the replica count
+                pods = kube_client.get(Role, "demo-supervisor", namespace=namespace).rules[0].resourceNames
+                assert pods == ["demo-0", "demo-1"]
+        names = {r.metadata.name for r in kube_client.list(Role, namespace=namespace)}
+        assert names == {"berth"}, "down removed the supervisor's Role"
+    finally:
+        kube_client.delete(ClusterRoleBinding, cluster_role["metadata"]["name"])
+        kube_client.delete(ClusterRole, cluster_role["metadata"]["name"])

@@ -312,20 +312,24 @@ class Coordinator:
                 s.reason = f"{s.reason} (after {self.max_restarts} restarts)"
                 self._finish("Failed")
             else:
-                self._restart(s.reason)
+                self._restart(s.reason, failure=True)
 
     def _lost(self, rank: int, why: str) -> None:
         if self.state.phase == "Running" and rank not in self.state.completed:
             self._restart(why)
 
-    def _restart(self, why: str) -> None:
-        """Stop every trainer of this generation; :meth:`tick` starts the next after the back-off."""
+    def _restart(self, why: str, *, failure: bool = False) -> None:
+        """Stop every trainer of this generation; :meth:`tick` starts the next after the back-off.
+
+        Only a trainer's failure backs off (``backoff × 2^(failures-1)``); a lost or restarted
+        peer (preemption, a drain) restarts the gang as soon as everyone is back.
+        """
         s = self.state
         if s.phase != "Running":
             return
         s.restarts += 1
         s.reason = why
-        delay = min(self.backoff * 2 ** max(s.restarts - 1, 0), MAX_BACKOFF_S) if s.failures else 0.0
+        delay = min(self.backoff * 2 ** max(s.failures - 1, 0), MAX_BACKOFF_S) if failure else 0.0
         self.ready_at = time.monotonic() + delay
         self.log(f"gang restart {s.restarts} ({why}); next start in {delay:.0f}s at the earliest")
         self._set_phase("Restarting")
