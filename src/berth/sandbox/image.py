@@ -125,7 +125,7 @@ class Inputs:
     debian_index: str
     python_pins: tuple[str, ...]
     source: str
-    layout: int = 1  # bump when this module changes what it writes
+    layout: int = 2  # bump when this module changes what the Debian rootfs holds (its cache key)
 
     @property
     def key(self) -> str:
@@ -577,7 +577,12 @@ def _add_user(rootfs: Path) -> None:
     shadow = rootfs / "etc/shadow"
     if shadow.exists():
         with open(shadow, "a") as f:
-            f.write(f"{USER}:!:19000::::::\n")
+            f.write(f"{USER}:!:::::::\n")
+        # the day of the build in every entry's last-change field: empty (no aging; all accounts locked)
+        entries = [line.split(":") for line in shadow.read_text().splitlines()]
+        shadow.write_text("".join(":".join([*e[:2], "", *e[3:]]) + "\n" for e in entries if len(e) > 2))
+    for backup in ("passwd-", "group-", "shadow-", "gshadow-"):
+        (rootfs / "etc" / backup).unlink(missing_ok=True)
     home = rootfs / HOME.lstrip("/")
     home.mkdir(parents=True, exist_ok=True)
     os.chown(home, UID, UID)
