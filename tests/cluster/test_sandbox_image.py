@@ -244,6 +244,37 @@ def test_finds_the_sockets_of_running_real_nodes_only(tmp_path: Path) -> None:
         assert img.find_containerd_sockets(tmp_path) == [live]
 
 
+def test_not_root_is_one_error_before_anything_runs(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if _missing():
+        _skip_or_fail(_missing() or "")
+    monkeypatch.setattr(img.os, "geteuid", lambda: 1000)
+    with pytest.raises(img.ImageError, match="needs root") as err:
+        img.build_image(source_root=source, cache=tmp_path / "cache", rebuild=True)
+    assert err.value.exit_code == 2
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [".lock"]
+
+
+def test_a_failed_debootstrap_is_one_error_and_leaves_nothing(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if _missing():
+        _skip_or_fail(_missing() or "")
+    monkeypatch.setattr(img, "apt_mirror", lambda: "http://127.0.0.1:9/debian")  # nothing listens on port 9
+    cache = tmp_path / "cache"
+    with pytest.raises(img.ImageError, match="debootstrap failed") as err:
+        img.build_image(source_root=source, cache=cache, progress=_progress)
+    assert "127.0.0.1:9" in err.value.message and "\n" not in err.value.message  # debootstrap's own words
+    assert err.value.hint is not None
+    log = Path(err.value.hint.rsplit(" ", 1)[1])
+    assert "Failed getting release file" in log.read_text()
+    log.unlink()
+    assert sorted(p.name for p in cache.iterdir()) == [".lock", "debs"]  # no half-built rootfs
+    mounts = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True, text=True).stdout
+    assert str(tmp_path) not in mounts
+
+
 # --- running it --------------------------------------------------------------------------------
 
 SMOKE = r"""

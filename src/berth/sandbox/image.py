@@ -447,7 +447,7 @@ def _check_tools() -> None:
 
 
 def _run(cmd: list[str], what: str, *, say: Progress | None = None, env: dict[str, str] | None = None) -> None:
-    """Run ``cmd`` niced; stream debootstrap's phase changes to ``say``; one error with the log's tail."""
+    """Run ``cmd`` niced; stream debootstrap's phase changes to ``say``; on failure one line, the log in /tmp."""
     proc = subprocess.Popen(
         ["nice", "-n", "10", *cmd],
         stdout=subprocess.PIPE,
@@ -457,18 +457,22 @@ def _run(cmd: list[str], what: str, *, say: Progress | None = None, env: dict[st
         env={**os.environ, **(env or {})},
     )
     assert proc.stdout is not None
-    tail: list[str] = []
+    lines: list[str] = []
     phase = ""
     for line in proc.stdout:
         line = line.rstrip()
-        tail = [*tail[-19:], line]
+        lines.append(line)
         if say and line.startswith("I: "):
             word = line[3:].split(" ", 1)[0].replace("Validating", "Retrieving")
             if word != phase:
                 phase = word
                 say(f"{what}: {line[3:]}")
     if proc.wait() != 0:
-        raise ImageError(f"{what} failed (exit {proc.returncode}):\n" + "\n".join(tail))
+        with tempfile.NamedTemporaryFile("w", prefix="berth-image-", suffix=".log", delete=False) as log:
+            log.write(f"$ {' '.join(cmd)}\n" + "\n".join(lines) + "\n")
+        errors = [ln for ln in lines if ln.startswith(("E: ", "ERROR: ", "error: ", "W: Failure"))]
+        reason = (errors or [ln for ln in lines if ln.strip()] or ["no output"])[-1]
+        raise ImageError(f"{what} failed (exit {proc.returncode}): {reason.strip()}", hint=f"its output: {log.name}")
 
 
 def _debootstrap(rootfs: Path, mirror: str, debs: Path, say: Progress) -> None:
