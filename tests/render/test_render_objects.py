@@ -371,4 +371,6 @@ def test_service_account_mounts_no_token(examples: dict[str, Rendered]) -> None:
     for r in examples.values():
         assert r.one("ServiceAccount")["automountServiceAccountToken"] is False
         assert _pod(r)["serviceAccountName"] == r.one("ServiceAccount")["metadata"]["name"]
-        assert _pod(r)["automountServiceAccountToken"] is False
+        # Only spec.lifecycle's supervisor calls the API, with exactly the Role rendered beside it.
+        supervised = any(o["kind"] == "Role" for o in r.objects)
+        assert _pod(r)["automountServiceAccountToken"] is supervised
