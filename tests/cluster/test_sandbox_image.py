@@ -348,12 +348,23 @@ def test_runs_under_runc_as_uid_1000(bundle: tuple[Path, dict[str, Any]], tmp_pa
     assert cid not in listed.stdout
 
 
+def _cmdlines() -> dict[int, str]:
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                out[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+    return out
+
+
 @pytest.fixture
 def containerd_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A private containerd (own root, state, socket) in its own mount namespace; stopped and removed after."""
     if shutil.which("containerd") is None or shutil.which("ctr") is None:
         _skip_or_fail("containerd is not installed (apt-get install containerd)")
-    base = Path(tempfile_dir := str(tmp_path_factory.mktemp("ctrd")))
+    base = tmp_path_factory.mktemp("ctrd")
     sock = Path(f"/tmp/berth-img-{uuid.uuid4().hex[:8]}.sock")  # sun_path is short: keep it out of pytest's dirs
     config = base / "config.toml"
     config.write_text(
@@ -386,9 +397,12 @@ def containerd_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
         log.close()
         for leftover in (sock, Path(f"{sock}.ttrpc")):
             leftover.unlink(missing_ok=True)
-        mounts = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True, text=True).stdout
-        assert tempfile_dir not in mounts, "containerd left mounts behind"
+        # its mounts lived in its own mount namespace; a shim outliving it would hold them
+        shims = [pid for pid, cmd in _cmdlines().items() if str(sock) in cmd and pid != proc.pid]
+        for pid in shims:
+            os.kill(pid, signal.SIGKILL)
         shutil.rmtree(base, ignore_errors=True)
+        assert not shims, f"containerd left processes behind: {shims}"
 
 
 def test_imports_into_containerd_and_runs_there(built: img.RuntimeImage, source: Path, containerd_socket: Path) -> None:
