@@ -58,8 +58,10 @@ def main() -> int:
         time.sleep(step_s)
         # Lock-step like an all-reduce: step s waits until every rank committed step s - 1.
         while s > (step or 0) + 1 and not all(scan_steps(v).get(s - 1) for v in volumes):
-            if preempt.should_stop():
-                log("stopped-waiting", step=s)
+            if preempt.should_stop():  # the save of step s - 1 may be in flight: it commits first
+                mgr.wait()
+                log("final", step=s - 1)
+                mgr.close(wait_archive=0)
                 return 143
             time.sleep(0.005)
         marker = journal / f"failed-{rank}-{s}"
