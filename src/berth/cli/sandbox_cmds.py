@@ -83,6 +83,11 @@ def up(
         timeout = 180.0  # real nodes: containerd, the pause image, kubelet registration
     state = sandbox.up(shape, bin_dir=bin_dir, timeout_s=timeout, progress=progress, kubelets=kubelet)
     typer.echo(f"kubeconfig: {state.kubeconfig}")
+    if kubelet:  # real nodes run the runtime image (imagePullPolicy: Never): make sure each node has it
+        from berth.sandbox.image import ensure_runtime_image, find_containerd_sockets
+
+        reference = ensure_runtime_image(find_containerd_sockets(sandbox.state_dir), progress)
+        typer.echo(f"image:      {reference} (imagePullPolicy: Never)")
     where = ("" if name == "default" else f" --name {shlex.quote(name)}") + (
         f" --state-dir {shlex.quote(str(state_dir))}" if state_dir else ""
     )
