@@ -13,7 +13,16 @@ import sys
 import typer
 
 from berth import __version__
-from berth.cli import ckpt_cmds, cluster_cmds, doctor_cmds, lint_cmds, sandbox_cmds, spec_cmds, wait_cmds
+from berth.cli import (
+    ckpt_cmds,
+    cluster_cmds,
+    doctor_cmds,
+    lint_cmds,
+    sandbox_cmds,
+    spec_cmds,
+    storage_cmds,
+    wait_cmds,
+)
 from berth.errors import BerthError
 
 app = typer.Typer(
@@ -41,7 +50,7 @@ def _root(
     """berth: one spec to the storage stack of a training cluster, and the tools to run it."""
 
 
-for _module in (spec_cmds, lint_cmds, ckpt_cmds, cluster_cmds, doctor_cmds, sandbox_cmds, wait_cmds):
+for _module in (spec_cmds, lint_cmds, ckpt_cmds, cluster_cmds, doctor_cmds, sandbox_cmds, wait_cmds, storage_cmds):
     _module.register(app)
 
 

@@ -242,9 +242,8 @@ def _explain_immutable(err: Invalid, kind: str, ref: str, live: dict[str, Any], 
     )
     if any(".resources.requests.storage" in p for p in changed):
         hint = (
-            "to grow volumes, first resize each existing claim (kubectl patch pvc <claim> -p "
-            '\'{"spec":{"resources":{"requests":{"storage":"<size>"}}}}\'; the class must allow '
-            "expansion), then " + hint.split(": ", 1)[1]
+            "to grow volumes, run `berth resize SPEC --yes`: it patches each claim and recreates the "
+            "StatefulSet with --cascade=orphan (pods keep running)"
         )
     return Invalid(
         f"{ref}: {shown} cannot change in place: a StatefulSet's {changed[0].split('.')[1].split('[')[0]} is immutable",

@@ -1,0 +1,78 @@
+"""Storage commands: resize (volumes that grow) and stage (datasets into a volume)."""
+
+from __future__ import annotations
+
+import typer
+
+from berth.cli.options import (
+    CONTEXT,
+    KUBECONFIG,
+    OUTPUT,
+    SPEC,
+    SPEC_NAMESPACE,
+    TIMEOUT,
+    Output,
+    connect,
+    emit_json,
+    make_console,
+    timeout_seconds,
+)
+
+
+def resize(
+    spec: str = SPEC,
+    yes: bool = typer.Option(False, "--yes", help="Really resize (default: only show the plan)."),
+    timeout: str = TIMEOUT,
+    kubeconfig: str | None = KUBECONFIG,
+    context: str | None = CONTEXT,
+    namespace: str | None = SPEC_NAMESPACE,
+    output: Output = OUTPUT,
+) -> None:
+    """Grow volumes to the spec's sizes: patch each claim, recreate the StatefulSet orphaning its pods."""
+    from berth.kube.resize import resize as do_resize
+    from berth.spec.load import load_spec
+
+    tc = load_spec(spec)
+    if namespace:
+        tc.metadata.namespace = namespace
+    kube = connect(kubeconfig, context, tc.namespace)
+    err = make_console(stderr=True)
+    result = do_resize(
+        kube,
+        tc,
+        yes=yes,
+        filename=spec,
+        timeout_s=timeout_seconds(timeout),
+        progress=lambda line: err.print(line, markup=False),
+    )
+    if output is Output.json:
+        emit_json(result.to_json())
+        return
+    console = make_console()
+    for note in result.notes:
+        console.print(f"note: {note}", markup=False)
+    if not result.changes:
+        console.print(f"nothing to resize: {tc.name}'s volumes already have the spec's sizes", markup=False)
+        return
+    verb = "would grow" if result.dry_run else "grew"
+    for template, (before, after) in result.templates.items():
+        console.print(f"template {template}: {verb} {before} → {after}", markup=False)
+    for claim in result.claims:
+        state = (
+            "" if result.dry_run else f" (capacity {claim.capacity or '?'}; {', '.join(claim.conditions) or 'done'})"
+        )
+        console.print(f"  claim {claim.name}: {claim.before} → {claim.after}{state}", markup=False)
+    if result.dry_run:
+        console.print(
+            "dry run: nothing changed; --yes patches the claims and recreates the StatefulSet "
+            "with --cascade=orphan (pods keep running)",
+            markup=False,
+        )
+    elif result.recreated:
+        console.print(f"StatefulSet {tc.name} recreated with the new template; its pods were not touched", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this area's commands to the root app."""
+    for command in (resize,):
+        app.command()(command)
