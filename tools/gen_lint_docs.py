@@ -57,6 +57,18 @@ schemas whose `kind` and `apiVersion` properties carry a one-value `enum` (the
 kubernetes-json-schema format). An object whose type no schema knows is reported as
 `schema-unknown-kind` (info) and counted as skipped: skipped is not valid.
 
+## Cross-object rules and `--group-by`
+
+Rules that look across objects (a PDB and the workloads it selects, a claim and its
+StorageClass, a StatefulSet and its headless Service) join only the objects of one
+application, never everything on the command line: linting twenty unrelated repositories at
+once must not match one repository's `redis-pdb` against another's `redis` workloads.
+`--group-by dir` (default) joins the objects of one directory; `file` those of one file;
+`kustomization` those under the nearest directory holding a `kustomization.yaml` (else the
+file's directory); `none` everything given together. A berth spec's rendered stream belongs
+with its spec file; stdin is one group. Within a group, a rule never matches across
+namespaces (objects without a namespace match any, as `kubectl apply -n` would place them).
+
 ## Suppressing findings
 
 - On an object: annotation `berth.dev/ignore: "<rule-id>: <reason>; <rule-id>: <reason>"`.

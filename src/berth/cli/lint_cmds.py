@@ -37,6 +37,9 @@ def lint(
     schema_only: bool = typer.Option(False, "--schema-only", help="Only validate schemas, run no rules."),
     config: str = typer.Option(None, "--config", help="Lint config (default: nearest .berth-lint.yaml)."),
     jobs: int = typer.Option(0, "--jobs", "-j", help="Worker processes (default: one per CPU)."),
+    group_by: str = typer.Option(
+        "dir", "--group-by", help="Objects cross-object rules join: dir (default), file, kustomization, none."
+    ),
     list_rules: bool = typer.Option(False, "--list-rules", help="List the rules and exit."),
     explain: str = typer.Option(None, "--explain", help="Show the documentation of a rule and exit."),
 ) -> None:
@@ -60,7 +63,7 @@ def lint(
     if not paths:
         raise UsageError("no input: give files, directories or -", hint="berth lint manifests/")
     from berth.lint.config import find_config, load_config
-    from berth.lint.engine import LintOptions, lint_paths
+    from berth.lint.engine import GROUP_BY, LintOptions, lint_paths
     from berth.lint.model import Severity
     from berth.lint.output import render
 
@@ -69,7 +72,10 @@ def lint(
         threshold = Severity.parse(fail_on) if fail_on else (cfg.fail_on or Severity.WARNING)
     except ValueError as err:
         raise UsageError(f"--fail-on: {err}") from None
+    if group_by not in GROUP_BY:
+        raise UsageError(f"--group-by: unknown grouping {group_by!r}", hint="use " + ", ".join(GROUP_BY))
     options = LintOptions(
+        group_by=group_by,
         kubernetes_version=kubernetes_version or cfg.kubernetes_version,
         schema_dirs=tuple(schema_dir or ()),
         schema_only=schema_only,

@@ -2,8 +2,9 @@
 
 Files are spread over worker processes; each worker compiles every schema it needs once
 and runs the single-object rules. Objects the cross-object rules need come back to the
-parent, which runs those rules once over the whole input. Source positions are resolved
-only for findings, from the node tree the loader kept.
+parent, which runs those rules once per group (by default the objects of one directory: one
+application), never across unrelated repositories given on one command line. Source positions
+are resolved only for findings, from the node tree the loader kept.
 """
 
 from __future__ import annotations
@@ -18,12 +19,19 @@ from typing import Any
 
 from berth.lint.config import LintConfig
 from berth.lint.context import CROSS_KINDS, Context
-from berth.lint.loader import STDIN, LoadedFile, expand_paths, load_file, load_objects
+from berth.lint.loader import STDIN, STDIN_NAME, LoadedFile, expand_paths, load_file, load_objects
 from berth.lint.model import DocRef, Document, Finding, Path, Severity
 from berth.lint.rules import Hit, Rule, all_rules
 from berth.lint.schema import SchemaStore
-from berth.lint.specs import is_spec, reload, render_specs
+from berth.lint.specs import RENDERED_SUFFIX, is_spec, reload, render_specs
 from berth.lint.suppress import parse_ignore
+
+# How objects are grouped for the cross-object rules (``--group-by``): the objects of one
+# directory (default), of one file, of one kustomization (the nearest directory holding a
+# kustomization file, else the file's own directory), or everything given together.
+GROUP_BY = ("dir", "file", "kustomization", "none")
+DEFAULT_GROUP_BY = "dir"
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 
 # Below this many files a process pool costs more than it saves.
 _POOL_MIN_FILES = 64
@@ -39,6 +47,42 @@ class LintOptions:
     schema_only: bool = False
     jobs: int = 0
     config: LintConfig = field(default_factory=LintConfig)
+    group_by: str = DEFAULT_GROUP_BY
+
+
+def _source_file(name: str) -> str:
+    """The file a source came from (a spec's rendered stream belongs with its spec file)."""
+    return name[: -len(RENDERED_SUFFIX)] if name.endswith(RENDERED_SUFFIX) else name
+
+
+def _kustomization_root(directory: str, cache: dict[str, str]) -> str:
+    """The nearest directory at or above ``directory`` holding a kustomization file, else ``directory``."""
+    if directory not in cache:
+        found = directory
+        current = os.path.abspath(directory or ".")
+        while True:
+            if any(os.path.isfile(os.path.join(current, k)) for k in KUSTOMIZATION_FILES):
+                found = current
+                break
+            parent = os.path.dirname(current)
+            if parent == current:
+                break
+            current = parent
+        cache[directory] = found
+    return cache[directory]
+
+
+def group_key(name: str, group_by: str, cache: dict[str, str] | None = None) -> str:
+    """The group a source's objects join for the cross-object rules."""
+    if group_by == "none":
+        return ""
+    file = _source_file(name)
+    if group_by == "file" or file in (STDIN_NAME, OBJECTS_NAME):
+        return file
+    directory = os.path.dirname(file)
+    if group_by == "kustomization":
+        return _kustomization_root(directory, {} if cache is None else cache)
+    return directory
 
 
 @dataclass
@@ -319,9 +363,16 @@ def _collect(linter: _Linter, outcomes: list[_FileOutcome]) -> LintResult:
 def _cross(
     linter: _Linter, outcomes: list[_FileOutcome], loaded: dict[str, LoadedFile], pool: ProcessPoolExecutor | None
 ) -> list[Finding]:
-    """Cross-object findings, placed by re-reading their files (in the pool when there are many)."""
-    known = {name for outcome in outcomes for name in outcome.known_storage_classes}
-    pending = linter.lint_cross([doc for outcome in outcomes for doc in outcome.cross_docs], known)
+    """Cross-object findings per group, placed by re-reading their files (in the pool when there are many)."""
+    group_by = linter.options.group_by
+    cache: dict[str, str] = {}
+    docs: dict[str, list[Document]] = defaultdict(list)
+    known: dict[str, set[str]] = defaultdict(set)
+    for outcome in outcomes:
+        known[group_key(outcome.name, group_by, cache)] |= outcome.known_storage_classes
+        for doc in outcome.cross_docs:
+            docs[group_key(doc.ref.file, group_by, cache)].append(doc)
+    pending = [hit for key, group in docs.items() for hit in linter.lint_cross(group, known[key])]
     by_file: dict[str, list[tuple[Finding, DocRef]]] = defaultdict(list)
     for finding, ref in pending:
         by_file[ref.file].append((finding, ref))

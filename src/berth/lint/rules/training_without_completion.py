@@ -46,7 +46,7 @@ from berth.contract import LABEL_MANAGED_BY, MANAGED_BY
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
-from berth.lint.rules._pod import env_vars, is_training, pod_containers
+from berth.lint.rules._pod import as_dict, env_vars, is_training, pod_containers
 
 LIFECYCLE_ENV = "BERTH_LIFECYCLE"
 
@@ -59,7 +59,7 @@ def supervised(doc: Document) -> bool:
 
 
 def check(doc: Document, ctx: Context) -> Iterator[Hit]:
-    labels = doc.metadata.get("labels") if isinstance(doc.metadata.get("labels"), dict) else {}
+    labels = as_dict(doc.metadata.get("labels"))
     if labels.get(LABEL_MANAGED_BY) == MANAGED_BY or not is_training(doc) or supervised(doc):
         return
     first = next(pod_containers(doc, init=False), None)
