@@ -200,21 +200,34 @@ def scale(
 def gc(
     name: str = CLUSTER_NAME,
     yes: bool = typer.Option(False, "--yes", help="Really delete (default: only list)."),
+    delete_released_volumes: bool = typer.Option(
+        False,
+        "--delete-released-volumes",
+        help="Also delete Released PersistentVolumes (reclaim Retain) whose claim of this cluster is gone.",
+    ),
     kubeconfig: str | None = KUBECONFIG,
     context: str | None = CONTEXT,
     namespace: str | None = NAME_NAMESPACE,
     output: Output = OUTPUT,
 ) -> None:
-    """List claims orphaned by scale-down; delete them with --yes. Never mounted or protected ones."""
-    from berth.kube.gc import collect_garbage
+    """List claims orphaned by scale-down and released disks; delete with --yes. Never mounted or protected ones."""
+    from berth.kube.gc import collect_garbage, released_volumes
 
     kube = connect(kubeconfig, context, namespace)
-    _, verdicts = collect_garbage(kube, name, kube.namespace, yes=yes)
+    state, verdicts = collect_garbage(kube, name, kube.namespace, yes=yes)
+    volumes = released_volumes(kube, state, delete_released=delete_released_volumes, yes=yes)
     if output is Output.json:
-        emit_json({"dryRun": not yes, "claims": [v.to_json() for v in verdicts]})
+        emit_json(
+            {
+                "dryRun": not yes,
+                "claims": [v.to_json() for v in verdicts],
+                "releasedVolumes": [v.to_json() for v in volumes],
+            }
+        )
         return
+    console = make_console()
     views.print_deletions(
-        make_console(),
+        console,
         [
             (
                 v.delete,
@@ -227,6 +240,22 @@ def gc(
         yes=yes,
         nothing=f"no orphaned claims for {name} in {kube.namespace}",
     )
+    if volumes:
+        console.print("released volumes (their claims are gone; a Retain class keeps the disk):", markup=False)
+        views.print_deletions(
+            console,
+            [
+                (
+                    v.delete,
+                    v.deleted,
+                    f"PersistentVolume {views.claim_label(v.name, v.size, v.age_s)} of {v.claim}",
+                    v.reason,
+                )
+                for v in volumes
+            ],
+            yes=yes,
+            nothing="none deleted: pass --delete-released-volumes",
+        )
 
 
 def down(
