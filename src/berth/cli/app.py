@@ -18,6 +18,7 @@ from berth.cli import (
     cluster_cmds,
     doctor_cmds,
     lint_cmds,
+    operator_cmds,
     sandbox_cmds,
     spec_cmds,
     storage_cmds,
@@ -50,7 +51,17 @@ def _root(
     """berth: one spec to the storage stack of a training cluster, and the tools to run it."""
 
 
-for _module in (spec_cmds, lint_cmds, ckpt_cmds, cluster_cmds, doctor_cmds, sandbox_cmds, wait_cmds, storage_cmds):
+for _module in (
+    spec_cmds,
+    lint_cmds,
+    ckpt_cmds,
+    cluster_cmds,
+    doctor_cmds,
+    sandbox_cmds,
+    wait_cmds,
+    storage_cmds,
+    operator_cmds,
+):
     _module.register(app)
 
 
