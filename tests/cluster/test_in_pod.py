@@ -80,6 +80,26 @@ class Cluster:
     def logs(self, ns: str, pod: str) -> list[str]:
         return self.kc("-n", ns, "logs", pod, check=False).splitlines()
 
+    def logs_when(self, ns: str, pod: str, ok: Callable[[list[str]], bool]) -> Callable[[], list[str] | None]:
+        """For wait_for: the pod's log lines once OK(lines), else None."""
+
+        def check() -> list[str] | None:
+            got = self.logs(ns, pod)
+            return got if got and ok(got) else None
+
+        return check
+
+    def tail(self, ns: str, pod: str) -> Callable[[], str]:
+        """For wait_for's detail: the pod's last log lines and its container state."""
+
+        def detail() -> str:
+            state = self.kc(
+                "-n", ns, "get", "pod", pod, "-o", "jsonpath={.status.containerStatuses[0].state}", check=False
+            )
+            return "\n".join([*self.logs(ns, pod)[-12:], f"state: {state}"])
+
+        return detail
+
     def follow(self, ns: str, pod: str) -> subprocess.Popen[str]:
         """`kubectl logs -f`: the lines of a pod that is about to go away (ends when its container does)."""
         return subprocess.Popen(
@@ -90,7 +110,8 @@ class Cluster:
         )
 
 
-def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
+def wait_for(check: Callable[[], Any], timeout: float, what: str, detail: Callable[[], str] | None = None) -> Any:
+    """Poll CHECK until truthy; on timeout fail naming WHAT, with DETAIL() (e.g. the pod's last log lines)."""
     deadline = time.monotonic() + timeout
     while True:
         with contextlib.suppress(AssertionError, subprocess.SubprocessError, KeyError, ValueError):
@@ -98,8 +119,10 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: floa
             if result:
                 return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
+            raise AssertionError(
+                f"timed out after {timeout:.0f} s waiting for {what}" + (f":\n{detail()}" if detail else "")
+            )
+        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -292,9 +315,10 @@ def test_tensorflow_cluster_each_pod_its_own_task_index_and_every_peer_resolves(
     assert len(set(ips.values())) == 3
     for i in range(3):
         lines = wait_for(
-            lambda i=i: (got := cluster.logs(ns, f"ml-training-{i}")) and "peers done" in got and got,
+            cluster.logs_when(ns, f"ml-training-{i}", lambda got: "peers done" in got),
             150,
             f"ml-training-{i} to resolve its peers",
+            cluster.tail(ns, f"ml-training-{i}"),
         )
         assert lines[:7] == [
             f"task worker {i}",
@@ -319,9 +343,10 @@ def test_pytorch_pod_restarts_on_its_claim_and_resumes_after_a_sigterm_save_owne
     master = f"trainer-0.trainer.{ns}.svc.cluster.local:29500"
     for i in (0, 1):
         lines = wait_for(
-            lambda i=i: (got := cluster.logs(ns, f"trainer-{i}")) and len(_committed(got)) >= 2 and got,
+            cluster.logs_when(ns, f"trainer-{i}", lambda got: len(_committed(got)) >= 2),
             90,
             f"trainer-{i} to commit two steps",
+            cluster.tail(ns, f"trainer-{i}"),
         )
         assert lines[:4] == [
             f"rank {i} world 2 master {master}",
@@ -350,6 +375,7 @@ def test_pytorch_pod_restarts_on_its_claim_and_resumes_after_a_sigterm_save_owne
     last = final[0]
     assert last >= max(_committed(old_lines))
     assert deleted_after < 30, f"the pod took {deleted_after:.1f} s to go: its grace period is 30 s"
+    print(f"[in-pod] delete trainer-1: gone in {deleted_after:.1f} s, SIGTERM save of step {last}", file=sys.stderr)
     on_claim = _steps(host / "checkpoints")
     assert on_claim[-1] == last  # the SIGTERM save is the newest step on the claim
     step_dir = host / "checkpoints" / f"step-{last:012d}"
@@ -367,7 +393,7 @@ def test_pytorch_pod_restarts_on_its_claim_and_resumes_after_a_sigterm_save_owne
         got = cluster.logs(ns, "trainer-1")
         return got if len(got) >= 4 else None
 
-    lines = wait_for(resumed, 90, "trainer-1 to come back")
+    lines = wait_for(resumed, 90, "trainer-1 to come back", cluster.tail(ns, "trainer-1"))
     again = cluster.pod(ns, "trainer-1")
     assert again["spec"]["nodeName"] == before["spec"]["nodeName"]  # the local PV's node affinity
     assert json.loads(cluster.kc("-n", ns, "get", "pvc", claim, "-o", "json"))["spec"]["volumeName"] == pv_before
@@ -397,7 +423,12 @@ def test_scale_two_to_three_new_pod_joins_with_world_three_and_pdb_refuses_an_ev
 
     ns = _ns("scale")
     up(spec("trainer", ns, cluster.image, command=TRAIN, extra={"disruption": {"maxUnavailable": 1}}))
-    wait_for(lambda: _committed(cluster.logs(ns, "trainer-1")), 90, "trainer-1 to commit a step")
+    wait_for(
+        lambda: _committed(cluster.logs(ns, "trainer-1")),
+        90,
+        "trainer-1 to commit a step",
+        cluster.tail(ns, "trainer-1"),
+    )
     started = time.monotonic()
     done = cluster.berth("scale", "trainer", "3", "-n", ns, "--wait", "--timeout", "180")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -405,9 +436,10 @@ def test_scale_two_to_three_new_pod_joins_with_world_three_and_pdb_refuses_an_ev
     master = f"trainer-0.trainer.{ns}.svc.cluster.local:29500"
     for i in range(3):
         lines = wait_for(
-            lambda i=i: (got := cluster.logs(ns, f"trainer-{i}")) and _committed(got) and got,
+            cluster.logs_when(ns, f"trainer-{i}", lambda got: bool(_committed(got))),
             90,
             f"trainer-{i} to commit a step at world size 3",
+            cluster.tail(ns, f"trainer-{i}"),
         )
         assert lines[0] == f"rank {i} world 3 master {master}"
         # The old ranks restarted (the world size is in the template) and resumed; the new one starts.
@@ -434,9 +466,10 @@ def test_scale_two_to_three_new_pod_joins_with_world_three_and_pdb_refuses_an_ev
     assert cluster.pod(ns, "trainer-0")["metadata"]["uid"] == uid0  # still the same pod
     # The evicted pod comes back (StatefulSet) on its claim and resumes.
     lines = wait_for(
-        lambda: (got := cluster.logs(ns, "trainer-2")) and len(got) >= 4 and got[3].startswith("resumed") and got,
+        cluster.logs_when(ns, "trainer-2", lambda got: len(got) >= 4 and got[3].startswith("resumed")),
         90,
         "trainer-2 to come back after its eviction",
+        cluster.tail(ns, "trainer-2"),
     )
     assert lines[0] == f"rank 2 world 3 master {master}"
 
@@ -475,9 +508,10 @@ def test_restricted_pod_security_namespace_admits_and_runs_the_rendered_pods(
     assert "Warning" not in out
     for i in (0, 1):
         lines = wait_for(
-            lambda i=i: (got := cluster.logs(ns, f"trainer-{i}")) and _committed(got) and got,
+            cluster.logs_when(ns, f"trainer-{i}", lambda got: bool(_committed(got))),
             90,
             f"trainer-{i} to commit a step",
+            cluster.tail(ns, f"trainer-{i}"),
         )
         assert lines[1:4] == [
             f"ids uid=1000 gid=1000 groups=1000,{FS_GROUP}",
