@@ -6,7 +6,7 @@ renders (docs/rbac.md): its own pod's ``berth.dev/run`` annotation, the Stateful
 ``berth.dev/run`` annotation, and the StatefulSet's ``scale`` subresource.
 
 Credentials are the pod's ServiceAccount (in-cluster config). A call the API refuses is
-reported once per verb and resource, naming both, and never stops training: the supervisor
+reported once per verb and resource (until one succeeds again), naming both, and never stops training: the supervisor
 keeps running without publishing.
 """
 
@@ -80,21 +80,22 @@ class Api:
         try:
             with urllib.request.urlopen(req, timeout=self.timeout, context=self._context()) as resp:
                 resp.read()
+            self._reported.discard(what)  # a later failure is news again
             return True
         except urllib.error.HTTPError as err:
             if err.code in (401, 403):
                 self._report(what, f"the API refused it ({err.code} {err.reason})")
             else:
-                self._report(what, f"{err.code} {err.reason}", once=False)
+                self._report(what, f"{err.code} {err.reason}")
         except (OSError, ssl.SSLError) as err:
-            self._report(what, f"the API server is unreachable: {err}", once=False)
+            self._report(what, f"the API server is unreachable: {err}")
         return False
 
-    def _report(self, what: tuple[str, str], why: str, *, once: bool = True) -> None:
+    def _report(self, what: tuple[str, str], why: str) -> None:
+        """Say it once per verb and resource (until a call of it succeeds again)."""
         if what in self._reported:
             return
-        if once:
-            self._reported.add(what)
+        self._reported.add(what)
         verb, resource = what
         self.warn(
             f"berth run: cannot {verb} {resource}: {why}; training continues without it "
