@@ -72,7 +72,45 @@ def resize(
         console.print(f"StatefulSet {tc.name} recreated with the new template; its pods were not touched", markup=False)
 
 
+def stage(
+    source: str = typer.Argument(..., help="s3://bucket/prefix (every object under it) or an https:// URL."),
+    dest: str = typer.Argument(..., help="Directory to fill (a mounted volume)."),
+    concurrency: int = typer.Option(8, "--concurrency", min=1, max=64, help="Parallel ranged GETs."),
+    output: Output = OUTPUT,
+) -> None:
+    """Copy a dataset into a volume: parallel, resumable, verified; skips files already staged."""
+    import time
+    from pathlib import Path
+
+    from berth.runtime.stage import StageStats
+    from berth.runtime.stage import stage as do_stage
+
+    err = make_console(stderr=True)
+    last = [0.0]
+
+    def show(stats: StageStats) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 1.0:
+            last[0] = now
+            err.print(
+                f"staged {stats.fetched + stats.skipped}/{stats.files} files, "
+                f"{stats.bytes_done >> 20} MiB fetched of {stats.bytes_total >> 20} MiB",
+                markup=False,
+            )
+
+    stats = do_stage(source, Path(dest), concurrency=concurrency, progress=show)
+    if output is Output.json:
+        emit_json({"source": source, "dest": dest, **stats.to_json()})
+        return
+    report = stats.to_json()
+    make_console().print(
+        f"{dest}: {stats.files} files from {source}: {stats.fetched} fetched "
+        f"({stats.bytes_done >> 20} MiB in {report['seconds']}s), {stats.skipped} already up to date",
+        markup=False,
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
-    for command in (resize,):
+    for command in (resize, stage):
         app.command()(command)

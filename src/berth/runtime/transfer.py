@@ -27,6 +27,10 @@ class TransferError(BerthError):
     """A part could not be sent or fetched after retries."""
 
 
+class SourceChanged(TransferError):
+    """The object changed since it was listed (``If-Match`` answered 412): its parts would not fit together."""
+
+
 class _LocalWriteError(Exception):
     """Our own disk failed (full, read-only): not the connection, so not worth a retry."""
 
@@ -91,12 +95,23 @@ class RawHTTP:
 
         return self._retrying(url, "PUT", put)
 
-    def get_range_to_file(self, url: str, fd: int, offset: int, size: int, buf: memoryview) -> None:
-        """GET bytes [offset, offset+size) of a presigned URL into ``fd`` at the same offset."""
+    def get_range_to_file(
+        self, url: str, fd: int, offset: int, size: int, buf: memoryview, *, if_match: str | None = None
+    ) -> None:
+        """GET bytes [offset, offset+size) of a presigned URL into ``fd`` at the same offset.
+
+        ``if_match``: the ETag the object had when listed; a changed object raises SourceChanged.
+        """
+        headers = {"Range": f"bytes={offset}-{offset + size - 1}"}
+        if if_match:
+            headers["If-Match"] = if_match
 
         def get(conn: http.client.HTTPConnection, target: str) -> None:
-            conn.request("GET", target, headers={"Range": f"bytes={offset}-{offset + size - 1}"})
+            conn.request("GET", target, headers=headers)
             resp = conn.getresponse()
+            if resp.status == 412:
+                resp.read()
+                raise SourceChanged(f"GET: the object changed since it was listed (ETag no longer {if_match})")
             if resp.status not in (200, 206):
                 raise TransferError(f"GET: HTTP {resp.status} {resp.read()[:300]!r}")
             if resp.status == 200 and offset != 0:

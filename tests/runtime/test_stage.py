@@ -1,0 +1,138 @@
+"""berth stage against a real SeaweedFS: parallel, verified, resumable after SIGKILL, safe on a full volume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from berth.runtime.stage import STATE_DIR, StageError, StageStats, stage
+
+from ..conftest import berth_process
+from .conftest import Seaweed
+
+
+def _fill(client: Any, bucket: str, prefix: str, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        client.put_object(Bucket=bucket, Key=f"{prefix}/{name}", Body=data)
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and STATE_DIR not in p.relative_to(root).parts
+    }
+
+
+def test_stage_copies_verifies_and_skips_what_is_up_to_date(seaweed: Seaweed, s3: str, tmp_path: Path) -> None:
+    bucket = s3.split("/")[2]
+    client = seaweed.client()
+    files = {f"shard-{i:03d}.bin": os.urandom(1000 + i) for i in range(40)}
+    files["nested/dir/big.bin"] = os.urandom(5 << 20)  # several parts at part_size 1 MiB
+    files["empty.txt"] = b""
+    _fill(client, bucket, "data", files)
+    dest = tmp_path / "vol"
+    stats = stage(f"s3://{bucket}/data", dest, part_size=1 << 20)
+    assert _tree(dest) == files
+    assert (stats.files, stats.fetched, stats.skipped) == (42, 42, 0)
+    manifest = json.loads((dest / STATE_DIR / "manifest.json").read_text())
+    assert manifest["files"]["nested/dir/big.bin"]["size"] == 5 << 20
+    assert not (dest / STATE_DIR / "journal").exists()
+
+    again = stage(f"s3://{bucket}/data", dest)
+    assert (again.fetched, again.skipped, again.bytes_done) == (0, 42, 0)
+
+    files["shard-007.bin"] = b"changed"
+    _fill(client, bucket, "data", {"shard-007.bin": b"changed"})
+    third = stage(f"s3://{bucket}/data", dest)
+    assert (third.fetched, third.skipped) == (1, 41)
+    assert _tree(dest) == files
+
+    # The CLI: one line of text, or JSON with camelCase keys.
+    out = berth_process("stage", f"s3://{bucket}/data", str(dest), "-o", "json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["skipped"] == 42
+
+    # An http(s) URL (a presigned one here: the same server, no credentials in the URL's host).
+    url = client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "data/nested/dir/big.bin"})
+    single = tmp_path / "single"
+    stage(url, single, part_size=1 << 20)
+    assert (single / "big.bin").read_bytes() == files["nested/dir/big.bin"]
+
+
+def test_stage_resumes_after_sigkill_without_refetching_complete_files(
+    seaweed: Seaweed, s3: str, tmp_path: Path
+) -> None:
+    bucket = s3.split("/")[2]
+    files = {f"f-{i:04d}.bin": os.urandom(200_000) for i in range(300)}
+    _fill(seaweed.client(), bucket, "ds", files)
+    dest = tmp_path / "vol"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "berth", "stage", f"s3://{bucket}/ds", str(dest), "--concurrency", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    journal = dest / STATE_DIR / "journal"
+    deadline = time.monotonic() + 60
+    while not (journal.exists() and journal.read_text().count("\n") >= 20):
+        assert proc.poll() is None, "stage finished before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = journal.read_text().count("\n")
+    assert 20 <= done_before < 300
+    stats = stage(f"s3://{bucket}/ds", dest)
+    assert stats.skipped >= done_before  # complete files were not fetched again
+    assert stats.fetched == 300 - stats.skipped
+    assert _tree(dest) == files
+    assert not any((dest / STATE_DIR / "partial").rglob("*.bin"))
+
+
+def test_full_volume_fails_clearly_and_keeps_what_was_there(seaweed: Seaweed, s3: str, small_tmpfs: Path) -> None:
+    bucket = s3.split("/")[2]
+    _fill(seaweed.client(), bucket, "big", {"a.bin": os.urandom(3 << 20), "b.bin": os.urandom(3 << 20)})
+    keep = small_tmpfs / "keep.bin"
+    data = os.urandom(1 << 20)
+    keep.write_bytes(data)
+    out = berth_process("stage", f"s3://{bucket}/big", str(small_tmpfs))
+    assert out.returncode == 1, out.stderr
+    assert "not enough space" in out.stderr and "Traceback" not in out.stderr
+    assert keep.read_bytes() == data
+    assert _tree(small_tmpfs) == {"keep.bin": data}
+
+
+def test_source_changing_mid_stage_fails_and_keeps_complete_files(seaweed: Seaweed, s3: str, tmp_path: Path) -> None:
+    bucket = s3.split("/")[2]
+    client = seaweed.client()
+    _fill(client, bucket, "moving", {f"{i}.bin": os.urandom(100_000) for i in range(5)})
+    changed = []
+
+    def rewrite(stats: StageStats) -> None:
+        if not changed and stats.fetched >= 1:
+            changed.append(True)
+            _fill(client, bucket, "moving", {"4.bin": b"new version"})
+
+    with pytest.raises(StageError, match=r"changed while staging|does not match"):
+        stage(f"s3://{bucket}/moving", tmp_path / "vol", concurrency=1, progress=rewrite)
+    staged = _tree(tmp_path / "vol")
+    assert "4.bin" not in staged and len(staged) >= 1
+
+
+def test_bad_sources_are_one_line(seaweed: Seaweed, s3: str, tmp_path: Path) -> None:
+    missing = berth_process("stage", "s3://no-such-bucket-berth/x", str(tmp_path / "v"))
+    assert missing.returncode == 1 and "NoSuchBucket" in missing.stderr and "Traceback" not in missing.stderr
+    bad = berth_process("stage", "ftp://host/x", str(tmp_path / "v"))
+    assert bad.returncode == 2 and "neither s3://" in bad.stderr
+    wrong = berth_process(
+        "stage", f"s3://{s3.split('/')[2]}/run", str(tmp_path / "v"), env={"AWS_SECRET_ACCESS_KEY": "wrong"}
+    )
+    assert wrong.returncode == 1 and "check AWS_SECRET_ACCESS_KEY" in wrong.stderr, wrong.stderr
