@@ -21,7 +21,8 @@ from berth.lint.config import LintConfig
 from berth.lint.context import CROSS_KINDS, Context
 from berth.lint.loader import STDIN, STDIN_NAME, LoadedFile, expand_paths, load_file, load_objects
 from berth.lint.model import DocRef, Document, Finding, Path, Severity
-from berth.lint.rules import Hit, Rule, all_rules
+from berth.lint.rules import ANY_KIND, Hit, Rule, all_rules
+from berth.lint.rules.removed_api_version import removed
 from berth.lint.schema import SchemaStore
 from berth.lint.specs import RENDERED_SUFFIX, is_spec, reload, render_specs
 from berth.lint.suppress import parse_ignore
@@ -213,8 +214,12 @@ class _Linter:
         if not doc.api_version or not doc.kind:
             f = self.finding("invalid-document", doc, (), "object has no apiVersion or kind", "add both")
             return [f] if f else []
-        errors = self.schemas.validate(doc.obj)
-        if errors is None:
+        gone = removed(doc.api_version, doc.kind, self.schemas.version)
+        errors = None if gone else self.schemas.validate(doc.obj)
+        if gone:
+            f = self.finding("removed-api-version", doc, ("apiVersion",), *gone)
+            out.extend([f] if f else [])
+        elif errors is None:
             msg = f"no schema for {doc.api_version} {doc.kind}: skipped, not validated"
             f = self.finding("schema-unknown-kind", doc, ("kind",), msg, "pass its CRD with --schema-dir")
             out.extend([f] if f else [])
@@ -222,7 +227,7 @@ class _Linter:
             for err in errors:
                 f = self.finding("schema-invalid", doc, err.path, err.message, None)
                 out.extend([f] if f else [])
-        for rule in self.local_rules.get(doc.kind, ()):
+        for rule in (*self.local_rules.get(doc.kind, ()), *self.local_rules.get(ANY_KIND, ())):
             out.extend(self._hits(rule, doc, rule.check(doc, self.ctx) if rule.check else ()))
         return self.suppress(doc, out)
 

@@ -30,6 +30,9 @@ class Hit:
     fix: str | None = None
 
 
+# A rule whose ``kinds`` holds this runs on objects of every kind.
+ANY_KIND = "*"
+
 Check = Callable[[Document, "Context"], Iterable[Hit]]
 
 

@@ -1,9 +1,10 @@
 """A pod that sets runAsUser and mounts persistent volumes but has no fsGroup.
 
 ## What it does
-Flags workloads with persistent volumes (claims or claim templates) that run as a fixed
-non-root user (`runAsUser` on the pod or a container) without `securityContext.fsGroup` on
-the pod.
+Flags workloads with persistent volumes (claims or claim templates) where a container that
+mounts one runs as a fixed non-root user (`runAsUser` on it or on the pod) without
+`securityContext.fsGroup` on the pod. A non-root container that mounts no claim is not
+affected.
 
 ## Why is this bad?
 A fresh volume's root directory belongs to root; the training process cannot write
@@ -38,7 +39,7 @@ from collections.abc import Iterator
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
-from berth.lint.rules._pod import WORKLOAD_KINDS, as_dict, claim_templates, containers, pod_spec, volumes
+from berth.lint.rules._pod import WORKLOAD_KINDS, as_dict, as_list, claim_templates, containers, pod_spec, volumes
 
 
 def check(doc: Document, ctx: Context) -> Iterator[Hit]:
@@ -49,11 +50,14 @@ def check(doc: Document, ctx: Context) -> Iterator[Hit]:
     pod_sc = as_dict(spec.get("securityContext"))
     if "fsGroup" in pod_sc:
         return
-    has_claims = any(claim_templates(doc)) or any("persistentVolumeClaim" in v for v, _ in volumes(spec, base))
-    users = [pod_sc.get("runAsUser")] + [
-        as_dict(c.get("securityContext")).get("runAsUser") for c, _ in containers(spec, base)
+    claims = {str(as_dict(t.get("metadata")).get("name")) for t, _ in claim_templates(doc)}
+    claims |= {str(v.get("name")) for v, _ in volumes(spec, base) if "persistentVolumeClaim" in v}
+    users = [
+        as_dict(c.get("securityContext")).get("runAsUser", pod_sc.get("runAsUser"))
+        for c, _ in containers(spec, base)
+        if any(str(as_dict(m).get("name")) in claims for m in as_list(c.get("volumeMounts")))
     ]
-    if has_claims and any(isinstance(u, int) and u > 0 for u in users):
+    if any(isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in users):
         yield Hit(
             (*base, "securityContext") if "securityContext" in spec else base,
             "runAsUser is set but fsGroup is not: the process cannot write to the new volume",

@@ -1,8 +1,9 @@
 """A multi-replica workload without topology spread or pod anti-affinity.
 
 ## What it does
-Flags Deployments, StatefulSets, ReplicaSets and parallel Jobs with more than one pod that
-have neither `topologySpreadConstraints` nor `podAntiAffinity`.
+Flags Deployments, StatefulSets and ReplicaSets with more than one replica that have neither
+`topologySpreadConstraints` nor `podAntiAffinity`. Batch Jobs are not flagged: their pods
+run to completion and a lost pod is retried, so packing them onto one node is harmless.
 
 ## Why is this bad?
 The scheduler may pack all replicas onto one node: a single node failure or drain stops
@@ -63,7 +64,7 @@ RULE = Rule(
     severity=Severity.WARNING,
     doc=__doc__ or "",
     check=check,
-    kinds=frozenset({"Deployment", "StatefulSet", "ReplicaSet", "Job"}),
+    kinds=frozenset({"Deployment", "StatefulSet", "ReplicaSet"}),
     equivalents={
         "kube-linter": "no-anti-affinity",
         "kube-score": "statefulset-has-host-podantiaffinity, deployment-has-host-podantiaffinity",

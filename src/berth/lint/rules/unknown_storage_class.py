@@ -40,8 +40,8 @@ from berth.providers import limits
 def check(doc: Document, ctx: Context) -> Iterator[Hit]:
     for claim, _meta, spec, path in claim_specs(doc):
         name = spec.get("storageClassName")
-        if not name or not isinstance(name, str):
-            continue
+        if not name or not isinstance(name, str) or spec.get("volumeName"):
+            continue  # a claim bound statically to a PV (volumeName) takes the PV's class, provisions nothing
         if ctx.storage_class(name) or name in limits.WELL_KNOWN_STORAGE_CLASSES:
             continue
         if name in ctx.known_storage_classes:
