@@ -42,6 +42,9 @@ ALLOWED = _layer_table()
 ALLOWED.setdefault("__init__", set())
 # Type-only stub packages, imported under TYPE_CHECKING: module -> the dev extra that installs them.
 STUBS = {"mypy_boto3_s3": "boto3-stubs"}
+# Optional extras: module -> (extra, the only part that may import it). kopf is the operator's alone,
+# so the CLI and the in-pod runtime never need it (docs/operator.md).
+EXTRAS = {"kopf": ("operator", "src/berth/operator/")}
 
 
 def _part(module: str) -> str:
@@ -128,6 +131,14 @@ def _third_party_imports() -> dict[str, str]:
     return found
 
 
+def _importers(module: str) -> list[str]:
+    return sorted(
+        str(path.relative_to(ROOT))
+        for path in SRC.rglob("*.py")
+        if any(name.split(".")[0] == module for _, name in _imports(path))
+    )
+
+
 def test_every_imported_package_is_declared() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     declared = {_dist_name(req) for req in project["dependencies"]}
@@ -136,6 +147,11 @@ def test_every_imported_package_is_declared() -> None:
     missing = []
     for module, where in _third_party_imports().items():
         dists = {_dist_name(d) for d in providers.get(module, [module])}
+        extra, home = EXTRAS.get(module, ("", ""))
+        if extra and dists & {_dist_name(r) for r in project["optional-dependencies"].get(extra, [])}:
+            others = [w for w in _importers(module) if not w.startswith(home)]
+            assert not others, f"{module} is the {extra} extra's: imported outside {home}: {others}"
+            continue
         if not dists & declared and STUBS.get(module) not in dev:
             missing.append(f"{module} (from {where}; distribution {sorted(dists)})")
     assert not missing, "imported but not declared in pyproject.toml [project].dependencies:\n" + "\n".join(missing)

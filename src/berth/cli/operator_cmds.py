@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from berth.cli.options import OUTPUT, Output, emit_json
+from berth.cli.options import CONTEXT, KUBECONFIG, OUTPUT, Output, emit_json, timeout_seconds
 
 operator_app = typer.Typer(
     name="operator",
@@ -27,7 +27,51 @@ def crd(output: Output = OUTPUT) -> None:
         typer.echo(gen.crd_yaml(), nl=False)
 
 
+def run(
+    kubeconfig: str | None = KUBECONFIG,
+    context: str | None = CONTEXT,
+    namespace: list[str] = typer.Option(
+        [], "-n", "--namespace", help="Watch only these namespaces (repeatable; default: the whole cluster)."
+    ),
+    resync: str = typer.Option("30s", "--resync", help="Re-apply and refresh status this often (drift correction)."),
+    standalone: bool = typer.Option(
+        False, "--standalone", help="No peering: act even if another operator runs (a laptop, a test)."
+    ),
+    peering: str = typer.Option("berth", "--peering", help="kopf peering name: only the highest priority acts."),
+    priority: int = typer.Option(0, "--priority", help="This replica's peering priority."),
+    liveness: str | None = typer.Option(
+        None, "--liveness", help="Serve a liveness probe, e.g. http://0.0.0.0:8080/healthz."
+    ),
+) -> None:
+    """Run the controller: reconcile TrainingCluster objects until interrupted (needs the `operator` extra)."""
+    import os
+
+    from berth.errors import BerthError
+    from berth.kube.client import Target, connect
+    from berth.operator.incluster import kubeconfig_for_pod
+
+    try:
+        from berth.operator.controller import run_operator
+    except ImportError:
+        raise BerthError("berth operator run needs kopf", "pip install 'berth[operator]'") from None
+    resync_s = timeout_seconds(resync)
+    path = kubeconfig or kubeconfig_for_pod()
+    if path:
+        os.environ["KUBECONFIG"] = path  # kopf logs in from the same file berth's client reads
+    kube = connect(Target(path, context, None))
+    run_operator(
+        kube,
+        namespaces=list(namespace),
+        resync_s=resync_s,
+        standalone=standalone,
+        peering=peering,
+        priority=priority,
+        liveness=liveness,
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
     operator_app.command()(crd)
+    operator_app.command()(run)
     app.add_typer(operator_app)

@@ -1,0 +1,128 @@
+"""The operator process: kopf handlers around :mod:`berth.operator.reconcile`.
+
+kopf brings what a hand-rolled watch loop lacks: list+watch with resumption, per-object
+serialisation, retries with back-off (``backoff=``), a resync timer, finalizers for ``on.delete``,
+Events, and peering (kopf's leader election: with ``--peering``, only the highest-priority
+operator acts, the others stand by). Imported only by ``berth operator run``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from berth.contract import API_GROUP
+from berth.kube.client import Kube
+from berth.operator.crd import PLURAL, VERSION
+from berth.operator.reconcile import delete_volumes, reconcile, status_of, write_status
+
+PREFIX = f"operator.{API_GROUP}"
+FINALIZER = f"{PREFIX}/finalizer"
+
+
+def _plain(value: Any) -> Any:
+    """kopf's body views as plain JSON data (what the spec loader takes)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def make_registry(kube: Kube, *, resync_s: float, workers: int = 4) -> kopf.OperatorRegistry:
+    """All handlers, bound to ``kube`` (the one apply path: ``berth.kube.up``)."""
+    registry = kopf.OperatorRegistry()
+    locks: dict[str, threading.Lock] = {}
+    guard = threading.Lock()
+
+    def lock_for(uid: str) -> threading.Lock:
+        with guard:
+            return locks.setdefault(uid, threading.Lock())
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        # Progress and the last handled spec live in annotations: the structural status schema
+        # would prune kopf's status.kopf, and status belongs to the TrainingCluster's readers.
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=PREFIX)
+        settings.persistence.finalizer = FINALIZER
+        settings.posting.level = logging.INFO
+        settings.execution.max_workers = workers
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+    def run(body: kopf.Body, logger: logging.Logger | logging.LoggerAdapter[Any]) -> None:
+        raw: dict[str, Any] = _plain(body)
+        meta = raw.get("metadata") or {}
+        with lock_for(str(meta.get("uid"))):
+            outcome = reconcile(kube, raw)
+            status = status_of(raw, outcome)
+            write_status(kube, str(meta.get("name")), str(meta.get("namespace")), status)
+        before = {c.get("type"): c for c in (raw.get("status") or {}).get("conditions") or []}
+        if outcome.error is not None:
+            old = before.get("Degraded") or {}
+            if old.get("message") != outcome.error or old.get("status") != "True":
+                kopf.warn(body, reason=outcome.reason, message=outcome.error)
+            logger.warning("%s: %s", outcome.reason, outcome.error)
+            if outcome.reason == "ApplyFailed":
+                raise kopf.TemporaryError(outcome.error, delay=10)
+            return
+        for fixed in outcome.corrected:
+            kopf.warn(body, reason="DriftCorrected", message=f"set back to the spec: {fixed}")
+        changed = [r.ref for r in outcome.results if r.action in ("create", "update")]
+        if changed and not outcome.corrected:
+            kopf.info(body, reason="Applied", message=f"{len(changed)} objects applied: {', '.join(changed)[:900]}")
+
+    @kopf.on.resume(API_GROUP, VERSION, PLURAL, registry=registry, backoff=5)
+    @kopf.on.create(API_GROUP, VERSION, PLURAL, registry=registry, backoff=5)
+    @kopf.on.update(API_GROUP, VERSION, PLURAL, field="spec", registry=registry, backoff=5)
+    def reconcile_handler(**kwargs: Any) -> None:
+        run(kwargs["body"], kwargs["logger"])
+
+    @kopf.timer(API_GROUP, VERSION, PLURAL, registry=registry, interval=resync_s, initial_delay=resync_s, idle=None)
+    def resync(**kwargs: Any) -> None:
+        # Drift of owned objects (a hand-edited StatefulSet) and status both converge on this tick.
+        run(kwargs["body"], kwargs["logger"])
+
+    @kopf.on.delete(API_GROUP, VERSION, PLURAL, registry=registry, backoff=5)
+    def remove(**kwargs: Any) -> None:
+        from berth.kube.down import down
+
+        body, name, namespace, logger = kwargs["body"], kwargs["name"], kwargs["namespace"], kwargs["logger"]
+        drop = delete_volumes(_plain(body))
+        removals = down(kube, name, namespace, delete_volumes=drop, yes=True)
+        kept = [r.name for r in removals if not r.deleted]
+        logger.info("deleted %s; kept %s", [r.name for r in removals if r.deleted], kept)
+
+    return registry
+
+
+def run_operator(
+    kube: Kube,
+    *,
+    namespaces: list[str],
+    resync_s: float,
+    standalone: bool,
+    peering: str,
+    priority: int,
+    liveness: str | None,
+) -> None:
+    """Block running the operator until SIGINT/SIGTERM."""
+    registry = make_registry(kube, resync_s=resync_s)
+    kopf.run(
+        registry=registry,
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        standalone=standalone,
+        peering_name=None if standalone else peering,
+        priority=priority,
+        liveness_endpoint=liveness,
+    )
