@@ -301,7 +301,9 @@ class Supervisor:
             except OSError:
                 time.sleep(0.5)
                 continue
-            sock.settimeout(None)
+            # The coordinator beats every second: silence this long is a lost rank 0 (a partition
+            # closes no connection), and the trainer stops as it would on a closed one.
+            sock.settimeout(self.cfg.heartbeat_timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.events.put(("connected", sock))
             beat = threading.Thread(target=self._heartbeat, args=(sock,), daemon=True)
