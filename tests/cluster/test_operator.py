@@ -70,6 +70,8 @@ def operator(kubectl: Path, kubeconfig: Path, namespace: str, tmp_path: Path) ->
     try:
         yield log
     finally:
+        # While the operator still runs, so its finalizer lets the CRs (and the namespace) go.
+        kubectl_run(kubectl, kubeconfig, "delete", "tc", "--all", "-n", namespace, "--timeout=60s")
         stop(proc)
 
 

@@ -70,8 +70,41 @@ def run(
     )
 
 
+def install(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the manifests instead of applying them."),
+    namespace: str = typer.Option("berth-system", "--operator-namespace", help="Where the operator runs."),
+    image: str = typer.Option("ghcr.io/berth-dev/berth:latest", "--image", help="The operator's image."),
+    replicas: int = typer.Option(2, "--replicas", help="Operator replicas (peering: one acts)."),
+    kubeconfig: str | None = KUBECONFIG,
+    context: str | None = CONTEXT,
+    output: Output = OUTPUT,
+) -> None:
+    """Install the operator: Namespace, CRDs, ServiceAccount, ClusterRole(+Binding), Deployment."""
+    from berth.operator.manifests import manifests
+
+    objects = manifests(namespace=namespace, image=image, replicas=replicas)
+    if dry_run:
+        if output is Output.json:
+            emit_json({"apiVersion": "v1", "kind": "List", "items": objects})
+        else:
+            import yaml
+
+            typer.echo(yaml.safe_dump_all(objects, sort_keys=False, width=120), nl=False)
+        return
+    from berth.cli.options import connect
+    from berth.kube.apply import apply_objects
+
+    kube = connect(kubeconfig, context, None)
+    for result in apply_objects(kube, objects, force=True):
+        if output is Output.text:
+            typer.echo(f"{result.ref}: {result.action}")
+    if output is Output.json:
+        emit_json({"namespace": namespace, "image": image})
+
+
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
     operator_app.command()(crd)
     operator_app.command()(run)
+    operator_app.command()(install)
     app.add_typer(operator_app)
