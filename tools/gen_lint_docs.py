@@ -57,6 +57,21 @@ schemas whose `kind` and `apiVersion` properties carry a one-value `enum` (the
 kubernetes-json-schema format). An object whose type no schema knows is reported as
 `schema-unknown-kind` (info) and counted as skipped: skipped is not valid.
 
+## Training custom resources
+
+The pod templates inside training resources are linted with every pod rule (GPU, security,
+env, rendezvous, checkpoint), each finding placed on the resource's own line and naming the
+resource and the full path: JobSet (`spec.replicatedJobs[].template.spec.template`),
+LeaderWorkerSet (`spec.leaderWorkerTemplate.{{leaderTemplate,workerTemplate}}`), RayCluster,
+RayJob and RayService (`headGroupSpec.template`, `workerGroupSpecs[].template`), Kubeflow
+PyTorchJob, TFJob, XGBoostJob, PaddleJob, MXJob, JAXJob (`spec.<framework>ReplicaSpecs.<role>.template`)
+and MPIJob (`spec.mpiReplicaSpecs`), (Cluster)TrainingRuntime (`spec.template.spec.replicatedJobs[]`)
+and TrainJob, whose `spec.trainer` (image, command, args, env, `resourcesPerNode`) is linted as
+the trainer container; the rest of a TrainJob's pod comes from its runtime and is linted there.
+Each template counts as a Job running as many pods as its replicas say (`constant-rank-env`
+fires on a RANK constant across a role's replicas). An ignore annotation on the resource covers
+its templates. Their CRDs are not bundled: pass them with `--schema-dir` to validate the rest.
+
 ## Cross-object rules and `--group-by`
 
 Rules that look across objects (a PDB and the workloads it selects, a claim and its

@@ -22,6 +22,7 @@ from berth.lint.context import CROSS_KINDS, Context
 from berth.lint.loader import STDIN, STDIN_NAME, LoadedFile, expand_paths, load_file, load_objects
 from berth.lint.model import DocRef, Document, Finding, Path, Severity
 from berth.lint.rules import ANY_KIND, Hit, Rule, all_rules
+from berth.lint.rules._training import VIEW_KIND, views
 from berth.lint.rules.removed_api_version import removed
 from berth.lint.schema import SchemaStore
 from berth.lint.specs import RENDERED_SUFFIX, is_spec, reload, render_specs
@@ -203,6 +204,8 @@ class _Linter:
                 skipped += 1
             if self.cross_rules and doc.kind in CROSS_KINDS:
                 cross.append(doc)
+            if self.cross_rules:
+                cross.extend(views(doc))
         for f, doc in placed:
             f.line, f.column = loaded.locate(doc.ref, f.path)
             f.source_line = loaded.source_line(f.line)
@@ -229,10 +232,18 @@ class _Linter:
                 out.extend([f] if f else [])
         for rule in (*self.local_rules.get(doc.kind, ()), *self.local_rules.get(ANY_KIND, ())):
             out.extend(self._hits(rule, doc, rule.check(doc, self.ctx) if rule.check else ()))
+        for view in views(doc):  # each pod template of a training resource, as a Job
+            for rule in self.local_rules.get(VIEW_KIND, ()):
+                out.extend(self._hits(rule, view, rule.check(view, self.ctx) if rule.check else ()))
         return self.suppress(doc, out)
 
     def _hits(self, rule: Rule, doc: Document, hits: Iterable[Hit]) -> list[Finding]:
-        found = (self.finding(rule.id, doc, h.path, h.message, h.fix) for h in hits)
+        if doc.origin is not None and doc.translate is not None:
+            origin, to = doc.origin, doc.translate
+            moved = ((to(h.path), h) for h in hits)
+            found = (self.finding(rule.id, origin, path, h.message, h.fix) for path, h in moved if path is not None)
+        else:
+            found = (self.finding(rule.id, doc, h.path, h.message, h.fix) for h in hits)
         return [f for f in found if f is not None]
 
     def suppress(self, doc: Document, findings: list[Finding]) -> list[Finding]:
@@ -254,7 +265,7 @@ class _Linter:
                 if doc.kind in rule.kinds and rule.check is not None:
                     found.extend(self._hits(rule, doc, rule.check(doc, ctx)))
             if found:
-                suppressed = parse_ignore(doc, self.known_ids).rules
+                suppressed = parse_ignore(doc.origin or doc, self.known_ids).rules
                 out.extend((f, doc.ref) for f in found if f.rule not in suppressed)
         return out
 

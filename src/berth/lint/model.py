@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -48,6 +48,10 @@ class Document:
     obj: Obj
     # Values rules derive from the object (its pod spec, labels), computed once per object.
     memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # A view of one pod template inside a custom resource (JobSet, PyTorchJob, ...): the resource
+    # it was taken from, and how a key path in the view maps to one in that resource.
+    origin: Document | None = field(default=None, repr=False, compare=False)
+    translate: Callable[[Path], Path | None] | None = field(default=None, repr=False, compare=False)
 
     @cached_property
     def kind(self) -> str:
