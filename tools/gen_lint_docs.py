@@ -84,6 +84,17 @@ file's directory); `none` everything given together. A berth spec's rendered str
 with its spec file; stdin is one group. Within a group, a rule never matches across
 namespaces (objects without a namespace match any, as `kubectl apply -n` would place them).
 
+## Hostile input
+
+Input is bounded like go-yaml bounds it: alias expansion (a 413-byte "billion laughs" file is
+one `yaml-syntax` finding in well under a second), nesting deeper than 100 levels (one finding,
+no traceback), and files over 16 MiB (one `unreadable-file` finding, not read). Each breach
+exits 2 and the other files are still linted; `tests/lint/test_hostile.py` checks wall time and
+peak memory in a subprocess. `--schema-dir` reads CRDs with the same YAML layer (upstream CRDs
+such as kube-prometheus' AlertmanagerConfig, whose enums hold a bare `=`, load), and a CRD
+schema jsonschema-rs cannot compile leaves its kind unvalidated (`schema-unknown-kind`) instead
+of aborting the run.
+
 ## Suppressing findings
 
 - On an object: annotation `berth.dev/ignore: "<rule-id>: <reason>; <rule-id>: <reason>"`.

@@ -169,3 +169,64 @@ def test_broken_schema_dir_file_is_a_usage_error(tmp_path: Path, name: str, cont
     with pytest.raises(UsageError) as err:
         SchemaStore(schema_dirs=[str(tmp_path)])
     assert err.value.message.startswith(f"{tmp_path / name}: {expected}")
+
+
+# An AlertmanagerConfig-like CRD as kube-prometheus ships it: enum values `=` and `=~` are plain
+# scalars that PyYAML's YAML 1.1 loader tags `value` and refused, aborting the whole run.
+_UPSTREAM_STYLE_CRD = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: alertmanagerconfigs.monitoring.coreos.com}
+spec:
+  group: monitoring.coreos.com
+  names: {kind: AlertmanagerConfig, plural: alertmanagerconfigs}
+  scope: Namespaced
+  versions:
+  - name: v1alpha1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              matchers:
+                type: array
+                items:
+                  type: object
+                  properties:
+                    matchType:
+                      enum:
+                      - '!='
+                      - =
+                      - =~
+                      - '!~'
+                      type: string
+                    name: {type: string, pattern: "%s"}
+"""
+
+
+def test_schema_dir_reads_upstream_crd_enums(tmp_path: Path) -> None:
+    schemas = tmp_path / "crds"
+    schemas.mkdir()
+    (schemas / "amc.yaml").write_text(_UPSTREAM_STYLE_CRD % "^[a-z]+$")
+    text = (
+        "apiVersion: monitoring.coreos.com/v1alpha1\nkind: AlertmanagerConfig\nmetadata: {name: a}\n"
+        "spec:\n  matchers:\n  - {name: severity, matchType: '='}\n  - {name: team, matchType: '=='}\n"
+    )
+    messages = [m for _, _, _, m in _lint(tmp_path, text, schema_dirs=(str(schemas),))]
+    assert len(messages) == 1 and "==" in messages[0]
+
+
+def test_schema_dir_crd_that_cannot_compile_is_skipped_not_a_traceback(tmp_path: Path) -> None:
+    """A CRD whose pattern jsonschema-rs cannot compile: its kind is skipped (no schema), the run goes on."""
+    schemas = tmp_path / "crds"
+    schemas.mkdir()
+    (schemas / "amc.yaml").write_text(_UPSTREAM_STYLE_CRD % "([")
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("apiVersion: monitoring.coreos.com/v1alpha1\nkind: AlertmanagerConfig\nmetadata: {name: a}\n")
+    result = lint_paths([str(manifest)], LintOptions(jobs=1, schema_dirs=(str(schemas),)))
+    assert [f.rule for f in result.findings] == ["schema-unknown-kind"]
+    assert result.skipped == 1

@@ -210,6 +210,11 @@ class _Linter:
             f.line, f.column = loaded.locate(doc.ref, f.path)
             f.source_line = loaded.source_line(f.line)
             findings.append(f)
+        # Node trees cost ~100x the text: keep only those cross-object findings may still point into.
+        wanted = {doc.ref.doc for doc in cross}
+        for doc in manifests:
+            if doc.ref.doc not in wanted:
+                loaded.roots.pop(doc.ref.doc, None)
         return _FileOutcome(loaded.name, findings, cross, len(manifests), skipped, loaded.unreadable)
 
     def _lint_document(self, doc: Document) -> list[Finding]:

@@ -21,6 +21,10 @@ from berth.lint.model import DocRef, Document, Finding, Path, Severity
 from berth.yamlsource import NodeLocator, YamlError, build, compose_all
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+# Larger than manifest files in the wild (the biggest rendered bundles are a few MiB; the API
+# server takes 3 MiB per request); a bigger file is one finding, not minutes of parsing and
+# gigabytes of node tree (a dense 16 MiB file of workloads lints in about a minute, ~1 GiB).
+MAX_FILE_BYTES = 16 * 1024 * 1024
 STDIN = "-"
 STDIN_NAME = "<stdin>"
 
@@ -126,13 +130,22 @@ def load_file(path: str) -> LoadedFile:
     what = "directory" if path != STDIN and os.path.isdir(path) else "file"
     try:
         if path == STDIN:
-            raw = sys.stdin.buffer.read()
+            raw = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+            if len(raw) > MAX_FILE_BYTES:
+                msg = f"input is over the {MAX_FILE_BYTES // 2**20} MiB limit: not read"
+                loaded.problems.append(_problem("unreadable-file", msg, name, 0, 0))
+                return loaded
         elif what == "directory":  # one a walk could not enter: say why
             os.listdir(path)
             raise IsADirectoryError(errno.EISDIR, "is a directory", path)
         else:
             with open(path, "rb") as fh:
-                raw = fh.read()
+                size = os.fstat(fh.fileno()).st_size
+                if size > MAX_FILE_BYTES:
+                    msg = f"file is {size / 2**20:.0f} MiB, over the {MAX_FILE_BYTES // 2**20} MiB limit: not read"
+                    loaded.problems.append(_problem("unreadable-file", msg, name, 0, 0))
+                    return loaded
+                raw = fh.read(MAX_FILE_BYTES + 1)
     except OSError as err:
         loaded.problems.append(_problem("unreadable-file", f"cannot read {what}: {err.strerror}", name, 0, 0))
         return loaded

@@ -23,6 +23,7 @@ import yaml
 from berth.errors import UsageError
 from berth.lint.model import Obj, Path
 from berth.spec.kubeschema import installed_versions, schema_root, violations
+from berth.yamlsource import YamlError, build, compose_all
 
 _DEFS_URI = "file:///api/_definitions.json"
 _OBJECT_META = {"$ref": _DEFS_URI + "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}
@@ -130,11 +131,17 @@ def _load_schema_file(path: str) -> Iterable[tuple[tuple[str, str], Any]]:
     error naming the file: these are the user's inputs, so no traceback.
     """
     try:
-        with open(path, encoding="utf-8") as fh:
-            docs = list(yaml.load_all(fh, Loader=yaml.CSafeLoader))
-    except (OSError, ValueError, yaml.YAMLError) as err:  # ValueError: not UTF-8
+        with open(path, encoding="utf-8-sig") as fh:
+            text = fh.read()
+        # berth's one YAML layer, as manifests are read: bounded, and plain scalars such as the
+        # `=` of upstream CRD enums (PyYAML's 1.1 `value` tag) are strings, not errors.
+        docs = [build(node).data for node in compose_all(text) if node is not None]
+    except (OSError, ValueError) as err:  # ValueError: not UTF-8
         problem = " ".join(str(err).split())
         raise UsageError(f"{path}: cannot read schema file: {problem}", hint=_SCHEMA_DIR_HINT) from None
+    except YamlError as err:
+        where = f" (line {err.line}, column {err.column})" if err.line else ""
+        raise UsageError(f"{path}: cannot read schema file: {err.message}{where}", hint=_SCHEMA_DIR_HINT) from None
     for doc in docs:
         if not isinstance(doc, dict):
             continue
@@ -210,9 +217,15 @@ class SchemaStore:
                 return None
             with open(path, "rb") as fh:
                 schema = json.load(fh)
-        compiled = jsonschema_rs.validator_for(
-            schema, registry=self._defs_registry(), base_uri="file:///api/schema.json"
-        )
+        try:
+            compiled = jsonschema_rs.validator_for(
+                schema, registry=self._defs_registry(), base_uri="file:///api/schema.json"
+            )
+        except (ValueError, jsonschema_rs.ValidationError):  # a schema jsonschema-rs cannot compile
+            compiled = None  # the type is then reported as skipped (no schema), not a traceback
+        if compiled is None:
+            self._validators[key] = None
+            return None
         self._validators[key] = compiled
         return compiled
 
