@@ -1,34 +1,34 @@
-"""Checkpoint I/O: berth against the disk and against the usual ways to save a state, one run, one disk.
+"""Checkpoint I/O: berth against the disk, Orbax, torch and numpy, one run, one disk, interleaved rounds.
 
-Measured in the same run on the same directory (default: a fresh one under /tmp):
+Measured in the same run on the same directory (default: a fresh one under /tmp; never /dev/shm):
 
-1. the disk: sequential write with fsync (dd conv=fsync) and cold sequential read (dd after
-   posix_fadvise DONTNEED);
-2. berth sync save (buffered writes straight from the arrays) and async save (snapshot, then
-   O_DIRECT from the page-aligned image) until committed, cold restore (page cache of the files
-   dropped with fadvise DONTNEED; berth reads with O_DIRECT), async save's stall (time until
-   save() returns) against the sync save;
-3. baselines: numpy.save of every array + fsync, pickle (protocol 5) + fsync; torch.save and
-   torch.distributed.checkpoint when torch is installed;
-4. archive upload/download of the same shard to a SeaweedFS started here (127.0.0.1) against
-   s5cmd copying the same files (built with ``go install`` into a cache dir; skipped with a
-   note when that fails).
+1. the machine: sequential write with fsync (dd conv=fsync, also 4 dd writers at once), cold
+   sequential read (dd after posix_fadvise DONTNEED), memcpy bandwidth into faulted-in memory;
+2. berth on a numpy state and on the same state as JAX arrays: sync save, async save (time the
+   training loop is blocked, and until committed), cold restore (into numpy / into JAX arrays);
+3. peers on the same state: Orbax ``StandardCheckpointer`` (and without compression), torch.save,
+   torch.distributed.checkpoint (sync and async), numpy.save; each durable save ends with fsync;
+4. fresh processes: the first async save after a restore (what a restarted pod does first),
+   against a sync save in the same process; peak RSS during an async save; 4 ranks saving at once;
+5. optionally the archive tier against s5cmd on a local SeaweedFS (``--archive``).
 
-Goals (issue): save >= 0.9x disk write, restore >= 0.9x disk read, >= 1.5x the best baseline,
-async stall <= 10 % of the sync save, archive >= 1.0x s5cmd.
+Every local measurement runs once per round, rounds alternate the order, and the table shows
+medians. Goals (issue 13) are printed next to the ratios.
 
-    .venv/bin/python benchmarks/checkpoint_io.py              # 2 GiB state
-    .venv/bin/python benchmarks/checkpoint_io.py --size 0.25  # quick run
+    .venv/bin/python benchmarks/checkpoint_io.py --size 1 --rounds 3
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import importlib
+import importlib.util
 import json
 import os
 import pickle
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,6 +45,7 @@ from berth.runtime.store import read_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 GiB = 1 << 30
+MiB = 1 << 20
 
 
 def drop_cache(path: Path) -> None:
@@ -59,23 +60,25 @@ def drop_cache(path: Path) -> None:
             os.close(fd)
 
 
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def fsync_tree(path: Path) -> None:
+    """fsync every file and directory under ``path`` (what makes a peer's save durable)."""
+    items = [path] if path.is_file() else [path, *path.rglob("*")]
+    for p in items:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
-class Best(dict[str, Any]):
-    """Results where a timing set again keeps the fastest round (least disturbed by neighbours)."""
+class Samples(dict[str, list[float]]):
+    """Every round's value of every measurement; the report shows medians."""
 
-    def __setitem__(self, key: str, value: Any) -> None:
-        if key.endswith("_s") and key in self:
-            value = min(value, self[key])
-        elif key.endswith("_Bps") and key in self:
-            value = max(value, self[key])
-        super().__setitem__(key, value)
+    def add(self, key: str, value: float) -> None:
+        self.setdefault(key, []).append(value)
+
+    def med(self, key: str) -> float:
+        return statistics.median(self[key])
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, object]:
@@ -85,62 +88,191 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
     return time.perf_counter() - start, out
 
 
-def disk_bandwidth(work: Path, size: int) -> tuple[float, float]:
-    """(write, read) bytes/s of dd on this disk: 16 MiB blocks, fsync at the end, cold read."""
-    target = work / "dd.bin"
-    count = max(size // (16 << 20), 1)
-    t_write, _ = timed(
-        lambda: subprocess.run(
-            ["dd", "if=/dev/zero", f"of={target}", "bs=16M", f"count={count}", "conv=fsync"],
-            check=True,
-            capture_output=True,
-        )
+# -- the machine -------------------------------------------------------------------------------------
+
+
+def dd_write(target: Path, nbytes: int) -> subprocess.Popen[bytes]:
+    count = max(nbytes // (16 << 20), 1)
+    return subprocess.Popen(
+        ["dd", "if=/dev/zero", f"of={target}", "bs=16M", f"count={count}", "conv=fsync"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
+
+
+def bench_disk(work: Path, size: int, r: Samples) -> None:
+    """dd write (conv=fsync), cold read, and 4 concurrent writers of a quarter each."""
+    target = work / "dd.bin"
+    nbytes = max(size // (16 << 20), 1) * (16 << 20)
+    t, _ = timed(lambda: dd_write(target, nbytes).wait())
+    r.add("disk_write_Bps", nbytes / t)
     drop_cache(target)
-    t_read, _ = timed(
+    t, _ = timed(
         lambda: subprocess.run(["dd", f"if={target}", "of=/dev/null", "bs=16M"], check=True, capture_output=True)
     )
+    r.add("disk_read_Bps", nbytes / t)
     target.unlink()
-    nbytes = count * (16 << 20)
-    return nbytes / t_write, nbytes / t_read
+    os.sync()
+    quarter = nbytes // 4
+    t, _ = timed(lambda: [p.wait() for p in [dd_write(work / f"dd{i}.bin", quarter) for i in range(4)]])
+    r.add("disk_write4_Bps", 4 * max(quarter // (16 << 20), 1) * (16 << 20) / t)
+    for i in range(4):
+        (work / f"dd{i}.bin").unlink()
 
 
-def make_state(size: int) -> dict[str, Any]:
-    """A model-like state: many float32/bf16-sized tensors plus optimizer scalars."""
-    rng = np.random.default_rng(0)
+def bench_memcpy(state: dict[str, Any], r: Samples) -> None:
+    """memcpy of the state's arrays into memory that is already faulted in (one thread)."""
+    arrays = list(state["model"].values())
+    dst = [np.empty_like(a) for a in arrays]
+    for d, a in zip(dst, arrays, strict=True):
+        np.copyto(d, a)  # fault in
+    t, _ = timed(lambda: [np.copyto(d, a) for d, a in zip(dst, arrays, strict=True)])
+    r.add("memcpy_Bps", sum(a.nbytes for a in arrays) / t)
+
+
+# -- states ------------------------------------------------------------------------------------------
+
+
+def make_state(size: int, seed: int = 0) -> dict[str, Any]:
+    """A model-like state: 48 float32 tensors plus optimizer scalars."""
+    rng = np.random.default_rng(seed)
     n = 48
     per = size // n // 4
     layers = {f"layer{i:02d}": rng.random(per, dtype=np.float32) for i in range(n)}
     return {"model": layers, "optimizer": {"step": 1000, "lr": 3e-4, "betas": [0.9, 0.95]}, "rng": b"x" * 64}
 
 
+def to_jax(state: dict[str, Any]) -> dict[str, Any]:
+    import jax.numpy as jnp
+
+    return {**state, "model": {k: jnp.asarray(v) for k, v in state["model"].items()}}
+
+
 def state_bytes(state: dict[str, Any]) -> int:
-    return sum(a.nbytes for a in state["model"].values())
+    return sum(int(a.nbytes) for a in state["model"].values())
 
 
-def bench_berth(work: Path, state: dict[str, Any], results: Best) -> None:
-    directory = work / "berth"
+# -- berth -------------------------------------------------------------------------------------------
+
+
+def bench_berth(work: Path, state: dict[str, Any], r: Samples, tag: str) -> None:
+    """Sync save, async save (blocked and until committed; the staging memory reused), cold restore."""
+    directory = work / f"berth-{tag}"
     shutil.rmtree(directory, ignore_errors=True)
     with CheckpointManager(directory, keep_last=1) as mgr:
-        results["berth_save_s"], _ = timed(lambda: mgr.save(1, state, blocking=True))
-        # Async: what the training loop waits for is the snapshot; the write overlaps training.
-        stall, _ = timed(lambda: mgr.save(2, state))
+        t, _ = timed(lambda: mgr.save(1, state, blocking=True))
+        r.add(f"berth_{tag}_save_s", t)
+        mgr.save(2, state)  # warms the staging memory, as every save after the first in a run
         mgr.wait()
-        stall2, _ = timed(lambda: mgr.save(3, state))  # staging buffer reused, as in a real run
+        os.sync()
+        stall, _ = timed(lambda: mgr.save(3, state))
         total, _ = timed(mgr.wait)
-        results["berth_async_stall_first_s"] = stall
-        results["berth_async_stall_s"] = stall2
-        results["berth_async_total_s"] = stall2 + total
+        r.add(f"berth_{tag}_async_stall_s", stall)
+        r.add(f"berth_{tag}_async_total_s", stall + total)
     drop_cache(directory)
-    with CheckpointManager(directory, keep_last=1) as mgr:
-        results["berth_restore_s"], restored = timed(mgr.restore)
+    with CheckpointManager(directory, keep_last=1, async_save=False) as mgr:
+        t, restored = timed(mgr.restore)
+        r.add(f"berth_{tag}_restore_s", t)
     assert isinstance(restored, tuple) and restored[0] == 3
     back = restored[1]
-    assert isinstance(back, dict) and np.array_equal(back["model"]["layer07"], state["model"]["layer07"])
+    assert isinstance(back, dict) and np.array_equal(np.asarray(back["model"]["layer07"]), state["model"]["layer07"])
+    if tag == "jax":
+        import jax
+
+        assert isinstance(back["model"]["layer07"], jax.Array)
     del back, restored
 
 
-def bench_numpy(work: Path, state: dict[str, Any], results: Best) -> None:
+# -- peers -------------------------------------------------------------------------------------------
+
+
+def _orbax(compression: bool) -> Any:
+    import orbax.checkpoint as ocp
+
+    if compression:
+        return ocp.StandardCheckpointer()
+    return ocp.AsyncCheckpointer(ocp.PyTreeCheckpointHandler(use_compression=False))
+
+
+def _orbax_save(ckptr: Any, path: Path, state: dict[str, Any], compression: bool) -> None:
+    import orbax.checkpoint as ocp
+
+    if compression:
+        ckptr.save(path, state)
+    else:
+        ckptr.save(path, args=ocp.args.PyTreeSave(state))
+
+
+def bench_orbax(work: Path, jstate: dict[str, Any], r: Samples, compression: bool) -> None:
+    """Orbax on the JAX state: durable save (until finished, then fsync), async, cold restore."""
+    import jax
+    import orbax.checkpoint as ocp
+
+    tag = "orbax" if compression else "orbax_nc"
+    model = jstate["model"]
+    base = work / tag
+    shutil.rmtree(base, ignore_errors=True)
+    base.mkdir()
+    ckptr = _orbax(compression)
+
+    def durable() -> None:
+        _orbax_save(ckptr, base / "a", model, compression)
+        ckptr.wait_until_finished()
+        fsync_tree(base / "a")
+
+    t, _ = timed(durable)
+    r.add(f"{tag}_save_s", t)
+    os.sync()
+    stall, _ = timed(lambda: _orbax_save(ckptr, base / "b", model, compression))
+    total, _ = timed(ckptr.wait_until_finished)
+    r.add(f"{tag}_async_stall_s", stall)
+    r.add(f"{tag}_async_total_s", stall + total)
+    if compression:
+        drop_cache(base / "b")
+        abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, model)
+        t, back = timed(lambda: jax.block_until_ready(ckptr.restore(base / "b", abstract)))
+        r.add(f"{tag}_restore_s", t)
+        assert isinstance(back, dict) and bool((back["layer07"] == model["layer07"]).all())
+        del back
+    ckptr.close()
+    shutil.rmtree(base)
+
+
+def bench_torch(work: Path, state: dict[str, Any], r: Samples) -> None:
+    import torch
+    import torch.distributed.checkpoint as dcp
+
+    tstate = {k: torch.from_numpy(v) for k, v in state["model"].items()}
+    path = work / "state.pt"
+
+    def save() -> None:
+        torch.save(tstate, path)
+        fsync_tree(path)
+
+    r.add("torch_save_s", timed(save)[0])
+    drop_cache(path)
+    r.add("torch_restore_s", timed(lambda: torch.load(path))[0])
+    path.unlink()
+    dcp_dir = work / "dcp"
+    shutil.rmtree(dcp_dir, ignore_errors=True)
+    # FileSystemWriter fsyncs its files (sync_files=True); the directory entries are fsynced here.
+    r.add(
+        "dcp_save_s",
+        timed(lambda: (dcp.save(tstate, checkpoint_id=str(dcp_dir), no_dist=True), fsync_tree(dcp_dir)))[0],
+    )
+    drop_cache(dcp_dir)
+    target = {k: torch.empty_like(v) for k, v in tstate.items()}
+    r.add("dcp_restore_s", timed(lambda: dcp.load(target, checkpoint_id=str(dcp_dir), no_dist=True))[0])
+    shutil.rmtree(dcp_dir)
+    os.sync()
+    stall, future = timed(lambda: dcp.async_save(tstate, checkpoint_id=str(dcp_dir), no_dist=True))
+    total, _ = timed(lambda: (future.result(), fsync_tree(dcp_dir)))  # type: ignore[union-attr]
+    r.add("dcp_async_stall_s", stall)
+    r.add("dcp_async_total_s", stall + total)
+    shutil.rmtree(dcp_dir)
+
+
+def bench_numpy(work: Path, state: dict[str, Any], r: Samples) -> None:
     path = work / "state.npy"
 
     def save() -> None:
@@ -154,13 +286,13 @@ def bench_numpy(work: Path, state: dict[str, Any], results: Best) -> None:
         with open(path, "rb") as f:
             return [np.load(f) for _ in state["model"]]
 
-    results["numpy_save_s"], _ = timed(save)
+    r.add("numpy_save_s", timed(save)[0])
     drop_cache(path)
-    results["numpy_restore_s"], _ = timed(load)
+    r.add("numpy_restore_s", timed(load)[0])
     path.unlink()
 
 
-def bench_pickle(work: Path, state: dict[str, Any], results: Best) -> None:
+def bench_pickle(work: Path, state: dict[str, Any], r: Samples) -> None:
     path = work / "state.pkl"
 
     def save() -> None:
@@ -169,40 +301,121 @@ def bench_pickle(work: Path, state: dict[str, Any], results: Best) -> None:
             f.flush()
             os.fsync(f.fileno())
 
-    def load() -> object:
-        with open(path, "rb") as f:
-            return pickle.load(f)
-
-    results["pickle_save_s"], _ = timed(save)
+    r.add("pickle_save_s", timed(save)[0])
     drop_cache(path)
-    results["pickle_restore_s"], _ = timed(load)
+    r.add("pickle_restore_s", timed(lambda: pickle.loads(path.read_bytes()))[0])
     path.unlink()
 
 
-def bench_torch(work: Path, state: dict[str, Any], results: Best) -> None:
-    try:
-        import torch
-        import torch.distributed.checkpoint as dcp
-    except ImportError:
-        results["torch_note"] = "torch not installed: torch.save and torch.distributed.checkpoint not measured"
-        return
-    tstate = {k: torch.from_numpy(v) for k, v in state["model"].items()}
-    path = work / "state.pt"
+# -- fresh processes ---------------------------------------------------------------------------------
 
-    def save() -> None:
-        torch.save(tstate, path)
-        fsync_file(path)
 
-    results["torch_save_s"], _ = timed(save)
-    drop_cache(path)
-    results["torch_restore_s"], _ = timed(lambda: torch.load(path))
-    path.unlink()
-    dcp_dir = work / "dcp"
-    results["dcp_save_s"], _ = timed(lambda: (dcp.save(tstate, checkpoint_id=str(dcp_dir)), drop_cache(dcp_dir)))
-    drop_cache(dcp_dir)
-    target = {k: torch.empty_like(v) for k, v in tstate.items()}
-    results["dcp_restore_s"], _ = timed(lambda: dcp.load(target, checkpoint_id=str(dcp_dir)))
-    shutil.rmtree(dcp_dir)
+def child(args: list[str]) -> dict[str, Any]:
+    """Run this script in a fresh process in one of the --child modes; its JSON result."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=False, timeout=1200
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"child {args} failed:\n{done.stderr[-3000:]}")
+    out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
+
+
+def _rss() -> tuple[int, int]:
+    """(VmRSS, VmHWM) of this process in bytes."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024
+
+
+def _reset_peak() -> None:
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+
+
+def run_child(mode: str, argv: list[str]) -> dict[str, Any]:
+    """The --child modes: each runs in a process of its own."""
+    if mode == "first-save":  # DIR KIND GAP: restore (a restarted pod), train GAP s, then save
+        directory, kind, gap = Path(argv[0]), argv[1], float(argv[2])
+        if kind == "jax":
+            importlib.import_module("jax")  # restores into JAX arrays
+        with CheckpointManager(directory, keep_last=2) as mgr:
+            t_restore, (step, state) = timed(mgr.restore)
+            assert isinstance(state, dict)
+            time.sleep(gap)  # the training steps before the first save
+            stall, _ = timed(lambda: mgr.save(step + 1, state))
+            mgr.wait()
+            os.sync()
+            sync, _ = timed(lambda: mgr.save(step + 2, state, blocking=True))
+        return {"restore_s": t_restore, "first_stall_s": stall, "sync_save_s": sync}
+    if mode == "first-save-orbax":  # DIR GAP: restore with Orbax, wait GAP s, async save
+        import jax
+        import orbax.checkpoint as ocp
+
+        directory, gap = Path(argv[0]), float(argv[1])
+        ckptr = ocp.StandardCheckpointer()
+        meta = ckptr.metadata(directory / "a")
+        tree = getattr(meta, "item_metadata", None) or meta
+        abstract = jax.tree_util.tree_map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), dict(tree))
+        state = ckptr.restore(directory / "a", abstract)
+        time.sleep(gap)
+        stall, _ = timed(lambda: ckptr.save(directory / "b", state))
+        ckptr.wait_until_finished()
+        ckptr.close()
+        return {"first_stall_s": stall}
+    if mode == "rss":  # WHO SIZE DIR: peak RSS of an async save of a fresh state
+        who, size, directory = argv[0], int(argv[1]), Path(argv[2])
+        state = make_state(size)
+        if who in ("berth-jax", "orbax"):
+            state = to_jax(state)
+            importlib.import_module("jax").block_until_ready(state)  # the numpy originals are gone
+        nbytes = state_bytes(state)
+        gc.collect()
+        base, _ = _rss()
+        _reset_peak()
+        if who.startswith("berth"):
+            with CheckpointManager(directory, keep_last=1) as mgr:
+                mgr.save(1, state)
+                mgr.wait()
+        elif who == "orbax":
+            ckptr = _orbax(True)
+            ckptr.save(directory / "a", state["model"])
+            ckptr.wait_until_finished()
+            ckptr.close()
+        elif who == "dcp":
+            import torch
+            import torch.distributed.checkpoint as dcp
+
+            tstate = {k: torch.from_numpy(v) for k, v in state["model"].items()}
+            dcp.async_save(tstate, checkpoint_id=str(directory), no_dist=True).result()  # type: ignore[union-attr]
+        _, peak = _rss()
+        return {"state": nbytes, "base_rss": base, "peak_rss": peak}
+    if mode == "rank":  # DIR RANK SIZE START: a rank of 4 saving its quarter at wall time START
+        directory, rank, size, start = Path(argv[0]), int(argv[1]), int(argv[2]), float(argv[3])
+        state = make_state(size, seed=rank)
+        with CheckpointManager(directory, rank=rank, world_size=4, keep_last=1) as mgr:
+            time.sleep(max(0.0, start - time.time()))
+            began = time.time()
+            mgr.save(1, state, blocking=True)
+            return {"began": began, "ended": time.time(), "bytes": state_bytes(state)}
+    raise SystemExit(f"unknown child mode {mode}")
+
+
+def bench_ranks(work: Path, size: int, r: Samples) -> None:
+    """4 rank processes save a quarter of the state each, at the same moment, to one volume."""
+    directory = work / "ranks"
+    shutil.rmtree(directory, ignore_errors=True)
+    start = time.time() + 8  # after every process has built its state
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--child", "rank", str(directory), str(rank), str(size // 4), str(start)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for rank in range(4)
+    ]
+    outs = [json.loads(p.communicate(timeout=1200)[0].strip().splitlines()[-1]) for p in procs]
+    wall = max(o["ended"] for o in outs) - min(o["began"] for o in outs)
+    r.add("berth_4ranks_Bps", sum(o["bytes"] for o in outs) / wall)
+    shutil.rmtree(directory)
 
 
 def find_s5cmd(cache: Path) -> str | None:
@@ -276,105 +489,202 @@ def bench_archive(work: Path, shard: Path, results: dict[str, Any], s5cmd: str |
         server.kill()
 
 
-def report(results: Best) -> None:
-    size = results["state_bytes"]
-    mb = 1 << 20
+def report(r: Samples, extra: dict[str, Any]) -> dict[str, Any]:
+    size = extra["state_bytes"]
 
-    def rate(key: str, nbytes: int = size) -> str:
-        return f"{nbytes / results[key] / mb:8.1f} MiB/s  ({results[key]:6.2f} s)"
+    def rate(key: str) -> float:
+        return size / r.med(key)
 
-    print(f"\nstate: {size / GiB:.2f} GiB in {results['tensors']} tensors; dir {results['dir']}")
-    print(f"best of {results['rounds']} rounds for every local measurement")
-    print(f"disk write (dd conv=fsync)      {results['disk_write_Bps'] / mb:8.1f} MiB/s")
-    print(f"disk read  (dd, cold)           {results['disk_read_Bps'] / mb:8.1f} MiB/s")
-    for key, label in [
-        ("berth_save_s", "berth save (sync)"), ("berth_async_total_s", "berth save (async, until commit)"),
-        ("numpy_save_s", "numpy.save + fsync"),
-        ("pickle_save_s", "pickle + fsync"), ("torch_save_s", "torch.save + fsync"), ("dcp_save_s", "torch DCP save"),
-        ("berth_restore_s", "berth restore (cold)"), ("numpy_restore_s", "numpy.load (cold)"),
-        ("pickle_restore_s", "pickle.load (cold)"), ("torch_restore_s", "torch.load (cold)"),
-        ("dcp_restore_s", "torch DCP load (cold)"),
-    ]:  # fmt: skip
-        if key in results:
-            print(f"{label:32}{rate(key)}")
-    save_bw = size / results["berth_save_s"]
-    restore_bw = size / results["berth_restore_s"]
-    best_save = min(results[k] for k in ("numpy_save_s", "pickle_save_s", "torch_save_s", "dcp_save_s") if k in results)
-    best_restore = min(
-        results[k] for k in ("numpy_restore_s", "pickle_restore_s", "torch_restore_s", "dcp_restore_s") if k in results
-    )
-    async_bw = size / results["berth_async_total_s"]
-    ratios = {
-        "save / disk write (goal >= 0.9)": save_bw / results["disk_write_Bps"],
-        "async save (to commit) / disk write": async_bw / results["disk_write_Bps"],
-        "restore / disk read (goal >= 0.9)": restore_bw / results["disk_read_Bps"],
-        "save vs best baseline (goal >= 1.5)": best_save / results["berth_save_s"],
-        "async save (to commit) vs best baseline": best_save / results["berth_async_total_s"],
-        "restore vs best baseline (goal >= 1.5)": best_restore / results["berth_restore_s"],
-        "async stall / sync save (goal <= 0.10)": results["berth_async_stall_s"] / results["berth_save_s"],
-        "first async stall / sync save": results["berth_async_stall_first_s"] / results["berth_save_s"],
-    }
-    if "s5cmd_upload_s" in results:
-        ratios["upload vs s5cmd (goal >= 1.0)"] = results["s5cmd_upload_s"] / results["berth_upload_s"]
-        ratios["download vs s5cmd (goal >= 1.0)"] = results["s5cmd_download_s"] / results["berth_download_s"]
-        ratios["download vs s5cmd + fsync"] = results["s5cmd_download_fsync_s"] / results["berth_download_s"]
-    if "berth_upload_s" in results:
-        print(f"{'berth upload':32}{rate('berth_upload_s', results['archive_bytes'])}")
-        print(f"{'berth download':32}{rate('berth_download_s', results['archive_bytes'])}")
-    if "s5cmd_upload_s" in results:
-        print(f"{'s5cmd upload':32}{rate('s5cmd_upload_s', results['archive_bytes'])}")
-        print(f"{'s5cmd download':32}{rate('s5cmd_download_s', results['archive_bytes'])}")
-        print(f"{'s5cmd download + fsync':32}{rate('s5cmd_download_fsync_s', results['archive_bytes'])}")
+    def row(label: str, key: str) -> None:
+        if key in r:
+            runs = ", ".join(f"{v:.2f}" for v in r[key])
+            print(f"  {label:46}{rate(key) / MiB:9.1f} MiB/s {r.med(key):7.2f} s   [{runs}]")
+
+    def bw(label: str, key: str) -> None:
+        if key in r:
+            print(f"  {label:46}{r.med(key) / MiB:9.1f} MiB/s")
+
+    print(f"\nstate: {size / GiB:.2f} GiB in {extra['tensors']} float32 tensors; dir {extra['dir']}")
+    print(f"medians of {extra['rounds']} interleaved rounds (every round's seconds in brackets)")
+    print("machine")
+    bw("disk write (dd bs=16M conv=fsync)", "disk_write_Bps")
+    bw("disk write, 4 dd at once (aggregate)", "disk_write4_Bps")
+    bw("disk read (dd, cold)", "disk_read_Bps")
+    bw("memcpy into faulted-in memory (1 thread)", "memcpy_Bps")
+    sections = {
+        "berth, numpy state": [
+            ("sync save", "berth_numpy_save_s"),
+            ("async save: loop blocked (steady)", "berth_numpy_async_stall_s"),
+            ("async save: until committed", "berth_numpy_async_total_s"),
+            ("restore, cold, into numpy", "berth_numpy_restore_s"),
+        ],
+        "berth, JAX state": [
+            ("sync save", "berth_jax_save_s"),
+            ("async save: loop blocked (steady)", "berth_jax_async_stall_s"),
+            ("async save: until committed", "berth_jax_async_total_s"),
+            ("restore, cold, into JAX", "berth_jax_restore_s"),
+        ],
+        "Orbax StandardCheckpointer (JAX state)": [
+            ("save until durable (+fsync)", "orbax_save_s"), ("async save: loop blocked", "orbax_async_stall_s"),
+            ("async save: until finished", "orbax_async_total_s"), ("restore, cold", "orbax_restore_s"),
+        ],
+        "Orbax PyTreeCheckpointHandler, no compression": [
+            ("save until durable (+fsync)", "orbax_nc_save_s"), ("async save: loop blocked", "orbax_nc_async_stall_s"),
+            ("async save: until finished", "orbax_nc_async_total_s"),
+        ],
+        "torch (numpy state as CPU tensors)": [
+            ("torch.save + fsync", "torch_save_s"), ("torch.load, cold", "torch_restore_s"),
+            ("DCP save (sync_files) + dir fsync", "dcp_save_s"), ("DCP async_save: loop blocked", "dcp_async_stall_s"),
+            ("DCP async_save: until done + fsync", "dcp_async_total_s"), ("DCP load, cold", "dcp_restore_s"),
+        ],
+        "numpy / pickle": [
+            ("numpy.save + fsync", "numpy_save_s"), ("numpy.load, cold", "numpy_restore_s"),
+            ("pickle + fsync", "pickle_save_s"), ("pickle.load, cold", "pickle_restore_s"),
+        ],
+        "fresh process after a restore: the first async save": [
+            ("berth numpy: loop blocked", "first_numpy_stall_s"),
+            ("berth numpy: sync save, same process", "first_numpy_sync_s"),
+            ("berth JAX: loop blocked", "first_jax_stall_s"), ("Orbax: loop blocked", "first_orbax_stall_s"),
+        ],
+    }  # fmt: skip
+    for title, rows in sections.items():
+        if any(key in r for _, key in rows):
+            print(title)
+            for label, key in rows:
+                row(label, key)
+    if "berth_4ranks_Bps" in r:
+        print("4 ranks saving at once (sync save, a quarter each)")
+        bw("aggregate", "berth_4ranks_Bps")
+    rss = extra.get("rss", {})
+    if rss:
+        print("peak RSS during an async save (fresh process; state built before the peak was reset)")
+        for who, out in rss.items():
+            print(
+                f"  {who:20} peak {out['peak_rss'] / out['state']:5.2f}x state, "
+                f"above the state's own memory {(out['peak_rss'] - out['base_rss']) / out['state']:5.2f}x"
+            )
+
+    def ratio(a: str, b: str) -> float | None:
+        return r.med(a) / r.med(b) if a in r and b in r else None
+
+    ratios: dict[str, tuple[float | None, str]] = {
+        "JAX: loop blocked, steady, Orbax / berth": (ratio("orbax_async_stall_s", "berth_jax_async_stall_s"), ">= 1"),
+        "JAX: loop blocked, first save, Orbax / berth": (ratio("first_orbax_stall_s", "first_jax_stall_s"), ">= 1"),
+        "numpy: steady stall bandwidth / memcpy": (
+            size / r.med("berth_numpy_async_stall_s") / r.med("memcpy_Bps"), ">= 0.8"),
+        "numpy: first stall / sync save (same process)": (
+            ratio("first_numpy_stall_s", "first_numpy_sync_s"), "<= 0.10"),
+        "numpy: steady stall / sync save": (ratio("berth_numpy_async_stall_s", "berth_numpy_save_s"), ""),
+        "restore into JAX / dd read": (size / r.med("berth_jax_restore_s") / r.med("disk_read_Bps"), ">= 0.9"),
+        "restore into numpy / dd read": (size / r.med("berth_numpy_restore_s") / r.med("disk_read_Bps"), ""),
+        "sync save (numpy) / dd write": (size / r.med("berth_numpy_save_s") / r.med("disk_write_Bps"), ">= 0.9"),
+        "sync save (JAX) / dd write": (size / r.med("berth_jax_save_s") / r.med("disk_write_Bps"), ">= 0.9"),
+        "durable save: Orbax / berth (JAX)": (ratio("orbax_save_s", "berth_jax_save_s"), ">= 1.5"),
+        "durable save: Orbax no compr. / berth (JAX)": (ratio("orbax_nc_save_s", "berth_jax_save_s"), ""),
+        "async to commit: Orbax / berth (JAX)": (ratio("orbax_async_total_s", "berth_jax_async_total_s"), ">= 3"),
+        "async to commit: Orbax no compr. / berth": (ratio("orbax_nc_async_total_s", "berth_jax_async_total_s"), ""),
+        "restore: Orbax / berth (JAX)": (ratio("orbax_restore_s", "berth_jax_restore_s"), ""),
+        "sync save: DCP / berth (numpy)": (ratio("dcp_save_s", "berth_numpy_save_s"), ">= 1.0"),
+        "sync save: torch.save / berth (numpy)": (ratio("torch_save_s", "berth_numpy_save_s"), ">= 1.0"),
+        "async blocked: DCP / berth (numpy)": (ratio("dcp_async_stall_s", "berth_numpy_async_stall_s"), ">= 1.0"),
+        "async to commit: DCP / berth (numpy)": (ratio("dcp_async_total_s", "berth_numpy_async_total_s"), ">= 1.0"),
+        "restore: DCP / berth (numpy)": (ratio("dcp_restore_s", "berth_numpy_restore_s"), ">= 1.0"),
+        "restore: torch.load / berth (numpy)": (ratio("torch_restore_s", "berth_numpy_restore_s"), ">= 1.0"),
+        "4 ranks at once / 4 dd at once": (
+            r.med("berth_4ranks_Bps") / r.med("disk_write4_Bps") if "berth_4ranks_Bps" in r else None, ">= 0.9"),
+    }  # fmt: skip
+    for who, out in rss.items():
+        ratios[f"peak RSS / state, {who}"] = (out["peak_rss"] / out["state"], "<= 1.3")
     print()
-    for label, value in ratios.items():
-        print(f"{label:42}{value:6.2f}x")
-    for key in ("torch_note", "archive_note", "s5cmd_note"):
-        if key in results:
-            print(f"note: {results[key]}")
-    results["ratios"] = ratios
+    for label, (value, goal) in ratios.items():
+        if value is not None:
+            print(f"{label:48}{value:7.2f}x  {('goal ' + goal) if goal else ''}")
+    return {"samples": dict(r), "extra": extra, "ratios": {k: v for k, (v, _) in ratios.items()}}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=float, default=2.0, help="state size in GiB (default 2)")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--size", type=float, default=1.0, help="state size in GiB (default 1)")
     parser.add_argument("--dir", type=Path, default=None, help="where to write (default: a temp dir in /tmp)")
-    parser.add_argument("--rounds", type=int, default=2, help="repeat the local measurements, keep the best")
-    parser.add_argument("--no-archive", action="store_true", help="skip the SeaweedFS/s5cmd comparison")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the report shows medians")
+    parser.add_argument("--gap", type=float, default=10.0, help="seconds of training between restore and 1st save")
+    parser.add_argument("--archive", action="store_true", help="also compare the archive tier with s5cmd")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "berth-bench", help="s5cmd build cache")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        print(json.dumps(run_child(args.child[0], args.child[1:])))
+        return
+
+    import jax
 
     work = Path(tempfile.mkdtemp(prefix="berth-bench-", dir=args.dir))
     try:
         size = int(args.size * GiB)
-        results = Best(dir=str(work), rounds=args.rounds)
+        r = Samples()
         state = make_state(size)
-        results["state_bytes"], results["tensors"] = state_bytes(state), len(state["model"])
-
-        def disk() -> None:
-            results["disk_write_Bps"], results["disk_read_Bps"] = disk_bandwidth(work, size)
-
+        jstate = to_jax(make_state(size))
+        jax.block_until_ready(jstate)
+        extra: dict[str, Any] = {"dir": str(work), "rounds": args.rounds, "state_bytes": state_bytes(state)}
+        extra["tensors"] = len(state["model"])
+        have_torch = importlib.util.find_spec("torch") is not None
+        have_orbax = importlib.util.find_spec("orbax") is not None
+        if not have_torch:
+            print("note: torch is not installed: no torch rows")
+        if not have_orbax:
+            print("note: orbax-checkpoint is not installed (pip install '.[bench]'): no Orbax rows")
         steps: list[Callable[[], object]] = [
-            disk,
-            partial(bench_berth, work, state, results),
-            partial(bench_numpy, work, state, results),
-            partial(bench_pickle, work, state, results),
-            partial(bench_torch, work, state, results),
+            partial(bench_disk, work, size, r),
+            partial(bench_memcpy, state, r),
+            partial(bench_berth, work, state, r, "numpy"),
+            partial(bench_berth, work, jstate, r, "jax"),
+            partial(bench_numpy, work, state, r),
+            partial(bench_pickle, work, state, r),
         ]
+        first_orbax = work / "orbax-first"
+        if have_orbax:
+            steps += [partial(bench_orbax, work, jstate, r, True), partial(bench_orbax, work, jstate, r, False)]
+            ckptr = _orbax(True)
+            ckptr.save(first_orbax / "a", jstate["model"])
+            ckptr.wait_until_finished()
+            ckptr.close()
+        if have_torch:
+            steps.append(partial(bench_torch, work, state, r))
         for round_ in range(args.rounds):
             # Alternate the order: whoever runs right after a big write pays for the host's flush.
-            for measure in steps if round_ % 2 else reversed(steps):
+            for measure in steps if round_ % 2 else list(reversed(steps)):
                 os.sync()
                 time.sleep(2)
                 measure()
-        del state, steps
-        shard = work / "berth" / "step-000000000003" / "rank-00000"  # what bench_berth left
+            os.sync()
+            bench_ranks(work, size, r)
+            for kind in ("numpy", "jax"):
+                os.sync()
+                out = child(["first-save", str(work / f"berth-{kind}"), kind, str(args.gap)])
+                r.add(f"first_{kind}_stall_s", out["first_stall_s"])
+                r.add(f"first_{kind}_sync_s", out["sync_save_s"])
+            if have_orbax:
+                shutil.rmtree(first_orbax / "b", ignore_errors=True)
+                out = child(["first-save-orbax", str(first_orbax), str(args.gap)])
+                r.add("first_orbax_stall_s", out["first_stall_s"])
+            print(f"round {round_ + 1} of {args.rounds} done", file=sys.stderr)
+        del state, jstate, steps
         gc.collect()
-        if not args.no_archive:
-            bench_archive(work, shard, results, find_s5cmd(args.cache))
-        report(results)
+        extra["rss"] = {}
+        for who in ("berth-numpy", "berth-jax", *(["orbax"] if have_orbax else []), *(["dcp"] if have_torch else [])):
+            target = work / f"rss-{who}"
+            extra["rss"][who] = child(["rss", who, str(size), str(target)])
+            shutil.rmtree(target, ignore_errors=True)
+        if args.archive:
+            archive: dict[str, Any] = {}
+            shard = work / "berth-numpy" / "step-000000000005" / "rank-00000"
+            bench_archive(work, shard, archive, find_s5cmd(args.cache))
+            extra["archive"] = archive
+            print(json.dumps(archive, indent=1))
+        out_json = report(r, extra)
         if args.json:
-            args.json.write_text(json.dumps(results, indent=2))
+            args.json.write_text(json.dumps(out_json, indent=2))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -60,6 +60,37 @@ def test_a_deleted_jax_array_is_refused_with_its_path(tmp_path: Path) -> None:
         mgr.save(1, {"params": {"x": x}})
 
 
+def test_big_tensors_of_odd_sizes_start_aligned_behind_padding_entries(tmp_path: Path) -> None:
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    from safetensors.numpy import load_file
+
+    sizes = [100_001, 70_003, 16_385, 5, 131_071]  # none a multiple of 16 float32s
+    state = {f"t{i}": jnp.arange(n, dtype=jnp.float32) for i, n in enumerate(sizes)}
+    state["np"] = np.arange(50_001, dtype=np.int16)
+    for blocking in (False, True):
+        root = tmp_path / str(blocking)
+        with CheckpointManager(root) as mgr:
+            mgr.save(1, state, blocking=blocking)
+            mgr.wait()
+            _, back = mgr.restore()
+        base, header = _header(root / TENSORS.format(1))
+        assert isinstance(back, dict)
+        for key, value in state.items():
+            assert np.asarray(back[key]).tobytes() == np.asarray(value).tobytes(), key
+            if np.asarray(value).nbytes >= 64 << 10:
+                assert (base + header[key]["data_offsets"][0]) % DATA_ALIGN == 0, key
+        pads = [k for k in header if k.startswith("__berth_pad")]
+        assert pads  # the padding entries are in the file, zeros, readable by safetensors ...
+        theirs = load_file(str(root / TENSORS.format(1)))
+        assert all(not theirs[k].any() for k in pads) and theirs["t0"].tobytes() == np.asarray(state["t0"]).tobytes()
+        manifest = json.loads((root / "step-000000000001" / "rank-00000" / "manifest.json").read_text())
+        assert sorted(t["name"] for t in manifest["tensors"]) == sorted(state)  # ... and not in the index
+        ptr = {k: back[k].unsafe_buffer_pointer() for k in ("t0", "t1", "t4")}
+        assert ptr["t1"] - ptr["t0"] == header["t1"]["data_offsets"][0] - header["t0"]["data_offsets"][0]
+        assert ptr["t4"] - ptr["t0"] == header["t4"]["data_offsets"][0] - header["t0"]["data_offsets"][0]
+
+
 def test_jax_restore_adopts_the_aligned_buffer(tmp_path: Path) -> None:
     jax = pytest.importorskip("jax")
     jnp = jax.numpy
@@ -80,6 +111,9 @@ def test_jax_restore_adopts_the_aligned_buffer(tmp_path: Path) -> None:
     for key, value in state.items():
         assert back[key].dtype == value.dtype and bool((back[key] == value).all())
     # Adopted, not copied: XLA reads the restore buffer itself.
+    ptr = {k: back[k].unsafe_buffer_pointer() for k in ("w", "v", "h")}
+    for k in ("v", "h"):
+        assert ptr[k] - ptr["w"] == header[k]["data_offsets"][0] - header["w"]["data_offsets"][0]
     buf = host_buffer(8 << 20)  # page-aligned
     view = buf[64 : 64 + 400_000].view(np.float32)
     from berth.runtime.tree import _to_jax

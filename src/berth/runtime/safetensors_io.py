@@ -357,6 +357,69 @@ def write_image(
     return FileEntry(name=os.path.basename(path), size=size, chunk_size=chunk_size, crc32=tuple(sums.finish()))
 
 
+def write_gathered(
+    path: str,
+    blobs: Sequence[memoryview],
+    *,
+    chunk_size: int = CHUNK_SIZE,
+) -> FileEntry:
+    """Write blobs back to back with O_DIRECT through two page-aligned bounce buffers, fsynced.
+
+    For sources O_DIRECT cannot DMA from (arrays are 64-byte aligned at best, not 4096): each
+    chunk is gathered into a bounce buffer (a memcpy, far faster than the disk) and written
+    without the page cache, like an async save's image. The CRC of a chunk runs on a second
+    thread while the next one is gathered and written. Measured on the CI VM with 4 processes
+    writing 256 MiB each at once: 1,000-1,400 MiB/s against 230-580 MiB/s buffered (and 140-440
+    for 4 dd conv=fsync). Files under 4 MiB, chunk sizes that are not whole pages, and
+    filesystems that refuse O_DIRECT get :func:`write_stream`.
+    """
+    total = sum(b.nbytes for b in blobs)
+    if chunk_size % _ALIGN or chunk_size < (4 << 20) or total < (4 << 20):
+        return write_stream(path, blobs, chunk_size=chunk_size)  # small: the page cache is cheaper
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags | os.O_DIRECT, 0o644)
+    except OSError as err:
+        if err.errno != errno.EINVAL:
+            raise
+        return write_stream(path, blobs, chunk_size=chunk_size)
+    sums = _ChunkSums(chunk_size)
+    piece = min(chunk_size, -(-total // _ALIGN) * _ALIGN)
+    bounce = [host_buffer(piece, huge=False) for _ in range(2)]
+    sources = (np.frombuffer(b.cast("B") if b.ndim != 1 or b.format != "B" else b, dtype=np.uint8) for b in blobs)
+    size = 0
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="berth-crc") as pool:
+            pending: list[Future[None] | None] = [None, None]
+            src: np.ndarray[tuple[int], np.dtype[np.uint8]] | None = next(sources, None)
+            at, k = 0, 0
+            while src is not None:
+                done = pending[k]
+                if done is not None:
+                    done.result()  # its checksum has read the buffer: it may be refilled
+                buf, fill = bounce[k], 0
+                while src is not None and fill < piece:
+                    take = min(piece - fill, src.size - at)
+                    buf[fill : fill + take] = src[at : at + take]
+                    fill, at = fill + take, at + take
+                    if at == src.size:
+                        src, at = next(sources, None), 0
+                if fill == 0:
+                    break
+                pending[k] = pool.submit(sums.feed, buf.data[:fill])
+                _write_all(fd, buf.data[: -(-fill // _ALIGN) * _ALIGN])
+                size += fill
+                k ^= 1
+            for done in pending:
+                if done is not None:
+                    done.result()
+        os.ftruncate(fd, size)  # drop the padding of the last block
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return FileEntry(name=os.path.basename(path), size=size, chunk_size=chunk_size, crc32=tuple(sums.finish()))
+
+
 def write_safetensors(
     path: str,
     tensors: Sequence[TensorBytes],

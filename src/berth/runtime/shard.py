@@ -28,8 +28,8 @@ from berth.runtime.safetensors_io import (
     parse_safetensors,
     prefault,
     read_verified,
+    write_gathered,
     write_image,
-    write_safetensors,
     write_stream,
 )
 from berth.runtime.store import LocalStore
@@ -50,6 +50,8 @@ class Prepared:
     meta: bytes
     image: U8Array | None = None
     image_size: int = 0
+    pads: frozenset[str] = frozenset()
+    """Names of the padding entries among ``tensors`` (in the file, not in the manifest's index)."""
 
     @property
     def nbytes(self) -> int:
@@ -157,6 +159,47 @@ def staging_need(leaves: list[Leaf], header_len: int) -> int:
     return sum(_aligned(leaf.nbytes) for leaf in copied)
 
 
+PAD_DTYPE = "U8"
+PAD_MIN = 64 << 10
+"""Tensors of at least this size that would start unaligned get a padding entry before them."""
+
+
+@dataclass(frozen=True)
+class Pad:
+    """Zero bytes named in the header like a tensor (the format allows no holes), placed before
+    a big tensor so it starts DATA_ALIGN-aligned and restores into JAX without a copy."""
+
+    name: str
+    nbytes: int
+    dtype: str = PAD_DTYPE
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.nbytes,)
+
+    def bytes(self) -> TensorBytes:
+        return TensorBytes(self.name, self.dtype, self.shape, memoryview(bytes(self.nbytes)))
+
+
+def layout(leaves: list[Leaf]) -> list[Leaf | Pad]:
+    """File order: ``order_key`` order, with a Pad before every big tensor that would start unaligned."""
+    leaves.sort(key=lambda leaf: order_key(leaf.dtype, leaf.name, leaf.nbytes))
+    taken = {leaf.name for leaf in leaves}
+    out: list[Leaf | Pad] = []
+    offset = 0
+    for leaf in leaves:
+        gap = -offset % DATA_ALIGN
+        if gap and leaf.nbytes >= PAD_MIN:
+            name = f"__berth_pad_{len(out)}"
+            while name in taken:
+                name += "_"
+            out.append(Pad(name, gap))
+            offset += gap
+        out.append(leaf)
+        offset += leaf.nbytes
+    return out
+
+
 def prepare(state: object, staging: Staging | None, check: Callable[[int], None] | None = None) -> Prepared:
     """Flatten ``state``; with ``staging`` snapshot every mutable tensor into host memory (async save).
 
@@ -167,33 +210,49 @@ def prepare(state: object, staging: Staging | None, check: Callable[[int], None]
     copies form the whole file image (header included) for an O_DIRECT write.
     """
     skeleton, leaves = flatten(state)
-    leaves.sort(key=lambda leaf: order_key(leaf.dtype, leaf.name, leaf.nbytes))
+    entries = layout(leaves)
+    pads = frozenset(e.name for e in entries if isinstance(e, Pad))
     meta = json.dumps({"skeleton": skeleton}, separators=(",", ":")).encode()
     if check is not None:
-        check(sum(leaf.nbytes for leaf in leaves) + len(meta) + SHARD_OVERHEAD)
+        check(sum(e.nbytes for e in entries) + len(meta) + SHARD_OVERHEAD)
     if staging is None:
-        return Prepared([TensorBytes(leaf.name, leaf.dtype, leaf.shape, leaf.host().data) for leaf in leaves], meta)
-    head = header_bytes(leaves, METADATA)
-    buf = staging.get(staging_need(leaves, len(head)))
+        tensors = [
+            e.bytes() if isinstance(e, Pad) else TensorBytes(e.name, e.dtype, e.shape, e.host().data) for e in entries
+        ]
+        return Prepared(tensors, meta, pads=pads)
+    head = header_bytes(entries, METADATA)
     image = all(not leaf.zero_copy for leaf in leaves)
+    buf = staging.get(staging_need(leaves, len(head) + _pad_bytes(entries)))
     pos = 0
     if image:
         buf[: len(head)] = np.frombuffer(head, dtype=np.uint8)
         pos = len(head)
-    tensors: list[TensorBytes] = []
+    tensors = []
     jobs: list[tuple[Leaf, U8Array]] = []
-    for leaf in leaves:
-        if leaf.zero_copy:
-            tensors.append(TensorBytes(leaf.name, leaf.dtype, leaf.shape, leaf.host().data))
+    for e in entries:
+        if isinstance(e, Pad):
+            if image:
+                buf[pos : pos + e.nbytes] = 0
+                tensors.append(TensorBytes(e.name, e.dtype, e.shape, buf[pos : pos + e.nbytes].data))
+                pos += e.nbytes
+            else:
+                tensors.append(e.bytes())
             continue
-        slot = buf[pos : pos + leaf.nbytes]
-        jobs.append((leaf, slot))
-        tensors.append(TensorBytes(leaf.name, leaf.dtype, leaf.shape, slot.data))
-        pos += leaf.nbytes if image else _aligned(leaf.nbytes)
+        if e.zero_copy:
+            tensors.append(TensorBytes(e.name, e.dtype, e.shape, e.host().data))
+            continue
+        slot = buf[pos : pos + e.nbytes]
+        jobs.append((e, slot))
+        tensors.append(TensorBytes(e.name, e.dtype, e.shape, slot.data))
+        pos += e.nbytes if image else _aligned(e.nbytes)
     _snapshot(jobs)
     if image:
-        return Prepared(tensors, meta, buf, len(head) + sum(leaf.nbytes for leaf in leaves))
-    return Prepared(tensors, meta)
+        return Prepared(tensors, meta, buf, pos, pads=pads)
+    return Prepared(tensors, meta, pads=pads)
+
+
+def _pad_bytes(entries: list[Leaf | Pad]) -> int:
+    return sum(e.nbytes for e in entries if isinstance(e, Pad))
 
 
 def write_shard(
@@ -213,8 +272,9 @@ def write_shard(
         path = str(tmp / TENSORS_NAME)
         if prepared.image is not None:
             tensor_file = write_image(path, prepared.image, prepared.image_size, chunk_size=chunk_size)
-        else:
-            tensor_file = write_safetensors(path, prepared.tensors, METADATA, chunk_size=chunk_size)
+        else:  # from the arrays themselves (sync save) or views of immutable ones (async, JAX)
+            head = memoryview(header_bytes(prepared.tensors, METADATA))
+            tensor_file = write_gathered(path, [head, *(t.data for t in prepared.tensors)], chunk_size=chunk_size)
         meta_file = write_stream(str(tmp / META_NAME), [memoryview(prepared.meta)], chunk_size=chunk_size)
         manifest = Manifest(
             step=step,
@@ -222,7 +282,11 @@ def write_shard(
             world_size=world_size,
             created=time.time(),
             files=(tensor_file, meta_file),
-            tensors=tuple(TensorEntry(t.name, TENSORS_NAME, t.dtype, t.shape) for t in prepared.tensors),
+            tensors=tuple(
+                TensorEntry(t.name, TENSORS_NAME, t.dtype, t.shape)
+                for t in prepared.tensors
+                if t.name not in prepared.pads
+            ),
         )
         store.commit(tmp, manifest)
     return manifest
