@@ -22,6 +22,7 @@ from berth.lint.context import CROSS_KINDS, Context
 from berth.lint.loader import STDIN, STDIN_NAME, LoadedFile, expand_paths, load_file, load_objects
 from berth.lint.model import DocRef, Document, Finding, Path, Severity
 from berth.lint.rules import ANY_KIND, Hit, Rule, all_rules
+from berth.lint.rules._pod import as_list
 from berth.lint.rules._training import VIEW_KIND, views
 from berth.lint.rules.removed_api_version import removed
 from berth.lint.schema import SchemaStore
@@ -34,6 +35,9 @@ from berth.lint.suppress import parse_ignore
 GROUP_BY = ("dir", "file", "kustomization", "none")
 DEFAULT_GROUP_BY = "dir"
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+
+# Schema errors a kustomize patch may have: it is a partial object.
+_PATCH_TOLERATED = ("missing required field", "unknown field '$patch'")
 
 # Below this many files a process pool costs more than it saves.
 _POOL_MIN_FILES = 64
@@ -72,6 +76,41 @@ def _kustomization_root(directory: str, cache: dict[str, str]) -> str:
             current = parent
         cache[directory] = found
     return cache[directory]
+
+
+def _patch_paths(root: str) -> set[str]:
+    """Files a kustomization in ``root`` names as patches (patches, patchesStrategicMerge, patchesJson6902)."""
+    out: set[str] = set()
+    for name in KUSTOMIZATION_FILES:
+        path = os.path.join(root, name)
+        if not os.path.isfile(path):
+            continue
+        doc = next((d for d in load_file(path).documents), None)
+        obj = doc.obj if doc is not None else {}
+        entries = [*as_list(obj.get("patches")), *as_list(obj.get("patchesJson6902"))]
+        entries += as_list(obj.get("patchesStrategicMerge"))
+        for entry in entries:
+            ref = entry.get("path") if isinstance(entry, dict) else entry
+            if isinstance(ref, str):
+                out.add(os.path.normpath(os.path.join(root, ref)))
+    return out
+
+
+def is_kustomize_patch(file: str, cache: dict[str, Any]) -> bool:
+    """A partial object a kustomization patches others with: named as a patch, or named like one under it.
+
+    Patches leave out required fields (``selector``, ``spec``) and may carry ``$patch``: they are
+    checked for unknown fields and wrong types only, and no rule runs on them.
+    """
+    directory = os.path.dirname(file)
+    root = _kustomization_root(directory, cache.setdefault("roots", {}))
+    if not any(os.path.isfile(os.path.join(root, k)) for k in KUSTOMIZATION_FILES):
+        return False
+    patches: dict[str, set[str]] = cache.setdefault("patches", {})
+    if root not in patches:
+        patches[root] = _patch_paths(root)
+    relative = os.path.relpath(file, root)
+    return os.path.normpath(file) in patches[root] or "patch" in relative.lower()
 
 
 def group_key(name: str, group_by: str, cache: dict[str, str] | None = None) -> str:
@@ -118,6 +157,9 @@ class _FileOutcome:
     skipped: int
     unreadable: bool
     known_storage_classes: frozenset[str] = frozenset()  # declared `existing: true` by a spec
+    # No document has an apiVersion or a kind (kustomization.yaml, package.json, a KEP's
+    # metadata): found in a directory walk, the file is no manifest and its findings are dropped.
+    not_manifest: bool = False
 
 
 class _Linter:
@@ -140,6 +182,7 @@ class _Linter:
                     for kind in rule.kinds:
                         self.local_rules[kind].append(rule)
         self.ctx = Context(known_storage_classes=self.config.known_storage_classes)
+        self._kustomize: dict[str, Any] = {}
 
     def finding(self, rule_id: str, doc: Document | None, path: Path, message: str, fix: str | None) -> Finding | None:
         """A finding for ``rule_id`` with config severity applied; None if the rule is disabled."""
@@ -195,10 +238,11 @@ class _Linter:
         cross: list[Document] = []
         placed: list[tuple[Finding, Document]] = []
         manifests = [d for d in loaded.documents if not is_spec(d)]
+        patch = bool(manifests) and os.path.isfile(loaded.name) and is_kustomize_patch(loaded.name, self._kustomize)
         for doc in manifests:
-            for f in self._lint_document(doc):
+            for f in self._lint_document(doc, patch=patch):
                 placed.append((f, doc))
-            if not doc.api_version or not doc.kind:
+            if not doc.api_version or not doc.kind or patch:
                 continue
             if not self.schemas.knows(doc.api_version, doc.kind):
                 skipped += 1
@@ -215,15 +259,24 @@ class _Linter:
         for doc in manifests:
             if doc.ref.doc not in wanted:
                 loaded.roots.pop(doc.ref.doc, None)
-        return _FileOutcome(loaded.name, findings, cross, len(manifests), skipped, loaded.unreadable)
+        outcome = _FileOutcome(loaded.name, findings, cross, len(manifests), skipped, loaded.unreadable)
+        outcome.not_manifest = (
+            bool(loaded.documents or loaded.problems)
+            and not loaded.unreadable
+            and all(p.rule == "invalid-document" for p in loaded.problems)
+            and not any("apiVersion" in d.obj or "kind" in d.obj for d in loaded.documents)
+        )
+        return outcome
 
-    def _lint_document(self, doc: Document) -> list[Finding]:
+    def _lint_document(self, doc: Document, *, patch: bool = False) -> list[Finding]:
         out: list[Finding] = []
         if not doc.api_version or not doc.kind:
             f = self.finding("invalid-document", doc, (), "object has no apiVersion or kind", "add both")
             return [f] if f else []
         gone = removed(doc.api_version, doc.kind, self.schemas.version)
         errors = None if gone else self.schemas.validate(doc.obj)
+        if patch and errors:
+            errors = [e for e in errors if not e.message.startswith(_PATCH_TOLERATED)]
         if gone:
             f = self.finding("removed-api-version", doc, ("apiVersion",), *gone)
             out.extend([f] if f else [])
@@ -235,6 +288,8 @@ class _Linter:
             for err in errors:
                 f = self.finding("schema-invalid", doc, err.path, err.message, None)
                 out.extend([f] if f else [])
+        if patch:
+            return self.suppress(doc, out)
         for rule in (*self.local_rules.get(doc.kind, ()), *self.local_rules.get(ANY_KIND, ())):
             out.extend(self._hits(rule, doc, rule.check(doc, self.ctx) if rule.check else ()))
         for view in views(doc):  # each pod template of a training resource, as a Job
@@ -333,7 +388,8 @@ def lint_paths(
             outcomes.append(outcome)
             if progress is not None:
                 progress(done, len(disk_files))
-        return _finish(linter, outcomes, loaded, pool)
+        explicit = frozenset(STDIN_NAME if p == STDIN else p for p in paths if p == STDIN or not os.path.isdir(p))
+        return _finish(linter, outcomes, loaded, pool, explicit)
     finally:
         if pool is not None:
             pool.shutdown()
@@ -355,23 +411,32 @@ def lint_objects(
     linter = _Linter(options)
     source = load_objects(name, objects)
     sources = {source.name: source}
-    return _finish(linter, [linter.lint_loaded(source, sources)], sources, None)
+    return _finish(linter, [linter.lint_loaded(source, sources)], sources, None, frozenset({name}))
 
 
 def _finish(
-    linter: _Linter, outcomes: list[_FileOutcome], loaded: dict[str, LoadedFile], pool: ProcessPoolExecutor | None
+    linter: _Linter,
+    outcomes: list[_FileOutcome],
+    loaded: dict[str, LoadedFile],
+    pool: ProcessPoolExecutor | None,
+    explicit: frozenset[str] = frozenset(),
 ) -> LintResult:
     """Per-source outcomes plus the cross-object findings, sorted."""
-    result = _collect(linter, outcomes)
+    result = _collect(linter, outcomes, explicit)
     if linter.cross_rules:
         result.findings.extend(_cross(linter, outcomes, loaded, pool))
     result.findings.sort(key=Finding.sort_key)
     return result
 
 
-def _collect(linter: _Linter, outcomes: list[_FileOutcome]) -> LintResult:
+def _collect(linter: _Linter, outcomes: list[_FileOutcome], explicit: frozenset[str] = frozenset()) -> LintResult:
+    """Per-source outcomes summed; files a walk found that are no manifest contribute nothing."""
     result = LintResult(findings=[], kubernetes_version=linter.schemas.version)
     for outcome in outcomes:
+        if outcome.not_manifest and outcome.name not in explicit:
+            result.files += 1
+            result.file_names.append(outcome.name)
+            continue
         result.findings.extend(outcome.findings)
         result.files += 1
         result.file_names.append(outcome.name)

@@ -59,8 +59,24 @@ def _int(value: Any, default: int = 1) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
+def _with_claims(template: dict[str, Any], claims: list[str]) -> dict[str, Any]:
+    """The template with JobSet ``volumeClaimPolicies`` claims as pod volumes (JobSet adds them so)."""
+    pod = as_dict(template.get("spec"))
+    have = {as_dict(v).get("name") for v in as_list(pod.get("volumes"))}
+    extra = [{"name": c, "persistentVolumeClaim": {"claimName": c}} for c in claims if c not in have]
+    if not extra:
+        return template
+    return {**template, "spec": {**pod, "volumes": [*as_list(pod.get("volumes")), *extra]}}
+
+
 def _jobset_templates(spec: dict[str, Any], base: Path) -> Iterator[Template]:
     """``replicatedJobs[i].template`` (a JobTemplateSpec) of a JobSet spec at ``base``."""
+    claims = [
+        str(as_dict(t.get("metadata")).get("name"))
+        for policy in as_list(spec.get("volumeClaimPolicies"))
+        for t in as_list(as_dict(policy).get("templates"))
+        if isinstance(t, dict) and as_dict(t.get("metadata")).get("name")
+    ]
     for i, rjob in enumerate(as_list(spec.get("replicatedJobs"))):
         rjob = as_dict(rjob)
         job = as_dict(as_dict(rjob.get("template")).get("spec"))
@@ -68,7 +84,7 @@ def _jobset_templates(spec: dict[str, Any], base: Path) -> Iterator[Template]:
         pods = _int(rjob.get("replicas")) * _int(job.get("parallelism"))
         template = job.get("template")
         if isinstance(template, dict):
-            yield Template((*jpath, "template"), template, pods, (*jpath, "parallelism"))
+            yield Template((*jpath, "template"), _with_claims(template, claims), pods, (*jpath, "parallelism"))
 
 
 def _ray_templates(spec: dict[str, Any], base: Path) -> Iterator[Template]:
@@ -104,10 +120,17 @@ def templates(doc: Document) -> Iterator[Template]:
         base = ("spec", "leaderWorkerTemplate")
         groups, size = _int(spec.get("replicas")), _int(lwt.get("size"))
         leader = lwt.get("leaderTemplate")
+        claims = [
+            str(as_dict(t.get("metadata")).get("name"))
+            for t in as_list(lwt.get("volumeClaimTemplates"))
+            if isinstance(t, dict) and as_dict(t.get("metadata")).get("name")
+        ]
         if isinstance(leader, dict):
+            leader = _with_claims(leader, claims)
             yield Template((*base, "leaderTemplate"), leader, groups, ("spec", "replicas"))
         worker = lwt.get("workerTemplate")
         if isinstance(worker, dict):
+            worker = _with_claims(worker, claims)
             pods = groups * max(size - (1 if isinstance(leader, dict) else 0), 1)
             yield Template((*base, "workerTemplate"), worker, pods, (*base, "size"))
     elif kind == "RayCluster":
