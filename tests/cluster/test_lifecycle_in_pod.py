@@ -116,3 +116,31 @@ def test_a_failure_restarts_every_rank_from_the_agreed_step(
     assert all(
         p["restartCount"] == 0 for i in range(3) for p in cluster.pod(ns, f"run-{i}")["status"]["containerStatuses"]
     )
+
+
+def test_a_deleted_pod_saves_within_its_grace_and_the_gang_resumes_from_a_step_all_have(
+    cluster: Cluster, up: Callable[[dict[str, Any]], str]
+) -> None:
+    ns = _ns("lcd")
+    up(_doc(ns, cluster.image, {"STEPS": "60"}))
+    wait_for(
+        cluster.logs_when(ns, "run-1", lambda got: any("resumed from None" in line for line in got)),
+        90,
+        "run-1's trainer to start",
+        cluster.tail(ns, "run-1"),
+    )
+    time.sleep(3)
+    started = time.monotonic()
+    cluster.kc("-n", ns, "delete", "pod", "run-1", "--wait=true", timeout=90)
+    gone_after = time.monotonic() - started
+    assert gone_after < 30, f"run-1 took {gone_after:.1f} s to go: its grace period is 30 s"
+    host = _claim_dir(cluster, ns, "ckpt-run-1") / "checkpoints"
+    saved = max(int(p.name.removeprefix("step-")) for p in host.glob("step-*"))
+    assert saved > 0
+    states = wait_for(
+        _states(cluster, ns), 240, "the run to succeed after the pod came back", cluster.tail(ns, "run-0")
+    )
+    assert states[0]["gang"]["restarts"] >= 1 and states[0]["gang"]["failures"] == 0  # a lost peer is no failure
+    later = [r for i in range(3) for r in _resumes(cluster.logs(ns, f"run-{i}")) if r[0] >= 2]
+    steps = {step for _, step in later}
+    assert len(steps) == 1 and (resumed := steps.pop()) is not None and 0 < resumed <= saved, later
