@@ -53,9 +53,13 @@ def _restart_apiserver(sandbox: SandboxState, old: ProcessRecord, kube_client: A
 
 
 def _start_up(spec: Path, kubeconfig: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([*BERTH, "up", str(spec), "--timeout", "120"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "KUBECONFIG": str(kubeconfig), **env})
+    return subprocess.Popen(
+        [*BERTH, "up", str(spec), "--timeout", "120"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "KUBECONFIG": str(kubeconfig), **env},
+    )
 
 
 def _wait_for_first_object(kube_client: Any, namespace: str, proc: subprocess.Popen[str]) -> None:
@@ -73,8 +77,9 @@ def _wait_for_first_object(kube_client: Any, namespace: str, proc: subprocess.Po
     raise AssertionError(f"berth up wrote nothing (exit {proc.poll()})")
 
 
-def test_apiserver_restart_during_up_is_ridden_out(sandbox: SandboxState, kubeconfig: Path, namespace: str,
-                                                   tmp_path: Path, kube_client: Any) -> None:
+def test_apiserver_restart_during_up_is_ridden_out(
+    sandbox: SandboxState, kubeconfig: Path, namespace: str, tmp_path: Path, kube_client: Any
+) -> None:
     spec = write_spec(tmp_path, seed_like(namespace))
     # A slow CI machine may take longer than the default 30 s to bring kube-apiserver back.
     proc = _start_up(spec, kubeconfig, {"BERTH_API_RETRY_S": "90"})
@@ -90,7 +95,8 @@ def test_apiserver_restart_during_up_is_ridden_out(sandbox: SandboxState, kubeco
 
 
 def test_apiserver_down_longer_than_the_retry_budget_fails_clearly(
-        sandbox: SandboxState, kubeconfig: Path, namespace: str, tmp_path: Path, kube_client: Any) -> None:
+    sandbox: SandboxState, kubeconfig: Path, namespace: str, tmp_path: Path, kube_client: Any
+) -> None:
     spec = write_spec(tmp_path, seed_like(namespace))
     proc = _start_up(spec, kubeconfig, {"BERTH_API_RETRY_S": "2"})
     _wait_for_first_object(kube_client, namespace, proc)

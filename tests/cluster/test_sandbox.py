@@ -43,7 +43,9 @@ def wait_for(check: Any, timeout: float, what: str) -> Any:
 def test_server_and_etcd_report_pinned_versions(sandbox: SandboxState, kubectl: Path) -> None:
     out = subprocess.run(
         [str(kubectl), "--kubeconfig", str(sandbox.kubeconfig), "version", "-o", "json"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     versions = json.loads(out)
     expected = pinned("k8s.io/kubernetes")
@@ -125,9 +127,10 @@ def test_statefulset_pvcs_bind_on_first_consumer(kube_client: Any, namespace: st
         assert host_dir.parent == HOSTPATH_PV_ROOT and host_dir.is_dir()
     for pod in kube_client.list(Pod, namespace=namespace):
         assert pod.status.phase == "Running"
-        assert pod.spec.nodeName == claims[f"ckpt-{pod.metadata.name}"].metadata.annotations[
-            "volume.kubernetes.io/selected-node"
-        ]
+        assert (
+            pod.spec.nodeName
+            == claims[f"ckpt-{pod.metadata.name}"].metadata.annotations["volume.kubernetes.io/selected-node"]
+        )
 
 
 def test_restricted_namespace_rejects_privileged_pod(kube_client: Any, make_namespace: Any) -> None:
@@ -139,15 +142,19 @@ def test_restricted_namespace_rejects_privileged_pod(kube_client: Any, make_name
     wait_for(lambda: _exists(kube_client, ServiceAccount, "default", ns), 30, "default ServiceAccount")
 
     def pod(name: str, security: dict[str, Any], container_security: dict[str, Any]) -> Any:
-        return from_dict({
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "namespace": ns},
-            "spec": {
-                "securityContext": security,
-                "containers": [{"name": "c", "image": "registry.invalid/x:1", "securityContext": container_security}],
-            },
-        })
+        return from_dict(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {
+                    "securityContext": security,
+                    "containers": [
+                        {"name": "c", "image": "registry.invalid/x:1", "securityContext": container_security}
+                    ],
+                },
+            }
+        )
 
     with pytest.raises(ApiError) as err:
         kube_client.create(pod("privileged", {}, {"privileged": True}))
@@ -156,11 +163,13 @@ def test_restricted_namespace_rejects_privileged_pod(kube_client: Any, make_name
     assert "privileged" in err.value.status.message
 
     # The same namespace admits a pod that meets the profile: rejection is the policy, not a fault.
-    compliant = kube_client.create(pod(
-        "compliant",
-        {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-        {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
-    ))
+    compliant = kube_client.create(
+        pod(
+            "compliant",
+            {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+        )
+    )
     assert compliant.metadata.uid
 
 
@@ -204,8 +213,12 @@ def test_up_restarts_a_dead_component_and_keeps_the_data(
     assert others == {p.name: p.pid for p in box.load().processes if p.name != "kube-scheduler"}
     assert box.status().running
     # The namespace made before the repair survived (same etcd), and the new scheduler schedules.
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "after-repair", "namespace": namespace},
-           "spec": {"containers": [{"name": "c", "image": "registry.invalid/x:1"}]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "after-repair", "namespace": namespace},
+        "spec": {"containers": [{"name": "c", "image": "registry.invalid/x:1"}]},
+    }
     kube_client.create(from_dict(pod))
     wait_for(lambda: kube_client.get(Pod, "after-repair", namespace=namespace).spec.nodeName, 30, "scheduling")
 
@@ -239,7 +252,11 @@ def test_cli_up_status_env_down_leaves_no_process(sandbox: SandboxState, tmp_pat
     # The exports are meant for eval: kubectl from PATH must then reach this sandbox.
     shell = subprocess.run(
         ["bash", "-c", 'eval "$(cat)"; kubectl get nodes -o name'],
-        input=env.stdout, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, timeout=60,
+        input=env.stdout,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=60,
     )
     assert shell.stdout.split() == ["node/sandbox-node-0"], shell.stderr
 
