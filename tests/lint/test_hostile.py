@@ -22,10 +22,14 @@ _BOMB = "\n".join(
 )
 
 
+# VmHWM, not getrusage(RUSAGE_SELF): Linux carries ru_maxrss across fork+exec, so a child of a
+# large pytest process would report pytest's own peak; VmHWM belongs to the child's new address space.
 _CHILD = """
 import atexit, resource, sys
 def peak():
-    kib = max(resource.getrusage(w).ru_maxrss for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    with open("/proc/self/status") as fh:
+        own = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+    kib = max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     sys.stderr.write(f"\\nPEAK_KIB {kib}\\n")
 atexit.register(peak)
 from berth.cli.app import main
