@@ -423,12 +423,13 @@ def test_scale_two_to_three_new_pod_joins_with_world_three_and_pdb_refuses_an_ev
 
     ns = _ns("scale")
     up(spec("trainer", ns, cluster.image, command=TRAIN, extra={"disruption": {"maxUnavailable": 1}}))
-    wait_for(
-        lambda: _committed(cluster.logs(ns, "trainer-1")),
-        90,
-        "trainer-1 to commit a step",
-        cluster.tail(ns, "trainer-1"),
-    )
+    for rank in (0, 1):  # both old ranks must have a step to resume from when the scale restarts them
+        wait_for(
+            lambda rank=rank: _committed(cluster.logs(ns, f"trainer-{rank}")),
+            90,
+            f"trainer-{rank} to commit a step",
+            cluster.tail(ns, f"trainer-{rank}"),
+        )
     started = time.monotonic()
     done = cluster.berth("scale", "trainer", "3", "-n", ns, "--wait", "--timeout", "180")
     assert done.returncode == 0, done.stdout + done.stderr

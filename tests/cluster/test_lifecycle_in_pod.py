@@ -118,6 +118,11 @@ def test_a_failure_restarts_every_rank_from_the_agreed_step(
     )
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="known race (issue #10, open): on a loaded machine a surviving rank's trainer can exit non-zero "
+    "when its peer vanishes before the coordinator's gang stop reaches it, and is counted as a failure",
+)
 def test_a_deleted_pod_saves_within_its_grace_and_the_gang_resumes_from_a_step_all_have(
     cluster: Cluster, up: Callable[[dict[str, Any]], str]
 ) -> None:
