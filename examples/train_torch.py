@@ -1,6 +1,6 @@
 """A PyTorch training loop (CPU is enough) that checkpoints model and optimizer with berth.
 
-    pip install torch --index-url https://download.pytorch.org/whl/cpu   # the small CPU build
+    pip install torch   # or the small CPU-only build from PyTorch's own CPU wheel index
     python examples/train_torch.py --dir /tmp/ckpt-torch --steps 100
 
 In a StatefulSet rendered by berth, run it as ``berth run -- python train_torch.py``: the
