@@ -22,6 +22,7 @@ from berth.cli.options import (
     Output,
     connect,
     emit_json,
+    load_spec_in,
     make_console,
     timeout_seconds,
 )
@@ -29,16 +30,6 @@ from berth.cli.options import (
 if TYPE_CHECKING:
     from berth.kube.status import ClusterState
     from berth.kube.wait import Readiness
-    from berth.spec.model import TrainingCluster
-
-
-def _load(path: str, namespace: str | None) -> TrainingCluster:
-    from berth.spec.load import load_spec
-
-    spec = load_spec(path)
-    if namespace:
-        spec.metadata.namespace = namespace
-    return spec
 
 
 def plan(
@@ -52,7 +43,7 @@ def plan(
     """Show what `berth up` would change: server-side dry-run and a per-object diff. Read-only."""
     from berth.kube.plan import plan as make_plan
 
-    tc = _load(spec, namespace)
+    tc = load_spec_in(spec, namespace)
     kube = connect(kubeconfig, context, tc.namespace)
     result = make_plan(kube, tc, lint=lint)
     if output is Output.json:
@@ -98,7 +89,7 @@ def up(
 
     as_json = output is Output.json
     timeout_s = timeout_seconds(timeout)
-    tc = _load(spec, namespace)
+    tc = load_spec_in(spec, namespace)
     kube = connect(kubeconfig, context, tc.namespace)
     console = make_console()
     verbs = {

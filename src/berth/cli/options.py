@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from berth.kube.client import Kube
+    from berth.spec.model import TrainingCluster
 
 
 class Output(StrEnum):
@@ -98,6 +99,16 @@ def connect(kubeconfig: str | None, context: str | None, namespace: str | None) 
     from berth.kube.client import connect as kube_connect
 
     return kube_connect(Target(kubeconfig, context, namespace))
+
+
+def load_spec_in(path: str, namespace: str | None) -> TrainingCluster:
+    """The spec at ``path``, moved to ``-n NAMESPACE`` when given (else its ``metadata.namespace``)."""
+    from berth.spec.load import load_spec
+
+    spec = load_spec(path)
+    if namespace:
+        spec.metadata.namespace = namespace
+    return spec
 
 
 def emit_json(data: Any) -> None:

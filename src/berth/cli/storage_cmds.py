@@ -14,6 +14,7 @@ from berth.cli.options import (
     Output,
     connect,
     emit_json,
+    load_spec_in,
     make_console,
     timeout_seconds,
 )
@@ -30,11 +31,8 @@ def resize(
 ) -> None:
     """Grow volumes to the spec's sizes: patch each claim, recreate the StatefulSet orphaning its pods."""
     from berth.kube.resize import resize as do_resize
-    from berth.spec.load import load_spec
 
-    tc = load_spec(spec)
-    if namespace:
-        tc.metadata.namespace = namespace
+    tc = load_spec_in(spec, namespace)
     kube = connect(kubeconfig, context, tc.namespace)
     err = make_console(stderr=True)
     result = do_resize(
