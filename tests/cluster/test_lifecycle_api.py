@@ -163,36 +163,11 @@ def test_up_scale_and_down_of_a_lifecycle_spec_with_the_documented_permissions(
     kubeconfig: Path, namespace: str, tmp_path: Path, kube_client: Any
 ) -> None:
     """docs/rbac.md's user Role may create the supervisor's Role (it holds every verb it grants)."""
-    from lightkube.codecs import from_dict
-    from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding, Role
+    from lightkube.resources.rbac_authorization_v1 import Role
 
-    from .test_rbac import _documented, _token_kubeconfig
+    from .test_rbac import documented_deployer
 
-    role, cluster_role = _documented(namespace)
-    subject = [{"kind": "ServiceAccount", "name": "deployer", "namespace": namespace}]
-    binding = {"apiGroup": "rbac.authorization.k8s.io"}
-    objects = [
-        role,
-        cluster_role,
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": "berth", "namespace": namespace},
-            "subjects": subject,
-            "roleRef": {**binding, "kind": "Role", "name": "berth"},
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": cluster_role["metadata"]["name"]},
-            "subjects": subject,
-            "roleRef": {**binding, "kind": "ClusterRole", "name": cluster_role["metadata"]["name"]},
-        },
-    ]
-    for obj in objects:
-        kube_client.create(from_dict(obj))
-    try:
-        deployer = _token_kubeconfig(kube_client, kubeconfig, namespace, "deployer", tmp_path / "deployer")
+    with documented_deployer(kube_client, kubeconfig, namespace, tmp_path) as deployer:
         spec = write_spec(tmp_path, spec_doc("demo", 3, {}, namespace))
         for step in (
             ("up", str(spec), "--no-wait"),
@@ -207,6 +182,3 @@ def test_up_scale_and_down_of_a_lifecycle_spec_with_the_documented_permissions(
                 assert pods == ["demo-0", "demo-1"]
         names = {r.metadata.name for r in kube_client.list(Role, namespace=namespace)}
         assert names == {"berth"}, "down removed the supervisor's Role"
-    finally:
-        kube_client.delete(ClusterRoleBinding, cluster_role["metadata"]["name"])
-        kube_client.delete(ClusterRole, cluster_role["metadata"]["name"])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,40 +52,43 @@ def _token_kubeconfig(kube_client: Any, admin_config: Path, namespace: str, acco
     return path
 
 
-def test_every_command_works_with_exactly_the_documented_permissions(
-    kubeconfig: Path, namespace: str, tmp_path: Path, kube_client: Any
-) -> None:
+@contextmanager
+def documented_deployer(kube_client: Any, kubeconfig: Path, namespace: str, tmp_path: Path) -> Iterator[Path]:
+    """A kubeconfig of ServiceAccount ``deployer`` bound to exactly docs/rbac.md's Role and ClusterRole."""
     from lightkube.codecs import from_dict
     from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding
 
     role, cluster_role = _documented(namespace)
     subject = [{"kind": "ServiceAccount", "name": "deployer", "namespace": namespace}]
-    objects = [
-        role,
-        cluster_role,
+    group = {"apiGroup": "rbac.authorization.k8s.io"}
+    cluster_name = cluster_role["metadata"]["name"]
+    bindings = [
+        ("RoleBinding", {"name": "berth", "namespace": namespace}, {**group, "kind": "Role", "name": "berth"}),
+        ("ClusterRoleBinding", {"name": cluster_name}, {**group, "kind": "ClusterRole", "name": cluster_name}),
+    ]
+    objects = [role, cluster_role] + [
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": "berth", "namespace": namespace},
+            "kind": kind,
+            "metadata": meta,
             "subjects": subject,
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "berth"},
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": cluster_role["metadata"]["name"]},
-            "subjects": subject,
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": cluster_role["metadata"]["name"],
-            },
-        },
+            "roleRef": ref,
+        }
+        for kind, meta, ref in bindings
     ]
     for obj in objects:
         kube_client.create(from_dict(obj))
     try:
-        deployer = _token_kubeconfig(kube_client, kubeconfig, namespace, "deployer", tmp_path / "deployer")
+        yield _token_kubeconfig(kube_client, kubeconfig, namespace, "deployer", tmp_path / "deployer")
+    finally:  # the namespace's own objects go with the namespace; the cluster-scoped ones do not
+        kube_client.delete(ClusterRoleBinding, cluster_name)
+        kube_client.delete(ClusterRole, cluster_name)
+
+
+def test_every_command_works_with_exactly_the_documented_permissions(
+    kubeconfig: Path, namespace: str, tmp_path: Path, kube_client: Any
+) -> None:
+    with documented_deployer(kube_client, kubeconfig, namespace, tmp_path) as deployer:
         spec = write_spec(tmp_path, seed_like(namespace, replicas=3))
         steps = [
             ("plan", str(spec)),
@@ -101,9 +106,6 @@ def test_every_command_works_with_exactly_the_documented_permissions(
             assert result.returncode == 0, f"berth {' '.join(step)}: {result.stderr}"
             assert "forbidden" not in result.stdout + result.stderr
         assert claim_names(admin(kubeconfig, namespace), namespace) == set()
-    finally:
-        kube_client.delete(ClusterRoleBinding, cluster_role["metadata"]["name"])
-        kube_client.delete(ClusterRole, cluster_role["metadata"]["name"])
 
 
 def test_missing_permissions_are_one_clear_forbidden_line(
