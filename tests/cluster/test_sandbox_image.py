@@ -8,11 +8,13 @@ BERTH_REQUIRE_KUBELET=1, as in CI.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import itertools
 import json
 import os
+import posixpath
 import shutil
 import signal
 import subprocess
@@ -153,6 +155,16 @@ def test_layer_is_reproducible_and_small(layout: dict[str, bytes]) -> None:
     assert docs and all(n.count("/") == 4 and n.endswith("/copyright") for n in docs)  # copyright files only
     assert "etc/apt/sources.list" not in names and "usr/bin/apt-get" not in names and "usr/bin/perl" not in names
     assert by_name["etc/resolv.conf"].size == 0  # no host details
+    site = "usr/local/lib/python3.11/dist-packages"
+    records = [n for n in names if n.startswith(site) and n.endswith(".dist-info/RECORD")]
+    assert len(records) >= 20
+    with tarfile.open(fileobj=io.BytesIO(layer), mode="r:gz") as tar:
+        listed = {
+            posixpath.normpath(f"{site}/{row[0]}")
+            for name in records
+            for row in csv.reader(tar.extractfile(name).read().decode().splitlines())  # type: ignore[union-attr]
+        }
+    assert not sorted(listed - set(names))  # no RECORD names a removed script (its #! names the build's venv)
     assert len(layer) < 120 * 2**20, f"layer grew to {len(layer) / 2**20:.0f} MiB"
 
 
@@ -181,11 +193,17 @@ def test_second_build_is_a_cache_hit(built: img.RuntimeImage, source: Path) -> N
     assert (again.reference, again.digest, again.archive) == (built.reference, built.digest, built.archive)
 
 
-def test_rebuild_is_reproducible_and_clears_a_killed_builds_leftovers(built: img.RuntimeImage, source: Path) -> None:
+def test_rebuild_is_reproducible_and_clears_a_killed_builds_leftovers(
+    built: img.RuntimeImage, source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cache = img.cache_root()
     leftovers = [cache / "build-0123456789abcdef-killed", cache / f"base-{img.inputs(source).debian_key}-killed"]
     for path in leftovers:
         (path / "rootfs").mkdir(parents=True)
+    elsewhere = tmp_path / "another" / "checkout" / ".venv"  # CI's fresh clone builds with another venv's pip
+    elsewhere.parent.mkdir(parents=True)
+    elsewhere.symlink_to(Path(sys.executable).parent.parent)
+    monkeypatch.setattr(sys, "executable", str(elsewhere / "bin" / Path(sys.executable).name))
     again = img.build_image(progress=_progress, source_root=source, rebuild=True)
     assert not again.cached
     assert not [p for p in leftovers if p.exists()]

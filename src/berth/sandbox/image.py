@@ -18,6 +18,7 @@ reference is ``berth.local/runtime:<berth version>-<hash>``; pods use it with
 from __future__ import annotations
 
 import contextlib
+import csv
 import fcntl
 import hashlib
 import io
@@ -559,17 +560,29 @@ def _pip_install(rootfs: Path, pins: tuple[str, ...], source: Path, work: Path, 
         "pip install berth",
     )
     shutil.rmtree(target / "bin", ignore_errors=True)  # scripts with this machine's interpreter in their #!
-    for direct_url in target.glob("berth-*.dist-info/direct_url.json"):
+    for direct_url in target.glob("*.dist-info/direct_url.json"):
         direct_url.unlink()  # names the build's temporary wheel path: the layer would differ per build
-        record = direct_url.parent / "RECORD"
-        lines = record.read_text().splitlines(keepends=True)
-        record.write_text(
-            "".join(line for line in lines if not line.startswith(f"{direct_url.parent.name}/direct_url"))
-        )
+    for record in target.glob("*.dist-info/RECORD"):
+        _drop_missing_from_record(record)
     script = rootfs / "usr/local/bin/berth"
     script.parent.mkdir(parents=True, exist_ok=True)
     script.write_text("#!/usr/bin/python3\nimport sys\n\nfrom berth.cli.app import main\n\nsys.exit(main())\n")
     script.chmod(0o755)
+
+
+def _drop_missing_from_record(record: Path) -> None:
+    """Rewrite a wheel's RECORD without the files the build removed (scripts, direct_url.json).
+
+    Their hashes name the building venv's interpreter and the temporary wheel path, so leaving them listed
+    would make the layer differ between two checkouts of the same source.
+    """
+    site = record.parent.parent
+    own = f"{record.parent.name}/RECORD"
+    rows = [row for row in csv.reader(record.read_text().splitlines()) if row]
+    kept = [row for row in rows if row[0] == own or (site / row[0]).exists()]
+    if kept != rows:
+        with record.open("w", newline="") as out:
+            csv.writer(out, lineterminator="\n").writerows(kept)
 
 
 def _add_user(rootfs: Path) -> None:
