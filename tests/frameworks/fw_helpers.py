@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from berth.render import render_all
 from berth.rendezvous import RendezvousParams
 from berth.spec.load import parse_spec
@@ -119,23 +121,24 @@ def run_pods(
     *,
     extra: Mapping[str, str] | None = None,
     argv: Sequence[str] | None = None,
+    python: str = sys.executable,
     timeout: float = 240,
 ) -> list[subprocess.CompletedProcess[str]]:
     """Start one process per pod env at once (``python -c script``, or ``argv``), wait for all.
 
-    Each gets only the pod env over :func:`base_env` (PATH from the pod env, with this
-    interpreter's directory in front so ``torchrun`` and ``python`` are the venv's). On a
-    timeout every process still running is killed, so none is left behind.
+    Each gets only the pod env over :func:`base_env` (PATH from the pod env, with PYTHON's
+    directory in front so ``torchrun`` and ``python`` are the venv's). On a timeout every
+    process still running is killed, so none is left behind.
     """
     procs: list[subprocess.Popen[str]] = []
-    bindir = str(Path(sys.executable).parent)
+    bindir = str(Path(python).parent)
     with contextlib.ExitStack() as files:
         logs = []
         try:
             for env in envs:
                 full = {**base_env(), **env, **(extra or {})}
                 full["PATH"] = f"{bindir}:{env.get('PATH', '/usr/bin:/bin')}"
-                cmd = list(argv) if argv is not None else [sys.executable, "-c", script]
+                cmd = list(argv) if argv is not None else [python, "-c", script]
                 # Files, not pipes: a chatty process cannot block on a full pipe while we wait on another.
                 out = files.enter_context(tempfile.TemporaryFile("w+"))
                 err = files.enter_context(tempfile.TemporaryFile("w+"))
@@ -154,6 +157,24 @@ def run_pods(
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
     return results
+
+
+def framework_python(module: str, variable: str, how: str) -> str:
+    """An interpreter that imports MODULE: this one, else $VARIABLE (a venv of its own, e.g. CI's cached one).
+
+    Skips when neither has it; fails when $VARIABLE is set but cannot import MODULE (CI sets it, so a
+    broken cached venv cannot turn the test into a skip). HOW says how to get one.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec(module) is not None:
+        return sys.executable
+    other = os.environ.get(variable)
+    if not other:
+        pytest.skip(f"{module} is not importable here and ${variable} is not set: {how}", allow_module_level=True)
+    probe = subprocess.run([other, "-c", f"import {module}"], capture_output=True, text=True, timeout=120)
+    assert probe.returncode == 0, f"${variable}={other} cannot import {module}: {probe.stderr[-2000:]}"
+    return other
 
 
 def result_lines(done: subprocess.CompletedProcess[str], tag: str = "RESULT") -> list[str]:

@@ -1,6 +1,7 @@
 """TensorFlow reads berth's TF_CONFIG itself: ``TFConfigClusterResolver`` in N processes.
 
-Needs the ``frameworks-tf`` extra (tensorflow-cpu); skipped without it. Each process imports
+Needs tensorflow-cpu: the ``frameworks-tf`` extra, or $BERTH_TF_PYTHON (CI: a cached venv made by
+tools/frameworks/build.sh); skipped without either. Each process imports
 TensorFlow and resolves its cluster from the TF_CONFIG the rendered preamble exported in its
 pod, pod names played by loopback addresses (see fw_helpers). The resolver is what
 ``MultiWorkerMirroredStrategy`` and ``ParameterServerStrategy`` build their cluster from. A real
@@ -14,11 +15,13 @@ import json
 
 import pytest
 
-from .fw_helpers import cluster, result_lines, run_pods
+from .fw_helpers import cluster, framework_python, result_lines, run_pods
 
 pytestmark = pytest.mark.frameworks
-pytest.importorskip(
-    "tensorflow", reason="tensorflow-cpu is in the frameworks-tf extra: pip install -e '.[frameworks-tf]'"
+PYTHON = framework_python(
+    "tensorflow",
+    "BERTH_TF_PYTHON",
+    "pip install -e '.[frameworks-tf]', or BERTH_TF_PYTHON=$(tools/frameworks/build.sh) as CI does",
 )
 
 WORKER = """
@@ -30,11 +33,11 @@ print("RESULT", json.dumps({"cluster": r.cluster_spec().as_dict(), "type": r.tas
 """
 
 
-@pytest.mark.parametrize("replicas", [2, 3])
+@pytest.mark.parametrize("replicas", [3])  # one case: each TensorFlow process takes seconds to import
 def test_resolver_reads_each_pods_task(replicas: int) -> None:
     pods = cluster("tensorflow", replicas)
     port = pods.params.port
-    results = run_pods(WORKER, pods.pod_envs(), extra={"TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=400)
+    results = run_pods(WORKER, pods.pod_envs(), extra={"TF_CPP_MIN_LOG_LEVEL": "3"}, python=PYTHON, timeout=400)
     seen = [json.loads(result_lines(done)[0]) for done in results]
     workers = [f"127.0.0.{i + 1}:{port}" for i in range(replicas)]
     # TF_CONFIG names no rpc_layer, so master() is this task's host:port without a scheme.
