@@ -15,6 +15,10 @@ Use in any test under tests/cluster/:
 - ``namespace`` (function): name of a fresh namespace for this test, deleted afterwards.
 - ``make_namespace`` (function): ``make_namespace(labels=None) -> str`` for more namespaces or
   labelled ones (e.g. Pod Security ``enforce: restricted``); all deleted afterwards.
+- ``cluster`` (session): real pods — a second sandbox with two real kubelets (no kwok node) and the
+  runtime image imported, as a :class:`tests.cluster.real_pods.Cluster`; started on first use.
+- ``up`` (function): ``up(spec_document) -> stdout`` runs `berth up` on ``cluster`` and `berth down
+  --delete-volumes --yes` afterwards (spec documents from ``real_pods.spec``).
 
 Skips only when the binaries are not built AND $BERTH_REQUIRE_CLUSTER is unset; CI builds them
 first (tools/kube/build.sh) and sets BERTH_REQUIRE_CLUSTER=1, so there a missing build fails.
@@ -31,6 +35,8 @@ from typing import Any
 import pytest
 
 from berth.sandbox import Sandbox, SandboxState, find_bin_dir
+
+from .real_pods import Cluster, start_cluster, up_and_down
 
 
 @pytest.fixture(scope="session")
@@ -95,3 +101,13 @@ def make_namespace(kube_client: Any, request: pytest.FixtureRequest) -> Iterator
 @pytest.fixture
 def namespace(make_namespace: Callable[..., str]) -> str:
     return make_namespace()
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    yield from start_cluster()
+
+
+@pytest.fixture
+def up(cluster: Cluster, tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], str]]:
+    yield from up_and_down(cluster, tmp_path)

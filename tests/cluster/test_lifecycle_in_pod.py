@@ -17,9 +17,7 @@ from typing import Any
 
 import pytest
 
-from .test_in_pod import Cluster, _claim_dir, _ns, cluster, spec, up, wait_for
-
-__all__ = ["cluster", "up"]  # the module-scoped sandbox and `berth up` fixtures of test_in_pod
+from .real_pods import Cluster, claim_dir, spec, unique_ns, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -69,7 +67,7 @@ def _states(cluster: Cluster, ns: str) -> Callable[[], list[dict[str, Any]] | No
     def read() -> list[dict[str, Any]] | None:
         out = []
         for i in range(3):
-            path = _claim_dir(cluster, ns, f"ckpt-run-{i}") / ".berth" / "run.json"
+            path = claim_dir(cluster, ns, f"ckpt-run-{i}") / ".berth" / "run.json"
             try:
                 out.append(json.loads(path.read_text()))
             except FileNotFoundError:  # the supervisor has not started yet
@@ -85,7 +83,7 @@ def _resumes(lines: list[str]) -> list[tuple[int, int | None]]:
 
 
 def test_three_ranks_complete_once_and_idle(cluster: Cluster, up: Callable[[dict[str, Any]], str]) -> None:
-    ns = _ns("lc")
+    ns = unique_ns("lc")
     up(_doc(ns, cluster.image, {}))
     states = wait_for(_states(cluster, ns), 180, "every rank to complete", cluster.tail(ns, "run-0"))
     assert [s["starts"] for s in states] == [1, 1, 1] and [s["exitCode"] for s in states] == [0, 0, 0]
@@ -104,7 +102,7 @@ def test_three_ranks_complete_once_and_idle(cluster: Cluster, up: Callable[[dict
 def test_a_failure_restarts_every_rank_from_the_agreed_step(
     cluster: Cluster, up: Callable[[dict[str, Any]], str]
 ) -> None:
-    ns = _ns("lcf")
+    ns = unique_ns("lcf")
     up(_doc(ns, cluster.image, {"FAIL_AT": "1:7"}))
     states = wait_for(_states(cluster, ns), 240, "the run to succeed after a gang restart", cluster.tail(ns, "run-0"))
     gang = states[0]["gang"]
@@ -126,7 +124,7 @@ def test_a_failure_restarts_every_rank_from_the_agreed_step(
 def test_a_deleted_pod_saves_within_its_grace_and_the_gang_resumes_from_a_step_all_have(
     cluster: Cluster, up: Callable[[dict[str, Any]], str]
 ) -> None:
-    ns = _ns("lcd")
+    ns = unique_ns("lcd")
     up(_doc(ns, cluster.image, {"STEPS": "60"}))
     wait_for(
         cluster.logs_when(ns, "run-1", lambda got: any("resumed from None" in line for line in got)),
@@ -139,7 +137,7 @@ def test_a_deleted_pod_saves_within_its_grace_and_the_gang_resumes_from_a_step_a
     cluster.kc("-n", ns, "delete", "pod", "run-1", "--wait=true", timeout=90)
     gone_after = time.monotonic() - started
     assert gone_after < 30, f"run-1 took {gone_after:.1f} s to go: its grace period is 30 s"
-    host = _claim_dir(cluster, ns, "ckpt-run-1") / "checkpoints"
+    host = claim_dir(cluster, ns, "ckpt-run-1") / "checkpoints"
     saved = max(int(p.name.removeprefix("step-")) for p in host.glob("step-*"))
     assert saved > 0
     states = wait_for(
