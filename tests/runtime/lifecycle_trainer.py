@@ -2,7 +2,9 @@
 
 Env (besides the pod's): TEST_JOURNAL (a directory every rank appends events to), TEST_VOLUMES
 (every rank's checkpoint directory, comma-separated: to check a resume step exists on all of them),
-TEST_STEPS, TEST_STEP_S, TEST_FAIL ("RANK:STEP:once" or "RANK:STEP:always").
+TEST_STEPS, TEST_STEP_S, TEST_FAIL ("RANK:STEP:once" or "RANK:STEP:always"), TEST_COLLECTIVE_TIMEOUT
+(seconds a step waits for its peers before it fails with exit 1, as a NCCL/gloo collective does
+when a peer vanished; unset: forever).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ def main() -> int:
         fcntl.flock(lock, fcntl.LOCK_EX)
     steps, step_s = int(os.environ.get("TEST_STEPS", "20")), float(os.environ.get("TEST_STEP_S", "0.05"))
     fail_rank, fail_step, fail_mode = (os.environ.get("TEST_FAIL") or "-1:-1:once").split(":")
+    collective_timeout = float(os.environ.get("TEST_COLLECTIVE_TIMEOUT") or "inf")
     mgr = CheckpointManager(keep_last=3, agree=gang.agreement(timeout=60), metrics_port=None)
     step, _state = mgr.restore()
     if step is not None:
@@ -57,12 +60,17 @@ def main() -> int:
     for s in range((step or 0) + 1, steps + 1):
         time.sleep(step_s)
         # Lock-step like an all-reduce: step s waits until every rank committed step s - 1.
+        waiting = time.monotonic()
         while s > (step or 0) + 1 and not all(scan_steps(v).get(s - 1) for v in volumes):
             if preempt.should_stop():  # the save of step s - 1 may be in flight: it commits first
                 mgr.wait()
                 log("final", step=s - 1)
                 mgr.close(wait_archive=0)
                 return 143
+            if time.monotonic() - waiting > collective_timeout:
+                print(f"collective timed out at step {s}: a peer is gone", flush=True)
+                log("collective-timeout", step=s)
+                return 1
             time.sleep(0.005)
         marker = journal / f"failed-{rank}-{s}"
         if rank == int(fail_rank) and s == int(fail_step) and (fail_mode == "always" or not marker.exists()):

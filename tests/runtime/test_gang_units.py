@@ -60,14 +60,20 @@ def test_start_waits_for_everyone_and_persists_the_generation_first(world: World
 def test_failure_backs_off_peer_loss_does_not(world: World) -> None:
     coord, members, _ = world
     members[0].say("exit", gen=1, code=2, line="oom")
-    assert coord.state.phase == "Restarting" and coord.state.failures == 1
-    assert coord.ready_at > time.monotonic() + 50  # backoff 60s
+    assert coord.state.phase == "Restarting" and coord.state.failures == 0  # not decided yet
     for m in members:
         assert {"op": "stop", "gen": 1} in m.heard()
         m.say("exit", gen=1, code=143)  # the stop we asked for: not a failure
-    assert coord.state.failures == 1
     for m in members:
         m.say("stopped", gen=1, steps=[10])
+    coord.tick()  # every rank stopped and none was lost: the exit was a failure
+    assert coord.state.failures == 1 and coord.state.generation == 1
+    assert (coord.state.failed_rank, coord.state.exit_code, coord.state.last_line) == (0, 2, "oom")
+    assert coord.ready_at > time.monotonic() + 50  # backoff 60s
+    coord.handle("lost", members[1].conn, {})  # a loss after the verdict changes nothing
+    assert coord.state.failures == 1
+    members[1] = Member(coord, 1, boot="b")
+    members[1].say("hello", boot="b", completed=False, steps=[10])
     coord.ready_at = 0
     coord.tick()
     assert coord.state.generation == 2 and coord.state.phase == "Running"
@@ -83,9 +89,14 @@ def test_stale_generation_is_ignored_and_failures_past_the_limit_fail(world: Wor
     members[1].say("exit", gen=1, code=1, line="boom")
     for m in members:
         m.say("stopped", gen=1, steps=[])
+    coord.tick()
+    assert coord.state.failures == 1 and coord.state.phase == "Restarting"
     coord.ready_at = 0
     coord.tick()
     members[1].say("exit", gen=2, code=1, line="boom again")
+    assert coord.state.phase == "Restarting"  # the verdict waits until the gang has stopped
+    members[0].say("stopped", gen=2, steps=[])
+    coord.tick()
     s = coord.state
     assert (s.phase, s.failed_rank, s.exit_code, s.last_line) == ("Failed", 1, 1, "boom again")
     assert {"op": "failed", "rank": 1, "code": 1, "line": "boom again"} in members[0].heard()
@@ -106,3 +117,47 @@ def test_completion_from_exit_or_hello_and_a_restarted_peer_restarts_the_gang(wo
     assert again.heard()[-1] == {"op": "start", "gen": 2, "ranks": [1], "agreed": [10]}
     again.say("exit", gen=2, code=0)
     assert coord.state.phase == "Succeeded"
+
+
+@pytest.mark.parametrize("how", ["lost", "leaving", "restarted"])
+def test_an_exit_before_the_peer_loss_reaches_the_coordinator_is_no_failure(world: World, how: str) -> None:
+    """The race of a deleted pod: rank 0's trainer sees rank 1 vanish (a broken collective) and
+    exits 1 before the coordinator hears that rank 1 went away; the exit stops with the gang."""
+    coord, members, _ = world
+    coord.max_restarts = 0  # were it counted, the run would be Failed
+    members[0].say("exit", gen=1, code=1, line="RuntimeError: Connection reset by peer")
+    assert coord.state.phase == "Restarting" and coord.ready_at == float("inf")
+    members[0].say("stopped", gen=1, steps=[10])
+    coord.tick()  # rank 1 has not reported back: nothing is decided, nothing starts
+    assert (coord.state.failures, coord.state.generation) == (0, 1)
+    if how == "lost":
+        coord.handle("lost", members[1].conn, {})
+        members[1] = Member(coord, 1, boot="b")
+        members[1].say("hello", boot="b", completed=False, steps=[10])
+    elif how == "leaving":
+        members[1].say("leaving", gen=1)
+        coord.tick()
+        assert coord.state.generation == 1  # never a generation with a rank that is going away
+        coord.handle("lost", members[1].conn, {})
+        members[1] = Member(coord, 1, boot="b")
+        members[1].say("hello", boot="b", completed=False, steps=[10])
+    else:
+        members[1] = Member(coord, 1, boot="b")  # its container restarted: a new boot id
+        members[1].say("hello", boot="b", completed=False, steps=[10])
+    s = coord.state
+    assert (s.phase, s.failures, s.failed_rank, s.restarts) == ("Restarting", 0, None, 1)
+    assert "rank 1" in str(s.reason) and "not counted as a failure" in str(s.reason)
+    coord.tick()  # no back-off: a loss restarts the gang as soon as everyone is back
+    assert (s.phase, s.generation, s.failures) == ("Running", 2, 0)
+    assert members[1].heard()[-1] == {"op": "start", "gen": 2, "ranks": [0, 1], "agreed": [10]}
+
+
+def test_leaving_while_running_stops_the_gang_before_its_trainer_is_signalled(world: World) -> None:
+    coord, members, _ = world
+    members[1].say("leaving", gen=1)
+    assert coord.state.phase == "Restarting" and coord.state.failures == 0
+    assert {"op": "stop", "gen": 1} in members[0].heard()
+    members[0].say("exit", gen=1, code=1)  # its peer is gone: ignored, the gang is stopping
+    members[0].say("stopped", gen=1, steps=[10])
+    coord.tick()
+    assert (coord.state.generation, coord.state.failures) == (1, 0)  # waits for rank 1 to come back

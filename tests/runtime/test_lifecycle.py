@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -121,6 +122,40 @@ def test_sigterm_commits_the_final_save_then_the_gang_resumes(make_gang: Any) ->
     events = _invariants(gang)
     later = [e for e in events if e["ev"] == "start" and e["gen"] >= 2]
     assert later and all(e["resume"] is not None and e["resume"] >= step - 1 for e in later), later
+
+
+def test_a_peer_lost_before_the_coordinator_knows_is_a_stop_with_the_gang_not_a_failure(make_gang: Any) -> None:
+    """The deleted-pod race, provoked: rank 2's trainer vanishes while its supervisor is frozen
+    (SIGSTOP: its connection stays open, the coordinator cannot know yet), so ranks 0 and 1 time
+    out in their collective and exit 1 first. Only then does rank 2's container die. With
+    maxRestarts 0 a counted failure would fail the run; it must restart and succeed instead."""
+    gang = make_gang(
+        lifecycle={"maxRestarts": 0},
+        TEST_STEPS="30",
+        TEST_STEP_S="0.05",
+        TEST_COLLECTIVE_TIMEOUT="1",
+        BERTH_HEARTBEAT_TIMEOUT="120",  # the loss must come from the container's death, not silence
+    )
+    gang.start_all()
+    gang.wait_for(lambda: all(scan_steps(Path(gang.env_for(r)["BERTH_CHECKPOINT_DIR"])).get(3) for r in range(3)), 60)
+    os.kill(gang.procs[2].pid, signal.SIGSTOP)
+    for pid in gang.trainer_pids(2):
+        os.kill(pid, signal.SIGKILL)
+    timeouts = lambda: {e["rank"] for e in gang.events() if e["ev"] == "collective-timeout"}  # noqa: E731
+    gang.wait_for(lambda: timeouts() == {0, 1} and gang.run_phase() == "Restarting", 30, kubelet=False)
+    gang.wait_for(lambda: not gang.trainer_pids(0) and not gang.trainer_pids(1), 10, kubelet=False)
+    time.sleep(1)  # the gang has stopped, but rank 2 never reported back: nothing decided, nothing started
+    run = gang.state(0)["gang"]
+    assert (run["phase"], run["generation"], run["failures"]) == ("Restarting", 1, 0), run
+    gang.kill_container(2)  # now the coordinator sees rank 2 go
+    gang.wait_for(lambda: gang.run_phase() == "Succeeded", 90)
+    _finished(gang, 30)
+    run = gang.state(0)["gang"]
+    assert (run["failures"], run["restarts"], run["generation"]) == (0, 1, 2), run
+    said = (gang.root / "pod-0.log").read_text()
+    assert re.search(r"rank 2 went away; rank [01]'s exit 1 came with it, not counted as a failure", said), said
+    later = [e for e in _invariants(gang) if e["ev"] == "start" and e["gen"] == 2]
+    assert sorted(e["rank"] for e in later) == [0, 1, 2] and len({e["resume"] for e in later}) == 1, later
 
 
 @pytest.mark.slow

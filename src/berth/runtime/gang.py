@@ -8,8 +8,15 @@ and without RBAC to watch pods. The coordinator's decisions carry a **generation
 persisted on rank 0's volume before anyone acts on it: a trainer only starts for the current
 generation, and late messages of an earlier one are ignored.
 
+A trainer that exits non-zero while its generation runs stops the gang at once, but whether it
+**failed** is decided only when the gang has stopped: if a peer is lost, restarts or says it is
+``leaving`` (SIGTERM) before every rank reported back, the exit was the peer's loss seen through
+a collective first (the trainer's NCCL/gloo connection broke before the coordinator heard of the
+loss), and it is counted as a stop with the gang, not a failure: no back-off, no ``maxRestarts``.
+
 Wire: one JSON object per line. Member → coordinator: ``hello`` (rank, boot, completed,
-steps), ``hb``, ``exit`` (gen, code, line, steps), ``stopped`` (gen, steps). Coordinator →
+steps), ``hb``, ``exit`` (gen, code, line, steps), ``stopped`` (gen, steps), ``leaving`` (gen:
+its pod got SIGTERM; sent before the trainer is signalled). Coordinator →
 member: ``start`` (gen, ranks, agreed), ``stop`` (gen), ``done``, ``failed`` (rank, code, line),
 ``hb``. A second kind of connection, ``put``/``get``, is the board the trainers' checkpoint
 agreement polls (:func:`agreement`), so ranks agree on a step with the existing
@@ -80,9 +87,19 @@ class _Conn:
     lock: threading.Lock = field(default_factory=threading.Lock)
     steps: list[int] = field(default_factory=list)
     running: bool = False  # this rank's trainer of the current generation may be running
+    leaving: bool = False  # its pod got SIGTERM: it goes away, never part of a next generation
 
     def send(self, msg: Message) -> bool:
         return send(self.sock, msg, self.lock)
+
+
+@dataclass(frozen=True)
+class _Exit:
+    """A trainer's non-zero exit whose cause is not known yet (a failure, or a peer's loss seen first)."""
+
+    rank: int
+    code: int
+    line: str | None
 
 
 @dataclass
@@ -162,6 +179,7 @@ class Coordinator:
         self.board: dict[str, str] = {}
         self.board_lock = threading.Lock()
         self.ready_at = 0.0  # back-off: no start before this monotonic time
+        self.suspect: _Exit | None = None  # the exit that stopped the gang, until it is attributed
         self._stop = threading.Event()
         self._server: socket.socket | None = None
         if state.phase in ("Running", "Restarting"):
@@ -274,6 +292,12 @@ class Coordinator:
         op = msg.get("op")
         if "steps" in msg:
             conn.steps = [int(x) for x in msg["steps"]]
+        if op == "leaving":
+            if self.conns.get(conn.rank) is conn and not conn.leaving:
+                conn.leaving = True
+                self.log(f"rank {conn.rank}: leaving (SIGTERM)")
+                self._lost(conn.rank, f"rank {conn.rank} is going away (SIGTERM)")
+            return
         if op == "hello":
             old = self.conns.get(conn.rank)
             self.conns[conn.rank] = conn
@@ -304,36 +328,67 @@ class Coordinator:
                     self.persist(s)
                 self._check_done()
                 return
-            s.failures += 1
-            s.failed_rank, s.exit_code, s.last_line = conn.rank, code, msg.get("line")
-            s.reason = f"rank {conn.rank} exited {code}" + (f": {msg['line']}" if msg.get("line") else "")
-            self.log(s.reason)
-            if s.failures > self.max_restarts:
-                s.reason = f"{s.reason} (after {self.max_restarts} restarts)"
-                self._finish("Failed")
-            else:
-                self._restart(s.reason, failure=True)
+            line = msg.get("line")
+            self.suspect = _Exit(conn.rank, code, str(line) if line else None)
+            self._restart(f"rank {conn.rank} exited {code}" + (f": {line}" if line else ""), suspect=True)
 
     def _lost(self, rank: int, why: str) -> None:
-        if self.state.phase == "Running" and rank not in self.state.completed:
+        s = self.state
+        if rank in s.completed:
+            return
+        if s.phase == "Running":
             self._restart(why)
+        elif self.suspect is not None:
+            # The gang is stopping because a trainer exited, and before every rank reported back a
+            # peer went away: that exit was the loss seen through a collective first, no failure.
+            ex, self.suspect = self.suspect, None
+            s.reason = f"{why}; rank {ex.rank}'s exit {ex.code} came with it, not counted as a failure"
+            self.ready_at = time.monotonic()
+            self.log(s.reason)
+            self.persist(s)
+            self.publish(s)
 
-    def _restart(self, why: str, *, failure: bool = False) -> None:
-        """Stop every trainer of this generation; :meth:`tick` starts the next after the back-off.
+    def _restart(self, why: str, *, suspect: bool = False) -> None:
+        """Stop every trainer of this generation; :meth:`tick` starts the next when all are back.
 
-        Only a trainer's failure backs off (``backoff × 2^(failures-1)``); a lost or restarted
-        peer (preemption, a drain) restarts the gang as soon as everyone is back.
+        A lost or restarted peer (preemption, a drain) restarts the gang as soon as everyone is
+        back. A trainer's non-zero exit (``suspect``) holds the start until the gang has stopped
+        and :meth:`_attribute` decided whether it was a failure (which backs off) or a loss.
         """
         s = self.state
         if s.phase != "Running":
             return
         s.restarts += 1
         s.reason = why
-        delay = min(self.backoff * 2 ** max(s.failures - 1, 0), MAX_BACKOFF_S) if failure else 0.0
-        self.ready_at = time.monotonic() + delay
-        self.log(f"gang restart {s.restarts} ({why}); next start in {delay:.0f}s at the earliest")
+        self.ready_at = float("inf") if suspect else time.monotonic()
+        later = "once the gang has stopped" if suspect else "at once"
+        self.log(f"gang restart {s.restarts} ({why}); next start {later}")
         self._set_phase("Restarting")
         self._broadcast({"op": "stop", "gen": s.generation})
+
+    def _attribute(self) -> None:
+        """Every unfinished rank stopped and is still here: the suspect exit was a failure.
+
+        It counts against ``maxRestarts`` (past it the run is Failed) and backs off
+        ``backoff × 2^(failures-1)``, at most :data:`MAX_BACKOFF_S`.
+        """
+        ex, s = self.suspect, self.state
+        assert ex is not None
+        self.suspect = None
+        s.failures += 1
+        s.failed_rank, s.exit_code, s.last_line = ex.rank, ex.code, ex.line
+        s.reason = f"rank {ex.rank} exited {ex.code}" + (f": {ex.line}" if ex.line else "")
+        if s.failures > self.max_restarts:
+            s.restarts -= 1  # the gang stopped for this exit, but it does not restart
+            s.reason = f"{s.reason} (after {self.max_restarts} restarts)"
+            self.log(s.reason)
+            self._finish("Failed")
+            return
+        delay = min(self.backoff * 2 ** (s.failures - 1), MAX_BACKOFF_S)
+        self.ready_at = time.monotonic() + delay
+        self.log(f"{s.reason}: failure {s.failures} of at most {self.max_restarts}; next start in {delay:.0f}s")
+        self.persist(s)
+        self.publish(s)
 
     def _finish(self, phase: str) -> None:
         self._set_phase(phase)
@@ -347,14 +402,19 @@ class Coordinator:
     def tick(self) -> None:
         """Start the next generation once every unfinished rank is connected and idle."""
         s = self.state
-        if s.terminal or s.phase == "Running" or time.monotonic() < self.ready_at:
+        if s.terminal or s.phase == "Running":
             return
         gang = [r for r in range(self.world) if r not in s.completed]
+        here = all(r in self.conns and not self.conns[r].running and not self.conns[r].leaving for r in gang)
+        if self.suspect is not None and here:
+            self._attribute()
+        if s.terminal or time.monotonic() < self.ready_at:
+            return
         if not gang:
             self._check_done()
             return
-        if any(r not in self.conns or self.conns[r].running for r in gang):
-            return  # a rank is missing, or still stopping its trainer
+        if not here:
+            return  # a rank is missing, leaving, or still stopping its trainer
         agreed = intersect([self.conns[r].steps for r in gang])
         s.generation += 1
         s.step = agreed[0] if agreed else None
@@ -371,18 +431,31 @@ class Coordinator:
 
 
 class GangBoard:
-    """The board of :class:`~berth.runtime.agree.PollingAgreement`, kept by rank 0's supervisor."""
+    """The board of :class:`~berth.runtime.agree.PollingAgreement`, kept by rank 0's supervisor.
 
-    def __init__(self, addr: str, timeout: float = 10.0) -> None:
+    A call that cannot reach the coordinator (a DNS answer or a connection lost on a loaded
+    node) is retried for ``patience`` seconds: both calls are idempotent, and a trainer must not
+    fail its restore over a hiccup. If rank 0 is really gone, the supervisor stops the trainer.
+    """
+
+    def __init__(self, addr: str, timeout: float = 10.0, patience: float = 60.0) -> None:
         host, _, port = addr.rpartition(":")
-        self.host, self.port, self.timeout = host.strip("[]"), int(port), timeout
+        self.host, self.port, self.timeout, self.patience = host.strip("[]"), int(port), timeout, patience
 
     def _call(self, msg: Message) -> Message:
-        with socket.create_connection((self.host, self.port), timeout=self.timeout) as sock:
-            send(sock, msg)
-            for reply in lines(sock):
-                return reply
-        raise OSError("the gang coordinator closed the connection")
+        deadline, delay = time.monotonic() + self.patience, 0.1
+        while True:
+            try:
+                with socket.create_connection((self.host, self.port), timeout=self.timeout) as sock:
+                    send(sock, msg)
+                    for reply in lines(sock):
+                        return reply
+                raise OSError("the gang coordinator closed the connection")
+            except OSError:
+                if time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     def put(self, name: str, data: bytes) -> None:
         self._call({"op": "put", "key": name, "data": data.decode()})
@@ -404,7 +477,7 @@ def agreement(environ: Mapping[str, str] | None = None, *, timeout: float = 600)
         return None
     rank = int(env.get("RANK") or env.get("POD_INDEX") or 0)
     world = int(env.get("WORLD_SIZE") or env.get("BERTH_REPLICAS") or 1)
-    return PollingAgreement(GangBoard(addr), rank, world, f"gen-{gen}", timeout=timeout, poll=0.1)
+    return PollingAgreement(GangBoard(addr, patience=timeout), rank, world, f"gen-{gen}", timeout=timeout, poll=0.1)
 
 
 def agreed_steps(environ: Mapping[str, str] | None = None) -> list[int]:

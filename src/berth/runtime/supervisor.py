@@ -505,6 +505,9 @@ class Supervisor:
         """SIGTERM (pod delete, drain, preemption): forward it, wait for the trainer's final save."""
         self.closing = True
         training = self.trainer is not None
+        # The coordinator hears of it before the trainer does: the peers' trainers may see this one
+        # vanish (a broken collective) and exit, and that is a stop with the gang, not a failure.
+        self._send({"op": "leaving", "gen": self.generation})
         if training:
             self.log("SIGTERM: forwarding to the trainer")
             # Never completion: whatever it exits with now, it was stopped (the next start resumes).
