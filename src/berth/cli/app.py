@@ -14,6 +14,7 @@ import typer
 
 from berth import __version__
 from berth.cli import (
+    backup_cmds,
     ckpt_cmds,
     cluster_cmds,
     doctor_cmds,
@@ -60,6 +61,7 @@ for _module in (
     sandbox_cmds,
     wait_cmds,
     storage_cmds,
+    backup_cmds,
     operator_cmds,
 ):
     _module.register(app)

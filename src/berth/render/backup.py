@@ -1,14 +1,89 @@
-"""Backup: a Velero Schedule with CSI snapshots, and the VolumeSnapshotClass Velero picks."""
+"""Backup: a Velero Schedule with CSI snapshots, the VolumeSnapshotClass Velero picks, and the
+one-off ``Backup``/``Restore`` requests of ``berth backup`` and ``berth restore``.
+
+Every object follows Velero's published ``velero.io/v1`` API (``pkg/apis/velero/v1``): a Schedule's
+``template`` and a Backup's ``spec`` are the same ``BackupSpec``, built once here, so a backup taken
+by hand selects exactly what the nightly one does.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from berth.contract import LABEL_INSTANCE
+from berth.contract import LABEL_COMPONENT, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_PART_OF, MANAGED_BY, PART_OF
 from berth.providers.limits import Tier
 from berth.providers.presets import class_parameters
 from berth.render.labels import meta
 from berth.spec.model import TrainingCluster
+
+VELERO_API_VERSION = "velero.io/v1"
+BACKUP_COMPONENT = "backup"
+
+
+def backup_spec(
+    name: str, namespace: str, *, ttl: str, snapshot_volumes: bool, storage_location: str | None
+) -> dict[str, Any]:
+    """Velero's ``BackupSpec`` for one training cluster: its namespace, its labels, its volumes.
+
+    The label selector is the ``app.kubernetes.io/instance`` label every object berth renders
+    carries (claim templates too, so the controller's per-replica claims have it); Velero adds
+    each selected claim's PersistentVolume itself.
+    """
+    out: dict[str, Any] = {
+        "includedNamespaces": [namespace],
+        "labelSelector": {"matchLabels": {LABEL_INSTANCE: name}},
+        "snapshotVolumes": snapshot_volumes,
+        "ttl": ttl,
+    }
+    if storage_location:
+        out["storageLocation"] = storage_location
+    return out
+
+
+def request_labels(name: str) -> dict[str, str]:
+    """Labels of a Backup/Restore berth creates: ``berth backups NAME`` lists by the instance label."""
+    return {
+        LABEL_INSTANCE: name,
+        LABEL_COMPONENT: BACKUP_COMPONENT,
+        LABEL_PART_OF: PART_OF,
+        LABEL_MANAGED_BY: MANAGED_BY,
+    }
+
+
+def backup_request(
+    name: str, velero_namespace: str, backup_name: str, spec: dict[str, Any], annotations: dict[str, str]
+) -> dict[str, Any]:
+    """A ``velero.io/v1`` Backup in Velero's namespace (Velero's server only watches its own)."""
+    md: dict[str, Any] = {"name": backup_name, "namespace": velero_namespace, "labels": request_labels(name)}
+    if annotations:
+        md["annotations"] = annotations
+    return {"apiVersion": VELERO_API_VERSION, "kind": "Backup", "metadata": md, "spec": spec}
+
+
+def restore_request(
+    name: str, velero_namespace: str, restore_name: str, backup_name: str, source: str, target: str
+) -> dict[str, Any]:
+    """A ``velero.io/v1`` Restore of one cluster's objects and volumes from ``backup_name``.
+
+    ``restorePVs`` brings the volumes back from their snapshots; ``namespaceMapping`` moves the
+    cluster when the target namespace differs from the one it was backed up from. Velero's
+    default ``existingResourcePolicy`` (none) never overwrites an existing object, which is why
+    ``berth restore`` refuses a namespace still holding the cluster's claims.
+    """
+    spec: dict[str, Any] = {
+        "backupName": backup_name,
+        "includedNamespaces": [source],
+        "labelSelector": {"matchLabels": {LABEL_INSTANCE: name}},
+        "restorePVs": True,
+    }
+    if target != source:
+        spec["namespaceMapping"] = {source: target}
+    return {
+        "apiVersion": VELERO_API_VERSION,
+        "kind": "Restore",
+        "metadata": {"name": restore_name, "namespace": velero_namespace, "labels": request_labels(name)},
+        "spec": spec,
+    }
 
 
 def snapshot_driver(spec: TrainingCluster) -> str | None:
@@ -46,19 +121,18 @@ def backup(spec: TrainingCluster) -> list[dict[str, Any]]:
                 "deletionPolicy": "Retain",
             }
         )
-    template: dict[str, Any] = {
-        "includedNamespaces": [spec.namespace],
-        "labelSelector": {"matchLabels": {LABEL_INSTANCE: spec.name}},
-        "snapshotVolumes": b.snapshot_volumes,
-        "ttl": b.ttl,
-    }
-    if b.storage_location:
-        template["storageLocation"] = b.storage_location
+    template = backup_spec(
+        spec.name,
+        spec.namespace,
+        ttl=b.ttl,
+        snapshot_volumes=b.snapshot_volumes,
+        storage_location=b.storage_location,
+    )
     md = meta(spec, f"{spec.namespace}-{spec.name}-backup", "backup")
     md["namespace"] = b.velero_namespace
     out.append(
         {
-            "apiVersion": "velero.io/v1",
+            "apiVersion": VELERO_API_VERSION,
             "kind": "Schedule",
             "metadata": md,
             "spec": {"schedule": b.schedule, "useOwnerReferencesInBackup": False, "template": template},

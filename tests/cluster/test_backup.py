@@ -1,0 +1,259 @@
+"""berth backup / backups / restore against the sandbox's kube-apiserver with Velero's CRDs installed.
+
+The CRDs (tests/cluster/data/velero-crds.yaml) are written from Velero's published velero.io/v1
+types, so the API server validates every Backup and Restore berth writes (berth creates them with
+fieldValidation=Strict: an unknown field fails). Velero's server cannot run here (it needs its
+object-store plugin images and a registry), so where a test needs Velero's answer, the test plays
+Velero's controller by writing ``status`` the way Velero does; each such test says so.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ..conftest import BERTH
+from .cluster_helpers import berth, seed_like, write_spec
+
+pytestmark = pytest.mark.cluster
+
+CRDS = Path(__file__).parent / "data" / "velero-crds.yaml"
+API = "/apis/velero.io/v1"
+
+
+def test_backup_without_velero_says_what_to_install(kubeconfig: Path, namespace: str) -> None:
+    """Runs before the CRDs are installed (module order): one message naming the missing CRDs."""
+    done = berth("backup", "ml-training", "-n", namespace, kubeconfig=kubeconfig)
+    assert done.returncode == 1, done.stderr
+    assert "Velero is not installed" in done.stderr and "backups.velero.io" in done.stderr
+    assert "velero install" in done.stderr and "Traceback" not in done.stderr
+    restore = berth("restore", "ml-training", "--from", "b", "-n", namespace, kubeconfig=kubeconfig)
+    assert restore.returncode == 1 and "restores.velero.io" in restore.stderr
+
+
+@pytest.fixture(scope="module")
+def velero(kube_client: Any, kubeconfig: Path) -> Iterator[str]:
+    """Velero's Backup/Restore CRDs and a namespace for Velero's objects; both removed afterwards."""
+    from lightkube.codecs import from_dict
+    from lightkube.models.meta_v1 import ObjectMeta
+    from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+    from lightkube.resources.core_v1 import Namespace
+
+    crds = yaml.safe_load(CRDS.read_text())["items"]
+    for crd in crds:
+        kube_client.create(from_dict(crd))
+    deadline = time.monotonic() + 30
+    for crd in crds:
+        while True:
+            got = kube_client.get(CustomResourceDefinition, crd["metadata"]["name"])
+            if any(c.type == "Established" and c.status == "True" for c in (got.status.conditions or [])):
+                break
+            assert time.monotonic() < deadline, f"CRD {crd['metadata']['name']} not Established"
+            time.sleep(0.2)
+    velero_ns = f"velero-{uuid.uuid4().hex[:6]}"
+    kube_client.create(Namespace(metadata=ObjectMeta(name=velero_ns)))
+    # Established is not served yet: the new resources answer 429 "storage is (re)initializing" a moment.
+    http = _http(Path(kubeconfig))
+    for plural in ("backups", "restores"):
+        while http.get(f"{API}/namespaces/{velero_ns}/{plural}").status_code != 200:
+            assert time.monotonic() < deadline, f"{plural}.velero.io not served"
+            time.sleep(0.2)
+    try:
+        yield velero_ns
+    finally:
+        kube_client.delete(Namespace, velero_ns)
+        for crd in crds:
+            kube_client.delete(CustomResourceDefinition, crd["metadata"]["name"])
+
+
+def _http(kubeconfig: Path) -> Any:
+    from berth.kube.client import Target, connect
+
+    return connect(Target(str(kubeconfig), None, None)).http
+
+
+def _objects(http: Any, velero_ns: str, plural: str) -> list[dict[str, Any]]:
+    resp = http.get(f"{API}/namespaces/{velero_ns}/{plural}")
+    assert resp.status_code == 200, resp.text
+    items: list[dict[str, Any]] = resp.json()["items"]
+    return items
+
+
+def _play_velero(http: Any, velero_ns: str, plural: str, name: str, status: dict[str, Any]) -> None:
+    """Write ``status`` as Velero's controller does (its CRDs have no status subresource)."""
+    resp = http.patch(
+        f"{API}/namespaces/{velero_ns}/{plural}/{name}",
+        content=json.dumps({"status": status}),
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert resp.status_code == 200, resp.text
+
+
+def _start(*args: str, kubeconfig: Path) -> subprocess.Popen[str]:
+    import os
+
+    return subprocess.Popen(
+        [*BERTH, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+    )
+
+
+def _created(http: Any, velero_ns: str, plural: str, known: set[str]) -> dict[str, Any]:
+    """The one object of ``plural`` that appeared since ``known`` was taken (berth is creating it)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        new = [o for o in _objects(http, velero_ns, plural) if o["metadata"]["name"] not in known]
+        if new:
+            assert len(new) == 1
+            return new[0]
+        time.sleep(0.2)
+    raise AssertionError(f"berth created no {plural} in {velero_ns}")
+
+
+def test_backup_and_restore_follow_velero(
+    velero: str, kubeconfig: Path, make_namespace: Any, tmp_path: Path, kube_client: Any
+) -> None:
+    """The whole round trip; this test plays Velero's server (it writes each object's status).
+
+    Checked for real by the API server: the shape of the Backup and Restore (strict validation
+    against Velero's schema), the selection (namespace, instance label, the spec's TTL), the
+    refusals (running cluster, existing claims, an unfinished backup) and the mapping to a new
+    namespace. Played: Velero's phases, progress, errors and failure reasons.
+    """
+    namespace, elsewhere = make_namespace(), make_namespace()
+    spec = write_spec(tmp_path, seed_like(namespace, replicas=2, backup={"schedule": "0 2 * * *", "ttl": "36h"}))
+    up = berth("up", str(spec), "--timeout", "120", kubeconfig=kubeconfig)
+    assert up.returncode == 0, up.stderr
+    http = _http(kubeconfig)
+
+    # A backup: berth creates it, Velero (played) moves it InProgress with progress, then Completed.
+    proc = _start("backup", "ml-training", "-n", namespace, "--velero-namespace", velero, kubeconfig=kubeconfig)
+    backup = _created(http, velero, "backups", set())
+    name = backup["metadata"]["name"]
+    # <namespace>-<cluster>-<UTC time>, cut to Kubernetes' 63 characters (this namespace is long).
+    assert len(name) <= 63 and name[-14:].isdigit() and f"{namespace}-ml-training".startswith(name[:-15])
+    assert backup["spec"]["includedNamespaces"] == [namespace]
+    assert backup["spec"]["labelSelector"] == {"matchLabels": {"app.kubernetes.io/instance": "ml-training"}}
+    assert backup["spec"]["ttl"] == "36h" and backup["spec"]["snapshotVolumes"] is True  # from spec.backup
+    assert backup["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "berth"
+    _play_velero(
+        http, velero, "backups", name, {"phase": "InProgress", "progress": {"totalItems": 9, "itemsBackedUp": 4}}
+    )
+    time.sleep(2.5)  # berth polls once a second: it must see and show this phase
+    _play_velero(
+        http,
+        velero,
+        "backups",
+        name,
+        {
+            "phase": "Completed",
+            "progress": {"totalItems": 9, "itemsBackedUp": 9},
+            "startTimestamp": "2026-12-01T01:00:00Z",
+            "completionTimestamp": "2026-12-01T01:00:09Z",
+        },
+    )
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "InProgress, 4/9 items" in err and "4 claims" in err
+    assert f"Backup {velero}/{name}: Completed, 9/9 items" in out
+
+    listed = berth("backups", "ml-training", "-n", namespace, "--velero-namespace", velero, "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert [(b["name"], b["phase"]) for b in json.loads(listed.stdout)["backups"]] == [(name, "Completed")]
+    other_ns = berth("backups", "ml-training", "-n", elsewhere, "--velero-namespace", velero, "-o", "json")
+    assert json.loads(other_ns.stdout)["backups"] == []  # same cluster name, other namespace: not listed
+
+    # Nobody runs Velero for this one: berth says so when its --timeout ends, and it stays unfinished.
+    stuck = berth(
+        "backup",
+        "ml-training",
+        "-n",
+        namespace,
+        "--velero-namespace",
+        velero,
+        "--timeout",
+        "2",
+        "--backup-name",
+        "stuck",
+    )
+    assert stuck.returncode == 1 and "no Velero server has picked it up" in stuck.stderr, stuck.stderr
+
+    # Restore over the running cluster: refused (dry run or --yes), nothing created.
+    restore = ("restore", "ml-training", "--from", name, "--velero-namespace", velero)
+    running = berth(*restore, "--yes")
+    assert running.returncode == 1
+    assert f"cluster ml-training is running in {namespace}" in running.stdout
+    assert "4 claims of ml-training still exist" in running.stdout and "--delete-volumes" in running.stdout
+    assert _objects(http, velero, "restores") == []
+
+    # The cluster stopped but its claims kept: still refused, Velero would skip the claims.
+    down = berth("down", "ml-training", "-n", namespace, "--yes")
+    assert down.returncode == 0, down.stderr
+    claims_left = berth(*restore, "-o", "json")
+    assert claims_left.returncode == 1
+    plan = json.loads(claims_left.stdout)
+    assert len(plan["existingClaims"]) == 4 and len(plan["blockers"]) == 1
+
+    # An unfinished backup cannot be restored.
+    unfinished = berth("restore", "ml-training", "--from", "stuck", "--velero-namespace", velero, "-n", elsewhere)
+    assert unfinished.returncode == 1 and "Backup stuck is not processed yet" in unfinished.stdout
+
+    # Into an empty namespace: the dry run shows the Restore and creates nothing...
+    dry = berth(*restore, "-n", elsewhere)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    shown = yaml.safe_load(dry.stdout.split("--yes creates this Restore:\n", 1)[1])
+    assert shown["spec"]["namespaceMapping"] == {namespace: elsewhere} and shown["spec"]["restorePVs"] is True
+    assert _objects(http, velero, "restores") == []
+    # ... and --yes creates it; Velero (played) fails it, and berth reports Velero's reason.
+    proc = _start(*restore, "-n", elsewhere, "--yes", "--timeout", "60", kubeconfig=kubeconfig)
+    created = _created(http, velero, "restores", set())
+    assert created["spec"]["backupName"] == name
+    assert created["spec"]["includedNamespaces"] == [namespace]
+    assert created["spec"]["labelSelector"] == backup["spec"]["labelSelector"]
+    reason = "error downloading backup: rpc error: code = Unknown desc = NoSuchKey"
+    _play_velero(http, velero, "restores", created["metadata"]["name"], {"phase": "Failed", "failureReason": reason})
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert f"ended Failed: {reason}" in err and "velero restore describe" in err
+
+
+def test_backup_validation_error_in_velero_words(velero: str, kubeconfig: Path, namespace: str) -> None:
+    """Velero (played by this test) rejects the Backup; berth prints its validation errors, exit 1."""
+    http = _http(kubeconfig)
+    known = {o["metadata"]["name"] for o in _objects(http, velero, "backups")}
+    proc = _start(
+        "backup",
+        "solo",
+        "-n",
+        namespace,
+        "--velero-namespace",
+        velero,
+        "--storage-location",
+        "nowhere",
+        kubeconfig=kubeconfig,
+    )
+    backup = _created(http, velero, "backups", known)
+    assert backup["spec"]["storageLocation"] == "nowhere" and backup["spec"]["ttl"] == "720h"  # no spec: defaults
+    problem = "an existing backup storage location was not specified at backup creation time: nowhere"
+    _play_velero(
+        http,
+        velero,
+        "backups",
+        backup["metadata"]["name"],
+        {"phase": "FailedValidation", "validationErrors": [problem]},
+    )
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert "no StatefulSet solo" in err and "no volume will be backed up" in err
+    assert f"ended FailedValidation: {problem}" in err and "Traceback" not in err
