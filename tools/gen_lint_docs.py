@@ -26,6 +26,15 @@ multi-document files, `List` kinds, and berth specs (`apiVersion: berth.dev/v1al
 `kind: TrainingCluster`), which are validated, rendered and then linted as `<spec> (rendered)`
 (the same stream `berth render` prints, so line numbers match it).
 
+Files are read as kubectl reads them: UTF-8, with or without a byte-order mark, or UTF-16
+(little- or big-endian) with one; a `.json` (or any file starting with `{{`/`[`) is a JSON
+stream, one object per value (several objects one after another, as kubectl prints them, or a
+`kubectl get -o json` `List`), every finding at its `file:line:col` as in YAML, numbers typed
+as JSON types them. Text in Latin-1 or another 8-bit encoding is linted as kubectl would apply
+it (each byte that is not UTF-8 becomes U+FFFD) and reported once, at its first such byte, as
+`unreadable-file` (exit 2); text with NUL bytes and no byte-order mark (UTF-16 without a BOM)
+is not read, as kubectl cannot read it either.
+
 ```
 berth lint manifests/                       # text report, exit 1 on warnings or errors
 berth lint -f sarif k8s/ > lint.sarif          # GitHub code scanning
@@ -40,8 +49,8 @@ berth lint --group-by kustomization repos/      # cross-object rules per kustomi
 | --- | --- |
 | 0 | nothing at or above `--fail-on` (default `warning`; `error`, `warning` or `info`) |
 | 1 | at least one finding at or above `--fail-on` |
-| 2 | usage error, or input that could not be read or parsed (YAML syntax, not UTF-8, a berth spec that \
-does not validate); everything that could be read is still reported |
+| 2 | usage error, or input that could not be read or parsed (YAML or JSON syntax, not UTF-8 or UTF-16 \
+with a BOM, a berth spec that does not validate); everything that could be read is still reported |
 
 ## Schema validation
 

@@ -8,12 +8,18 @@ either way, which lets ``berth lint`` hand a spec it found among manifests to th
 
 Input may be hostile: nesting is bounded by libyaml and by ``MAX_DEPTH`` here, and alias
 expansion ("billion laughs") by a budget proportional to the document's own size.
+
+JSON is read as kubectl reads it: a text that is a stream of JSON values (one object, or several
+written one after another, as ``kubectl get -o json`` output concatenated) is one document per
+value, each typed by JSON's rules (``1e3`` is a number, as YAML 1.1 would not have it), and each
+node still carries its line and column in the whole text.
 Leaf module: imports nothing from berth.
 """
 
 from __future__ import annotations
 
 import enum
+import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -69,16 +75,118 @@ class _Composer(yaml.CSafeLoader):
         return _SEQ if kind is yaml.SequenceNode else _MAP
 
 
+class _JsonComposer(_Composer):
+    """Composes one JSON value: its plain scalars are JSON's literals, typed here by JSON's rules."""
+
+    def resolve(self, kind: type, value: str, implicit: tuple[bool, bool]) -> str:
+        if kind is not yaml.ScalarNode:
+            return _SEQ if kind is yaml.SequenceNode else _MAP
+        if not implicit[0]:
+            return _STR
+        if value in ("true", "false"):
+            return _BOOL
+        if value == "null":
+            return _NULL
+        return _FLOAT if any(c in value for c in ".eE") else _INT
+
+
 def compose_all(text: str) -> Iterator[yaml.Node | None]:
-    """The node tree of each document (None for an empty one); raises YamlError at the first syntax error."""
+    """The node tree of each document (None for an empty one); raises YamlError at the first syntax error.
+
+    A JSON stream (one or more JSON values one after another) is one document per value.
+    """
+    stream = _json_stream(text)
+    if stream is None:
+        yield from _compose(text, _Composer)
+        return
+    spans, error = stream
+    line = last = 0
+    for start, end in spans:
+        line += text.count("\n", last, start)
+        last = start
+        column = start - (text.rfind("\n", 0, start) + 1)
+        for node in _compose(_json_escapes(text[start:end]), _JsonComposer, (line, column)):
+            if node is not None and start:
+                _shift(node, start, line, column)
+            yield node
+    if error is not None:
+        raise YamlError(f"JSON syntax error: {error.msg}", error.lineno, error.colno)
+
+
+def _compose(text: str, loader: type[_Composer], offset: tuple[int, int] = (0, 0)) -> Iterator[yaml.Node | None]:
+    """libyaml's documents of ``text``; an error's position is moved by ``offset`` (line, column)."""
     try:
-        yield from yaml.compose_all(text, Loader=_Composer)
+        yield from yaml.compose_all(text, Loader=loader)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
+        if mark is None:
+            raise YamlError(str(err.problem or err.context or "invalid YAML")) from None
+        line, col = mark.line + offset[0] + 1, mark.column + (offset[1] if mark.line == 0 else 0) + 1
         raise YamlError(str(err.problem or err.context or "invalid YAML"), line, col) from None
     except yaml.YAMLError as err:
         raise YamlError(str(err)) from None
+
+
+_JSON_START = re.compile(r"[ \t\r\n]*[{\[]")
+_JSON_SPACE = re.compile(r"[ \t\r\n]*")
+# A UTF-16 surrogate pair escape (how JSON writes a character beyond U+FFFF), not itself escaped:
+# YAML has no such escape, its ``\U`` takes the whole code point.
+_SURROGATES = re.compile(r"(?<!\\)((?:\\\\)*)\\u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})")
+
+
+def _json_stream(text: str) -> tuple[list[tuple[int, int]], json.JSONDecodeError | None] | None:
+    """Where each value of a JSON stream starts and ends; None when ``text`` is not one (read it as YAML).
+
+    A value that starts like JSON after values that were JSON but does not parse is a JSON
+    syntax error, returned with the values before it (they are still linted).
+    """
+    if not _JSON_START.match(text):
+        return None
+    decoder = json.JSONDecoder()
+    spans: list[tuple[int, int]] = []
+    pos = _JSON_SPACE.match(text).end()  # type: ignore[union-attr]  # matches the empty string
+    while pos < len(text):
+        try:
+            _, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as err:  # YAML flow style, or JSON with a typo
+            return (spans, err) if spans and text[pos] in "{[" else None
+        except RecursionError:  # YAML's depth bound reports it better
+            return None
+        spans.append((pos, end))
+        pos = _JSON_SPACE.match(text, end).end()  # type: ignore[union-attr]
+    return spans, None
+
+
+def _json_escapes(text: str) -> str:
+    """JSON's surrogate pair escapes as YAML's ``\\UXXXXXXXX`` (two columns shorter, later on that line only)."""
+    if "\\u" not in text:
+        return text
+
+    def pair(m: re.Match[str]) -> str:
+        code = 0x10000 + ((int(m[2], 16) - 0xD800) << 10) + (int(m[3], 16) - 0xDC00)
+        return f"{m[1]}\\U{code:08X}"
+
+    return _SURROGATES.sub(pair, text)
+
+
+def _shift(root: yaml.Node, index: int, line: int, column: int) -> None:
+    """Move the marks of a value composed on its own to where it starts in the whole text.
+
+    libyaml's marks are read-only, so each node gets new ones.
+    """
+
+    def moved(mark: Any) -> yaml.Mark:
+        col = mark.column + column if mark.line == 0 else mark.column
+        return yaml.Mark(mark.name, mark.index + index, mark.line + line, col, None, 0)
+
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        node.start_mark, node.end_mark = moved(node.start_mark), moved(node.end_mark)
+        if isinstance(node, yaml.MappingNode):
+            stack.extend(part for pair in node.value for part in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
 
 
 class _Yaml12(yaml.resolver.BaseResolver):

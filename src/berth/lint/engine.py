@@ -234,6 +234,8 @@ class _Linter:
 
     def _lint_manifests(self, loaded: LoadedFile) -> _FileOutcome:
         findings = self._configured(loaded.problems)
+        for problem in findings:
+            problem.source_line = problem.source_line or loaded.source_line(problem.line)
         skipped = 0
         cross: list[Document] = []
         placed: list[tuple[Finding, Document]] = []

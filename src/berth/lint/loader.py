@@ -69,7 +69,8 @@ def load_text(name: str, text: str) -> LoadedFile:
         for index, root in enumerate(compose_all(text)):
             _add_document(loaded, index, root)
     except YamlError as err:
-        loaded.problems.append(_problem("yaml-syntax", f"YAML syntax error: {err.message}", name, err.line, err.column))
+        message = err.message if err.message.startswith("JSON") else f"YAML syntax error: {err.message}"
+        loaded.problems.append(_problem("yaml-syntax", message, name, err.line, err.column))
         loaded.unreadable = True
     return loaded
 
@@ -116,8 +117,8 @@ def load_objects(name: str, objects: Iterable[Mapping[str, Any]]) -> LoadedFile:
     return loaded
 
 
-def _problem(rule: str, message: str, file: str, line: int, col: int) -> Finding:
-    return Finding(rule=rule, severity=Severity.ERROR, message=message, file=file, line=line, column=col)
+def _problem(rule: str, message: str, file: str, line: int, col: int, fix: str | None = None) -> Finding:
+    return Finding(rule=rule, severity=Severity.ERROR, message=message, file=file, line=line, column=col, fix=fix)
 
 
 def load_file(path: str) -> LoadedFile:
@@ -149,14 +150,62 @@ def load_file(path: str) -> LoadedFile:
     except OSError as err:
         loaded.problems.append(_problem("unreadable-file", f"cannot read {what}: {err.strerror}", name, 0, 0))
         return loaded
+    text, problem = decode(raw, name)
+    if text is not None:
+        loaded = load_text(name, text)
+    if problem is not None:  # unreadable, or read as kubectl reads it but not as the author wrote it
+        loaded.problems.insert(0, problem)
+        loaded.unreadable = True
+    return loaded
+
+
+_BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+
+
+def decode(raw: bytes, name: str) -> tuple[str | None, Finding | None]:
+    """The text kubectl reads from file ``name``'s bytes, and what is wrong with them (None: nothing).
+
+    kubectl (cli-runtime's file visitor) honours a UTF-8 or UTF-16 byte-order mark and otherwise
+    reads UTF-8, each invalid byte becoming U+FFFD: a Latin-1 file is applied with its accented
+    letters replaced. Such text is returned with a problem, so the rest is still linted. Text
+    with NUL bytes and no byte-order mark (UTF-16 without a BOM) neither reads: None.
+    """
+    encoding, body = "utf-8", raw
+    for bom, name in _BOMS:
+        if raw.startswith(bom):
+            encoding, body = name, raw[len(bom) :]
+            break
+    if encoding == "utf-8" and b"\0" in body:
+        before = body[: body.index(b"\0")].decode("utf-8", "replace")
+        message = "NUL bytes in the text: UTF-16 without a byte-order mark? kubectl cannot read it either"
+        fix = "save the file as UTF-8, or as UTF-16 with its BOM"
+        return None, _problem("unreadable-file", message, name, *_position(before, len(before)), fix)
     try:
-        text = raw.decode("utf-8-sig")
+        return body.decode(encoding), None
     except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
-        col = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
-        loaded.problems.append(_problem("unreadable-file", f"not UTF-8: {err.reason}", name, line, col))
-        return loaded
-    return load_text(name, text)
+        return body.decode(encoding, "replace"), _bad_bytes(body, encoding, err, name)
+
+
+def _bad_bytes(body: bytes, encoding: str, err: UnicodeDecodeError, name: str) -> Finding:
+    before = body[: err.start].decode(encoding)
+    line, column = _position(before, len(before))
+    if encoding != "utf-8":
+        message = f"not {encoding.upper()} as its byte-order mark says: {err.reason} at byte {err.start}"
+        return _problem("unreadable-file", message, name, line, column, "save the file as UTF-8")
+    byte = body[err.start]
+    count = body.decode("utf-8", "replace").count("\ufffd") - body.count("\ufffd".encode())
+    message = (
+        f"not UTF-8: byte 0x{byte:02X} ({err.reason}; {bytes([byte]).decode('cp1252', 'replace')!r} in "
+        f"Latin-1/Windows-1252?): kubectl reads {count} such byte sequence(s) as U+FFFD '\ufffd', "
+        "so what it applies differs from this file"
+    )
+    return _problem("unreadable-file", message, name, line, column, "save the file as UTF-8 (iconv -f latin1 -t utf-8)")
+
+
+def _position(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column (in characters) of the character at ``offset`` of ``text``, or just past it."""
+    prefix = text[:offset]
+    return prefix.count("\n") + 1, len(prefix) - (prefix.rfind("\n") + 1) + 1
 
 
 def expand_paths(paths: Iterable[str]) -> Iterator[str]:
