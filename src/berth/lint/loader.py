@@ -171,9 +171,9 @@ def decode(raw: bytes, name: str) -> tuple[str | None, Finding | None]:
     with NUL bytes and no byte-order mark (UTF-16 without a BOM) neither reads: None.
     """
     encoding, body = "utf-8", raw
-    for bom, name in _BOMS:
+    for bom, codec in _BOMS:
         if raw.startswith(bom):
-            encoding, body = name, raw[len(bom) :]
+            encoding, body = codec, raw[len(bom) :]
             break
     if encoding == "utf-8" and b"\0" in body:
         before = body[: body.index(b"\0")].decode("utf-8", "replace")
