@@ -67,6 +67,9 @@ ENV_PREFIX = "BERTH_"
 # Env berth computes per pod (or takes from the downward API); a constant value set by hand in
 # the spec would give every pod the same identity.
 MANAGED_ENV = frozenset(
+# "<namespace>/<name>" of the berth cluster that created a cluster-scoped class (StorageClass,
+# VolumeSnapshotClass): all namespaces share those names, so `plan`/`up` tell their own from another's.
+ANNOTATION_OWNER = "berth.dev/owner"
     {
         "TF_CONFIG",
         "MASTER_ADDR",

@@ -48,6 +48,8 @@ def plan(
     result = make_plan(kube, tc, lint=lint)
     if output is Output.json:
         emit_json(result.to_json())
+        if result.refusal is not None:
+            raise result.refusal
         return
     console = make_console()
     for f in result.findings:
@@ -64,6 +66,9 @@ def plan(
     counts = Counter(r.action for r in result.results)
     extra = "".join(f", {counts[action]} {action}" for action in ("skipped", "leftover") if counts[action])
     console.print(f"{result.changes} to change, {counts['unchanged']} unchanged{extra}", markup=False)
+    if result.refusal is not None:
+        # The whole plan is shown first; then the error `berth up` would stop with, and its exit code.
+        raise result.refusal
 
 
 def up(
@@ -85,12 +90,14 @@ def up(
     output: Output = OUTPUT,
 ) -> None:
     """Create or update the cluster with server-side apply, then wait for the rollout."""
+    from berth.kube.preflight import refuse_operator_managed
     from berth.kube.up import up as do_up
 
     as_json = output is Output.json
     timeout_s = timeout_seconds(timeout)
     tc = load_spec_in(spec, namespace)
     kube = connect(kubeconfig, context, tc.namespace)
+    refuse_operator_managed(kube, tc.name, tc.namespace, "up")
     console = make_console()
     verbs = {
         "create": "created",
@@ -260,8 +267,10 @@ def down(
 ) -> None:
     """Remove what `berth up` created; volumes are kept unless --delete-volumes. Dry run without --yes."""
     from berth.kube.down import down as do_down
+    from berth.kube.preflight import refuse_operator_managed
 
     kube = connect(kubeconfig, context, namespace)
+    refuse_operator_managed(kube, name, kube.namespace, "down")
     removals = do_down(kube, name, kube.namespace, delete_volumes=delete_volumes, yes=yes)
     if output is Output.json:
         emit_json({"dryRun": not yes, "objects": [r.to_json() for r in removals]})

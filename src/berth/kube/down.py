@@ -5,7 +5,8 @@ applied, cluster-scoped and CRD-served objects included) plus every namespaced o
 still carrying this cluster's ``instance`` and ``managed-by: berth`` labels: what an older
 spec created, or everything when the StatefulSet is already gone (an interrupted
 ``down``). The namespace and StorageClasses are shared with other workloads and always
-kept; claims with ``berth.dev/protect: "true"`` are kept even with ``--delete-volumes``.
+kept; claims with ``berth.dev/protect: "true"`` are kept even with ``--delete-volumes``; a
+cluster-scoped class another cluster owns (``berth.dev/owner``: ``up`` used it as it was) is kept.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from berth.contract import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY
 from berth.kube.apply import desired_objects, stored_spec
 from berth.kube.client import model_for
 from berth.kube.deletion import Removal, delete_marked, keep_reason, removal
+from berth.kube.preflight import foreign_owner
 from berth.kube.status import collect
 
 if TYPE_CHECKING:
@@ -53,13 +55,15 @@ def plan_down(kube: Kube, name: str, namespace: str, *, delete_volumes: bool) ->
             continue  # listed below with its template and ordinal
         if model_for(kube, obj, cache) is None:
             continue  # its CRD is not served: `up` skipped it, there is nothing to remove
-        out.append(
-            removal(
-                obj,
-                volumes_kept=None if delete_volumes else "volume: kept unless --delete-volumes",
-                because="created by berth up",
-            )
+        item = removal(
+            obj,
+            volumes_kept=None if delete_volumes else "volume: kept unless --delete-volumes",
+            because="created by berth up",
         )
+        owner = foreign_owner(kube, obj, name, namespace, cache) if item.delete and not item.namespace else None
+        if owner is not None:
+            item.delete, item.reason = False, f"cluster-wide, owned by {owner}: `berth up` used it as it is"
+        out.append(item)
     for claim in state.claims:
         why = keep_reason(
             "PersistentVolumeClaim",

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from berth.kube.apply import ObjectResult, apply_objects, desired_objects
+from berth.kube.preflight import Clash, Refused, clash_error, operator_refusal, preflight
 
 if TYPE_CHECKING:
     from berth.kube.client import Kube
@@ -26,6 +27,8 @@ class Plan:
     namespace: str
     results: list[ObjectResult]
     findings: list[dict[str, Any]] = field(default_factory=list)
+    conflicts: list[Clash] = field(default_factory=list)
+    refusal: Refused | None = None  # what `berth up` would stop with (a clash, or an operator-managed cluster)
 
     @property
     def changes(self) -> int:
@@ -40,6 +43,10 @@ class Plan:
             "changes": self.changes,
             "objects": [r.to_json() for r in self.results],
             "lint": self.findings,
+            "conflicts": [c.to_json() for c in self.conflicts],
+            "upRefuses": None
+            if self.refusal is None
+            else {"message": self.refusal.message, "hint": self.refusal.hint, "exitCode": self.refusal.exit_code},
         }
 
 
@@ -51,11 +58,27 @@ def lint_findings(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def plan(kube: Kube, spec: TrainingCluster, *, lint: bool = True, force: bool = False) -> Plan:
-    """Lint, then dry-run apply every object and diff it against the live one."""
-    objects = desired_objects(spec)
-    findings = lint_findings(objects) if lint else []
-    results = apply_objects(kube, objects, dry_run=True, force=force)
-    return Plan(spec.name, spec.namespace, results + leftovers(kube, spec.name, spec.namespace, objects), findings)
+    """Lint, then dry-run apply every object and diff it against the live one.
+
+    Classes that clash with a live one are not dry-run (the server would only say Forbidden): they
+    are listed as conflicts, and :attr:`Plan.refusal` carries the error ``berth up`` would stop
+    with, as it does for a cluster the berth operator manages.
+    """
+    checked = preflight(kube, spec, desired_objects(spec))
+    findings = lint_findings(checked.objects) if lint else []
+    applied = apply_objects(kube, checked.to_apply(), dry_run=True, force=force)
+    results = checked.in_order(applied + checked.shared + checked.clash_results())
+    out = Plan(
+        spec.name,
+        spec.namespace,
+        results + leftovers(kube, spec.name, spec.namespace, checked.objects),
+        findings,
+        checked.clashes,
+    )
+    out.refusal = operator_refusal(kube, spec.name, spec.namespace, "up") or (
+        clash_error(checked.clashes) if checked.clashes else None
+    )
+    return out
 
 
 def leftover_objects(kube: Kube, name: str, namespace: str, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -195,9 +195,15 @@ def resize(
     progress: Progress | None = None,
     timeout_s: float = 60,
 ) -> ResizeResult:
-    """Plan, then (``yes``) patch each claim, recreate the StatefulSet with orphaned pods, verify."""
+    """Plan, then (``yes``) patch each claim, recreate the StatefulSet with orphaned pods, verify.
+
+    Refused (exit 3) when a TrainingCluster manages the cluster: the operator owns its StatefulSet.
+    """
     from lightkube.resources.core_v1 import PersistentVolumeClaim
 
+    from berth.kube.preflight import refuse_operator_managed
+
+    refuse_operator_managed(kube, spec.name, spec.namespace, "resize")
     result = plan_resize(kube, spec, filename=filename)
     if not yes or not result.changes:
         return result

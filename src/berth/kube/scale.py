@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from berth.errors import BerthError, UsageError
-from berth.kube.apply import ObjectResult, apply_objects, desired_objects, stored_spec
+from berth.kube.apply import ObjectResult, apply_objects, stored_spec
+from berth.kube.preflight import checked_stack, refuse_operator_managed
 from berth.kube.status import ClaimRow, ClusterState, collect
 
 if TYPE_CHECKING:
@@ -61,9 +62,13 @@ def scale(
     timeout_s: float = 300,
     progress: Progress | None = None,
 ) -> ScaleResult:
-    """Set ``replicas``; with ``wait``, return once the new set is ready (and deleted claims gone)."""
+    """Set ``replicas``; with ``wait``, return once the new set is ready (and deleted claims gone).
+
+    Refused (exit 3) when a TrainingCluster manages the cluster: the operator would set it back.
+    """
     from pydantic import ValidationError
 
+    refuse_operator_managed(kube, name, namespace, "scale")
     state = collect(kube, name, namespace, nodes=False)
     assert state.statefulset is not None
     spec = stored_spec(state.statefulset)
@@ -90,7 +95,8 @@ def scale(
             first.hint or "change the spec and run `berth up SPEC`",
         )
     before = state.replicas
-    results = apply_objects(kube, desired_objects(spec))
+    checked = checked_stack(kube, spec)
+    results = checked.in_order(apply_objects(kube, checked.to_apply()) + checked.shared)
     sts = next(r for r in results if r.kind == "StatefulSet")
     restarts = any(p.startswith("spec.template") for p in sts.changed)
     when_scaled = state.retention.get("whenScaled", "Retain")

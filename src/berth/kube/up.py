@@ -6,7 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from berth.kube.apply import ObjectResult, apply_objects, desired_objects
+from berth.kube.apply import ObjectResult, apply_objects
+from berth.kube.preflight import checked_stack
 from berth.kube.status import ClusterState
 
 if TYPE_CHECKING:
@@ -60,11 +61,20 @@ def up(
 
     ``prune`` deletes what an older spec created and this one no longer renders (like
     ``kubectl apply --prune``), except volumes and protected objects: data is never pruned.
+
+    A cluster-scoped class that another owner holds with other settings (or our own with a changed
+    immutable setting) stops everything before the first write (:mod:`berth.kube.preflight`); one
+    held with the same settings is used as it is. Whether the operator manages the cluster is the
+    CLI's question (this is also the operator's own apply path).
     """
-    objects = desired_objects(spec)
-    results = apply_objects(kube, objects, force=force, on_result=on_result)
+    checked = checked_stack(kube, spec)
+    for result in checked.shared:
+        if on_result:
+            on_result(result)
+    applied = apply_objects(kube, checked.to_apply(), force=force, on_result=on_result)
+    results = checked.in_order(applied + checked.shared)
     if prune:
-        pruned = _prune(kube, spec, objects)
+        pruned = _prune(kube, spec, checked.objects)
         for result in pruned:
             if on_result:
                 on_result(result)
