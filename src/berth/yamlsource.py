@@ -23,7 +23,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -306,24 +306,38 @@ class Duplicate:
     column: int
 
 
+class Octal(NamedTuple):
+    """A plain scalar YAML 1.1 and YAML 1.2 read as different values: ``0644`` (420 or 644), ``0o644``."""
+
+    text: str
+    line: int
+    column: int
+
+
+# 1.1's octal (0644: 420 in 1.1, 644 in 1.2) and 1.2's (0o644: 420 in 1.2, the text "0o644" in 1.1).
+_OCTAL = re.compile(r"0[0-7_]*[1-7][0-7_]*[0-7]|0o[0-7_]+")
+
+
 @dataclass
 class Built:
-    """A document's plain data and the duplicate keys found building it."""
+    """A document's plain data, the duplicate keys and the octal-looking scalars found building it."""
 
     data: Any
     duplicates: list[Duplicate]
+    octals: list[Octal] = field(default_factory=list)
 
 
 def build(node: yaml.Node, schema: Schema = Schema.KUBERNETES) -> Built:
     """Dicts, lists and scalars from a node tree; raises YamlError if too deep or too aliased."""
     builder = _Builder(_TYPES[schema])
-    return Built(builder.build(node, 0), builder.duplicates)
+    return Built(builder.build(node, 0), builder.duplicates, builder.octals)
 
 
 class _Builder:
     def __init__(self, types: _Types) -> None:
         self.types = types
         self.duplicates: list[Duplicate] = []
+        self.octals: list[Octal] = []
         self.seen: set[int] = set()
         self.written = 0  # collections as written in the text
         self.total = 0  # collections built, aliases expanded
@@ -331,6 +345,8 @@ class _Builder:
     def scalar(self, node: yaml.ScalarNode) -> Any:
         if node.tag == _PLAIN:
             tag, ctor = self.types.plain(node.value)
+            if node.value[:1] == "0" and _OCTAL.fullmatch(node.value):
+                self.octals.append(Octal(node.value, *_position(node.start_mark)))
         else:
             tag, ctor = node.tag, self.types.constructors.get(node.tag)
         if ctor is None:

@@ -17,8 +17,10 @@ from typing import Any
 
 import yaml
 
+from berth.contract import API_GROUP
 from berth.lint.model import DocRef, Document, Finding, Path, Severity
-from berth.yamlsource import NodeLocator, YamlError, build, compose_all
+from berth.lint.rules.ambiguous_octal import RULE as OCTAL
+from berth.yamlsource import NodeLocator, Octal, YamlError, build, compose_all
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 # Larger than manifest files in the wild (the biggest rendered bundles are a few MiB; the API
@@ -88,7 +90,39 @@ def _add_document(loaded: LoadedFile, index: int, root: yaml.Node | None) -> Non
     for dup in built.duplicates:
         msg = f"duplicate key {dup.key!r}: the API server rejects it"
         loaded.problems.append(_problem("duplicate-key", msg, loaded.name, dup.line, dup.column))
+    spec = isinstance(built.data, dict) and str(built.data.get("apiVersion", "")).startswith(f"{API_GROUP}/")
+    for octal in built.octals:
+        found = _octal_problem(octal, spec=spec)
+        if found is not None:
+            finding = _problem(OCTAL.id, found[0], loaded.name, octal.line, octal.column, found[1])
+            finding.severity = OCTAL.severity
+            loaded.problems.append(finding)
     _add_object(loaded, index, built.data)
+
+
+def _octal_problem(octal: Octal, *, spec: bool) -> tuple[str, str] | None:
+    """Message and fix for a scalar YAML 1.1 and 1.2 read differently; None where the reader's YAML is clear.
+
+    Kubernetes reads manifests as YAML 1.1 (kubectl, sigs.k8s.io/yaml, PyYAML): ``0644`` is octal,
+    420, and ``0o644`` the text "0o644". berth reads its specs, like ruamel.yaml any file, as YAML
+    1.2: ``0644`` is decimal 644 (no valid file mode) and ``0o644`` is 420.
+    """
+    digits = octal.text.replace("_", "")
+    if digits.startswith("0o"):
+        if spec:
+            return None
+        value = int(digits[2:], 8)
+        message = f"{octal.text} is the text '{octal.text}' to kubectl (YAML 1.1 has no 0o), {value} only to YAML 1.2"
+        return message, f"write {value} (# {octal.text} in a comment)"
+    eleven, twelve = int(digits, 8), int(digits)
+    if spec:
+        message = f"{octal.text} is decimal {twelve} in a berth spec (YAML 1.2), not octal {eleven} as kubectl reads it"
+        return message, f"write {eleven} or 0o{digits.lstrip('0')}"
+    message = (
+        f"{octal.text} is octal {eleven} to kubectl (YAML 1.1) but decimal {twelve} to YAML 1.2 parsers "
+        "(ruamel.yaml, berth specs, editors' YAML 1.2 schemas)"
+    )
+    return message, f"write {eleven}, the value kubectl sends (# {octal.text} in a comment)"
 
 
 def _add_object(loaded: LoadedFile, index: int, obj: dict[str, Any]) -> None:
