@@ -185,3 +185,84 @@ def test_operator_managed_cluster_is_refused_by_up_scale_down_and_resize(
     gone = kubectl_run(kubectl, kubeconfig, "delete", "tc", "ml-training", "-n", namespace, "--wait")
     assert gone.returncode == 0, gone.stderr
     assert berth("up", str(spec), "--no-wait", kubeconfig=kubeconfig).returncode == 0
+
+
+@pytest.fixture
+def snapshot_class_crd(kube_client: Any) -> Iterator[None]:
+    """The VolumeSnapshotClass CRD (cluster-scoped, as the external-snapshotter serves it), removed afterwards."""
+    import time
+
+    from lightkube import ApiError
+    from lightkube.codecs import from_dict
+    from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+
+    name = "volumesnapshotclasses.snapshot.storage.k8s.io"
+    schema = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        # *.k8s.io groups need this approval annotation; the external-snapshotter's CRD carries the same.
+        "metadata": {
+            "name": name,
+            "annotations": {
+                "api-approved.kubernetes.io": "https://github.com/kubernetes-csi/external-snapshotter/pull/419"
+            },
+        },
+        "spec": {
+            "group": "snapshot.storage.k8s.io",
+            "scope": "Cluster",
+            "names": {
+                "plural": "volumesnapshotclasses",
+                "singular": "volumesnapshotclass",
+                "kind": "VolumeSnapshotClass",
+            },
+            "versions": [{"name": "v1", "served": True, "storage": True, "schema": schema}],
+        },
+    }
+    kube_client.create(from_dict(crd))
+    deadline = time.monotonic() + 30
+    while not any(
+        c.type == "Established" and c.status == "True"
+        for c in (kube_client.get(CustomResourceDefinition, name).status.conditions or [])
+    ):
+        assert time.monotonic() < deadline, "CRD not established"
+        time.sleep(0.2)
+    yield
+    kube_client.delete(CustomResourceDefinition, name)  # its objects go with it
+    while time.monotonic() < deadline + 30:  # later tests expect the group not to be served
+        try:
+            kube_client.get(CustomResourceDefinition, name)
+        except ApiError:
+            break
+        time.sleep(0.2)
+
+
+def test_snapshot_class_of_the_same_name_is_shared_and_down_keeps_the_other_clusters(
+    kubeconfig: Path, make_namespace: Any, snapshot_class_crd: None, tmp_path: Path
+) -> None:
+    team_a, team_b = make_namespace(), make_namespace()
+    backup = {"schedule": "0 2 * * *", "snapshotDriver": "ebs.csi.aws.com"}
+    kube_a = admin(kubeconfig, team_a)
+    up(kube_a, spec_from_data(seed_like(team_a, replicas=1, backup=backup)), wait=False)
+    shared = up(admin(kubeconfig, team_b), spec_from_data(seed_like(team_b, replicas=1, backup=backup)), wait=False)
+    row = next(r for r in shared.results if r.kind == "VolumeSnapshotClass")
+    assert (row.name, row.action) == ("ml-training-snapshots", "unchanged")
+    assert f"belongs to berth cluster {team_a}/ml-training" in (row.note or "")
+
+    down_b = berth("down", "ml-training", "-n", team_b, "--yes", "-o", "json", kubeconfig=kubeconfig)
+    assert down_b.returncode == 0, down_b.stderr
+    kept = next(o for o in json.loads(down_b.stdout)["objects"] if o["kind"] == "VolumeSnapshotClass")
+    assert kept["delete"] is False and kept["deleted"] is False
+    assert kept["reason"].startswith(f"cluster-wide, owned by berth cluster {team_a}/ml-training")
+
+    other = write_spec(
+        tmp_path, seed_like(team_b, replicas=1, backup={**backup, "snapshotDriver": "pd.csi.storage.gke.io"})
+    )
+    plan = berth("plan", str(other), "-o", "json", "--no-lint", kubeconfig=kubeconfig)
+    assert plan.returncode == REFUSED_EXIT
+    (conflict,) = json.loads(plan.stdout)["conflicts"]
+    assert conflict["fields"] == [{"path": "driver", "live": "ebs.csi.aws.com", "wanted": "pd.csi.storage.gke.io"}]
+
+    down_a = berth("down", "ml-training", "-n", team_a, "--yes", "-o", "json", kubeconfig=kubeconfig)
+    gone = next(o for o in json.loads(down_a.stdout)["objects"] if o["kind"] == "VolumeSnapshotClass")
+    assert gone["deleted"] is True  # its owner's down removes it
