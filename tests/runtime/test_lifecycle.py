@@ -141,7 +141,10 @@ def test_a_peer_lost_before_the_coordinator_knows_is_a_stop_with_the_gang_not_a_
     os.kill(gang.procs[2].pid, signal.SIGSTOP)
     for pid in gang.trainer_pids(2):
         os.kill(pid, signal.SIGKILL)
-    timeouts = lambda: {e["rank"] for e in gang.events() if e["ev"] == "collective-timeout"}  # noqa: E731
+
+    def timeouts() -> set[int]:
+        return {e["rank"] for e in gang.events() if e["ev"] == "collective-timeout"}
+
     gang.wait_for(lambda: timeouts() == {0, 1} and gang.run_phase() == "Restarting", 30, kubelet=False)
     gang.wait_for(lambda: not gang.trainer_pids(0) and not gang.trainer_pids(1), 10, kubelet=False)
     time.sleep(1)  # the gang has stopped, but rank 2 never reported back: nothing decided, nothing started
@@ -158,38 +161,69 @@ def test_a_peer_lost_before_the_coordinator_knows_is_a_stop_with_the_gang_not_a_
     assert sorted(e["rank"] for e in later) == [0, 1, 2] and len({e["resume"] for e in later}) == 1, later
 
 
+# Where a kill lands: while the gang stops and reconnects after the previous kill, while a new
+# trainer imports and agrees on its step, mid-training (a step or a save), and during a gang stop
+# another kill started (a second death while supervisors reap and report).
+MOMENTS = ("restarting", "restoring", "training", "stopping")
+TARGETS = ("coordinator", "supervisor", "trainer")  # rank 0's container, another rank's, a trainer
+
+
 @pytest.mark.slow
 def test_random_sigkills_keep_the_invariants(make_gang: Any) -> None:
-    """100 SIGKILLs of a random supervisor (its whole container) or trainer at random moments."""
+    """SIGKILLs of a container (its supervisor; rank 0's is the coordinator) or a trainer: every
+    target at every moment of MOMENTS, in a seeded random order with random delays
+    (BERTH_CHAOS_SEED), 15 kills in CI (BERTH_CHAOS_ROUNDS=7 for a soak of about 100): never two
+    trainers of one rank at once, never a resume from a step some rank lacks, never a Succeeded
+    run that did not finish. Each kill of a running gang costs a generation (~3-5 s on a loaded
+    2-core machine), so kills are placed where they test something rather than many at random."""
     gang = make_gang(lifecycle={"maxRestarts": 1000, "stopGraceSeconds": 1}, TEST_STEPS="100", TEST_STEP_S="0.02")
-    gang.start_all()
     rng = random.Random(int(os.environ.get("BERTH_CHAOS_SEED", "10")))
-    kills = 0
-    deadline = time.monotonic() + 420  # 100 kills take 2-3 min; a loaded CI machine needs more
-    while kills < 100 and time.monotonic() < deadline:
-        time.sleep(rng.uniform(0.0, 0.3))
-        gang.kubelet()
-        if rng.random() < 0.1:  # sometimes: once the gang trains again, anywhere in a step or a save
-            started = len([e for e in gang.events() if e["ev"] == "start"])
-            until = time.monotonic() + 8
-            while time.monotonic() < until and len([e for e in gang.events() if e["ev"] == "start"]) < started + 3:
-                gang.kubelet()
-                time.sleep(0.02)
-            time.sleep(rng.uniform(0.0, 0.5))
-        rank = rng.randrange(gang.replicas)
-        if rng.random() < 0.5:
-            gang.kill_container(rank)  # the supervisor dies: the container restarts
-            kills += 1
+    plan = [(t, m) for t in TARGETS for m in MOMENTS] * int(os.environ.get("BERTH_CHAOS_ROUNDS", "1"))
+    rng.shuffle(plan)
+
+    def starts() -> int:
+        return len([e for e in gang.events() if e["ev"] == "start"])
+
+    def training() -> bool:
+        return any(gang.trainer_pids(r) for r in range(3)) or gang.run_phase() == "Succeeded"
+
+    landed: dict[str, int] = dict.fromkeys(MOMENTS, 0)
+    began = time.monotonic()
+    gang.start_all()
+
+    def kill(target: str) -> None:
+        if target == "trainer":
+            gang.wait_for(training, 20)
+            for pid in gang.trainer_pids(rng.choice([r for r in range(3) if gang.trainer_pids(r)] or [0]))[:1]:
+                os.kill(pid, signal.SIGKILL)
         else:
-            pids = gang.trainer_pids(rank)
-            if pids:
-                os.kill(pids[0], signal.SIGKILL)
-                kills += 1
+            gang.kill_container(0 if target == "coordinator" else rng.randrange(1, 3))
+
+    for target, moment in plan:
+        before = starts()
+        if moment == "restarting":
+            time.sleep(rng.uniform(0.0, 0.2))
+            landed[moment] += gang.run_phase() != "Running"
+        elif moment == "restoring":  # a trainer process exists, but has not said "start" yet
+            gang.wait_for(training, 20)
+            landed[moment] += starts() == before
+        elif moment in ("training", "stopping"):
+            gang.wait_for(lambda: starts() > before or gang.run_phase() == "Succeeded", 20)  # noqa: B023
+            time.sleep(rng.uniform(0.0, 0.4))
+            landed[moment] += any(gang.trainer_pids(r) for r in range(3))
+            if moment == "stopping":
+                kill("trainer")  # starts a gang stop; the planned kill lands in it
+                time.sleep(rng.uniform(0.0, 0.15))
+        kill(target)
+        gang.kubelet()
         if gang.run_phase() == "Succeeded":
             _finished(gang, 100)  # may finish between kills: it must really have finished
-    assert kills == 100
+    chaos_s = time.monotonic() - began
     gang.wait_for(lambda: gang.run_phase() == "Succeeded", 120)
     _finished(gang, 100)
     events = _invariants(gang)
-    starts = [e for e in events if e["ev"] == "start"]
-    assert len(starts) > 6 and any(e["resume"] for e in starts), "the kills did not land mid-run"
+    gens = {e["gen"] for e in events if e["ev"] == "start"}
+    assert len(gens) > len(plan) // 2, f"only {len(gens)} generations for {len(plan)} kills"
+    assert any(e["resume"] for e in events if e["ev"] == "start"), "no generation resumed: the kills missed the run"
+    assert all(landed[m] for m in ("training", "stopping")), landed
+    print(f"{len(plan)} planned kills in {chaos_s:.1f} s, {len(gens)} generations, landed {landed}")
