@@ -32,6 +32,14 @@ TRAINING_COMPONENT = "training"
 LABEL_ZONE = "topology.kubernetes.io/zone"
 GPU_RESOURCE = "nvidia.com/gpu"
 
+# The component of a dataset's populate Job (spec.datasets into a shared volume): not "training", so
+# the StatefulSet, its Service and PDB never select the Job's pod.
+DATASET_COMPONENT = "dataset"
+# What `berth stage` keeps in the directory it fills: the manifest (written last, when every file is
+# verified) is what a trainer's init container waits for on a shared dataset volume.
+STAGE_STATE_DIR = ".berth-stage"
+STAGE_MANIFEST = "manifest.json"
+
 # `berth sandbox` labels each node with its kind: "kubelet" (a real node: containerd + runc) or
 # "kwok" (a fake one). A spec picks one with `nodeSelector: {berth.dev/sandbox-node: kubelet}`.
 LABEL_SANDBOX_NODE = "berth.dev/sandbox-node"

@@ -32,6 +32,32 @@ def _tree(root: Path) -> dict[str, bytes]:
     }
 
 
+def stage_until_journalled(
+    seaweed: Seaweed, s3: str, tmp_path: Path, count: int, journalled: int
+) -> tuple[dict[str, bytes], str, Path, subprocess.Popen[str]]:
+    """``count`` random objects, and `berth stage` of them one at a time in a child, once ``journalled`` are done.
+
+    Returns the objects, the source, DEST and the still running child.
+    """
+    bucket = s3.split("/")[2]
+    files = {f"d/{i:04d}.bin": os.urandom(150_000) for i in range(count)}
+    _fill(seaweed.client(), bucket, "ds", files)
+    source, dest = f"s3://{bucket}/ds", tmp_path / "vol"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "berth", "stage", source, str(dest), "--concurrency", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    journal = dest / STATE_DIR / "journal"
+    deadline = time.monotonic() + 60
+    while not (journal.exists() and journal.read_text().count("\n") >= journalled):
+        assert proc.poll() is None, f"stage finished before it could be interrupted: {proc.communicate()}"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    return files, source, dest, proc
+
+
 def test_stage_copies_verifies_and_skips_what_is_up_to_date(seaweed: Seaweed, s3: str, tmp_path: Path) -> None:
     bucket = s3.split("/")[2]
     client = seaweed.client()
@@ -71,26 +97,13 @@ def test_stage_copies_verifies_and_skips_what_is_up_to_date(seaweed: Seaweed, s3
 def test_stage_resumes_after_sigkill_without_refetching_complete_files(
     seaweed: Seaweed, s3: str, tmp_path: Path
 ) -> None:
-    bucket = s3.split("/")[2]
-    files = {f"f-{i:04d}.bin": os.urandom(200_000) for i in range(300)}
-    _fill(seaweed.client(), bucket, "ds", files)
-    dest = tmp_path / "vol"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "berth", "stage", f"s3://{bucket}/ds", str(dest), "--concurrency", "1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    files, source, dest, proc = stage_until_journalled(seaweed, s3, tmp_path, 300, 20)
     journal = dest / STATE_DIR / "journal"
-    deadline = time.monotonic() + 60
-    while not (journal.exists() and journal.read_text().count("\n") >= 20):
-        assert proc.poll() is None, "stage finished before it could be killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done_before = journal.read_text().count("\n")
     assert 20 <= done_before < 300
-    stats = stage(f"s3://{bucket}/ds", dest)
+    stats = stage(source, dest)
     assert stats.skipped >= done_before  # complete files were not fetched again
     assert stats.fetched == 300 - stats.skipped
     assert _tree(dest) == files

@@ -74,13 +74,24 @@ def stage(
     source: str = typer.Argument(..., help="s3://bucket/prefix (every object under it) or an https:// URL."),
     dest: str = typer.Argument(..., help="Directory to fill (a mounted volume)."),
     concurrency: int = typer.Option(8, "--concurrency", min=1, max=64, help="Parallel ranged GETs."),
+    shard: str | None = typer.Option(
+        None, "--shard", metavar="RANK/WORLD", help="Stage files RANK, RANK+WORLD, … of the sorted listing."
+    ),
+    report: str | None = typer.Option(
+        None, "--report", metavar="FILE", help="Also write the JSON report here (a pod's /dev/termination-log)."
+    ),
+    pushgateway: str | None = typer.Option(
+        None, "--pushgateway", envvar="BERTH_PUSHGATEWAY", metavar="URL", help="Push the metrics to a Pushgateway."
+    ),
     output: Output = OUTPUT,
 ) -> None:
     """Copy a dataset into a volume: parallel, resumable, verified; skips files already staged."""
+    import json
     import time
     from pathlib import Path
 
-    from berth.runtime.stage import StageStats
+    from berth.contract import STAGE_STATE_DIR
+    from berth.runtime.stage import StageStats, export_metrics, parse_shard
     from berth.runtime.stage import stage as do_stage
 
     err = make_console(stderr=True)
@@ -96,14 +107,19 @@ def stage(
                 markup=False,
             )
 
-    stats = do_stage(source, Path(dest), concurrency=concurrency, progress=show)
+    rank_world = parse_shard(shard) if shard is not None else None
+    stats = do_stage(source, Path(dest), concurrency=concurrency, progress=show, shard=rank_world)
+    result = {"source": source, "dest": dest, **stats.to_json()}
+    if report:
+        Path(report).write_text(json.dumps(result) + "\n")
+    export_metrics(source, stats, path=Path(dest) / STAGE_STATE_DIR / "metrics.prom", pushgateway=pushgateway)
     if output is Output.json:
-        emit_json({"source": source, "dest": dest, **stats.to_json()})
+        emit_json(result)
         return
-    report = stats.to_json()
     make_console().print(
         f"{dest}: {stats.files} files from {source}: {stats.fetched} fetched "
-        f"({stats.bytes_done >> 20} MiB in {report['seconds']}s), {stats.skipped} already up to date",
+        f"({stats.bytes_done / (1 << 20):.1f} MiB in {result['seconds']} s, "
+        f"{result['bytesPerSecond'] / (1 << 20):.1f} MiB/s), {stats.skipped} already up to date",
         markup=False,
     )
 

@@ -13,7 +13,7 @@ from berth.spec.model import TrainingCluster
 
 def render_all(spec: TrainingCluster) -> list[dict[str, Any]]:
     """Every object of the stack, in apply order."""
-    from berth.render import backup, lifecycle, monitoring, network, storage, workload
+    from berth.render import backup, datasets, lifecycle, monitoring, network, storage, workload
 
     objects: list[dict[str, Any]] = []
     objects += workload.namespace(spec)
@@ -23,6 +23,7 @@ def render_all(spec: TrainingCluster) -> list[dict[str, Any]]:
     objects += lifecycle.rbac(spec)
     objects.append(workload.headless_service(spec))
     objects += [o for o in storage.shared_claims(spec) if o["kind"] == "PersistentVolumeClaim"]
+    objects += datasets.populate_jobs(spec)
     objects.append(workload.statefulset(spec))
     objects += workload.disruption_budget(spec)
     objects += network.network_policy(spec)

@@ -79,6 +79,13 @@ def _why(spec: TrainingCluster, obj: dict[str, Any]) -> str:
         return "alerts: volumes 80%/90% full, claims Pending, pods restarting, checkpoints stale"
     if kind == "VolumeSnapshotClass":
         return f"CSI snapshot class Velero uses for the {obj['driver']} volumes"
+    if kind == "Job":
+        cmd = body["template"]["spec"]["containers"][0]["command"]
+        return (
+            f"populates a shared dataset once: berth stage {cmd[2]} into claim "
+            f"{body['template']['spec']['volumes'][0]['persistentVolumeClaim']['claimName']} "
+            "(resumable, verified); every trainer waits for its manifest"
+        )
     if kind == "Schedule":
         tpl = body["template"]
         return f"Velero backup at '{body['schedule']}' kept {tpl['ttl']}, with volume snapshots"

@@ -98,6 +98,31 @@ def _resources(spec: TrainingCluster) -> dict[str, Any]:
     return out
 
 
+def s3_env(secret_name: str | None, endpoint: str | None, region: str | None) -> list[dict[str, Any]]:
+    """boto3's standard env for an S3 store (the archive, a dataset): keys from a Secret, never a literal.
+
+    Without a Secret no keys are set, so boto3 finds the pod's cloud identity; the endpoint and
+    region are literals when the spec names them, else optional keys of the Secret.
+    """
+    env: list[dict[str, Any]] = []
+    for key, optional in (
+        ("AWS_ACCESS_KEY_ID", False),
+        ("AWS_SECRET_ACCESS_KEY", False),
+        ("AWS_ENDPOINT_URL", True),
+        ("AWS_REGION", True),
+    ):
+        if key == "AWS_ENDPOINT_URL" and endpoint:
+            env.append({"name": key, "value": endpoint})
+        elif key == "AWS_REGION" and region:
+            env.append({"name": key, "value": region})
+        elif secret_name:
+            ref: dict[str, Any] = {"name": secret_name, "key": key}
+            if optional:
+                ref["optional"] = True
+            env.append({"name": key, "valueFrom": {"secretKeyRef": ref}})
+    return env
+
+
 def _env(spec: TrainingCluster) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -115,21 +140,7 @@ def _env(spec: TrainingCluster) -> list[dict[str, Any]]:
     archive = spec.spec.archive
     if archive:
         env.append({"name": "BERTH_ARCHIVE_URL", "value": archive.url})
-        for key, optional in (
-            ("AWS_ACCESS_KEY_ID", False),
-            ("AWS_SECRET_ACCESS_KEY", False),
-            ("AWS_ENDPOINT_URL", True),
-            ("AWS_REGION", True),
-        ):
-            if key == "AWS_ENDPOINT_URL" and archive.endpoint:
-                env.append({"name": key, "value": archive.endpoint})
-            elif key == "AWS_REGION" and archive.region:
-                env.append({"name": key, "value": archive.region})
-            else:
-                ref: dict[str, Any] = {"name": archive.secret_name, "key": key}
-                if optional:
-                    ref["optional"] = True
-                env.append({"name": key, "valueFrom": {"secretKeyRef": ref}})
+        env += s3_env(archive.secret_name, archive.endpoint, archive.region)
     if spec.spec.lifecycle is not None:
         env += lifecycle.env(spec)
     for name, value in spec.spec.env.items():
@@ -227,7 +238,8 @@ def _container(spec: TrainingCluster) -> dict[str, Any]:
     return container
 
 
-def _pod_security(spec: TrainingCluster) -> dict[str, Any]:
+def pod_security(spec: TrainingCluster) -> dict[str, Any]:
+    """The pod securityContext of every pod berth renders (trainers, a dataset's populate Job)."""
     sc = spec.spec.security_context
     out: dict[str, Any] = {"runAsNonRoot": True, "runAsUser": sc.run_as_user}
     if sc.run_as_group is not None:
@@ -300,11 +312,14 @@ def statefulset(spec: TrainingCluster) -> dict[str, Any]:
         "serviceAccountName": service_account_name(spec),
         # The supervisor (spec.lifecycle) patches its pod and scales its StatefulSet: render/lifecycle.py.
         "automountServiceAccountToken": s.lifecycle is not None,
-        "securityContext": _pod_security(spec),
+        "securityContext": pod_security(spec),
         "terminationGracePeriodSeconds": s.termination_grace_period_seconds,
         "containers": [_container(spec)],
     }
-    extra = _extra_containers(spec)
+    # Function-level: render/datasets.py builds its containers from this module's pieces.
+    from berth.render.datasets import init_containers
+
+    extra = init_containers(spec) + _extra_containers(spec)
     if extra:
         pod["initContainers"] = extra
     if s.image_pull_secrets:

@@ -34,10 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from berth.contract import STAGE_MANIFEST, STAGE_STATE_DIR
 from berth.errors import BerthError, UsageError
 from berth.runtime.transfer import RawHTTP, SourceChanged, TransferError
 
-STATE_DIR = ".berth-stage"
+STATE_DIR = STAGE_STATE_DIR
 PART_SIZE = 16 << 20
 CONCURRENCY = 8
 _MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
@@ -70,9 +71,15 @@ class StageStats:
     bytes_done: int = 0
     started: float = field(default_factory=time.monotonic)
 
+    seconds: float | None = None  # set when the run ends; until then, the time so far
+
+    def elapsed(self) -> float:
+        """Seconds since the start (the whole run once it ended)."""
+        return self.seconds if self.seconds is not None else max(time.monotonic() - self.started, 1e-9)
+
     def to_json(self) -> dict[str, Any]:
         """For ``-o json``."""
-        elapsed = max(time.monotonic() - self.started, 1e-9)
+        elapsed = self.elapsed()
         return {
             "files": self.files,
             "bytesTotal": self.bytes_total,
@@ -175,7 +182,7 @@ class _Journal:
     def __init__(self, dest: Path, source: str) -> None:
         self.dir = dest / STATE_DIR
         self.source = source
-        self.manifest_path = self.dir / "manifest.json"
+        self.manifest_path = self.dir / STAGE_MANIFEST
         self.journal_path = self.dir / "journal"
         self.files: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -239,9 +246,17 @@ def stage(
     concurrency: int = CONCURRENCY,
     part_size: int = PART_SIZE,
     progress: Progress | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> StageStats:
-    """Copy ``source`` into directory ``dest``; see the module docstring for the guarantees."""
+    """Copy ``source`` into directory ``dest``; see the module docstring for the guarantees.
+
+    ``shard=(rank, world)`` stages files ``rank, rank + world, …`` of the listing sorted by path:
+    every file lands in exactly one of ``world`` directories.
+    """
     files = list_source(source)
+    if shard is not None:
+        rank, world = shard
+        files = sorted(files, key=lambda f: f.path)[rank::world]
     dest.mkdir(parents=True, exist_ok=True)
     journal = _Journal(dest, source)
     stats = StageStats(files=len(files), bytes_total=sum(f.size for f in files))
@@ -346,4 +361,55 @@ def stage(
                 leftover.unlink(missing_ok=True)
     journal.open()
     journal.commit()
+    stats.seconds = max(time.monotonic() - stats.started, 1e-9)
     return stats
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``RANK/WORLD`` (``2/8``) → (2, 8); a UsageError that says the form otherwise."""
+    rank, _, world = text.partition("/")
+    if not (rank.isdigit() and world.isdigit()) or int(world) < 1 or int(rank) >= int(world):
+        raise UsageError(f"--shard {text!r} is not RANK/WORLD with 0 <= RANK < WORLD", "e.g. --shard 0/4")
+    return int(rank), int(world)
+
+
+def _registry(source: str, stats: StageStats) -> Any:
+    from prometheus_client import CollectorRegistry, Gauge
+
+    registry = CollectorRegistry()
+    figures = (
+        ("berth_stage_files", "Files of the source (of this shard).", stats.files),
+        ("berth_stage_files_fetched", "Files fetched by the last run.", stats.fetched),
+        ("berth_stage_files_skipped", "Files already up to date, not fetched.", stats.skipped),
+        ("berth_stage_bytes", "Bytes of the source (of this shard).", stats.bytes_total),
+        ("berth_stage_bytes_fetched", "Bytes fetched by the last run.", stats.bytes_done),
+        ("berth_stage_duration_seconds", "How long the last run took.", stats.elapsed()),
+        ("berth_stage_throughput_bytes_per_second", "Bytes fetched per second.", stats.bytes_done / stats.elapsed()),
+        ("berth_stage_last_success_timestamp_seconds", "Unix time the last run finished.", time.time()),
+    )
+    for name, doc, value in figures:
+        Gauge(name, doc, ["source"], registry=registry).labels(source).set(value)
+    return registry
+
+
+def export_metrics(source: str, stats: StageStats, *, path: Path | None, pushgateway: str | None) -> None:
+    """The run's figures in Prometheus' text format, into ``path`` and/or a Pushgateway.
+
+    The file is replaced atomically (a node exporter's textfile collector reads it, or a person);
+    the Pushgateway (job ``berth-stage``) is Prometheus' way for batch work: a Job's pod is gone
+    before a scrape would find it.
+    """
+    from prometheus_client import generate_latest, push_to_gateway
+
+    registry = _registry(source, stats)
+    if path is not None:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(generate_latest(registry))
+        os.replace(tmp, path)
+    if pushgateway:
+        try:
+            push_to_gateway(pushgateway, job="berth-stage", registry=registry, grouping_key={"source": source})
+        except OSError as err:
+            raise StageError(
+                f"staged, but the metrics could not be pushed to {pushgateway}: {err}", "check --pushgateway"
+            ) from None

@@ -292,6 +292,42 @@ class SharedVolumeSpec(_Model):
     nfs: NfsSource | None = None
 
 
+_DATASET_SOURCE = re.compile(r"^(s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/\S*)?|https?://[^/\s]+/\S+)$")
+
+
+def _dataset_source(value: str) -> str:
+    if not _DATASET_SOURCE.match(value):
+        raise ValueError(
+            f"{value.split('?')[0]!r} is neither s3://bucket/prefix nor an http(s):// URL of a file "
+            "(a bucket name is 3-63 lower-case letters, digits, '.' or '-')"
+        )
+    return value
+
+
+class DatasetSpec(_Model):
+    """Data staged into a volume before training: a populate Job for a shared volume, an init container per pod.
+
+    See docs/storage.md. Credentials come from a Secret's ``AWS_*`` keys, or (no ``secretName``) from the
+    pod's own cloud identity; never from this file.
+    """
+
+    source: Annotated[StrictStr, AfterValidator(_dataset_source)] = Field(
+        description="s3://bucket/prefix (every object under it) or one https:// file"
+    )
+    into: DnsLabel = Field(description="a spec.sharedVolumes entry (filled once) or a spec.volumes entry (each pod)")
+    path: StrictStr = Field(default="", description="directory inside the volume (default: its root)")
+    shard: Literal["whole", "perRank"] = Field(
+        default="whole", description="perRank: pod i of n gets files i, i+n, … of the sorted listing (spec.volumes)"
+    )
+    secret_name: DnsSubdomain | None = Field(
+        default=None, description="Secret with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (default: the pod's identity)"
+    )
+    endpoint: StrictStr | None = Field(default=None, description="for non-AWS stores (MinIO, SeaweedFS)")
+    region: StrictStr | None = None
+    concurrency: StrictInt = Field(default=8, ge=1, le=64, description="files and ranged GETs in flight")
+    image: StrictStr | None = Field(default=None, description="image with berth in it (default: spec.image)")
+
+
 class Archive(_Model):
     """Cold tier: an S3-compatible object store, credentials from a Secret (never from this file)."""
 
@@ -500,6 +536,9 @@ class ClusterSpec(_Model):
     )
     shared_volumes: dict[DnsLabel, SharedVolumeSpec] = Field(
         default_factory=dict, description="claims every pod mounts (datasets)"
+    )
+    datasets: dict[DnsLabel, DatasetSpec] = Field(
+        default_factory=dict, description="data staged into volumes before the trainers start (berth stage)"
     )
     archive: Archive | None = Field(default=None, description="cold tier for checkpoints (S3)")
     checkpoint_path: MountPath | None = Field(

@@ -17,6 +17,7 @@ from berth.providers import limits
 from berth.providers.presets import PRESET_FIELDS, PRESETS, REQUIRED, ULTRA_SKUS, Provider, class_parameters
 from berth.quantity import parse_quantity
 from berth.rendezvous import MAX_ENV_ENTRY, Framework
+from berth.spec.datasets import check_datasets
 from berth.spec.errors import SpecIssue
 from berth.spec.model import StorageClassSpec, TrainingCluster, VolumeSpec
 from berth.spec.pod_checks import check_pod_features
@@ -392,4 +393,5 @@ CHECKS: tuple[Check, ...] = (
     _providers_need_local,
     check_pod_features,
     _rendezvous_env_size,
+    check_datasets,
 )
