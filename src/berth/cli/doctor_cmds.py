@@ -1,6 +1,9 @@
-"""``berth doctor``: findings about a running training cluster (flags like the cluster commands)."""
+"""``berth doctor``: findings about a running training cluster; ``berth probe``: a volume's measured I/O."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -16,6 +19,11 @@ from berth.cli.options import (
     make_console,
 )
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from berth.kube.doctor import Finding
+
 _STYLE = {"error": "red", "warning": "yellow", "info": "cyan"}
 
 
@@ -30,8 +38,6 @@ def doctor(
 
     Exits 1 when an error-level finding is present, so scripts can gate on it.
     """
-    from rich.markup import escape
-
     from berth.kube.doctor import diagnose, gather
 
     kube = connect(kubeconfig, context, namespace)
@@ -50,15 +56,118 @@ def doctor(
         )
         if not findings:
             console.print("no problems found", style="green")
-        for f in findings:
-            # Object names and problems come from the cluster: never read them as rich markup.
-            console.print(f"[{_STYLE[f.severity]}]{f.severity:7}[/] {escape(f.object)}: {escape(f.problem)}")
-            console.print(f"         evidence: {f.evidence}", markup=False)
-            console.print(f"         fix: {f.fix}", markup=False)
+        print_findings(console, findings)
     if any(f.severity == "error" for f in findings):
         raise typer.Exit(1)
 
 
+def print_findings(console: Console, findings: Sequence[Finding]) -> None:
+    """Each finding: severity, object and problem, then its evidence and fix."""
+    from rich.markup import escape
+
+    for f in findings:
+        # Object names and problems come from the cluster: never read them as rich markup.
+        console.print(f"[{_STYLE[f.severity]}]{f.severity:7}[/] {escape(f.object)}: {escape(f.problem)}")
+        console.print(f"         evidence: {f.evidence}", markup=False)
+        console.print(f"         fix: {f.fix}", markup=False)
+
+
+def probe(
+    path: str = typer.Argument(..., help="Directory on the volume to measure (its mount path)."),
+    size: str = typer.Option("256Mi", "--size", help="Probe file size (a quantity); the volume needs this free."),
+    seconds: float = typer.Option(3.0, "--seconds", min=0.1, help="Length of each random-I/O run."),
+    queue_depth: int = typer.Option(16, "--queue-depth", min=1, max=256, help="4 KiB I/Os in flight."),
+    storage_class: str | None = typer.Option(
+        None, "--storage-class", help="Compare with what this StorageClass provisions (read from the cluster)."
+    ),
+    capacity: str | None = typer.Option(
+        None, "--capacity", help="Volume size for per-GiB rules (default: the filesystem's size)."
+    ),
+    kubeconfig: str | None = KUBECONFIG,
+    context: str | None = CONTEXT,
+    output: Output = OUTPUT,
+) -> None:
+    """Measure a mounted volume like fio: sequential MiB/s, 4 KiB random IOPS (O_DIRECT), fsync latency.
+
+    With --storage-class, every figure under 80 % of what the class provisions is a "slow I/O"
+    warning, as `berth doctor` words its findings. Exit 1 when the probe cannot run (missing or
+    full volume), 2 on a bad flag.
+    """
+    import os
+    from pathlib import Path
+
+    from berth.errors import UsageError
+    from berth.quantity import QuantityError, parse_quantity
+    from berth.runtime.ioprobe import probe as run_probe
+
+    def bytes_of(flag: str, text: str) -> int:
+        try:
+            return int(parse_quantity(text))
+        except QuantityError as bad:
+            raise UsageError(f"{flag}: {bad}") from None
+
+    size_bytes = bytes_of("--size", size)
+    capacity_bytes = bytes_of("--capacity", capacity) if capacity else None
+    err = make_console(stderr=True)
+    result = run_probe(
+        Path(path),
+        size=size_bytes,
+        seconds=seconds,
+        queue_depth=queue_depth,
+        progress=None if output is Output.json else lambda line: err.print(f"probe: {line}", markup=False),
+    )
+    findings: list[Finding] = []
+    promise = None
+    if storage_class:
+        from berth.kube.ioprobe import Measured, class_promise, slow_io
+
+        if capacity_bytes is None:
+            st = os.statvfs(path)
+            capacity_bytes = st.f_blocks * st.f_frsize
+        kube = connect(kubeconfig, context, None)
+        try:
+            promise = class_promise(kube, storage_class, capacity_bytes / 2**30)
+        finally:
+            kube.close()
+        measured = Measured(
+            result.seq_read_mib_s,
+            result.seq_write_mib_s,
+            result.rand_read_iops,
+            result.rand_write_iops,
+            result.queue_depth,
+            result.direct,
+        )
+        findings = slow_io(measured, promise, target=f"volume {path}", storage_class=storage_class)
+    if output is Output.json:
+        emit_json(
+            {
+                **result.to_json(),
+                "promised": None
+                if promise is None
+                else {"iops": promise.iops, "throughputMiBps": promise.throughput_mib_s, "source": promise.source},
+                "findings": [f.to_json() for f in findings],
+            }
+        )
+        return
+    console = make_console()
+    console.print(
+        f"{path}: sequential write {result.seq_write_mib_s:,.0f} MiB/s, read {result.seq_read_mib_s:,.0f} MiB/s; "
+        f"4 KiB random read {result.rand_read_iops:,.0f} IOPS, write {result.rand_write_iops:,.0f} IOPS "
+        f"(queue depth {result.queue_depth}); fsync p50 {result.fsync_p50_ms:.2f} ms, p99 {result.fsync_p99_ms:.2f} ms",
+        markup=False,
+    )
+    for note in result.notes:
+        console.print(f"note: {note}", markup=False)
+    if promise is not None:
+        iops = f"{promise.iops:,} IOPS" if promise.iops else "no IOPS"
+        mib = f"{promise.throughput_mib_s:,.0f} MiB/s" if promise.throughput_mib_s else "no throughput"
+        console.print(f"StorageClass {storage_class} provisions {iops}, {mib} ({promise.source})", markup=False)
+        if not findings and result.direct:
+            console.print("no slow I/O: every figure reaches 80 % of the promise", style="green")
+    print_findings(console, findings)
+
+
 def register(app: typer.Typer) -> None:
-    """Add doctor to the root app."""
+    """Add doctor and probe to the root app."""
     app.command("doctor")(doctor)
+    app.command("probe")(probe)
