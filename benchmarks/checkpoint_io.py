@@ -418,28 +418,36 @@ def bench_ranks(work: Path, size: int, r: Samples) -> None:
     shutil.rmtree(directory)
 
 
-def find_s5cmd(cache: Path) -> str | None:
-    """s5cmd on PATH, in the cache, or built now with ``go install`` (pinned fallback if @latest fails)."""
-    found = shutil.which("s5cmd") or (str(cache / "bin" / "s5cmd") if (cache / "bin" / "s5cmd").exists() else None)
-    if found or not shutil.which("go"):
-        return found
-    env = {**os.environ, "GOPATH": str(cache), "GOBIN": str(cache / "bin"), "GOFLAGS": "-mod=mod"}
-    for version in ("latest", "v2.3.0"):
-        done = subprocess.run(
-            ["go", "install", f"github.com/peak/s5cmd/v2@{version}"], env=env, capture_output=True, timeout=900
-        )
-        if done.returncode == 0:
-            return str(cache / "bin" / "s5cmd")
-    # Some module proxies refuse the version list `go install` asks for; build inside a module.
-    mod = cache / "s5build"
+S5CMD_VERSION = "v2.3.0"
+
+
+def find_s5cmd(cache: Path, version: str = S5CMD_VERSION) -> str | None:
+    """s5cmd on PATH, else ``cache/s5cmd-VERSION/s5cmd``, built there once with ``go build`` (pinned).
+
+    The binary is cached outside the repository, keyed by its version, so a later run (or a
+    version bump) never reuses the wrong build. ``go install …@latest`` is not used: some module
+    proxies refuse the version list it asks for; a throw-away module that requires the pinned
+    version builds the same command.
+    """
+    found = shutil.which("s5cmd")
+    binary = cache / f"s5cmd-{version}" / "s5cmd"
+    if found or binary.exists():
+        return found or str(binary)
+    if not shutil.which("go"):
+        return None
+    mod = cache / f"s5build-{version}"
     mod.mkdir(parents=True, exist_ok=True)
-    (mod / "go.mod").write_text("module s5build\n\ngo 1.22\n\nrequire github.com/peak/s5cmd/v2 v2.3.0\n")
+    (mod / "go.mod").write_text(f"module s5build\n\ngo 1.22\n\nrequire github.com/peak/s5cmd/v2 {version}\n")
     (mod / "tools.go").write_text('//go:build tools\npackage tools\n\nimport _ "github.com/peak/s5cmd/v2"\n')
+    env = {**os.environ, "GOPATH": str(cache / "gopath"), "GOFLAGS": "-mod=mod"}
     done = subprocess.run(
-        ["go", "build", "-o", str(cache / "bin" / "s5cmd"), "github.com/peak/s5cmd/v2"],
-        cwd=mod, env=env, capture_output=True, timeout=900,
+        ["go", "build", "-o", str(binary), "github.com/peak/s5cmd/v2"],
+        cwd=mod, env=env, capture_output=True, timeout=1800,
     )  # fmt: skip
-    return str(cache / "bin" / "s5cmd") if done.returncode == 0 else None
+    if done.returncode != 0:
+        print(f"note: building s5cmd {version} failed: {done.stderr.decode(errors='replace')[-500:]}", file=sys.stderr)
+        return None
+    return str(binary)
 
 
 def bench_archive(work: Path, shard: Path, results: dict[str, Any], s5cmd: str | None) -> None:

@@ -3,6 +3,7 @@ faulted in ahead of the first save, restores JAX adopts without a copy, and unus
 
 from __future__ import annotations
 
+import gc
 import json
 import struct
 import threading
@@ -315,3 +316,75 @@ def test_a_state_of_100k_tiny_leaves(tmp_path: Path, capsys: pytest.CaptureFixtu
     with capsys.disabled():
         print("\n100,000 leaves: " + ", ".join(f"{k} {v:.2f} s" for k, v in times.items()))
     assert all(v < 120 for v in times.values())
+
+
+# -- restores into JAX: the file's pages, adopted --------------------------------------------------
+
+
+def _mapped_files() -> dict[str, int]:
+    """Path -> number of mappings of it in this process (``(deleted)`` marks unlinked files)."""
+    found: dict[str, int] = {}
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        parts = line.split(maxsplit=5)
+        if len(parts) == 6:
+            found[parts[5]] = found.get(parts[5], 0) + 1
+    return found
+
+
+def _mapping_of(address: int) -> str:
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        parts = line.split(maxsplit=5)
+        lo, hi = (int(x, 16) for x in parts[0].split("-"))
+        if lo <= address < hi:
+            return parts[5] if len(parts) == 6 else ""
+    return ""
+
+
+def test_jax_restore_adopts_the_files_pages_and_copies_mutable_leaves(tmp_path: Path) -> None:
+    """A state with JAX arrays restores from a private mapping of the verified file: JAX adopts
+    its pages (no fresh buffer, no copy); numpy leaves beside them are copied out, so updating
+    them in place never pins the file; a donating step writes into its own copy, never the file."""
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    state = {"w": jnp.arange(3 << 20, dtype=jnp.float32), "m": jnp.ones((1024, 1024), jnp.float32)}
+    state["np"] = np.arange(1 << 20, dtype=np.float32)  # 4 MiB, mutable
+    root = tmp_path / "c"
+    with CheckpointManager(root, keep_last=1) as mgr:
+        mgr.save(1, state, blocking=True)
+        _, back = mgr.restore()
+        assert isinstance(back, dict)
+        tensors = str(root / TENSORS.format(1))
+        for key in ("w", "m"):
+            assert isinstance(back[key], jax.Array) and bool((back[key] == state[key]).all()), key
+            assert _mapping_of(back[key].unsafe_buffer_pointer()) == tensors, key  # the file itself
+        assert _mapping_of(back["np"].ctypes.data) != tensors and back["np"].flags.writeable
+        back["np"] += 1  # in place: the checkpoint does not change
+        donate = jax.jit(lambda x: x * 2, donate_argnums=0)
+        doubled = donate(back.pop("w"))
+        assert bool((doubled == state["w"] * 2).all())
+        _, again = mgr.restore()  # the file still verifies and holds the saved values
+        assert isinstance(again, dict) and bool((again["w"] == state["w"]).all())
+        assert np.array_equal(again["np"], state["np"])
+        # Once the step is deleted and the arrays are gone, the file is released.
+        mgr.save(2, {"x": np.zeros(3)}, blocking=True)
+        assert not (root / "step-000000000001").exists()
+        del back, again, doubled
+        gc.collect()
+        assert not [name for name in _mapped_files() if name.startswith(tensors)]
+
+
+def test_jax_restore_from_a_mapping_still_falls_back_on_a_flipped_byte(tmp_path: Path) -> None:
+    jax = pytest.importorskip("jax")
+    state = {"w": jax.numpy.arange(2 << 20, dtype=jax.numpy.float32)}
+    root = tmp_path / "c"
+    with CheckpointManager(root, keep_last=2) as mgr:
+        mgr.save(1, state, blocking=True)
+        mgr.save(2, state, blocking=True)
+        path = root / TENSORS.format(2)
+        with path.open("r+b") as f:
+            f.seek(5 << 20)
+            byte = f.read(1)
+            f.seek(5 << 20)
+            f.write(bytes([byte[0] ^ 0x10]))
+        step, back = mgr.restore()
+    assert step == 1 and isinstance(back, dict) and bool((back["w"] == state["w"]).all())

@@ -8,6 +8,7 @@ restore() finds the newest step every rank has and that verifies, falling back s
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -22,10 +23,11 @@ from berth.errors import BerthError, UsageError
 from berth.runtime import metrics
 from berth.runtime.agree import Agreement, default_agreement
 from berth.runtime.archive import Archive, ArchiveError, Progress
-from berth.runtime.manifest import CorruptCheckpoint, Manifest
-from berth.runtime.safetensors_io import CHUNK_SIZE
+from berth.runtime.manifest import META_NAME, CorruptCheckpoint, Manifest
+from berth.runtime.safetensors_io import CHUNK_SIZE, MAP_READS, read_verified
 from berth.runtime.shard import Prepared, Staging, fetch_shard, load_shard, prepare, write_shard
 from berth.runtime.store import LocalStore, read_complete, read_manifest, retained
+from berth.runtime.tree import tensor_kinds
 
 log = logging.getLogger("berth.checkpoint")
 
@@ -39,6 +41,17 @@ def _env_int(environ: Mapping[str, str], *names: str, default: int) -> int:
             except ValueError:
                 raise UsageError(f"environment variable {name}={raw!r} is not an integer") from None
     return default
+
+
+def _holds_jax(shard: Path, manifest: Manifest) -> bool:
+    """Whether the shard's state has JAX arrays (its skeleton says so): those restore from a
+    mapping of the file (see ``safetensors_io.MAP_READS``); a state without them is read."""
+    raw = read_verified(str(shard / META_NAME), manifest.file(META_NAME)).tobytes()
+    try:
+        kinds = tensor_kinds(json.loads(raw)["skeleton"])
+    except (ValueError, KeyError, TypeError):
+        return False  # load_shard reports what is wrong with it
+    return "jax" in kinds.values()
 
 
 class CheckpointManager:
@@ -279,7 +292,12 @@ class CheckpointManager:
             return None
 
     def _loaded(self, step: int, manifest: Manifest) -> tuple[object, int]:
-        state, need = load_shard(self.store.shard_dir(step), manifest)
+        shard = self.store.shard_dir(step)
+        token = MAP_READS.set(_holds_jax(shard, manifest))  # JAX arrays adopt the file's pages
+        try:
+            state, need = load_shard(shard, manifest)
+        finally:
+            MAP_READS.reset(token)
         if self.async_save:  # the first save after a restart copies into memory faulted in by then
             self._staging.reserve(need)
         return state, manifest.nbytes

@@ -21,6 +21,7 @@ import os
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -444,17 +445,91 @@ def _open_direct(path: str) -> int | None:
         return None
 
 
+class FileMapping(mmap.mmap):
+    """A private, copy-on-write mapping of a checkpoint file: arrays over it are the page cache's
+    pages, not a copy. Its own type so :func:`mapped` can tell it from anonymous buffers."""
+
+
+def mapped(arr: np.ndarray[Any, Any]) -> bool:
+    """Whether ``arr`` is a view of a :class:`FileMapping` (so it keeps that file's blocks allocated)."""
+    base: object = arr
+    while isinstance(base, np.ndarray):
+        base = base.base
+    if isinstance(base, memoryview):  # np.frombuffer keeps the exporter behind a memoryview
+        base = base.obj
+    return isinstance(base, FileMapping)
+
+
+MAP_READS: ContextVar[bool] = ContextVar("berth_map_reads", default=False)
+"""Whether :func:`read_verified` maps big files instead of reading them into fresh memory.
+
+Set by the checkpoint manager around a restore whose state holds JAX arrays: those are
+immutable and replaced by the next training step, so they can live on the file's page-cache
+pages (no fresh memory to fault in and zero, no copy: 1.5-2x faster, half the CPU on the CI
+VM) and release the file when the training loop drops them. Mutable arrays (numpy, torch) are
+copied out of a mapping (:mod:`berth.runtime.tree`), so a deleted step's blocks are never held
+by arrays a trainer updates in place for the rest of the run.
+"""
+
+
+def _read_mapped(
+    path: str, entry: FileEntry, verify: bool, progress: Callable[[int], None] | None
+) -> np.ndarray[tuple[int], np.dtype[np.uint8]] | None:
+    """Map the file and check every chunk's CRC on READ_THREADS threads; None where it cannot be mapped.
+
+    Each thread faults in its own chunks (the kernel reads ahead within each), so the disk
+    sees several sequential streams, like the O_DIRECT reader, without its fresh buffer.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        region = FileMapping(fd, entry.size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    except (OSError, ValueError):  # a filesystem without mmap support: read it instead
+        return None
+    finally:
+        os.close(fd)
+    buf: np.ndarray[tuple[int], np.dtype[np.uint8]] = np.frombuffer(region, dtype=np.uint8)
+    view, size, step = buf.data, entry.size, entry.chunk_size
+    advise = step % mmap.PAGESIZE == 0 and hasattr(region, "madvise")
+
+    def chunk(index: int) -> bool:
+        pos = index * step
+        n = min(step, size - pos)
+        if advise:
+            region.madvise(mmap.MADV_WILLNEED, pos, n)  # read the whole chunk ahead, not 128 KiB at a time
+        if progress is not None:
+            progress(n)
+        return not verify or crc32(view[pos : pos + n]) == entry.crc32[index]
+
+    with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="berth-read") as pool:
+        good = list(pool.map(chunk, range(-(-size // step))))
+    _raise_bad(path, entry, good)
+    return buf
+
+
+def _raise_bad(path: str, entry: FileEntry, good: list[bool]) -> None:
+    if not all(good):
+        index = good.index(False)
+        raise CorruptCheckpoint(
+            f"{path}: checksum mismatch in chunk {index} (bytes {index * entry.chunk_size}"
+            f"-{min((index + 1) * entry.chunk_size, entry.size)})",
+            path=path,
+            chunk=index,
+        )
+
+
 def read_verified(
     path: str,
     entry: FileEntry,
     *,
     verify: bool = True,
     progress: Callable[[int], None] | None = None,
+    map_file: bool | None = None,
 ) -> np.ndarray[tuple[int], np.dtype[np.uint8]]:
     """Read a whole file into one fresh buffer, checking every chunk's CRC32 as it arrives.
 
     Raises CorruptCheckpoint naming the file and the first bad chunk. Big files are read
-    with O_DIRECT in aligned chunks (falling back to buffered reads where refused).
+    with O_DIRECT in aligned chunks (falling back to buffered reads where refused), or, with
+    ``map_file`` (default: :data:`MAP_READS`), mapped (:class:`FileMapping`) and checked in place.
     """
     try:
         st = os.stat(path)
@@ -465,6 +540,10 @@ def read_verified(
     nchunks = -(-entry.size // entry.chunk_size)
     if verify and nchunks != len(entry.crc32):
         raise CorruptCheckpoint(f"{path}: {nchunks} chunks, manifest lists {len(entry.crc32)}", path=path)
+    if (MAP_READS.get() if map_file is None else map_file) and entry.size >= (4 << 20):
+        found = _read_mapped(path, entry, verify, progress)
+        if found is not None:
+            return found
     padded = host_buffer(-(-entry.size // _ALIGN) * _ALIGN)  # O_DIRECT reads whole blocks
     view = padded.data
     aligned = padded.ctypes.data % _ALIGN == 0 and entry.chunk_size % _ALIGN == 0
@@ -503,14 +582,7 @@ def read_verified(
         os.close(fd)
         if direct is not None:
             os.close(direct)
-    if not all(good):
-        index = good.index(False)
-        raise CorruptCheckpoint(
-            f"{path}: checksum mismatch in chunk {index} (bytes {index * entry.chunk_size}"
-            f"-{min((index + 1) * entry.chunk_size, entry.size)})",
-            path=path,
-            chunk=index,
-        )
+    _raise_bad(path, entry, good)
     return padded[: entry.size]
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from berth.runtime.manifest import CorruptCheckpoint
-from berth.runtime.safetensors_io import np_dtype, st_dtype
+from berth.runtime.safetensors_io import mapped, np_dtype, st_dtype
 
 U8Array = np.ndarray[tuple[int], np.dtype[np.uint8]]
 
@@ -164,6 +164,10 @@ def flatten(state: object) -> tuple[dict[str, Any], list[Leaf]]:
 
 
 def _restore_tensor(kind: str, dtype: str, shape: tuple[int, ...], raw: U8Array) -> object:
+    if kind != "jax" and mapped(raw):
+        # A mutable array must not live on a mapped checkpoint file: a trainer updating it in
+        # place would keep that step's blocks allocated long after retention deleted it.
+        raw = raw.copy()
     if kind == "torch":
         torch = importlib.import_module("torch")
         tdtype = getattr(torch, next(k for k, v in _TORCH_TO_ST.items() if v == dtype))
