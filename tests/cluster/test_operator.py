@@ -43,6 +43,18 @@ def get(kubectl: Path, kubeconfig: Path, *args: str) -> dict[str, Any] | None:
     return json.loads(done.stdout) if done.returncode == 0 else None
 
 
+def wait_sts_replicas(kubectl: Path, kubeconfig: Path, namespace: str, name: str, replicas: int, what: str) -> None:
+    """Until StatefulSet ``name`` asks for ``replicas`` pods."""
+    eventually(
+        lambda: (
+            ((get(kubectl, kubeconfig, "statefulset", name, "-n", namespace) or {}).get("spec") or {}).get("replicas")
+            == replicas
+        ),
+        what,
+        30,
+    )
+
+
 def start_operator(kubeconfig: Path, namespace: str, log: Path, *extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [*BERTH, "operator", "run", "--kubeconfig", str(kubeconfig), "-n", namespace, "--resync", "2", *extra],
@@ -122,11 +134,7 @@ def test_operator_reconciles_corrects_scales_and_keeps_claims(
         "-p", '{"spec": {"replicas": 1}}',
     )  # fmt: skip
     assert edited.returncode == 0, edited.stderr
-    eventually(
-        lambda: (get(kubectl, kubeconfig, "statefulset", "op", "-n", namespace) or {})["spec"]["replicas"] == 3,
-        "the hand edit reverted",
-        30,
-    )
+    wait_sts_replicas(kubectl, kubeconfig, namespace, "op", 3, "the hand edit reverted")
 
     def drift_event() -> bool:
         events = get(kubectl, kubeconfig, "events", "-n", namespace, "--field-selector", "involvedObject.name=op")
@@ -137,11 +145,7 @@ def test_operator_reconciles_corrects_scales_and_keeps_claims(
     # kubectl scale on the CR: the scale subresource changes spec.replicas, the StatefulSet follows.
     scaled = kubectl_run(kubectl, kubeconfig, "scale", "tc/op", "-n", namespace, "--replicas", "5")
     assert scaled.returncode == 0, scaled.stderr
-    eventually(
-        lambda: (get(kubectl, kubeconfig, "statefulset", "op", "-n", namespace) or {})["spec"]["replicas"] == 5,
-        "the StatefulSet scaled to 5",
-        30,
-    )
+    wait_sts_replicas(kubectl, kubeconfig, namespace, "op", 5, "the StatefulSet scaled to 5")
     eventually(lambda: status().get("observedGeneration") == 2 and status().get("replicas") == 5, "status", 30)
     table = kubectl_run(kubectl, kubeconfig, "get", "tc", "-n", namespace)
     assert table.stdout.split("\n")[1].split()[3] == "5", table.stdout

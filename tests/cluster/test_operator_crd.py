@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,15 @@ def kubectl_run(
 def install_crd(kubectl: Path, kubeconfig: Path) -> None:
     done = kubectl_run(kubectl, kubeconfig, "apply", "--server-side", "-f", str(crd.COMMITTED))
     assert done.returncode == 0, done.stderr
-    wait = kubectl_run(
-        kubectl, kubeconfig, "wait", "--for=condition=Established", f"crd/{crd.CRD_NAME}", "--timeout=60s"
-    )
-    assert wait.returncode == 0, wait.stderr
+    # Not `kubectl wait`: on a CRD created a moment ago it fails when status.conditions is still null.
+    deadline = time.monotonic() + 60
+    while True:
+        got = kubectl_run(kubectl, kubeconfig, "get", f"crd/{crd.CRD_NAME}", "-o", "json")
+        conditions = (json.loads(got.stdout).get("status") or {}).get("conditions") if got.returncode == 0 else None
+        if any(c["type"] == "Established" and c["status"] == "True" for c in conditions or []):
+            return
+        assert time.monotonic() < deadline, f"CRD not Established after 60s: {got.stdout[-2000:]} {got.stderr}"
+        time.sleep(0.2)
 
 
 def test_crd_serves_trainingclusters(kubectl: Path, kubeconfig: Path, namespace: str) -> None:

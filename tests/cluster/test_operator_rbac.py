@@ -52,6 +52,12 @@ def test_operator_runs_under_its_least_privilege_service_account(
         extra = ["--subresource", sub[1]] if len(sub) > 1 else []
         done = kubectl_run(kubectl, kubeconfig, "auth", "can-i", verb, sub[0], *extra, "-n", work, "--as", who)
         assert done.stdout.strip() == allowed, f"{verb} {resource}: {done.stdout} {done.stderr}"
+    # The leader-election Lease: only in the operator's own namespace.
+    for ns, allowed in ((system, "yes"), (work, "no")):
+        done = kubectl_run(
+            kubectl, kubeconfig, "auth", "can-i", "update", "leases.coordination.k8s.io", "-n", ns, "--as", who
+        )
+        assert done.stdout.strip() == allowed, f"update leases in {ns}: {done.stdout} {done.stderr}"
 
     token = kubectl_run(kubectl, kubeconfig, "create", "token", NAME, "-n", system, "--duration", "1h")
     assert token.returncode == 0, token.stderr
@@ -63,7 +69,20 @@ def test_operator_runs_under_its_least_privilege_service_account(
     as_sa.write_text(yaml.safe_dump(config))
 
     log = tmp_path / "operator.log"
-    proc = start_operator(as_sa, work, log, "--standalone")
+    # With leader election, as the Deployment runs it: the Lease lives in the operator's namespace.
+    proc = start_operator(
+        as_sa,
+        work,
+        log,
+        "--lease-namespace",
+        system,
+        "--lease-duration",
+        "3s",
+        "--renew-deadline",
+        "2s",
+        "--retry-period",
+        "0.5s",
+    )
     try:
         from .cluster_helpers import seed_like
 
@@ -81,6 +100,8 @@ def test_operator_runs_under_its_least_privilege_service_account(
         assert status == 1
         deleted = kubectl_run(kubectl, kubeconfig, "delete", "tc", "rbac", "-n", work, "--timeout=60s")
         assert deleted.returncode == 0, deleted.stderr
+        lease = get(kubectl, kubeconfig, "lease", NAME, "-n", system) or {}
+        assert (lease.get("spec") or {}).get("holderIdentity"), lease
         text = log.read_text()
         assert "Forbidden" not in text and " 403" not in text, text[-4000:]
     finally:

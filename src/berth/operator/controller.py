@@ -2,13 +2,14 @@
 
 kopf brings what a hand-rolled watch loop lacks: list+watch with resumption, per-object
 serialisation, retries with back-off (``backoff=``), a resync timer, finalizers for ``on.delete``,
-Events, and peering (kopf's leader election: with ``--peering``, only the highest-priority
-operator acts, the others stand by). Imported only by ``berth operator run``.
+Events. Leader election is a Lease (:mod:`berth.operator.leader`): kopf runs only in the replica
+holding it. Imported only by ``berth operator run``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -18,10 +19,12 @@ import kopf
 from berth.contract import API_GROUP
 from berth.kube.client import Kube
 from berth.operator.crd import PLURAL, VERSION
+from berth.operator.leader import LeaseElector
 from berth.operator.reconcile import delete_volumes, reconcile, status_of, write_status
 
 PREFIX = f"operator.{API_GROUP}"
 FINALIZER = f"{PREFIX}/finalizer"
+LOST_LEADERSHIP = 3  # exit code: the Lease could not be kept (docs/operator.md)
 
 
 def _plain(value: Any) -> Any:
@@ -75,6 +78,8 @@ def make_registry(kube: Kube, *, resync_s: float, workers: int = 4) -> kopf.Oper
             if outcome.reason == "ApplyFailed":
                 raise kopf.TemporaryError(outcome.error, delay=10)
             return
+        if outcome.resized:
+            kopf.info(body, reason="VolumesResized", message="; ".join(outcome.resized)[:1000])
         for fixed in outcome.corrected:
             kopf.warn(body, reason="DriftCorrected", message=f"set back to the spec: {fixed}")
         changed = [r.ref for r in outcome.results if r.action in ("create", "update")]
@@ -105,24 +110,70 @@ def make_registry(kube: Kube, *, resync_s: float, workers: int = 4) -> kopf.Oper
     return registry
 
 
+def _standby_health(liveness: str | None) -> Any:
+    """While standing by, answer the liveness probe kopf will answer once leading (else: restarts)."""
+    if not liveness:
+        return None
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import urlparse
+
+    url = urlparse(liveness)
+
+    class Alive(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == (url.path or "/") else 404)
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer((url.hostname or "0.0.0.0", url.port or 80), Alive)
+    threading.Thread(target=server.serve_forever, name="standby-health", daemon=True).start()
+    return server
+
+
 def run_operator(
     kube: Kube,
     *,
     namespaces: list[str],
     resync_s: float,
-    standalone: bool,
-    peering: str,
-    priority: int,
+    elector: LeaseElector | None,
     liveness: str | None,
 ) -> None:
-    """Block running the operator until SIGINT/SIGTERM."""
+    """Block running the operator until SIGINT/SIGTERM; with ``elector``, only while leading.
+
+    A candidate first waits for the Lease (answering the liveness probe meanwhile), then runs kopf
+    standalone — the Lease, not kopf's peering, decides who acts. Leadership lost (not renewed in
+    time, or taken) ends the process at once with exit code 3: it must not act beside a new
+    leader, and its Deployment restarts it as a candidate.
+    """
+    kopf.configure(log_format=kopf.LogFormat.PLAIN)  # INFO to stderr: handlers, retries, leadership
+    for noisy in ("httpx", "httpx2", "httpcore"):  # one line per request otherwise
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     registry = make_registry(kube, resync_s=resync_s)
-    kopf.run(
-        registry=registry,
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-        standalone=standalone,
-        peering_name=None if standalone else peering,
-        priority=priority,
-        liveness_endpoint=liveness,
-    )
+    stop_renewing: threading.Event | None = None
+    if elector is not None:
+        server = _standby_health(liveness)
+        elector.acquire()
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+        def lost(reason: str) -> None:
+            logging.getLogger("berth.operator").error("leadership lost (%s): exiting", reason)
+            logging.shutdown()
+            os._exit(LOST_LEADERSHIP)
+
+        stop_renewing = elector.keep(lost)
+    try:
+        kopf.run(
+            registry=registry,
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            standalone=True,
+            liveness_endpoint=liveness,
+        )
+    finally:
+        if elector is not None and stop_renewing is not None:
+            stop_renewing.set()
+            elector.release()

@@ -1,9 +1,9 @@
 """Install objects for the operator: Namespace, CRDs, ServiceAccount, least-privilege RBAC, Deployment.
 
 The ClusterRole lists exactly what one reconcile (``kube.up``), ``status`` and the delete finalizer
-(``kube.down``) touch, and what kopf needs (its peering objects, Events, the CR's status and
-finalizers). docs/rbac.md explains each rule; tests/cluster/test_operator_rbac.py runs the
-operator under this ServiceAccount.
+(``kube.down``) touch, what kopf needs (Events, the CR's status and finalizers), and a Role for
+the leader-election Lease in the operator's namespace. docs/rbac.md explains each rule;
+tests/cluster/test_operator_rbac.py runs the operator under this ServiceAccount.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from berth.contract import API_GROUP, LABEL_MANAGED_BY, LABEL_NAME, LABEL_PART_O
 from berth.operator.crd import PLURAL, crd
 
 NAME = "berth-operator"
-PEERING = "berth"
 _LABELS = {LABEL_NAME: NAME, LABEL_PART_OF: PART_OF, LABEL_MANAGED_BY: "berth"}
 _WRITE = ["get", "list", "watch", "create", "patch", "update", "delete"]
 
@@ -43,46 +42,18 @@ RULES: list[dict[str, Any]] = [
     },
     {"apiGroups": ["velero.io"], "resources": ["schedules"], "verbs": _WRITE},
     {"apiGroups": ["snapshot.storage.k8s.io"], "resources": ["volumesnapshotclasses"], "verbs": _WRITE},
-    # kopf: Events on the CR, peering (leader election between replicas).
-    # kopf: which resources and namespaces exist (it re-scans when CRDs or namespaces come and go).
+    # kopf: Events on the CR; which resources and namespaces exist (it re-scans when CRDs or namespaces come and go).
     {
         "apiGroups": ["apiextensions.k8s.io"],
         "resources": ["customresourcedefinitions"],
         "verbs": ["get", "list", "watch"],
     },
     {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
-    {
-        "apiGroups": ["kopf.dev"],
-        "resources": ["clusterkopfpeerings", "kopfpeerings"],
-        "verbs": ["get", "list", "watch", "patch"],
-    },
 ]
-
-
-def _peering_crd(kind: str, plural: str, scope: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.kopf.dev", "labels": dict(_LABELS)},
-        "spec": {
-            "group": "kopf.dev",
-            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
-            "scope": scope,
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {"status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
-                        }
-                    },
-                }
-            ],
-        },
-    }
+# Leader election (berth.operator.leader): the Lease in the operator's own namespace only.
+LEASE_RULES: list[dict[str, Any]] = [
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
+]
 
 
 def manifests(
@@ -93,13 +64,6 @@ def manifests(
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": dict(_LABELS)}},
         crd(),
-        _peering_crd("ClusterKopfPeering", "clusterkopfpeerings", "Cluster"),
-        _peering_crd("KopfPeering", "kopfpeerings", "Namespaced"),
-        {
-            "apiVersion": "kopf.dev/v1",
-            "kind": "ClusterKopfPeering",
-            "metadata": {"name": PEERING, "labels": dict(_LABELS)},
-        },
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -112,6 +76,14 @@ def manifests(
             "kind": "ClusterRoleBinding",
             "metadata": {"name": NAME, "labels": dict(_LABELS)},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAME},
+            "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": namespace}],
+        },
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta, "rules": LEASE_RULES},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": meta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": NAME},
             "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": namespace}],
         },
         {
@@ -138,8 +110,6 @@ def manifests(
                                     "berth",
                                     "operator",
                                     "run",
-                                    "--peering",
-                                    PEERING,
                                     "--liveness",
                                     "http://0.0.0.0:8080/healthz",
                                 ],

@@ -1,0 +1,112 @@
+"""Two `berth operator run` replicas on the real API server: a Lease elects one; SIGKILL hands over.
+
+Short lease timings (3 s lease, 2 s renew deadline, 0.5 s retry) keep the test to seconds; the
+production defaults (15 s / 10 s / 2 s) only scale the same arithmetic.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .cluster_helpers import seed_like
+from .test_operator import eventually, get, start_operator, stop, wait_sts_replicas
+from .test_operator_crd import install_crd, kubectl_run
+
+pytestmark = pytest.mark.cluster
+
+LEASE = "berth-operator-test"
+TIMINGS = ("--lease-duration", "3s", "--renew-deadline", "2s", "--retry-period", "0.5s")
+
+
+def holder(kubectl: Path, kubeconfig: Path, namespace: str) -> str | None:
+    lease = get(kubectl, kubeconfig, "lease", LEASE, "-n", namespace) or {}
+    return (lease.get("spec") or {}).get("holderIdentity")
+
+
+def reconciled(log: Path) -> bool:
+    """kopf logs each handler and timer that ran (``Handler 'make_registry.<locals>.reconcile_handler'``)."""
+    text = log.read_text(errors="replace")
+    return "reconcile_handler' succeeded" in text or "resync' succeeded" in text
+
+
+def test_one_replica_leads_and_a_standby_takes_over_after_sigkill(
+    kubectl: Path, kubeconfig: Path, namespace: str, tmp_path: Path
+) -> None:
+    install_crd(kubectl, kubeconfig)
+    logs = {who: tmp_path / f"{who}.log" for who in ("a", "b")}
+    procs = {
+        who: start_operator(
+            kubeconfig,
+            namespace,
+            logs[who],
+            "--lease-namespace",
+            namespace,
+            "--lease-name",
+            LEASE,
+            "--identity",
+            who,
+            *TIMINGS,
+        )
+        for who in ("a", "b")
+    }
+    try:
+        leader = eventually(lambda: holder(kubectl, kubeconfig, namespace), "a Lease holder", 60)
+        standby = "b" if leader == "a" else "a"
+        eventually(lambda: "standing by as" in logs[standby].read_text(), f"{standby} standing by", 30)
+
+        first = seed_like(namespace, name="le1", replicas=2)
+        done = kubectl_run(kubectl, kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump(first))
+        assert done.returncode == 0, done.stderr
+        eventually(
+            lambda: (
+                ((get(kubectl, kubeconfig, "tc", "le1", "-n", namespace) or {}).get("status") or {}).get(
+                    "observedGeneration"
+                )
+                == 1
+            ),
+            "le1 reconciled",
+            60,
+        )
+        # Several resync ticks (2 s) pass: the standby stays idle, the lease stays put.
+        time.sleep(3)
+        assert reconciled(logs[leader]), logs[leader].read_text()[-3000:]
+        assert not reconciled(logs[standby]), logs[standby].read_text()[-3000:]
+        assert holder(kubectl, kubeconfig, namespace) == leader
+
+        # SIGKILL the leader: no release; the standby waits out the 3 s lease and takes over.
+        killed_at = time.monotonic()
+        procs[leader].send_signal(signal.SIGKILL)
+        procs[leader].wait(timeout=10)
+        second = seed_like(namespace, name="le2", replicas=1)
+        done = kubectl_run(kubectl, kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump(second))
+        assert done.returncode == 0, done.stderr
+        eventually(lambda: holder(kubectl, kubeconfig, namespace) == standby, f"{standby} leading", 30)
+        takeover_s = time.monotonic() - killed_at
+        assert takeover_s < 3 + 4, f"takeover took {takeover_s:.1f}s"
+        lease: dict[str, Any] = get(kubectl, kubeconfig, "lease", LEASE, "-n", namespace) or {}
+        assert lease["spec"]["leaseTransitions"] >= 1
+
+        # The new leader resumes: the CR created while nobody led, and a change to the old one.
+        eventually(lambda: get(kubectl, kubeconfig, "statefulset", "le2", "-n", namespace), "le2 reconciled", 60)
+        scaled = kubectl_run(kubectl, kubeconfig, "scale", "tc/le1", "-n", namespace, "--replicas", "3")
+        assert scaled.returncode == 0, scaled.stderr
+        wait_sts_replicas(kubectl, kubeconfig, namespace, "le1", 3, "le1 scaled by the new leader")
+        assert reconciled(logs[standby])
+
+        kubectl_run(kubectl, kubeconfig, "delete", "tc", "--all", "-n", namespace, "--timeout=60s")
+        # A clean stop gives the Lease up at once (no holder), so a next replica need not wait it out.
+        stop(procs[standby])
+        assert procs[standby].returncode == 0, logs[standby].read_text()[-3000:]
+        assert holder(kubectl, kubeconfig, namespace) is None
+    finally:
+        if any(proc.poll() is None for proc in procs.values()):  # its finalizer lets the CRs go
+            kubectl_run(kubectl, kubeconfig, "delete", "tc", "--all", "-n", namespace, "--timeout=60s")
+        for who, proc in procs.items():
+            stop(proc)
+            print(f"--- operator {who} (exit {proc.returncode})\n{logs[who].read_text(errors='replace')[-4000:]}")
