@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from berth.contract import API_GROUP, KIND, LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY
 from berth.errors import BerthError
+from berth.quantity import parse_quantity
 
 if TYPE_CHECKING:
     from berth.kube.apply import ObjectResult
@@ -46,16 +47,49 @@ class Outcome:
 
     results: list[ObjectResult] = field(default_factory=list)
     corrected: list[str] = field(default_factory=list)  # drift set back: "StatefulSet x: spec.replicas"
+    resized: list[str] = field(default_factory=list)  # "claim data-x-0: 1Gi → 2Gi", "StatefulSet x recreated …"
     state: ClusterState | None = None
     error: str | None = None  # a spec the controller cannot render (or apply): the located message
-    reason: str = "InvalidSpec"
+    reason: str = "InvalidSpec"  # or ResizeRefused (shrink, class that cannot expand), ApplyFailed
+
+
+def grow_volumes(kube: Kube, spec: TrainingCluster) -> list[str]:
+    """Grow claims and the StatefulSet's templates to the spec's sizes: ``berth resize --yes``'s procedure.
+
+    ``plan_resize`` (the CLI's) decides and refuses a shrink or a class that cannot expand with a
+    located ``SpecError`` before anything is written; then each growing claim is patched and the
+    StatefulSet recreated with orphaned pods by ``resize``'s own ``_recreate``. (``resize()`` itself
+    refuses operator-managed clusters, which is why the operator calls its two halves.) What was
+    done comes back as lines for the Event and status.
+    """
+    from lightkube.resources.core_v1 import PersistentVolumeClaim
+
+    from berth.kube.resize import _recreate, plan_resize
+
+    plan = plan_resize(kube, spec, filename=f"{KIND} {spec.namespace}/{spec.name}")
+    done: list[str] = []
+    for claim in plan.claims:
+        body = {"spec": {"resources": {"requests": {"storage": claim.after}}}}
+        kube.call(
+            f"patch PersistentVolumeClaim {spec.namespace}/{claim.name}",
+            lambda c=claim, b=body: kube.client.patch(  # type: ignore[misc]
+                PersistentVolumeClaim, c.name, b, namespace=spec.namespace
+            ),
+        )
+        done.append(f"claim {claim.name}: {claim.before} → {claim.after}")
+    if plan.templates:
+        _recreate(kube, spec, lambda _line: None, 60)
+        grown = ", ".join(f"{name} {before} → {after}" for name, (before, after) in plan.templates.items())
+        done.append(f"StatefulSet {spec.name} recreated with {grown} (pods kept)")
+    return done
 
 
 def reconcile(kube: Kube, body: dict[str, Any]) -> Outcome:
-    """Apply the CR through ``kube.up`` and snapshot the cluster; a bad spec is an ``Outcome.error``.
+    """Grow volumes, apply the CR through ``kube.up``, snapshot the cluster; a bad spec is an ``Outcome.error``.
 
-    Updates while the CR's generation is the one already observed are drift: someone changed an
-    owned object by hand, and the forced apply set it back.
+    Volumes grow first: a StatefulSet's claim templates are immutable, so applying a bigger size
+    would fail. Updates while the CR's generation is the one already observed are drift: someone
+    changed an owned object by hand, and the forced apply set it back.
     """
     from berth.kube.status import collect
     from berth.kube.up import up
@@ -68,10 +102,16 @@ def reconcile(kube: Kube, body: dict[str, Any]) -> Outcome:
     generation = (body.get("metadata") or {}).get("generation")
     observed = (body.get("status") or {}).get("observedGeneration")
     try:
+        resized = grow_volumes(kube, spec)
+    except SpecError as err:
+        return Outcome(error=err.message, reason="ResizeRefused")
+    except BerthError as err:
+        return Outcome(error=err.message + (f" ({err.hint})" if err.hint else ""), reason="ApplyFailed")
+    try:
         result = up(kube, spec, force=True, wait=False)
     except BerthError as err:
         return Outcome(error=err.message + (f" ({err.hint})" if err.hint else ""), reason="ApplyFailed")
-    out = Outcome(results=result.results)
+    out = Outcome(results=result.results, resized=resized)
     if observed is not None and observed == generation:
         out.corrected = [
             f"{r.kind} {r.name}: {', '.join(r.changed) or 'changed'}" for r in result.results if r.action == "update"
@@ -152,14 +192,22 @@ def status_of(body: dict[str, Any], outcome: Outcome, *, now: dt.datetime | None
     else:
         phase = run_phase or "Progressing"
     message = f"{ready}/{desired} pods ready"
+    # A claim asked to grow whose capacity has not caught up: the resizer is still at work.
+    growing = [
+        f"claim {c.name}: {c.requested} requested, {c.capacity or 'no capacity yet'}"
+        for c in (state.claims if state else [])
+        if c.requested and c.capacity and not c.deleting and parse_quantity(c.capacity) < parse_quantity(c.requested)
+    ]
+    settled = phase in ("Ready", "Succeeded", "Failed") and not growing and not outcome.resized
+    if outcome.resized or growing:
+        progressing = ("VolumesResizing", "; ".join(outcome.resized + growing))
+    elif not settled:
+        progressing = ("RollingOut", state.rollout if state else "")
+    else:
+        progressing = ("Settled", state.rollout if state else "")
     conditions = [
         cond("Ready", phase == "Ready", "AllRanksReady" if phase == "Ready" else "RanksNotReady", message),
-        cond(
-            "Progressing",
-            phase not in ("Ready", "Succeeded", "Failed"),
-            "RollingOut" if phase not in ("Ready", "Succeeded", "Failed") else "Settled",
-            state.rollout if state else "",
-        ),
+        cond("Progressing", not settled, *progressing),
         cond(
             "Degraded",
             bool(outcome.corrected),
