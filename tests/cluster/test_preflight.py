@@ -75,6 +75,11 @@ def test_same_class_name_in_two_namespaces_with_other_iops_is_refused_naming_bot
     assert row["action"] == "skipped" and row["note"].startswith("CONFLICT: ")
     assert body["upRefuses"]["exitCode"] == REFUSED_EXIT
     assert "existing: true" in body["upRefuses"]["hint"]
+    text = berth("plan", str(other), "--no-lint", kubeconfig=kubeconfig)
+    assert text.returncode == REFUSED_EXIT
+    assert f"  ! StorageClass {class_name}: skip (parameters.iops) — CONFLICT: " in text.stdout
+    assert text.stdout.rstrip().endswith(", 1 conflicting")
+    assert text.stderr.startswith(f"error: StorageClass {class_name} belongs to berth cluster {team_a}/ml-training")
 
     refused = berth("up", str(other), "--no-wait", kubeconfig=kubeconfig)
     assert refused.returncode == REFUSED_EXIT

@@ -63,8 +63,12 @@ def plan(
     }
     for r in result.results:
         views.result_line(console, r, verbs)
-    counts = Counter(r.action for r in result.results)
-    extra = "".join(f", {counts[action]} {action}" for action in ("skipped", "leftover") if counts[action])
+    counts: Counter[str] = Counter(r.action for r in result.results)
+    counts["skipped"] -= len(result.conflicts)  # conflicting classes are skip rows too; counted on their own
+    counts["conflicting"] = len(result.conflicts)
+    extra = "".join(
+        f", {counts[action]} {action}" for action in ("skipped", "leftover", "conflicting") if counts[action]
+    )
     console.print(f"{result.changes} to change, {counts['unchanged']} unchanged{extra}", markup=False)
     if result.refusal is not None:
         # The whole plan is shown first; then the error `berth up` would stop with, and its exit code.

@@ -84,7 +84,7 @@ def stamp_owner(objects: list[dict[str, Any]], spec: TrainingCluster) -> list[di
     return objects
 
 
-def _settings(obj: dict[str, Any]) -> dict[str, Any]:
+def class_settings(obj: dict[str, Any]) -> dict[str, Any]:
     """The fields that make a class what it is, server defaults filled in."""
     kind = obj["kind"]
     out = {key: default if obj.get(key) is None else obj[key] for key, default in _SETTINGS[kind].items()}
@@ -125,8 +125,11 @@ class Owner:
             by = "no field manager recorded"
         if self.cluster is None:
             return f"another owner ({by})"
-        where = self.cluster if self.exact else f"{self.cluster} (namespace not recorded)"
-        return f"berth cluster {where} ({by})"
+        return (
+            f"berth cluster {self.cluster} ({by})"
+            if self.exact
+            else f"berth cluster {self.cluster} (namespace not recorded; {by})"
+        )
 
 
 @dataclass
@@ -246,7 +249,7 @@ def preflight(kube: Kube, spec: TrainingCluster, objects: list[dict[str, Any]]) 
         live: dict[str, Any] = dict(found.to_dict())
         owner = Owner.of(live)
         ours = owner.is_cluster(spec.name, spec.namespace)
-        wanted, have = _settings(obj), _settings(live)
+        wanted, have = class_settings(obj), class_settings(live)
         paths = changed_paths(have, wanted)
         fields = [(p, value_at(have, p), value_at(wanted, p)) for p in paths]
         immutable = [f for f in fields if f[0].split(".")[0] in _IMMUTABLE.get(kind, ())]
