@@ -350,7 +350,10 @@ def test_backup(examples: dict[str, Rendered]) -> None:
         assert template["ttl"] == r.spec.spec.backup.ttl and template["snapshotVolumes"] is True
         vsc = r.one("VolumeSnapshotClass")
         assert vsc["driver"] == driver
-        assert vsc["metadata"]["labels"]["velero.io/csi-volumesnapshot-class"] == "true"
+        # Named on the Schedule (copied to its backups), never the cluster-wide default label.
+        assert "velero.io/csi-volumesnapshot-class" not in vsc["metadata"]["labels"]
+        annotation = f"velero.io/csi-volumesnapshot-class_{driver}"
+        assert schedule["metadata"]["annotations"][annotation] == vsc["metadata"]["name"]
     assert examples["seed-tensorflow"].one("Schedule")["spec"]["schedule"] == "0 2 * * *"  # the guide's 02:00
     assert examples["jax"].one("Schedule")["spec"]["template"]["storageLocation"] == "gcs-backups"
     assert not [o for o in examples["horovod"].objects if o["kind"] in ("Schedule", "VolumeSnapshotClass")]

@@ -27,7 +27,7 @@ from berth.render.backup import (
     backup_request,
     backup_spec,
     restore_request,
-    snapshot_driver,
+    snapshot_class_annotations,
 )
 
 if TYPE_CHECKING:
@@ -41,9 +41,6 @@ DEFAULT_TTL = "720h"  # Velero's own default TTL (30 days)
 # Phases after which Velero never touches the object again (BackupPhase / RestorePhase enums).
 TERMINAL = frozenset({"Completed", "PartiallyFailed", "Failed", "FailedValidation"})
 RESTORABLE = frozenset({"Completed", "PartiallyFailed"})
-# Velero picks the VolumeSnapshotClass of a driver from this per-backup annotation (Velero ≥ 1.12),
-# before falling back to the one class of that driver labelled velero.io/csi-volumesnapshot-class.
-SNAPSHOT_CLASS_ANNOTATION = "velero.io/csi-volumesnapshot-class_"
 
 INSTALL_HINT = (
     "install Velero in the cluster (`velero install --provider <p> --plugins <object-store plugin> "
@@ -235,11 +232,8 @@ def plan_backup(
         notes.append(
             f"no StatefulSet {name} in {namespace}: the backup holds only what still carries its labels (claims)"
         )
-    annotations: dict[str, str] = {}
-    if applied is not None and settings is not None and settings.snapshot_volumes:
-        driver = snapshot_driver(applied)
-        if driver:
-            annotations[SNAPSHOT_CLASS_ANNOTATION + driver] = f"{name}-snapshots"
+    # The same VolumeSnapshotClass choice as the cluster's Schedule (its annotation, not a global default).
+    annotations = snapshot_class_annotations(applied) if applied is not None else {}
     claims = kube.call(
         f"list claims of {name} in {namespace}",
         lambda: list(kube.client.list(PersistentVolumeClaim, namespace=namespace, labels={LABEL_INSTANCE: name})),

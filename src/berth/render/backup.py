@@ -18,6 +18,8 @@ from berth.spec.model import TrainingCluster
 
 VELERO_API_VERSION = "velero.io/v1"
 BACKUP_COMPONENT = "backup"
+# Velero picks the VolumeSnapshotClass of a driver from this per-backup (or per-Schedule) annotation.
+SNAPSHOT_CLASS_ANNOTATION = "velero.io/csi-volumesnapshot-class_"
 
 
 def backup_spec(
@@ -97,6 +99,25 @@ def snapshot_driver(spec: TrainingCluster) -> str | None:
     return class_parameters(created[0])[0] if created else None
 
 
+def snapshot_class_annotations(spec: TrainingCluster) -> dict[str, str]:
+    """``velero.io/csi-volumesnapshot-class_<driver>: <class>`` naming this cluster's VolumeSnapshotClass.
+
+    Velero (1.12+) takes a backup's (or its Schedule's) annotation before the cluster-wide default,
+    the one class per driver labelled ``velero.io/csi-volumesnapshot-class: "true"``. berth never sets
+    that label: two clusters sharing a driver would make two defaults, and Velero refuses to choose.
+    Empty when nothing is snapshotted.
+    """
+    b, driver = spec.spec.backup, None
+    if b is not None and b.snapshot_volumes:
+        driver = snapshot_driver(spec)
+    return {SNAPSHOT_CLASS_ANNOTATION + driver: snapshot_class_name(spec)} if driver else {}
+
+
+def snapshot_class_name(spec: TrainingCluster) -> str:
+    """``<name>-snapshots``; cluster-scoped, so same-named clusters share it (``kube/preflight`` checks that)."""
+    return f"{spec.name}-snapshots"
+
+
 def backup(spec: TrainingCluster) -> list[dict[str, Any]]:
     """Schedule (cron, ttl, this namespace, this cluster's labels) and its VolumeSnapshotClass."""
     b = spec.spec.backup
@@ -104,19 +125,13 @@ def backup(spec: TrainingCluster) -> list[dict[str, Any]]:
         return []
     out: list[dict[str, Any]] = []
     driver = snapshot_driver(spec)
-    if b.snapshot_volumes and driver:
-        md = meta(
-            spec,
-            f"{spec.name}-snapshots",
-            "backup",
-            namespaced=False,
-            extra_labels={"velero.io/csi-volumesnapshot-class": "true"},
-        )
+    annotations = snapshot_class_annotations(spec)
+    if annotations and driver:
         out.append(
             {
                 "apiVersion": "snapshot.storage.k8s.io/v1",
                 "kind": "VolumeSnapshotClass",
-                "metadata": md,
+                "metadata": meta(spec, snapshot_class_name(spec), "backup", namespaced=False),
                 "driver": driver,
                 "deletionPolicy": "Retain",
             }
@@ -128,7 +143,7 @@ def backup(spec: TrainingCluster) -> list[dict[str, Any]]:
         snapshot_volumes=b.snapshot_volumes,
         storage_location=b.storage_location,
     )
-    md = meta(spec, f"{spec.namespace}-{spec.name}-backup", "backup")
+    md = meta(spec, f"{spec.namespace}-{spec.name}-backup", "backup", annotations=annotations)
     md["namespace"] = b.velero_namespace
     out.append(
         {
