@@ -14,6 +14,8 @@ import yaml
 
 from berth.contract import ANNOTATION_OWNER
 from berth.kube.preflight import REFUSED_EXIT, Refused
+from berth.kube.resize import resize
+from berth.kube.scale import scale
 from berth.kube.up import up
 from berth.spec.load import spec_from_data
 
@@ -168,11 +170,10 @@ def test_operator_managed_cluster_is_refused_by_up_scale_down_and_resize(
     made = kubectl_run(kubectl, kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump(doc))
     assert made.returncode == 0, made.stderr
     ref = f"TrainingCluster {namespace}/ml-training"
+    # The CLI: up and down ask before calling the library (which is also the operator's own apply and delete).
     for args, instead in [
         (("up", str(spec), "--no-wait"), f"kubectl edit tc ml-training -n {namespace}"),
-        (("scale", "ml-training", "2", "-n", namespace), f"kubectl scale tc/ml-training -n {namespace} --replicas N"),
         (("down", "ml-training", "-n", namespace, "--yes"), f"kubectl delete tc/ml-training -n {namespace}"),
-        (("resize", str(spec), "--yes"), "spec.volumes.<volume>.size in the TrainingCluster"),
     ]:
         result = berth(*args, kubeconfig=kubeconfig)
         assert result.returncode == REFUSED_EXIT, (args, result.stderr)
@@ -180,6 +181,17 @@ def test_operator_managed_cluster_is_refused_by_up_scale_down_and_resize(
             f"error: {ref} manages this cluster: the berth operator reconciles it, and `berth {args[0]}` would fight it"
         ), result.stderr
         assert instead in result.stderr and "Traceback" not in result.stderr
+    # The library: scale and resize refuse by themselves (the CLI only prints their error).
+    kube = admin(kubeconfig, namespace)
+    with pytest.raises(Refused, match="`berth scale` would fight it") as scaling:
+        scale(kube, "ml-training", namespace, 2)
+    assert (
+        scaling.value.hint
+        == f"scale the TrainingCluster instead: `kubectl scale tc/ml-training -n {namespace} --replicas N`"
+    )
+    with pytest.raises(Refused, match="`berth resize` would fight it") as resizing:
+        resize(kube, spec_from_data(doc), yes=True)
+    assert "spec.volumes.<volume>.size in the TrainingCluster" in (resizing.value.hint or "")
 
     plan = berth("plan", str(spec), "-o", "json", "--no-lint", kubeconfig=kubeconfig)
     assert plan.returncode == REFUSED_EXIT
@@ -187,9 +199,24 @@ def test_operator_managed_cluster_is_refused_by_up_scale_down_and_resize(
     assert body["upRefuses"]["message"].startswith(f"{ref} manages this cluster")
     assert body["changes"] > 0 and body["conflicts"] == []
 
-    gone = kubectl_run(kubectl, kubeconfig, "delete", "tc", "ml-training", "-n", namespace, "--wait")
+    # Being deleted (the operator's finalizer at work): wait, do not re-create what it removes.
+    held = '{"metadata":{"finalizers":["example.com/hold"]}}'
+    hold = kubectl_run(kubectl, kubeconfig, "patch", "tc", "ml-training", "-n", namespace, "--type=merge", "-p", held)
+    assert hold.returncode == 0, hold.stderr
+    deleting = kubectl_run(kubectl, kubeconfig, "delete", "tc", "ml-training", "-n", namespace, "--wait=false")
+    assert deleting.returncode == 0, deleting.stderr
+    waiting = berth("up", str(spec), "--no-wait", kubeconfig=kubeconfig)
+    assert waiting.returncode == REFUSED_EXIT
+    assert waiting.stderr.startswith(f"error: {ref} is being deleted: the berth operator is removing this cluster")
+    assert f"wait until `kubectl get tc ml-training -n {namespace}` says NotFound" in waiting.stderr
+
+    released = '{"metadata":{"finalizers":null}}'
+    gone = kubectl_run(
+        kubectl, kubeconfig, "patch", "tc", "ml-training", "-n", namespace, "--type=merge", "-p", released
+    )
     assert gone.returncode == 0, gone.stderr
-    assert berth("up", str(spec), "--no-wait", kubeconfig=kubeconfig).returncode == 0
+    assert kubectl_run(kubectl, kubeconfig, "wait", "--for=delete", "tc/ml-training", "-n", namespace).returncode == 0
+    assert up(kube, spec_from_data(doc), wait=False).changed  # no TrainingCluster: berth up's again
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ CLI asks :func:`refuse_operator_managed` before calling them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from berth.contract import (
     ANNOTATION_OWNER,
@@ -294,7 +294,7 @@ def operator_owner(kube: Kube, name: str, namespace: str) -> dict[str, Any] | No
     """The ``TrainingCluster`` that makes the berth operator manage this cluster, None when there is none.
 
     None too when the CRD is not installed, or when RBAC does not let the caller read
-    TrainingClusters (then the operator cannot be told apart: docs/rbac.md grants ``get``).
+    TrainingClusters: such a caller is not stopped (it takes ``get`` on ``trainingclusters.berth.dev``).
     """
     model = model_for(kube, {"apiVersion": API_VERSION, "kind": KIND}, {})
     if model is None:
@@ -306,8 +306,10 @@ def operator_owner(kube: Kube, name: str, namespace: str) -> dict[str, Any] | No
     return None if found is None else dict(found.to_dict())
 
 
+Command = Literal["up", "scale", "down", "resize"]
+
 # What to do instead, per command, on an operator-managed cluster.
-_INSTEAD = {
+_INSTEAD: dict[Command, str] = {
     "up": "edit the TrainingCluster instead (`kubectl edit tc {name} -n {ns}`, or change its YAML where "
     "GitOps keeps it): the operator applies it",
     "scale": "scale the TrainingCluster instead: `kubectl scale tc/{name} -n {ns} --replicas N`",
@@ -317,7 +319,7 @@ _INSTEAD = {
 }
 
 
-def operator_refusal(kube: Kube, name: str, namespace: str, command: str) -> Refused | None:
+def operator_refusal(kube: Kube, name: str, namespace: str, command: Command) -> Refused | None:
     """The error ``berth <command>`` stops with on an operator-managed cluster, None when it may go on."""
     body = operator_owner(kube, name, namespace)
     if body is None:
@@ -334,7 +336,7 @@ def operator_refusal(kube: Kube, name: str, namespace: str, command: str) -> Ref
     )
 
 
-def refuse_operator_managed(kube: Kube, name: str, namespace: str, command: str) -> None:
+def refuse_operator_managed(kube: Kube, name: str, namespace: str, command: Command) -> None:
     """Raise :class:`Refused` when a TrainingCluster manages ``namespace/name`` (before ``command`` writes)."""
     refusal = operator_refusal(kube, name, namespace, command)
     if refusal is not None:
