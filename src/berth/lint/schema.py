@@ -104,9 +104,13 @@ def _strict(node: Any) -> Any:
         if key.startswith("x-kubernetes-") or key in {"description", "example", "externalDocs"}:
             continue
         if key in {"properties", "patternProperties"} and isinstance(value, dict):
-            out[key] = {name: _strict(sub) for name, sub in value.items()}
+            out[key] = {name: _nullable(_strict(sub)) for name, sub in value.items()}
         else:
             out[key] = _strict(value) if key != "enum" else value
+    if isinstance(out.get("required"), list) and isinstance(node.get("properties"), dict):
+        # the API server applies defaults before validating: a defaulted field is never missing
+        props = node["properties"]
+        out["required"] = [r for r in out["required"] if not (isinstance(props.get(r), dict) and "default" in props[r])]
     if node.get("x-kubernetes-int-or-string"):
         out.pop("type", None)
         out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
@@ -119,6 +123,17 @@ def _strict(node: Any) -> Any:
     if node.get("nullable") and isinstance(out.get("type"), str):
         out["type"] = [out["type"], "null"]
     return out
+
+
+def _nullable(field: Any) -> Any:
+    """A field's schema that also takes null: the API server prunes a null field of a custom resource.
+
+    (Non-nullable fields set to null are dropped before defaulting and validation, so
+    ``spec:`` left empty under a comment is no error.)
+    """
+    if isinstance(field, dict) and isinstance(field.get("type"), str):
+        return {**field, "type": [field["type"], "null"]}
+    return field
 
 
 _SCHEMA_DIR_HINT = "--schema-dir takes CRD manifests or Kubernetes JSON schema files"
@@ -255,7 +270,8 @@ def _errors(raw: Iterator[Any]) -> Iterator[SchemaError]:
 
 @cache
 def bundled_schemas() -> dict[tuple[str, str], Any]:
-    """The CRDs berth itself emits (Prometheus operator, Velero, CSI snapshots), one List per group."""
+    """The CRDs berth itself emits (Prometheus operator, Velero, CSI snapshots) and those of the training
+    resources it lints (Kubeflow, JobSet, LeaderWorkerSet, Ray): one List per file."""
     out: dict[tuple[str, str], Any] = {}
     root = resources.files(_BUNDLED)
     for entry in sorted(root.iterdir(), key=lambda e: e.name):
