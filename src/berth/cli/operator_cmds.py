@@ -27,6 +27,22 @@ def crd(output: Output = OUTPUT) -> None:
         typer.echo(gen.crd_yaml(), nl=False)
 
 
+def chart(
+    directory: str = typer.Argument(..., help="Write the chart here, e.g. charts/berth-operator."),
+) -> None:
+    """Write the Helm chart: the install manifests as templates, the CRD under crds/ (docs/operator.md)."""
+    from pathlib import Path
+
+    from berth.operator.chart import files
+
+    root = Path(directory)
+    for name, text in files().items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        typer.echo(str(path))
+
+
 def _seconds(flag: str, text: str) -> float:
     from berth.errors import UsageError
     from berth.quantity import QuantityError, parse_duration
@@ -143,4 +159,5 @@ def register(app: typer.Typer) -> None:
     operator_app.command()(crd)
     operator_app.command()(run)
     operator_app.command()(install)
+    operator_app.command()(chart)
     app.add_typer(operator_app)
