@@ -8,7 +8,7 @@ fio's jobs so the numbers compare (``benchmarks/ioprobe_vs_fio.py`` runs both on
   --bs=1M --direct=1 --ioengine=psync``), over a file laid out with ``fallocate`` like fio does;
 - 4 KiB random read and write: ``O_DIRECT`` at ``queue_depth`` I/Os in flight, one thread per
   slot (the system call releases the GIL; fio ``--rw=randread|randwrite --bs=4k --direct=1
-  --ioengine=libaio --iodepth=N``), for a fixed time;
+  --ioengine=psync --numjobs=N --thread``), for a fixed time;
 - fsync latency: 4 KiB buffered write + ``fsync``, repeated (fio ``--fsync=1``), p50 and p99.
 
 A filesystem that refuses ``O_DIRECT`` (tmpfs before Linux 6.6, some FUSE mounts) is measured
@@ -88,35 +88,66 @@ def probe(
 ) -> ProbeResult:
     """Measure the filesystem holding ``path`` (a directory); ``size`` bytes of probe file."""
     say = progress or (lambda _line: None)
-    size = max(SEQ_BLOCK, size // SEQ_BLOCK * SEQ_BLOCK)
-    _check_room(path, size + FSYNC_FILE_BLOCKS * BLOCK)
     started = time.perf_counter()
-    data = path / f".berth-probe-{os.getpid()}"
-    sync_file = path / f".berth-probe-{os.getpid()}.fsync"
-    result = ProbeResult(str(path), direct=True, file_size=size, queue_depth=queue_depth)
-    try:
-        fd, result.direct = _open(data, os.O_RDWR | os.O_CREAT | os.O_TRUNC)
-        if not result.direct:
+    _check_room(path, max(SEQ_BLOCK, size // SEQ_BLOCK * SEQ_BLOCK) + FSYNC_FILE_BLOCKS * BLOCK)
+    with ProbeFile(path, size) as f:
+        result = ProbeResult(str(path), direct=f.direct, file_size=f.size, queue_depth=queue_depth)
+        if not f.direct:
             result.notes.append(f"{path}: the filesystem refuses O_DIRECT: buffered figures (page cache, not disk)")
-        try:
-            _layout(fd, size, path)
-            say(f"sequential write, {size // MIB} MiB in 1 MiB blocks")
-            result.seq_write_mib_s = _sequential(fd, size, write=True, path=path)
-            say("sequential read")
-            result.seq_read_mib_s = _sequential(fd, size, write=False, path=path)
-            say(f"4 KiB random read, queue depth {queue_depth}, {seconds:g}s")
-            result.rand_read_iops = _random(fd, size, queue_depth, seconds, write=False, path=path)
-            say(f"4 KiB random write, queue depth {queue_depth}, {seconds:g}s")
-            result.rand_write_iops = _random(fd, size, queue_depth, seconds, write=True, path=path)
-        finally:
-            os.close(fd)
-        say(f"fsync latency, {fsyncs} x (4 KiB write + fsync)")
-        result.fsync_p50_ms, result.fsync_p99_ms = _fsync_latency(sync_file, fsyncs, path)
-    finally:
-        data.unlink(missing_ok=True)
-        sync_file.unlink(missing_ok=True)
+        say(f"sequential write, {f.size // MIB} MiB in 1 MiB blocks")
+        result.seq_write_mib_s = f.seq_write()
+        say("sequential read")
+        result.seq_read_mib_s = f.seq_read()
+        say(f"4 KiB random read, queue depth {queue_depth}, {seconds:g}s")
+        result.rand_read_iops = f.random(queue_depth, seconds, write=False)
+        say(f"4 KiB random write, queue depth {queue_depth}, {seconds:g}s")
+        result.rand_write_iops = f.random(queue_depth, seconds, write=True)
+    say(f"fsync latency, {fsyncs} x (4 KiB write + fsync)")
+    result.fsync_p50_ms, result.fsync_p99_ms = fsync_latency(path, fsyncs)
     result.seconds = time.perf_counter() - started
     return result
+
+
+class ProbeFile:
+    """The probe's data file in ``path``, laid out; one method per measurement, removed on exit.
+
+    ``probe`` runs them in order; ``benchmarks/ioprobe_vs_fio.py`` pairs each with fio's job.
+    """
+
+    def __init__(self, path: Path, size: int) -> None:
+        self.path = path
+        self.size = max(SEQ_BLOCK, size // SEQ_BLOCK * SEQ_BLOCK)
+        self.file = path / f".berth-probe-{os.getpid()}-{threading.get_ident()}"
+        self.fd = -1
+        self.direct = True
+
+    def __enter__(self) -> ProbeFile:
+        _check_room(self.path, self.size)
+        try:
+            self.fd, self.direct = _open(self.file, os.O_RDWR | os.O_CREAT | os.O_TRUNC)
+            _layout(self.fd, self.size, self.path)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        self.file.unlink(missing_ok=True)
+
+    def seq_write(self) -> float:
+        """MiB/s writing the whole file in 1 MiB blocks, fsync included."""
+        return _sequential(self.fd, self.size, write=True, path=self.path)
+
+    def seq_read(self) -> float:
+        """MiB/s reading the whole file in 1 MiB blocks."""
+        return _sequential(self.fd, self.size, write=False, path=self.path)
+
+    def random(self, depth: int, seconds: float, *, write: bool) -> float:
+        """4 KiB IOPS at ``depth`` in flight for ``seconds``."""
+        return _random(self.fd, self.size, depth, seconds, write=write, path=self.path)
 
 
 def _check_room(path: Path, need: int) -> None:
@@ -236,7 +267,16 @@ def _random(fd: int, size: int, depth: int, seconds: float, *, write: bool, path
     return sum(counts) / max(elapsed, 1e-9)
 
 
-def _fsync_latency(file: Path, count: int, path: Path) -> tuple[float, float]:
+def fsync_latency(path: Path, count: int) -> tuple[float, float]:
+    """p50 and p99 milliseconds of ``fsync`` after a 4 KiB buffered write, over ``count`` rounds."""
+    file = path / f".berth-probe-{os.getpid()}-{threading.get_ident()}.fsync"
+    try:
+        return _fsync_rounds(file, count, path)
+    finally:
+        file.unlink(missing_ok=True)
+
+
+def _fsync_rounds(file: Path, count: int, path: Path) -> tuple[float, float]:
     fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     block = os.urandom(BLOCK)
     took: list[float] = []
