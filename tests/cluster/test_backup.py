@@ -257,3 +257,44 @@ def test_backup_validation_error_in_velero_words(velero: str, kubeconfig: Path, 
     assert proc.returncode == 1
     assert "no StatefulSet solo" in err and "no volume will be backed up" in err
     assert f"ended FailedValidation: {problem}" in err and "Traceback" not in err
+
+
+def test_backup_commands_with_exactly_the_documented_velero_role(
+    velero: str, kubeconfig: Path, namespace: str, tmp_path: Path, kube_client: Any
+) -> None:
+    """docs/rbac.md's Role and ClusterRole plus its berth-velero Role: the three commands work, nothing is forbidden."""
+    import re
+
+    from lightkube.codecs import from_dict
+
+    from .test_rbac import RBAC_DOC, documented_deployer
+
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", RBAC_DOC.read_text(), re.S)]
+    role = next(b for b in blocks if b["kind"] == "Role" and b["metadata"]["name"] == "berth-velero")
+    role["metadata"]["namespace"] = velero
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": f"berth-velero-{namespace}"[:63], "namespace": velero},
+        "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": namespace}],
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "berth-velero"},
+    }
+    with documented_deployer(kube_client, kubeconfig, namespace, tmp_path) as deployer:
+        as_deployer = ("--kubeconfig", str(deployer), "--velero-namespace", velero)
+        denied = berth("backup", "solo", "--no-wait", *as_deployer)
+        assert denied.returncode == 1 and "forbidden" in denied.stderr, denied.stderr  # not bound yet
+        from lightkube.core.exceptions import ApiError
+
+        try:
+            kube_client.create(from_dict(role))
+        except ApiError as err:  # one Role per Velero namespace, shared by this module's tests
+            assert err.status.code == 409
+        kube_client.create(from_dict(binding))
+        made = berth("backup", "solo", "--no-wait", "--backup-name", f"rbac-{namespace}"[:63], *as_deployer)
+        assert made.returncode == 0, made.stderr
+        listed = berth("backups", "solo", *as_deployer)
+        assert listed.returncode == 0 and f"rbac-{namespace}"[:63] in listed.stdout, listed.stderr
+        # Velero never ran it: refused for that reason, not for a permission.
+        restore = berth("restore", "solo", "--from", f"rbac-{namespace}"[:63], "-n", namespace, *as_deployer)
+        assert restore.returncode == 1 and "not processed yet" in restore.stdout, restore.stderr
+        assert "forbidden" not in restore.stderr
