@@ -101,8 +101,11 @@ def reconcile(kube: Kube, body: dict[str, Any]) -> Outcome:
         return Outcome(error=err.message)
     generation = (body.get("metadata") or {}).get("generation")
     observed = (body.get("status") or {}).get("observedGeneration")
+    # Sizes change only with the spec; a drift resync of an observed, healthy generation skips the check.
+    conditions = {c.get("type"): c for c in (body.get("status") or {}).get("conditions") or []}
+    settled = observed == generation and (conditions.get("Degraded") or {}).get("status") != "True"
     try:
-        resized = grow_volumes(kube, spec)
+        resized = [] if settled else grow_volumes(kube, spec)
     except SpecError as err:
         return Outcome(error=err.message, reason="ResizeRefused")
     except BerthError as err:
