@@ -27,6 +27,7 @@ import importlib.util
 import json
 import os
 import pickle
+import resource
 import shutil
 import statistics
 import subprocess
@@ -81,6 +82,12 @@ class Samples(dict[str, list[float]]):
         return statistics.median(self[key])
 
 
+def _cpu(who: int = 0) -> float:
+    """CPU seconds (user + system) used so far by this process (or its waited-for children)."""
+    usage = resource.getrusage(who or resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(fn: Callable[[], object]) -> tuple[float, object]:
     gc.collect()
     start = time.perf_counter()
@@ -107,10 +114,12 @@ def bench_disk(work: Path, size: int, r: Samples) -> None:
     t, _ = timed(lambda: dd_write(target, nbytes).wait())
     r.add("disk_write_Bps", nbytes / t)
     drop_cache(target)
+    cpu = _cpu(resource.RUSAGE_CHILDREN)
     t, _ = timed(
         lambda: subprocess.run(["dd", f"if={target}", "of=/dev/null", "bs=16M"], check=True, capture_output=True)
     )
     r.add("disk_read_Bps", nbytes / t)
+    r.add("disk_read_cpu_s", _cpu(resource.RUSAGE_CHILDREN) - cpu)
     target.unlink()
     os.sync()
     quarter = nbytes // 4
@@ -171,8 +180,10 @@ def bench_berth(work: Path, state: dict[str, Any], r: Samples, tag: str) -> None
         r.add(f"berth_{tag}_async_total_s", stall + total)
     drop_cache(directory)
     with CheckpointManager(directory, keep_last=1, async_save=False) as mgr:
+        cpu = _cpu()
         t, restored = timed(mgr.restore)
         r.add(f"berth_{tag}_restore_s", t)
+        r.add(f"berth_{tag}_restore_cpu_s", _cpu() - cpu)
     assert isinstance(restored, tuple) and restored[0] == 3
     back = restored[1]
     assert isinstance(back, dict) and np.array_equal(np.asarray(back["model"]["layer07"]), state["model"]["layer07"])
@@ -560,6 +571,12 @@ def report(r: Samples, extra: dict[str, Any]) -> dict[str, Any]:
             print(title)
             for label, key in rows:
                 row(label, key)
+    cpu_rows = [("dd read", "disk_read_cpu_s"), ("berth restore into numpy", "berth_numpy_restore_cpu_s"),
+                ("berth restore into JAX", "berth_jax_restore_cpu_s")]  # fmt: skip
+    if all(key in r for _, key in cpu_rows):
+        print("CPU seconds of a cold read or restore (user + system, every thread; less noisy than wall time)")
+        for label, key in cpu_rows:
+            print(f"  {label:46}{r.med(key):7.2f} s   [{', '.join(f'{v:.2f}' for v in r[key])}]")
     if "berth_4ranks_Bps" in r:
         print("4 ranks saving at once (sync save, a quarter each)")
         bw("aggregate", "berth_4ranks_Bps")
@@ -583,8 +600,15 @@ def report(r: Samples, extra: dict[str, Any]) -> dict[str, Any]:
         "numpy: first stall / sync save (same process)": (
             ratio("first_numpy_stall_s", "first_numpy_sync_s"), "<= 0.10"),
         "numpy: steady stall / sync save": (ratio("berth_numpy_async_stall_s", "berth_numpy_save_s"), ""),
+        "numpy: first stall / steady stall": (ratio("first_numpy_stall_s", "berth_numpy_async_stall_s"), ""),
+        "numpy: one memcpy of the state / sync save": (
+            size / r.med("memcpy_Bps") / r.med("first_numpy_sync_s"), "(floor of the first-stall ratio)"),
         "restore into JAX / dd read": (size / r.med("berth_jax_restore_s") / r.med("disk_read_Bps"), ">= 0.9"),
+        "restore into JAX / dd read, best round": (
+            max(size / t / bw for t, bw in zip(r["berth_jax_restore_s"], r["disk_read_Bps"], strict=True)), ""),
         "restore into numpy / dd read": (size / r.med("berth_numpy_restore_s") / r.med("disk_read_Bps"), ""),
+        "restore CPU s: into JAX / dd read": (ratio("berth_jax_restore_cpu_s", "disk_read_cpu_s"), ""),
+        "restore CPU s: into numpy / dd read": (ratio("berth_numpy_restore_cpu_s", "disk_read_cpu_s"), ""),
         "sync save (numpy) / dd write": (size / r.med("berth_numpy_save_s") / r.med("disk_write_Bps"), ">= 0.9"),
         "sync save (JAX) / dd write": (size / r.med("berth_jax_save_s") / r.med("disk_write_Bps"), ">= 0.9"),
         "durable save: Orbax / berth (JAX)": (ratio("orbax_save_s", "berth_jax_save_s"), ">= 1.5"),
