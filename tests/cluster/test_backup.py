@@ -192,7 +192,7 @@ def test_backup_and_restore_follow_velero(
     # Restore over the running cluster: refused (dry run or --yes), nothing created.
     restore = ("restore", "ml-training", "--from", name, "--velero-namespace", velero)
     running = berth(*restore, "--yes")
-    assert running.returncode == 1
+    assert running.returncode == 3  # refused, nothing written (docs/cli.md)
     assert f"cluster ml-training is running in {namespace}" in running.stdout
     assert "4 claims of ml-training still exist" in running.stdout and "--delete-volumes" in running.stdout
     assert _objects(http, velero, "restores") == []
@@ -201,13 +201,13 @@ def test_backup_and_restore_follow_velero(
     down = berth("down", "ml-training", "-n", namespace, "--yes")
     assert down.returncode == 0, down.stderr
     claims_left = berth(*restore, "-o", "json")
-    assert claims_left.returncode == 1
+    assert claims_left.returncode == 3
     plan = json.loads(claims_left.stdout)
     assert len(plan["existingClaims"]) == 4 and len(plan["blockers"]) == 1
 
     # An unfinished backup cannot be restored.
     unfinished = berth("restore", "ml-training", "--from", "stuck", "--velero-namespace", velero, "-n", elsewhere)
-    assert unfinished.returncode == 1 and "Backup stuck is not processed yet" in unfinished.stdout
+    assert unfinished.returncode == 3 and "Backup stuck is not processed yet" in unfinished.stdout
 
     # Into an empty namespace: the dry run shows the Restore and creates nothing...
     dry = berth(*restore, "-n", elsewhere)
@@ -296,5 +296,5 @@ def test_backup_commands_with_exactly_the_documented_velero_role(
         assert listed.returncode == 0 and f"rbac-{namespace}"[:63] in listed.stdout, listed.stderr
         # Velero never ran it: refused for that reason, not for a permission.
         restore = berth("restore", "solo", "--from", f"rbac-{namespace}"[:63], "-n", namespace, *as_deployer)
-        assert restore.returncode == 1 and "not processed yet" in restore.stdout, restore.stderr
+        assert restore.returncode == 3 and "not processed yet" in restore.stdout, restore.stderr
         assert "forbidden" not in restore.stderr

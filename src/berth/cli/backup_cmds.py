@@ -37,6 +37,7 @@ LIST_NAMESPACE = typer.Option(
 TARGET_NAMESPACE = typer.Option(
     None, "-n", "--namespace", help="Namespace to restore into (default: the one the backup was taken in)."
 )
+REFUSED = 3  # docs/cli.md: refused, nothing written; the cluster's state forbids the change
 WAIT = typer.Option(True, "--wait/--no-wait", help="Wait until Velero reports a final phase.")
 
 
@@ -171,7 +172,8 @@ def restore(
     """Restore cluster NAME from a Velero backup: objects and volumes. Dry run without --yes.
 
     Refused while the cluster runs or its claims exist in the target namespace (Velero would skip
-    them and keep their current data); exits 1 then, and when Velero ends in any phase but Completed.
+    them and keep their current data), or the backup is unfinished: exit 3, nothing written. Exit 1
+    when Velero ends in any phase but Completed.
     """
     from berth.kube.backup import create, plan_restore, require_velero
     from berth.kube.backup import wait as wait_for
@@ -197,7 +199,7 @@ def restore(
                 console.print("dry run: nothing created; --yes creates this Restore:", markup=False)
                 _print_yaml(plan.obj)
         if plan.blockers:
-            raise typer.Exit(1)
+            raise typer.Exit(REFUSED)
         return
     op = create(kube, plan.obj)
     err = make_console(stderr=True)
