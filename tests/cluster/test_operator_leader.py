@@ -25,8 +25,7 @@ TIMINGS = ("--lease-duration", "3s", "--renew-deadline", "2s", "--retry-period",
 
 
 def holder(kubectl: Path, kubeconfig: Path, namespace: str) -> str | None:
-    lease = get(kubectl, kubeconfig, "lease", LEASE, "-n", namespace) or {}
-    return (lease.get("spec") or {}).get("holderIdentity")
+    return holder_of(kubectl, kubeconfig, namespace, LEASE)
 
 
 def reconciled(log: Path) -> bool:
@@ -110,3 +109,82 @@ def test_one_replica_leads_and_a_standby_takes_over_after_sigkill(
         for who, proc in procs.items():
             stop(proc)
             print(f"--- operator {who} (exit {proc.returncode})\n{logs[who].read_text(errors='replace')[-4000:]}")
+
+
+def test_racing_candidates_one_wins_and_a_leader_steps_down_on_time(
+    kubectl: Path, kubeconfig: Path, namespace: str, tmp_path: Path
+) -> None:
+    """LeaseElector in-process on the real API server: the resourceVersion guard and both ways to lose."""
+    import threading
+
+    from berth.kube.client import RetryPolicy, Target, connect
+    from berth.operator.leader import LeaseElector
+
+    def client(config: Path = kubeconfig) -> Any:
+        return connect(Target(str(config), None, namespace), retry=RetryPolicy(budget_s=0), timeout_s=1)
+
+    clients = {who: client() for who in ("a", "b")}
+
+    def candidate(who: str, lease: str) -> LeaseElector:
+        return LeaseElector(
+            clients[who], name=lease, namespace=namespace, identity=who, lease_s=3, renew_s=2, retry_s=0.5
+        )
+
+    # Races for a fresh Lease, both candidates released by one barrier: exactly one holds it.
+    for race in range(6):
+        pair = [candidate(who, f"race-{race}") for who in ("a", "b")]
+        barrier, won = threading.Barrier(2), dict[str, bool]()
+
+        def attempt(elector: LeaseElector, barrier: threading.Barrier, won: dict[str, bool]) -> None:
+            barrier.wait()
+            won[elector.identity] = elector.try_acquire_or_renew()
+
+        threads = [threading.Thread(target=attempt, args=(e, barrier, won)) for e in pair]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=10)
+        assert sorted(won.values()) == [False, True], won
+        assert holder_of(kubectl, kubeconfig, namespace, f"race-{race}") == next(w for w, ok in won.items() if ok)
+
+    # Someone else writes the Lease: the leader notices at its next renewal and steps down.
+    leader = candidate("a", "taken")
+    assert leader.try_acquire_or_renew()
+    lost: list[tuple[float, str]] = []
+    started = time.monotonic()
+    stop_renewing = leader.keep(lambda why: lost.append((time.monotonic() - started, why)))
+    try:
+        patched = kubectl_run(
+            kubectl, kubeconfig, "patch", "lease", "taken", "-n", namespace, "--type=merge",
+            "-p", '{"spec": {"holderIdentity": "intruder"}}',
+        )  # fmt: skip
+        assert patched.returncode == 0, patched.stderr
+        eventually(lambda: lost, "the leader stepping down", 5)
+        assert "taken by intruder" in lost[0][1]
+    finally:
+        stop_renewing.set()
+
+    # The API server unreachable for the leader: the watchdog ends leadership at the renew deadline
+    # (2 s), before the lease (3 s) lets a standby take over.
+    config = yaml.safe_load(kubeconfig.read_text())
+    for cluster in config["clusters"]:
+        cluster["cluster"]["server"] = "https://127.0.0.1:1"
+    unreachable = tmp_path / "unreachable.kubeconfig"
+    unreachable.write_text(yaml.safe_dump(config))
+    cut_off, offline = candidate("b", "cut-off"), client(unreachable)
+    assert cut_off.try_acquire_or_renew()
+    started = time.monotonic()  # its last renewal
+    cut_off.kube = offline
+    lost.clear()
+    stop_renewing = cut_off.keep(lambda why: lost.append((time.monotonic() - started, why)))
+    try:
+        eventually(lambda: lost, "the watchdog", 5)
+        after, why = lost[0]
+        assert "not renewed for" in why and 2 <= after < 3, lost
+    finally:
+        stop_renewing.set()
+
+
+def holder_of(kubectl: Path, kubeconfig: Path, namespace: str, name: str) -> str | None:
+    lease = get(kubectl, kubeconfig, "lease", name, "-n", namespace) or {}
+    return (lease.get("spec") or {}).get("holderIdentity")

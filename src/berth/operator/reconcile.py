@@ -119,6 +119,9 @@ def reconcile(kube: Kube, body: dict[str, Any]) -> Outcome:
         out.corrected = [
             f"{r.kind} {r.name}: {', '.join(r.changed) or 'changed'}" for r in result.results if r.action == "update"
         ]
+    sts = next((r for r in result.results if r.kind == "StatefulSet"), None)
+    if sts is not None and sts.action == "create":
+        return out  # created a moment ago: no pods or claims to see yet (Progressing); the resync looks
     out.state = collect(kube, spec.name, spec.namespace, nodes=False, require=False)
     return out
 
