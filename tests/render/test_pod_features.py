@@ -424,3 +424,26 @@ def test_overlay_drops_berths_things_only_when_asked() -> None:
     pod = _statefulset(_spec({"podTemplate": patch}))["spec"]["template"]["spec"]
     assert "fsGroupChangePolicy" not in pod["securityContext"]
     assert "volumeMounts" not in pod["containers"][0] or pod["containers"][0]["volumeMounts"] == []
+
+
+def test_init_containers_and_sidecars_may_mount_a_volume_the_overlay_adds() -> None:
+    """The way an init container hands files to the trainer: an emptyDir added by the overlay (real pods:
+    tests/cluster/test_pod_features_in_pod.py)."""
+    exchange = [{"name": "exchange", "mountPath": "/exchange"}]
+    patch = {
+        "spec": {
+            "containers": [{"name": "trainer", "volumeMounts": exchange}],
+            "volumes": [{"name": "exchange", "emptyDir": {}}],
+        }
+    }
+    fields = {
+        "podTemplate": patch,
+        "initContainers": [{"name": "prep", "volumeMounts": exchange, "resources": SMALL}],
+        "sidecars": [{"name": "agent", "volumeMounts": exchange, "resources": SMALL}],
+    }
+    sts = _statefulset(_spec(fields))
+    assert [e.message for e in kube_validator("StatefulSet", "apps/v1").iter_errors(sts)] == []
+    pod = sts["spec"]["template"]["spec"]
+    assert {"name": "exchange", "emptyDir": {}} in pod["volumes"]
+    for container in [*pod["initContainers"], pod["containers"][0]]:
+        assert {"name": "exchange", "mountPath": "/exchange"} in container["volumeMounts"]

@@ -203,6 +203,15 @@ CASES = [
         "mount one of",
     ),
     Bad(
+        "sidecar-mounts-volume-the-overlay-deletes",
+        "  shm: 1Gi\n  sidecars: [{name: logs, volumeMounts: [{name: shm, mountPath: /s}]}]\n"
+        "  podTemplate: {spec: {volumes: [{name: shm, $patch: delete}]}}\n",
+        "spec.sidecars[0].volumeMounts[0].name",
+        "the pod has no volume 'shm'",
+        "shm, mountPath",
+        "mount one of: none",
+    ),
+    Bad(
         "pod-volume-two-sources",
         "  podVolumes:\n    cfg: {mountPath: /cfg, secret: {secretName: s}, configMap: {name: c}}\n",
         "spec.podVolumes.cfg",
@@ -307,3 +316,23 @@ def test_a_real_process_exits_2_on_the_issue_cases(write_spec: Callable[[str], P
         done = berth_process("render", str(write_spec(case.text())))
         assert done.returncode == 2, (case.id, done.stderr)
         assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("case", CASES[:5], ids=[c.id for c in CASES[:5]])
+def test_plan_and_lint_locate_the_issue_cases_as_render_does(
+    case: Bad, berth: RunBerth, write_spec: Callable[[str], Path]
+) -> None:
+    """`berth plan` (before it asks the cluster anything) and `berth lint` blame the same line:col and field."""
+    path = write_spec(case.text())
+    line, col = case.position()
+    plan = berth("plan", str(path))
+    assert plan.code == 2, plan.stdout + plan.stderr
+    located = _located(plan.stderr, str(path))
+    assert len(located) == 1 and located[0].startswith(f"{path}:{line}:{col}: {case.path}: "), plan.stderr
+    assert case.message in located[0]
+    lint = berth("lint", str(path))
+    assert lint.code == 2, lint.stdout + lint.stderr
+    errors = [ln.strip() for ln in lint.stdout.splitlines() if " error " in ln]
+    assert len(errors) == 1, lint.stdout
+    assert re.match(rf"{line}:{col}\s+error\s+spec-invalid\s+{re.escape(case.path)}: ", errors[0]), errors[0]
+    assert case.message in errors[0]

@@ -505,7 +505,8 @@ class ClusterSpec(_Model):
     )
     shm: Size | None = Field(
         default=None,
-        description="size of a memory-backed /dev/shm (the runtime gives 64Mi); counts against the memory limit",
+        description="size of the trainer's /dev/shm, a tmpfs (the runtime's default, which init containers and "
+        "sidecars keep, is 64Mi); counts against the memory limit",
     )
     init_containers: list[KContainer] = Field(
         default_factory=list,

@@ -69,7 +69,7 @@ def pod_volume_names(spec: TrainingCluster) -> list[str]:
 def _containers(spec: TrainingCluster) -> Iterator[SpecIssue]:
     s = spec.spec
     seen: dict[str, str] = {}
-    volumes = set(pod_volume_names(spec))
+    volumes = _mountable(spec)
     for group, containers in (("initContainers", s.init_containers), ("sidecars", s.sidecars)):
         for index, container in enumerate(containers):
             base = ("spec", group, index)
@@ -112,6 +112,22 @@ def _containers(spec: TrainingCluster) -> Iterator[SpecIssue]:
                         f"the pod has no volume {vol!r}",
                         f"mount one of: {known}",
                     )
+
+
+def _mountable(spec: TrainingCluster) -> set[str]:
+    """Volume names an init container or sidecar may mount: berth's, as the overlay leaves them.
+
+    An ``emptyDir`` the overlay adds is how an init container hands files to the trainer, so it
+    counts; a volume the overlay deletes does not. An overlay with problems is judged on its own.
+    """
+    names = set(pod_volume_names(spec))
+    patch = spec.spec.pod_template
+    if patch is None or next(overlay.problems(patch), None) is not None:
+        return names
+    pod = overlay.merge(skeleton(spec), patch).get("spec")
+    volumes = pod.get("volumes") if isinstance(pod, dict) else None
+    rendered = {v.get("name") for v in volumes if isinstance(v, dict)} if isinstance(volumes, list) else set()
+    return set(spec.spec.volumes) | {n for n in rendered if isinstance(n, str)}
 
 
 def _quantities(container: dict[str, Any], base: tuple[str | int, ...]) -> Iterator[SpecIssue]:
