@@ -174,6 +174,8 @@ def run_operator(
             liveness_endpoint=liveness,
         )
     finally:
+        # The reconciler's own requests (apply, status snapshot, status patch); kopf's watch is extra.
+        logging.getLogger("berth.operator").info("reconciler API requests: %d", kube.requests)
         if elector is not None and stop_renewing is not None:
             stop_renewing.set()
             elector.release()
