@@ -31,6 +31,7 @@ RULES: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]},
     {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": _WRITE},
     {"apiGroups": ["apps"], "resources": ["controllerrevisions"], "verbs": ["get", "list"]},
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": _WRITE},  # spec.datasets' populate Job
     {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": _WRITE},
     {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": _WRITE},
     {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses"], "verbs": _WRITE},
