@@ -19,6 +19,7 @@ from berth.kube.ioprobe import Measured, slow_io
 from berth.providers.performance import Promise, promised
 
 from .cluster_helpers import berth
+from .real_pods import KUBELET_NODES, Cluster, unique_ns, wait_for
 
 
 def test_promises_follow_the_providers_rules() -> None:
@@ -115,3 +116,29 @@ def test_probe_against_storage_classes(kubeconfig: Path, classes: dict[str, str]
     missing = berth(*common, "--storage-class", "no-such-class", kubeconfig=kubeconfig)
     assert missing.returncode == 1 and "StorageClass no-such-class does not exist" in missing.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.cluster
+def test_bench_runs_the_probe_in_a_job_on_a_fresh_claim(cluster: Cluster) -> None:
+    """Real pods (the session's `sandbox up --kubelet 2`, the runtime image): a claim of `standard`, a Job, gone."""
+    ns = unique_ns("bench")
+    cluster.kc("create", "namespace", ns)
+    common = ("bench", "standard", "--image", cluster.image, "--image-pull-policy", "Never", "--size", "1Gi")
+    where = ("--node-selector", "berth.dev/sandbox-node=kubelet", "-n", ns)
+    try:
+        done = cluster.berth(*common, "--probe-size", "16Mi", "--seconds", "0.5", *where, "-o", "json", timeout=400)
+        assert done.returncode == 0, done.stdout + done.stderr
+        report = json.loads(done.stdout)
+        assert report["node"] in KUBELET_NODES and report["fileSize"] == 16 << 20
+        assert all(report[k] > 0 for k in ("seqWriteMiBps", "seqReadMiBps", "randReadIops", "randWriteIops"))
+        # The sandbox's provisioner promises nothing, so nothing can be slow.
+        assert report["promised"]["iops"] is None and report["findings"] == []
+
+        # A probe that cannot run (more than the volume's filesystem holds): its own line, exit 1.
+        failed = cluster.berth(*common, "--probe-size", "64Ti", *where, timeout=400)
+        assert failed.returncode == 1, failed.stdout + failed.stderr
+        assert "the probe failed in pod" in failed.stderr and "not enough space in /probe" in failed.stderr
+        # Claim and Job deleted in both cases (the claim goes once its pod has: allow a moment).
+        wait_for(lambda: not cluster.kc("-n", ns, "get", "jobs,pvc,pods", "-o", "name").strip(), 90, "bench cleanup")
+    finally:
+        cluster.kc("delete", "namespace", ns, "--wait=false", check=False)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -17,6 +17,7 @@ from berth.cli.options import (
     connect,
     emit_json,
     make_console,
+    timeout_seconds,
 )
 
 if TYPE_CHECKING:
@@ -138,36 +139,99 @@ def probe(
             result.direct,
         )
         findings = slow_io(measured, promise, target=f"volume {path}", storage_class=storage_class)
-    if output is Output.json:
-        emit_json(
-            {
-                **result.to_json(),
-                "promised": None
-                if promise is None
-                else {"iops": promise.iops, "throughputMiBps": promise.throughput_mib_s, "source": promise.source},
-                "findings": [f.to_json() for f in findings],
-            }
+    report = {
+        **result.to_json(),
+        "promised": None
+        if promise is None
+        else {"iops": promise.iops, "throughputMiBps": promise.throughput_mib_s, "source": promise.source},
+        "findings": [f.to_json() for f in findings],
+    }
+    _print_probe(output, path, report, storage_class, findings)
+
+
+def bench(
+    storage_class: str = typer.Argument(..., help="The StorageClass to measure."),
+    image: str = typer.Option(..., "--image", help="An image with berth on its PATH (e.g. your training image)."),
+    size: str = typer.Option("10Gi", "--size", help="Size of the fresh claim (per-GiB rules use it)."),
+    probe_size: str = typer.Option("256Mi", "--probe-size", help="Probe file size on the claim."),
+    seconds: float = typer.Option(3.0, "--seconds", min=0.1, help="Length of each random-I/O run."),
+    queue_depth: int = typer.Option(16, "--queue-depth", min=1, max=256, help="4 KiB I/Os in flight."),
+    node_selector: list[str] = typer.Option(
+        [], "--node-selector", help="KEY=VALUE for the pod's nodeSelector (repeatable): measure on that node type."
+    ),
+    pull_policy: str | None = typer.Option(None, "--image-pull-policy", help="Always, IfNotPresent or Never."),
+    timeout: str = typer.Option("600", "--timeout", help="How long the Job may take: seconds or a duration."),
+    kubeconfig: str | None = KUBECONFIG,
+    context: str | None = CONTEXT,
+    namespace: str | None = typer.Option(
+        None, "-n", "--namespace", help="Namespace for the claim and Job (default: the context's)."
+    ),
+    output: Output = OUTPUT,
+) -> None:
+    """Measure a StorageClass: `berth probe` in a Job on a fresh claim of it, then both are deleted.
+
+    Reports "slow I/O" like `berth probe --storage-class`. Exit 1 when the claim, the pod or the
+    probe fails (its message is shown), 2 on a bad flag.
+    """
+    from berth.errors import UsageError
+    from berth.kube.ioprobe import bench as run_bench
+
+    selector: dict[str, str] = {}
+    for item in node_selector:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--node-selector {item!r}: expected KEY=VALUE")
+        selector[key] = value
+    args = ["--size", probe_size, "--seconds", f"{seconds:g}", "--queue-depth", str(queue_depth)]
+    kube = connect(kubeconfig, context, namespace)
+    err = make_console(stderr=True)
+    try:
+        result = run_bench(
+            kube,
+            storage_class,
+            size=size,
+            image=image,
+            probe_args=args,
+            node_selector=selector,
+            pull_policy=pull_policy,
+            timeout_s=timeout_seconds(timeout),
+            progress=None if output is Output.json else lambda line: err.print(f"bench: {line}", markup=False),
         )
+    finally:
+        kube.close()
+    where = f"StorageClass {storage_class} ({size} claim on node {result.node or '?'})"
+    _print_probe(output, where, result.to_json(), storage_class, result.findings)
+
+
+def _print_probe(
+    output: Output, where: str, report: dict[str, Any], storage_class: str | None, findings: Sequence[Finding]
+) -> None:
+    """The probe's figures, the class's promise and the slow-io findings (probe and bench alike)."""
+    if output is Output.json:
+        emit_json(report)
         return
     console = make_console()
     console.print(
-        f"{path}: sequential write {result.seq_write_mib_s:,.0f} MiB/s, read {result.seq_read_mib_s:,.0f} MiB/s; "
-        f"4 KiB random read {result.rand_read_iops:,.0f} IOPS, write {result.rand_write_iops:,.0f} IOPS "
-        f"(queue depth {result.queue_depth}); fsync p50 {result.fsync_p50_ms:.2f} ms, p99 {result.fsync_p99_ms:.2f} ms",
+        f"{where}: sequential write {report['seqWriteMiBps']:,.0f} MiB/s, read {report['seqReadMiBps']:,.0f} MiB/s; "
+        f"4 KiB random read {report['randReadIops']:,.0f} IOPS, write {report['randWriteIops']:,.0f} IOPS "
+        f"(queue depth {report['queueDepth']}); fsync p50 {report['fsyncP50Ms']:.2f} ms, "
+        f"p99 {report['fsyncP99Ms']:.2f} ms",
         markup=False,
     )
-    for note in result.notes:
+    for note in report["notes"]:
         console.print(f"note: {note}", markup=False)
+    promise = report.get("promised")
     if promise is not None:
-        iops = f"{promise.iops:,} IOPS" if promise.iops else "no IOPS"
-        mib = f"{promise.throughput_mib_s:,.0f} MiB/s" if promise.throughput_mib_s else "no throughput"
-        console.print(f"StorageClass {storage_class} provisions {iops}, {mib} ({promise.source})", markup=False)
-        if not findings and result.direct:
+        iops = f"{promise['iops']:,} IOPS" if promise["iops"] else "no IOPS"
+        mib = f"{promise['throughputMiBps']:,.0f} MiB/s" if promise["throughputMiBps"] else "no throughput"
+        console.print(f"StorageClass {storage_class} provisions {iops}, {mib} ({promise['source']})", markup=False)
+        if not findings and report["direct"]:
             console.print("no slow I/O: every figure reaches 80 % of the promise", style="green")
     print_findings(console, findings)
 
 
 def register(app: typer.Typer) -> None:
-    """Add doctor and probe to the root app."""
+    """Add doctor, probe and bench to the root app."""
     app.command("doctor")(doctor)
     app.command("probe")(probe)
+    app.command("bench")(bench)

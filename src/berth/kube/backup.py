@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from berth.contract import LABEL_INSTANCE
+from berth.contract import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY
 from berth.errors import BerthError
 from berth.kube.claims import parse_claim_name
 from berth.kube.client import RETRY_STATUS, discover, object_ref
@@ -323,7 +323,11 @@ def list_backups(kube: Kube, name: str | None, namespace: str | None, velero_nam
     Listed by the instance label, then kept only when they cover ``namespace``: two clusters of
     the same name in different namespaces share the label value.
     """
-    query = f"?labelSelector={LABEL_INSTANCE}%3D{name}" if name else f"?labelSelector={LABEL_INSTANCE}"
+    from urllib.parse import urlencode
+
+    # Made by berth or by a Schedule berth rendered (Velero copies a Schedule's labels to its backups).
+    selector = f"{LABEL_MANAGED_BY}={MANAGED_BY}," + (f"{LABEL_INSTANCE}={name}" if name else LABEL_INSTANCE)
+    query = "?" + urlencode({"labelSelector": selector})
     found = _request(kube, "GET", _path(velero_namespace, "backups") + query, f"list Backups in {velero_namespace}")
     assert found is not None
     ops = [Operation.from_object({"kind": "Backup", **item}) for item in found.get("items") or []]

@@ -1,4 +1,5 @@
-"""Measured I/O against what the volume's StorageClass provisions: the doctor's "slow I/O" finding.
+"""Measured I/O against what the volume's StorageClass provisions: the doctor's "slow I/O" finding,
+and ``berth bench CLASS``, the probe as a Job on a fresh claim of a class.
 
 The probe itself runs where the volume is mounted (:mod:`berth.runtime.ioprobe`); this module
 reads the class (one GET), works out its promise for the volume's size
@@ -9,9 +10,11 @@ Performance": measure, then check the volume's IOPS limits).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from berth.contract import LABEL_COMPONENT, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_PART_OF, MANAGED_BY, PART_OF
 from berth.errors import BerthError
 from berth.kube.doctor import Finding
 from berth.providers.performance import Promise, promised
@@ -87,3 +90,234 @@ def _fix(unit: str, depth: int) -> str:
         "check the node type's storage bandwidth (a small instance caps every volume) and the class's "
         "provisioned throughput; raise `throughput` in the class if the disk is the limit"
     )
+
+
+BENCH_MOUNT = "/probe"
+BENCH_COMPONENT = "bench"
+BENCH_USER = 1000  # any non-root user: the claim's fsGroup makes the fresh volume writable by it
+
+
+@dataclass
+class BenchResult:
+    """What ``berth bench`` measured in its pod, the class's promise, and the slow figures."""
+
+    report: dict[str, Any]
+    promise: Promise
+    findings: list[Finding]
+    node: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """camelCase dict for ``-o json`` (the probe's keys, then what the class promises)."""
+        return {
+            **self.report,
+            "node": self.node,
+            "promised": {
+                "iops": self.promise.iops,
+                "throughputMiBps": self.promise.throughput_mib_s,
+                "source": self.promise.source,
+            },
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+def bench_objects(
+    name: str,
+    namespace: str,
+    storage_class: str,
+    size: str,
+    image: str,
+    probe_args: list[str],
+    *,
+    node_selector: dict[str, str] | None = None,
+    pull_policy: str | None = None,
+    deadline_s: int = 600,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A fresh claim of ``storage_class`` and a Job that runs ``berth probe`` on it once.
+
+    The probe's JSON goes to the container's termination message (``/dev/termination-log``), so
+    reading it needs only ``get pods``, not ``pods/log``; on failure the kubelet falls back to the
+    log's tail, which holds the probe's one error line.
+    """
+    labels = {
+        LABEL_INSTANCE: name,
+        LABEL_COMPONENT: BENCH_COMPONENT,
+        LABEL_PART_OF: PART_OF,
+        LABEL_MANAGED_BY: MANAGED_BY,
+    }
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": storage_class,
+            "resources": {"requests": {"storage": size}},
+        },
+    }
+    container: dict[str, Any] = {
+        "name": "probe",
+        "image": image,
+        "command": ["sh", "-c", 'exec berth probe "$0" -o json "$@" > /dev/termination-log', BENCH_MOUNT, *probe_args],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [{"name": "probe", "mountPath": BENCH_MOUNT}],
+        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+    }
+    if pull_policy:
+        container["imagePullPolicy"] = pull_policy
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": BENCH_USER,
+            "fsGroup": BENCH_USER,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": [{"name": "probe", "persistentVolumeClaim": {"claimName": name}}],
+    }
+    if node_selector:
+        pod["nodeSelector"] = node_selector
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": deadline_s,
+            "ttlSecondsAfterFinished": 600,  # a safety net when berth is killed before it cleans up
+            "template": {"metadata": {"labels": labels}, "spec": pod},
+        },
+    }
+    return claim, job
+
+
+def bench(
+    kube: Kube,
+    storage_class: str,
+    *,
+    size: str,
+    image: str,
+    probe_args: list[str],
+    node_selector: dict[str, str] | None = None,
+    pull_policy: str | None = None,
+    timeout_s: float = 600,
+    progress: Callable[[str], None] | None = None,
+) -> BenchResult:
+    """Run the probe on a fresh claim of ``storage_class``; the claim and the Job are deleted afterwards."""
+    import json
+    import time
+    import uuid
+    from functools import partial
+
+    from lightkube.codecs import from_dict
+    from lightkube.resources.batch_v1 import Job
+    from lightkube.resources.core_v1 import PersistentVolumeClaim, Pod
+    from lightkube.types import CascadeType
+
+    from berth.quantity import parse_quantity
+
+    say = progress or (lambda _line: None)
+    promise = class_promise(kube, storage_class, float(parse_quantity(size)) / 2**30)
+    name = f"berth-bench-{uuid.uuid4().hex[:6]}"
+    ns = kube.namespace
+    claim, job = bench_objects(
+        name,
+        ns,
+        storage_class,
+        size,
+        image,
+        probe_args,
+        node_selector=node_selector,
+        pull_policy=pull_policy,
+        deadline_s=int(timeout_s),
+    )
+    created: list[tuple[Any, str]] = []
+    try:
+        for obj, model in ((claim, PersistentVolumeClaim), (job, Job)):
+            kube.call(f"create {obj['kind']} {ns}/{name}", partial(kube.client.create, from_dict(obj)))
+            created.append((model, obj["kind"]))
+        say(f"created claim {name} ({size} of {storage_class}) and Job {name}")
+        deadline, last = time.monotonic() + timeout_s, ""
+        while True:
+            pods = kube.call(
+                f"list pods of Job {name}",
+                lambda: list(kube.client.list(Pod, namespace=ns, labels={LABEL_INSTANCE: name})),
+            )
+            pod = pods[0] if pods else None
+            state = _pod_state(pod)
+            if state != last:
+                say(state)
+                last = state
+            finished = _terminated(pod)
+            if finished is not None:
+                code, message = finished
+                if code != 0:
+                    where = pod.metadata.name if pod is not None and pod.metadata else name
+                    raise _probe_failed(f"{ns}/{where}", code, message)
+                try:
+                    report: dict[str, Any] = json.loads(message)
+                except ValueError:
+                    raise BerthError(
+                        f"the probe in Job {ns}/{name} wrote no result: {message[:200]!r}",
+                        f"is berth installed in image {image}? `berth probe` must be on its PATH",
+                    ) from None
+                break
+            if time.monotonic() >= deadline:
+                raise BerthError(
+                    f"timed out after {timeout_s:.0f}s waiting for Job {ns}/{name}: {last}",
+                    "a claim that never binds or a pod that never schedules: see `berth doctor`-style "
+                    "reasons above; the claim and Job are deleted",
+                )
+            time.sleep(1.0)
+    finally:
+        for model, kind in reversed(created):
+            kube.call(
+                f"delete {kind} {ns}/{name}",
+                partial(kube.client.delete, model, name, namespace=ns, cascade=CascadeType.BACKGROUND),
+            )
+    node = pod.spec.nodeName if pod is not None and pod.spec is not None else None
+    measured = Measured(
+        float(report["seqReadMiBps"]),
+        float(report["seqWriteMiBps"]),
+        float(report["randReadIops"]),
+        float(report["randWriteIops"]),
+        int(report["queueDepth"]),
+        bool(report["direct"]),
+    )
+    findings = slow_io(measured, promise, target=f"StorageClass {storage_class}", storage_class=storage_class)
+    return BenchResult(report, promise, findings, node)
+
+
+def _probe_failed(pod: str, code: int, message: str) -> BerthError:
+    """The probe's own error and hint, from the log tail the kubelet put in the termination message."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    error = next((x.removeprefix("error: ") for x in reversed(lines) if x.startswith("error: ")), None)
+    hint = next((x.removeprefix("hint: ") for x in reversed(lines) if x.startswith("hint: ")), None)
+    return BerthError(
+        f"the probe failed in pod {pod}: {error or (lines[-1] if lines else f'exit code {code}')}",
+        f"{hint + '; ' if hint else ''}the claim and Job are deleted",
+    )
+
+
+def _pod_state(pod: Any) -> str:
+    """One line: where the bench pod is (the scheduler's or the kubelet's words while it waits)."""
+    if pod is None:
+        return "waiting for the Job controller to create the pod"
+    status = pod.status
+    phase = (status.phase if status else None) or "Pending"
+    for cond in (status.conditions if status else None) or []:
+        if cond.type == "PodScheduled" and cond.status == "False" and cond.message:
+            return f"pod {pod.metadata.name}: {phase}: {cond.message}"
+    for cs in (status.containerStatuses if status else None) or []:
+        if cs.state and cs.state.waiting and cs.state.waiting.reason:
+            return f"pod {pod.metadata.name}: {cs.state.waiting.reason}"
+    return f"pod {pod.metadata.name}: {phase}" + (" (measuring)" if phase == "Running" else "")
+
+
+def _terminated(pod: Any) -> tuple[int, str] | None:
+    """Exit code and termination message once the probe container has ended."""
+    for cs in (pod.status.containerStatuses if pod is not None and pod.status else None) or []:
+        if cs.state and cs.state.terminated:
+            return int(cs.state.terminated.exitCode), str(cs.state.terminated.message or "")
+    return None
