@@ -118,8 +118,11 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, detail: Callab
         time.sleep(0.5)
 
 
-def start_cluster() -> Iterator[Cluster]:
-    """`sandbox up --kubelet 2` (no kwok node) and `berth sandbox image` into both nodes; down afterwards."""
+def start_cluster(kubelets: int = 2, *, kube_proxy: bool = False, name: str = "pytest-in-pod") -> Iterator[Cluster]:
+    """`sandbox up --kubelet 2` (no kwok node) and `berth sandbox image` into both nodes; down afterwards.
+
+    ``kube_proxy`` (test_lifecycle_api_in_pod.py's own sandbox) adds kube-proxy: pods reach ClusterIPs.
+    """
     from lightkube import Client, KubeConfig
 
     from berth.sandbox import NodeSpec, Sandbox, dns, find_bin_dir
@@ -134,17 +137,18 @@ def start_cluster() -> Iterator[Cluster]:
     if shutil.which("debootstrap") is None and not Path("/usr/sbin/debootstrap").exists():
         _skip_or_fail("debootstrap is not installed (the runtime image is built from Debian's packages)")
     try:
-        RealNodes(Path("/tmp/berth-preflight"), "probe", 2).preflight(bin_dir)
+        RealNodes(Path("/tmp/berth-preflight"), "probe", kubelets, kube_proxy=kube_proxy).preflight(bin_dir)
     except SetupError as err:
         _skip_or_fail(f"this machine cannot run real nodes: {err.message}")
     # Not under pytest's tmp: the kubelet's unix socket paths must stay under 108 bytes.
     root = Path(tempfile.mkdtemp(prefix="berth-ip-"))
-    box = Sandbox("pytest-in-pod", root / "s")
-    real = RealNodes(box.state_dir, box.name, 2)
+    box = Sandbox(name, root / "s")
+    real = RealNodes(box.state_dir, box.name, kubelets, kube_proxy=kube_proxy)
     try:
         started = time.monotonic()
-        state = box.up(NodeSpec(nodes=0), bin_dir=bin_dir, timeout_s=240, kubelets=2)
-        print(f"[in-pod] sandbox up --kubelet 2: {time.monotonic() - started:.1f} s", file=sys.stderr)
+        state = box.up(NodeSpec(nodes=0), bin_dir=bin_dir, timeout_s=240, kubelets=kubelets, kube_proxy=kube_proxy)
+        what = f"--kubelet {kubelets}" + (" --kube-proxy" if kube_proxy else "")
+        print(f"[in-pod] sandbox up {what}: {time.monotonic() - started:.1f} s", file=sys.stderr)
         env = {**os.environ, "KUBECONFIG": str(state.kubeconfig)}
         started = time.monotonic()
         done = subprocess.run(
@@ -156,7 +160,8 @@ def start_cluster() -> Iterator[Cluster]:
         )
         assert done.returncode == 0, done.stderr
         image = json.loads(done.stdout)
-        assert sorted(image["imported"]) == [str(box.state_dir / f"nodes/node-{i}/containerd.sock") for i in (0, 1)]
+        nodes = [str(box.state_dir / f"nodes/node-{i}/containerd.sock") for i in range(kubelets)]
+        assert sorted(image["imported"]) == nodes
         print(f"[in-pod] sandbox image (cached={image['cached']}): {time.monotonic() - started:.1f} s", file=sys.stderr)
         client = Client(KubeConfig.from_file(state.kubeconfig), field_manager="berth-tests")
         yield Cluster(box.state_dir, state.kubeconfig, bin_dir / "kubectl", image["reference"], env, client)

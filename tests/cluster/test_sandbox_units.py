@@ -141,3 +141,76 @@ def test_berths_client_verifies_the_sandbox_ca_and_presents_the_admin_cert(tmp_p
     finally:
         server.shutdown()
         server.server_close()
+
+
+# ---- --kube-proxy's parts (berth.sandbox.kubeproxy): the host slot, the relay, the pods' route ----
+
+
+def test_kube_proxy_slot_is_one_sandbox_per_host_while_its_kube_proxy_lives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    from berth.errors import BerthError
+    from berth.sandbox import kubeproxy
+
+    monkeypatch.setattr(kubeproxy, "SLOT", tmp_path / "slot.json")
+    fake = tmp_path / "kube-proxy"  # a live process whose command line names kube-proxy
+    fake.symlink_to("/bin/sleep")
+    proc = subprocess.Popen([str(fake), "30"])
+    try:
+        kubeproxy.claim(tmp_path / "a")
+        kubeproxy.record_pid(tmp_path / "a", proc.pid)
+        with pytest.raises(BerthError, match=rf"sandbox in {tmp_path / 'a'} \(pid {proc.pid}\)") as err:
+            kubeproxy.claim(tmp_path / "b")
+        assert err.value.exit_code == 2
+        kubeproxy.release(tmp_path / "b", None)  # not b's: untouched
+        assert kubeproxy.SLOT.exists()
+    finally:
+        proc.kill()
+        proc.wait()
+    kubeproxy.claim(tmp_path / "b")  # its kube-proxy is gone (a crash): the slot is free again
+    kubeproxy.release(tmp_path / "b", None)
+    assert not kubeproxy.SLOT.exists()
+
+
+def test_relay_forwards_only_from_the_allowed_subnet() -> None:
+    import socket
+    import threading
+
+    from berth.sandbox import kubeproxy
+
+    upstream = socket.create_server(("127.0.0.1", 0))
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def echo() -> None:
+        while True:
+            conn, _ = upstream.accept()
+            conn.sendall(conn.recv(100).upper())
+            conn.close()
+
+    threading.Thread(target=echo, daemon=True).start()
+    target = upstream.getsockname()
+    threading.Thread(
+        target=kubeproxy.relay, args=(("127.0.0.1", port), target, "127.0.0.2/32", listener), daemon=True
+    ).start()
+    allowed = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=("127.0.0.2", 0))
+    allowed.sendall(b"ping")
+    assert allowed.recv(100) == b"PING"
+    refused = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=("127.0.0.1", 0))
+    refused.sendall(b"ping")
+    assert refused.recv(100) == b""  # closed without a byte from the API server
+    for s in (allowed, refused, listener, upstream):
+        s.close()
+
+
+def test_pods_get_a_route_to_the_service_cidr_only_with_kube_proxy(tmp_path: Path) -> None:
+    from berth.sandbox import containerd
+    from berth.sandbox.components import SERVICE_CIDR
+
+    args = (tmp_path, 0, "berth0", "10.200.0.0/16", "10.200.0.1", ("10.200.1.1", "10.200.1.254"))
+    plain = json.loads(containerd.cni_config(*args))
+    assert "routes" not in plain["plugins"][0]["ipam"]
+    routed = json.loads(containerd.cni_config(*args, SERVICE_CIDR))
+    assert routed["plugins"][0]["ipam"]["routes"] == [{"dst": "10.96.0.0/16", "gw": "10.200.0.1"}]

@@ -61,6 +61,12 @@ def up(
         help="Also start N real nodes (kubelet + containerd + runc; needs root): `--kubelet` alone is one. "
         "They are labelled berth.dev/sandbox-node=kubelet, the fake ones =kwok (pick with a nodeSelector).",
     ),
+    kube_proxy: bool = typer.Option(
+        False,
+        "--kube-proxy",
+        help="With --kubelet: also run kube-proxy, so pods reach ClusterIPs (the API server's too). "
+        "Its iptables chains are host-wide: one such sandbox per host.",
+    ),
     zones: int = typer.Option(2, "--zones", min=1, help="Zones the nodes are spread over."),
     gpus: int = typer.Option(8, "--gpus", min=0, help="nvidia.com/gpu capacity of each node."),
     max_pods: int = typer.Option(110, "--max-pods", min=1, help="Pod capacity of each node."),
@@ -81,7 +87,9 @@ def up(
     shape = NodeSpec(nodes=fake, zones=zones, gpus=gpus, pods=max_pods)
     if kubelet and timeout == 90.0:
         timeout = 180.0  # real nodes: containerd, the pause image, kubelet registration
-    state = sandbox.up(shape, bin_dir=bin_dir, timeout_s=timeout, progress=progress, kubelets=kubelet)
+    state = sandbox.up(
+        shape, bin_dir=bin_dir, timeout_s=timeout, progress=progress, kubelets=kubelet, kube_proxy=kube_proxy
+    )
     typer.echo(f"kubeconfig: {state.kubeconfig}")
     if kubelet:  # real nodes run the runtime image (imagePullPolicy: Never): make sure each node has it
         from berth.sandbox.image import ensure_runtime_image, find_containerd_sockets

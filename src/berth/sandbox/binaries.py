@@ -72,3 +72,37 @@ def build(progress: Progress = quiet) -> Path:
     if proc.wait() != 0:
         raise BerthError("building the control plane failed:\n" + "\n".join(tail), hint=f"rerun {script}")
     return Path(out.splitlines()[-1])
+
+
+# ---- the sandbox's other built binaries (CoreDNS, kube-proxy): one build.sh each under tools/ ----
+
+
+def checkout_script(*parts: str) -> Path | None:
+    """A build script under ``tools/`` of the source checkout berth runs from, if it runs from one."""
+    script = Path(__file__).resolve().parents[3].joinpath("tools", *parts)
+    return script if script.is_file() else None
+
+
+def built_binary(script: Path | None, env_var: str, name: str) -> Path | None:
+    """``$ENV_VAR/NAME`` when that is set, else NAME in the directory ``SCRIPT --print-bin-dir`` names."""
+    env = os.environ.get(env_var)
+    if env:
+        path = Path(env) / name
+        return path if path.is_file() else None
+    if script is None:
+        return None
+    out = subprocess.run(["bash", str(script), "--print-bin-dir"], capture_output=True, text=True, check=False)
+    path = Path(out.stdout.strip()) / name
+    return path if out.returncode == 0 and path.is_file() else None
+
+
+def build_binary(script: Path | None, name: str, label: str, progress: Progress, hint: str) -> Path:
+    """Run SCRIPT (a no-op when built) and return NAME in the bin directory it prints."""
+    if script is None:
+        raise BerthError(f"{label} is not built and berth is not running from a source checkout", hint=hint)
+    progress(f"building {label} ({script})")
+    out = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        tail = "\n".join(out.stderr.splitlines()[-20:])
+        raise BerthError(f"building {label} failed:\n{tail}", hint=f"rerun {script}")
+    return Path(out.stdout.strip().splitlines()[-1]) / name

@@ -137,6 +137,7 @@ class SandboxState:
     started_at: float = 0.0
     ready_after_s: float | None = None
     kubelets: int = 0  # real nodes (`up --kubelet`): berth.sandbox.node
+    kube_proxy: bool = False  # `up --kube-proxy`: ClusterIPs from real pods (berth.sandbox.kubeproxy)
 
     def to_json(self) -> dict[str, Any]:
         """The state file's content."""
@@ -157,6 +158,7 @@ class SandboxState:
             started_at=float(data["started_at"]),
             ready_after_s=data.get("ready_after_s"),
             kubelets=int(data.get("kubelets", 0)),
+            kube_proxy=bool(data.get("kube_proxy", False)),
         )
 
 
@@ -242,12 +244,17 @@ class Sandbox:
         timeout_s: float = 90.0,
         progress: Progress = quiet,
         kubelets: int = 0,
+        kube_proxy: bool = False,
     ) -> SandboxState:
         """Start the control plane, or return the running one unchanged (idempotent).
 
         KUBELETS > 0 adds that many real nodes (:mod:`berth.sandbox.node`); the machine is
         checked first, and what it lacks is a :class:`berth.sandbox.node.SetupError` (exit 2).
+        KUBE_PROXY adds kube-proxy (:mod:`berth.sandbox.kubeproxy`): pods reach ClusterIPs, the
+        API server's among them; one such sandbox per host.
         """
+        if kube_proxy and not kubelets:
+            raise UsageError("--kube-proxy needs real nodes", hint="add --kubelet")
         nodes = nodes or NodeSpec()
         current = self.status()
         if current.running:
@@ -263,7 +270,7 @@ class Sandbox:
             self.down()
         bin_dir = bin_dir or find_bin_dir()
         if kubelets:
-            self._real_nodes(kubelets, nodes).preflight(bin_dir)
+            self._real_nodes(kubelets, nodes, kube_proxy=kube_proxy).preflight(bin_dir)
         if bin_dir is None:
             raise BerthError("the control-plane binaries are not built", hint=build_hint())
 
@@ -281,6 +288,7 @@ class Sandbox:
             ports=ports,
             started_at=time.time(),
             kubelets=kubelets,
+            kube_proxy=kube_proxy,
         )
         self._save(state)
         try:
@@ -320,9 +328,13 @@ class Sandbox:
         pending: list[tuple[ProcessRecord, str]] = []  # started, health not yet seen
         for component in COMPONENTS:
             progress(f"starting {component.name}")
+            argv = layout.argv(state.bin_dir / "kube", component)
+            if component.name == "kube-apiserver" and state.kube_proxy:
+                # The `kubernetes` Service's endpoint: the relay on the bridge (no loopback allowed there).
+                argv.append(f"--advertise-address={self._real_nodes(state.kubelets).gateway}")
             record = spawn(
                 component.name,
-                layout.argv(state.bin_dir / "kube", component),
+                argv,
                 self.state_dir / "logs" / f"{component.name}.log",
                 self.state_dir,
             )
@@ -341,11 +353,11 @@ class Sandbox:
             self._await_real_nodes(state, nodes, deadline, progress)
 
     # ---- real nodes (berth.sandbox.node) ---------------------------------------------------
-    def _real_nodes(self, count: int, nodes: NodeSpec | None = None) -> RealNodes:
+    def _real_nodes(self, count: int, nodes: NodeSpec | None = None, *, kube_proxy: bool = False) -> RealNodes:
         from berth.sandbox.node import RealNodes
 
         shape = nodes or NodeSpec()
-        return RealNodes(self.state_dir, self.name, count, zones=shape.zones, gpus=shape.gpus)
+        return RealNodes(self.state_dir, self.name, count, zones=shape.zones, gpus=shape.gpus, kube_proxy=kube_proxy)
 
     def _start_real_nodes(
         self, state: SandboxState, nodes: NodeSpec, layout: Layout, deadline: float, progress: Progress
@@ -357,7 +369,7 @@ class Sandbox:
         def wait_http(url: str, rec: ProcessRecord) -> None:
             _wait_http(url, rec, self.kubeconfig, deadline)
 
-        real = self._real_nodes(state.kubelets, nodes)
+        real = self._real_nodes(state.kubelets, nodes, kube_proxy=state.kube_proxy)
         real.start(
             kube=state.bin_dir / "kube",
             server=state.server,
@@ -392,7 +404,7 @@ class Sandbox:
     def _stop_all(self, state: SandboxState) -> None:
         """Stop every process (real nodes first, with their containers, cgroups and bridges)."""
         if state.kubelets:
-            self._real_nodes(state.kubelets).teardown(state.processes)
+            self._real_nodes(state.kubelets, kube_proxy=state.kube_proxy).teardown(state.processes)
         stop(list(reversed(state.processes)))
 
     def _await_health(self, pending: list[tuple[ProcessRecord, str]], deadline: float) -> None:
@@ -516,7 +528,8 @@ class Sandbox:
             with contextlib.suppress(BerthError, ValueError), contextlib.closing(self._kube(2.0)) as kube:
                 api_ready = kube.raw_get("/readyz").text.strip() == "ok"
                 version = kube.raw_get("/version").json().get("gitVersion")
-        expected = len(COMPONENTS) + (self._real_nodes(state.kubelets).process_count() if state.kubelets else 0)
+        real = self._real_nodes(state.kubelets, kube_proxy=state.kube_proxy)
+        expected = len(COMPONENTS) + (real.process_count() if state.kubelets else 0)
         running = api_ready and len(procs) == expected and all(p.running for p in procs)
         return SandboxStatus(
             self.name, self.state_dir, True, running, api_ready, state.server, state.kubeconfig, version, procs

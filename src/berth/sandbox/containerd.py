@@ -78,15 +78,25 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 """
 
 
-def cni_config(state_dir: Path, index: int, bridge: str, subnet: str, gateway: str, pod_range: tuple[str, str]) -> str:
+def cni_config(
+    state_dir: Path,
+    index: int,
+    bridge: str,
+    subnet: str,
+    gateway: str,
+    pod_range: tuple[str, str],
+    service_cidr: str | None = None,
+) -> str:
     """Node INDEX's CNI network: the sandbox's bridge (GATEWAY on SUBNET), pods from POD_RANGE, portmap.
 
     Every node's pods share one bridge and subnet (disjoint ranges): pods of different nodes
     reach each other over L2, with no IP forwarding on the host. No ipMasq: it would add
     iptables rules a crash leaves behind, and nothing outside the machine is reachable anyway.
+    SERVICE_CIDR (with kube-proxy) is routed to GATEWAY, where kube-proxy's DNAT rules apply.
     """
     import json
 
+    routes = {"routes": [{"dst": service_cidr, "gw": gateway}]} if service_cidr else {}
     return json.dumps(
         {
             "cniVersion": "0.4.0",
@@ -111,6 +121,7 @@ def cni_config(state_dir: Path, index: int, bridge: str, subnet: str, gateway: s
                             ]
                         ],
                         "dataDir": str(node_dir(state_dir, index) / "cni" / "ipam"),
+                        **routes,
                     },
                 },
                 {"type": "portmap", "capabilities": {"portMappings": True}},

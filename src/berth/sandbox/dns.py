@@ -10,11 +10,9 @@ host's resolver.
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
-from berth.errors import BerthError
-from berth.sandbox.binaries import Progress, quiet
+from berth.sandbox.binaries import Progress, build_binary, built_binary, checkout_script, quiet
 
 CLUSTER_DOMAIN = "cluster.local"
 DNS_PORT = 53
@@ -29,22 +27,14 @@ USER = "system:berth-sandbox:coredns"
 
 def build_script() -> Path | None:
     """``tools/coredns/build.sh`` of the source checkout berth runs from, if any."""
-    script = Path(__file__).resolve().parents[3] / "tools" / "coredns" / "build.sh"
-    return script if script.is_file() else None
+    return checkout_script("coredns", "build.sh")
 
 
 def find_binary() -> Path | None:
     """The built CoreDNS: ``$BERTH_COREDNS_BIN`` (a bin directory), else where build.sh puts it."""
-    env = os.environ.get("BERTH_COREDNS_BIN")
-    if env:
-        path = Path(env) / "coredns"
-        return path if path.is_file() else None
-    script = build_script()
-    if script is not None:
-        out = subprocess.run(["bash", str(script), "--print-bin-dir"], capture_output=True, text=True, check=False)
-        path = Path(out.stdout.strip()) / "coredns"
-        if out.returncode == 0 and path.is_file():
-            return path
+    found = built_binary(build_script(), "BERTH_COREDNS_BIN", "coredns")
+    if found is not None or os.environ.get("BERTH_COREDNS_BIN"):
+        return found
     cache = Path(os.environ.get("BERTH_COREDNS_CACHE", Path.home() / ".cache" / "berth" / "coredns"))
     builds = sorted(cache.glob("*/bin/coredns"), key=lambda p: p.stat().st_mtime, reverse=True)
     return builds[0] if builds else None
@@ -52,14 +42,9 @@ def find_binary() -> Path | None:
 
 def build(progress: Progress = quiet) -> Path:
     """Run tools/coredns/build.sh (a no-op when built); return the binary."""
-    script = build_script()
-    if script is None:
-        raise BerthError("CoreDNS is not built and berth is not running from a source checkout")
-    progress("building CoreDNS (tools/coredns/build.sh)")
-    out = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise BerthError("building CoreDNS failed:\n" + "\n".join(out.stderr.splitlines()[-20:]))
-    return Path(out.stdout.strip().splitlines()[-1]) / "coredns"
+    return build_binary(
+        build_script(), "coredns", "CoreDNS", progress, "set BERTH_COREDNS_BIN to a built bin directory"
+    )
 
 
 def corefile(listen_ip: str, kubeconfig: Path, health_port: int, ready_port: int) -> str:

@@ -38,10 +38,10 @@ from typing import Any
 
 from berth.contract import GPU_RESOURCE, LABEL_SANDBOX_NODE, LABEL_ZONE
 from berth.errors import BerthError
-from berth.sandbox import containerd, dns, oci
+from berth.sandbox import containerd, dns, kubeproxy, oci
 from berth.sandbox import pki as pki_mod
 from berth.sandbox.binaries import Progress
-from berth.sandbox.components import NODE_COMPONENTS, NodeComponent
+from berth.sandbox.components import NODE_COMPONENTS, SERVICE_CIDR, NodeComponent
 from berth.sandbox.proc import ProcessRecord, free_ports, is_running, spawn, stop
 
 KIND = "kubelet"  # the value of LABEL_SANDBOX_NODE on real nodes (kwok nodes: "kwok")
@@ -49,6 +49,8 @@ NODE_PREFIX = "sandbox-kubelet-"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # Mounted over in the nodes' mount namespace (see the mount-namespace component).
 MASKED = (Path("/run"), Path("/var/lib"), Path("/var/log"))
+# With --kube-proxy (berth.sandbox.kubeproxy): host processes, started after the kubelets.
+PROXY_PROCESSES = ("api-relay", "kube-proxy")
 EXIT_SETUP = 2  # the machine cannot run a component
 
 
@@ -87,6 +89,7 @@ class RealNodes:
     count: int
     zones: int = 2
     gpus: int = 0
+    kube_proxy: bool = False  # ClusterIPs from pods (berth.sandbox.kubeproxy)
 
     @property
     def _hash(self) -> str:
@@ -158,6 +161,8 @@ class RealNodes:
             for masked in MASKED:
                 if path.is_relative_to(masked):
                     raise SetupError(f"{path} is under {masked}, which the nodes' mount namespace replaces")
+        if self.kube_proxy and shutil.which("iptables") is None:
+            raise SetupError("--kube-proxy needs iptables", hint="apt-get install iptables")
         self._check_overlayfs()
         self._check_cgroups()
         self._check_network()
@@ -237,10 +242,21 @@ class RealNodes:
             pki_mod.issue_client(pki, pki_mod.ClientCert(client, f"system:node:{self.node_name(i)}", "system:nodes"))
             pki_mod.write_kubeconfig(d / "kubelet.kubeconfig", pki, client, server, context)
             (d / "cni" / "net.d" / "10-berth.conflist").write_text(
-                containerd.cni_config(self.state_dir, i, self.bridge, self.subnet, self.gateway, self.pod_range(i))
+                containerd.cni_config(
+                    self.state_dir,
+                    i,
+                    self.bridge,
+                    self.subnet,
+                    self.gateway,
+                    self.pod_range(i),
+                    SERVICE_CIDR if self.kube_proxy else None,
+                )
             )
             (d / "kubelet.yaml").write_text(json.dumps(self._kubelet_config(i, pki, ports), indent=2))
         pki_mod.issue_client(pki, pki_mod.ClientCert(dns.CLIENT, dns.USER))
+        if self.kube_proxy:
+            pki_mod.issue_client(pki, pki_mod.ClientCert(kubeproxy.CLIENT, kubeproxy.USER))
+            pki_mod.write_kubeconfig(self.nodes_dir / "kube-proxy.kubeconfig", pki, kubeproxy.CLIENT, server, context)
         pki_mod.write_kubeconfig(self.nodes_dir / "coredns.kubeconfig", pki, dns.CLIENT, server, context)
         (self.nodes_dir / "Corefile").write_text(
             dns.corefile(
@@ -302,11 +318,12 @@ class RealNodes:
         names = ["coredns-health", "coredns-ready"]
         for i in range(self.count):
             names += [f"kubelet-{i}", f"kubelet-{i}-healthz"]
-        return names
+        return names + (["kube-proxy-healthz", "kube-proxy-metrics"] if self.kube_proxy else [])
 
     def process_count(self) -> int:
         """How many processes the nodes run (their entries in the sandbox's state)."""
-        return sum(self.count if c.per_node else 1 for c in NODE_COMPONENTS)
+        extra = len(PROXY_PROCESSES) if self.kube_proxy else 0
+        return sum(self.count if c.per_node else 1 for c in NODE_COMPONENTS) + extra
 
     def allocate_ports(self) -> dict[str, int]:
         names = self.port_names()
@@ -360,6 +377,7 @@ class RealNodes:
     ) -> None:
         """Start the nodes' processes in order; RECORD saves each one right after it starts."""
         coredns = dns.find_binary() or dns.build(progress)
+        proxy = (kubeproxy.find_binary() or kubeproxy.build(progress)) if self.kube_proxy else None
         progress("building the pause image")
         pause_name, pause_archive = oci.pause_image(Path.home() / ".cache" / "berth" / "images")
         ports = self.allocate_ports()
@@ -393,6 +411,38 @@ class RealNodes:
                 elif component.name == "kubelet":
                     self.join_cgroup(rec.pid, i)
                     wait_http(f"http://127.0.0.1:{ports[f'kubelet-{i}-healthz']}/healthz", rec)
+        if proxy is not None:
+            self._start_kube_proxy(proxy, server, ports, record, wait_http, progress)
+
+    def _start_kube_proxy(
+        self,
+        binary: Path,
+        server: str,
+        ports: dict[str, int],
+        record: Callable[[ProcessRecord], None],
+        wait_http: Callable[[str, ProcessRecord], None],
+        progress: Progress,
+    ) -> None:
+        """The relay to the API server (what the ``kubernetes`` Service's endpoint names), then kube-proxy."""
+        logs = self.state_dir / "logs"
+        api_port = int(server.rsplit(":", 1)[1])
+        progress(f"starting api-relay ({self.gateway}:{api_port} -> 127.0.0.1:{api_port})")
+        relay = [sys.executable, "-m", "berth.sandbox.kubeproxy", f"--listen={self.gateway}:{api_port}"]
+        relay += [f"--to=127.0.0.1:{api_port}", f"--allow={self.subnet}"]
+        record(spawn("api-relay", relay, logs / "api-relay.log", self.state_dir))
+        kubeproxy.claim(self.state_dir)
+        progress("starting kube-proxy (iptables mode)")
+        argv = kubeproxy.argv(
+            binary,
+            self.nodes_dir / "kube-proxy.kubeconfig",
+            self.node_name(0),
+            self.subnet,
+            (ports["kube-proxy-healthz"], ports["kube-proxy-metrics"]),
+        )
+        rec = spawn("kube-proxy", argv, logs / "kube-proxy.log", self.state_dir)
+        record(rec)
+        kubeproxy.record_pid(self.state_dir, rec.pid)
+        wait_http(f"http://127.0.0.1:{ports['kube-proxy-healthz']}/livez", rec)
 
     def seed(self, kube: Any, progress: Progress) -> None:
         """CoreDNS's read-only RBAC; the GPU capacity of registered real nodes (when asked)."""
@@ -443,10 +493,13 @@ class RealNodes:
         Works after a crash too: containers are found by cgroup, not by asking containerd; the
         mounts live in the nodes' own mount namespace and vanish with its last process.
         """
-        mine = [p for p in processes if _component(p.name) in {c.name for c in NODE_COMPONENTS}]
-        order = {"kubelet": 0, "coredns": 1, "containerd": 2, "mount-namespace": 3}
+        names = {c.name for c in NODE_COMPONENTS} | set(PROXY_PROCESSES)
+        mine = [p for p in processes if _component(p.name) in names]
+        order = {"kube-proxy": 0, "api-relay": 0, "kubelet": 1, "coredns": 2, "containerd": 3, "mount-namespace": 4}
         ours = sorted(mine, key=lambda p: order.get(_component(p.name), 9))
         stop([p for p in ours if _component(p.name) != "mount-namespace"], grace_s=5.0)
+        if self.kube_proxy:  # its rules outlive it: --cleanup removes them, and the host slot is free
+            kubeproxy.release(self.state_dir, kubeproxy.find_binary())
         self.kill_cgroup_processes()
         stop([p for p in ours if _component(p.name) == "mount-namespace"], grace_s=2.0)
         self.remove_host_objects()
@@ -500,6 +553,8 @@ class RealNodes:
         names = {link.get("ifname") for link in links}
         found += [f"interface {self.bridge}" for _ in [1] if self.bridge in names]
         found += [f"process {pid}" for pid in sorted(self.cgroup_pids())]
+        if self.kube_proxy:
+            found += kubeproxy.leftovers(self.state_dir)
         return found
 
 

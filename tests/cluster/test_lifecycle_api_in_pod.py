@@ -1,0 +1,94 @@
+"""spec.lifecycle's API half from real pods: `sandbox up --kubelet 1 --kube-proxy`, the runtime image.
+
+This module needs a ClusterIP: the supervisors reach the API server the way every in-cluster
+client does, through the `kubernetes` Service (KUBERNETES_SERVICE_HOST=10.96.0.1) with the pod's
+ServiceAccount token, so the sandbox runs the real kube-proxy (berth.sandbox.kubeproxy). Its
+iptables chains are host-wide, so this module has a sandbox of its own (one node), started only
+when the host's kube-proxy slot is free, and `down` must leave no KUBE-* chain behind.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from berth.contract import ANNOTATION_RANK_STATE, ANNOTATION_RUN_STATE
+from berth.sandbox import kubeproxy
+
+from .real_pods import Cluster, claim_dir, spec, start_cluster, unique_ns, up_and_down, wait_for
+from .test_lifecycle_in_pod import TRAINER
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(scope="module")
+def proxied() -> Iterator[Cluster]:
+    deadline = time.monotonic() + 300
+    while kubeproxy.SLOT.exists() and time.monotonic() < deadline:  # another session's kube-proxy sandbox
+        held = json.loads(kubeproxy.SLOT.read_text() or "{}")
+        if not held.get("pid") or not Path(f"/proc/{held['pid']}").exists():
+            break
+        time.sleep(2)
+    started = time.monotonic()
+    yield from start_cluster(1, kube_proxy=True, name="pytest-kube-proxy")
+    print(f"[in-pod] kube-proxy sandbox lifetime: {time.monotonic() - started:.1f} s")
+    assert not kubeproxy.SLOT.exists(), "sandbox down left the host's kube-proxy slot taken"
+    chains = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
+    assert "KUBE-SERVICES" not in chains, "sandbox down left kube-proxy's iptables rules"
+
+
+@pytest.fixture
+def up_proxied(proxied: Cluster, tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], str]]:
+    yield from up_and_down(proxied, tmp_path)
+
+
+def test_pods_report_completion_through_the_cluster_ip_and_scale_to_zero(
+    proxied: Cluster, up_proxied: Callable[[dict[str, Any]], str]
+) -> None:
+    ns = unique_ns("lca")
+    doc = spec(
+        "run",
+        ns,
+        proxied.image,
+        replicas=2,
+        command=["python3", "-c", TRAINER],
+        extra={"env": {"STEPS": "20", "STEP_SECONDS": "0.2"}, "lifecycle": {"backoffSeconds": 0}},
+    )
+    up_proxied(doc)
+    # The pods' in-cluster config is the Service's ClusterIP, the only way to the API server from a pod.
+    pod = proxied.pod(ns, "run-0")
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0].get("env", [])}
+    assert "BERTH_API_SERVER" not in env
+    svc = json.loads(proxied.kc("get", "service", "kubernetes", "-n", "default", "-o", "json"))
+    assert svc["spec"]["clusterIP"] == "10.96.0.1"
+    # Each supervisor patches its own pod (berth.dev/rank) while it runs: seen in the API.
+    wait_for(
+        lambda: all(
+            ANNOTATION_RANK_STATE in proxied.pod(ns, f"run-{i}")["metadata"].get("annotations", {}) for i in (0, 1)
+        ),
+        120,
+        "both pods to publish their rank through the API",
+        proxied.tail(ns, "run-0"),
+    )
+    done = proxied.berth("wait", "run", "-n", ns, "--for", "complete", "--timeout", "180", timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    sts = json.loads(proxied.kc("-n", ns, "get", "statefulset", "run", "-o", "json", "--show-managed-fields"))
+    run = json.loads(sts["metadata"]["annotations"][ANNOTATION_RUN_STATE])
+    assert (run["phase"], run["restarts"], run["failures"], sorted(run["completed"])) == ("Succeeded", 0, 0, [0, 1])
+    assert sts["spec"]["replicas"] == 0  # rank 0 scaled its own StatefulSet down ...
+    # ... from its pod: the supervisor's HTTP client is a field manager of the StatefulSet (berth's is "berth")
+    managers = [(m["manager"], m["operation"], m.get("subresource")) for m in sts["metadata"]["managedFields"]]
+    assert any(name.startswith("Python-urllib") for name, _, _ in managers), managers
+    print(f"[in-pod] StatefulSet field managers: {managers}")
+    status = json.loads(proxied.berth("status", "run", "-n", ns, "-o", "json").stdout)
+    assert status["run"]["phase"] == "Succeeded", status["run"]
+    wait_for(lambda: not proxied.kc("-n", ns, "get", "pods", "-o", "name").strip(), 60, "the pods to go")
+    for i in (0, 1):  # the claims stay, with each rank's completion on its volume
+        state = json.loads((claim_dir(proxied, ns, f"ckpt-run-{i}") / ".berth" / "run.json").read_text())
+        assert state["completed"] is True and state["exitCode"] == 0
