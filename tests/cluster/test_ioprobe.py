@@ -8,6 +8,8 @@ measured is a real directory on this machine's disk.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,8 @@ import pytest
 from berth.kube.ioprobe import Measured, slow_io
 from berth.providers.performance import Promise, promised
 
+from ..conftest import BERTH
+from ..runtime.throttle import throttled_volume
 from .cluster_helpers import berth
 from .real_pods import KUBELET_NODES, Cluster, unique_ns, wait_for
 
@@ -116,6 +120,30 @@ def test_probe_against_storage_classes(kubeconfig: Path, classes: dict[str, str]
     missing = berth(*common, "--storage-class", "no-such-class", kubeconfig=kubeconfig)
     assert missing.returncode == 1 and "StorageClass no-such-class does not exist" in missing.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.cluster
+def test_a_disk_slower_than_its_class_is_slow_io(kubeconfig: Path, classes: dict[str, str], tmp_path: Path) -> None:
+    """A disk the kernel caps at 800 IOPS and 40 MiB/s, probed against gp3's 3,000 IOPS and 125 MiB/s."""
+    with throttled_volume(tmp_path, iops=800, mib_s=40) as disk:
+        argv = ("probe", str(disk.mount), "--size", "24Mi", "--seconds", "1", "--queue-depth", "8")
+        done = subprocess.run(
+            disk.command(*BERTH, *argv, "--storage-class", classes["gp3"], "--capacity", "100Gi", "-o", "json"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+        )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert {f["code"] for f in report["findings"]} == {"slow-io"}, report
+    problems = [f["problem"] for f in report["findings"]]
+    for figure in ("4 KiB random read", "4 KiB random write", "sequential read", "sequential write"):
+        assert sum(p.startswith(f"slow I/O: {figure} ") for p in problems) == 1, (figure, problems)
+    random_read = next(f for f in report["findings"] if "random read" in f["problem"])
+    assert "of the 3,000 IOPS StorageClass" in random_read["problem"] and "(EBS gp3)" in random_read["problem"]
+    assert "kubectl describe pv" in random_read["fix"]
 
 
 @pytest.mark.cluster

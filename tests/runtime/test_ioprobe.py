@@ -1,16 +1,18 @@
-"""berth probe on real filesystems: the disk under tmp_path, and a full tmpfs (one clear message, nothing left)."""
+"""berth probe on real filesystems: this machine's disk, a full tmpfs, and a loop device the kernel throttles."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from berth.runtime.ioprobe import MIB, ProbeError, probe
 
-from ..conftest import berth_process
+from ..conftest import BERTH, berth_process
+from .throttle import throttled_volume
 
 
 def test_probe_measures_the_disk_and_leaves_nothing(tmp_path: Path) -> None:
@@ -54,3 +56,16 @@ def test_probe_fits_what_is_left(small_tmpfs: Path) -> None:
     (small_tmpfs / "data.bin").write_bytes(b"x" * (2 * MIB))
     result = probe(small_tmpfs, size=1 * MIB, seconds=0.1, fsyncs=5)
     assert result.seq_write_mib_s > 0 and sorted(os.listdir(small_tmpfs)) == ["data.bin"]
+
+
+def test_probe_measures_the_limit_of_a_throttled_disk(tmp_path: Path) -> None:
+    """ext4 on a loop device capped by the kernel at 800 IOPS and 40 MiB/s: the probe reports those."""
+    with throttled_volume(tmp_path, iops=800, mib_s=40) as disk:
+        argv = ("probe", str(disk.mount), "--size", "24Mi", "--seconds", "1.5", "--queue-depth", "8", "-o", "json")
+        done = subprocess.run(disk.command(*BERTH, *argv), capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert report["direct"]
+        for key, limit in (("randReadIops", 800), ("randWriteIops", 800), ("seqReadMiBps", 40), ("seqWriteMiBps", 40)):
+            assert 0.8 * limit <= report[key] <= 1.25 * limit, (key, report)
+        assert sorted(os.listdir(disk.mount)) == ["lost+found"]
