@@ -12,6 +12,12 @@ Prints resources/s and the ratios against kubeconform (goal: schema-only >= 1.0x
 
     python benchmarks/lint_throughput.py [--files 5000] [--repeat 3] [--jobs 2] [--keep DIR]
 
+``--large 2,4,8,15.5`` instead lints single multi-document files of those sizes in MiB (the same
+generated resources, one ``---`` stream, under the 16 MiB input limit) and prints MiB/s,
+resources/s, CPU seconds per MiB (constant when lint time is linear in the input) and the ratios
+against kubeconform and against PyYAML's C loader (``yaml.load_all(..., CSafeLoader)``, parsing
+only: a floor for any Python tool that reads the file), each run as its own process.
+
 kubeconform is taken from $KUBECONFORM, PATH, or ~/.cache/berth-bench/bin, else built there with
 ``go install github.com/yannh/kubeconform/cmd/kubeconform@latest`` (GOBIN outside the repo).
 """
@@ -30,7 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from berth.lint.schema import _schema_root, api_version_slug, bundled_schemas, resolve_version
+from berth.lint.schema import api_version_slug, bundled_schemas, resolve_version
+from berth.spec.kubeschema import schema_root
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "berth-bench"
 KUBECONFORM_PKG = "github.com/yannh/kubeconform/cmd/kubeconform@latest"
@@ -239,7 +246,7 @@ def kubeconform_schemas(version: str) -> Path:
             text = text.replace(prefix, '"_definitions.json#')
         return text
 
-    for path in (_schema_root() / f"v{version}.0-local-strict").iterdir():
+    for path in (schema_root() / f"v{version}.0-local-strict").iterdir():
         (out / path.name).write_text(relative(json.loads(path.read_text())))
     for (api_version, kind), schema in bundled_schemas().items():
         name = f"{kind.lower()}-{api_version_slug(api_version)}.json"
@@ -253,13 +260,109 @@ def timed(cmd: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
     return time.perf_counter() - start, proc
 
 
+def timed_cpu(cmd: list[str]) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+    """Wall and CPU seconds (user + system of the child) of one command."""
+    before = os.times()
+    wall, proc = timed(cmd)
+    after = os.times()
+    return wall, (after.children_user - before.children_user) + (after.children_system - before.children_system), proc
+
+
+def large_file(path: Path, mib: float, seed: int = 7) -> int:
+    """One multi-document file of about ``mib`` MiB of the corpus' resources; returns the resource count."""
+    rng = random.Random(seed)
+    parts: list[str] = []
+    size = index = 0
+    while size < mib * 2**20:
+        gen = GENERATORS[index % len(GENERATORS)]
+        part = gen(rng, f"{gen.__name__.strip('_')}-{index}", rng.random() < 0.03)
+        if size + len(part) + 4 > mib * 2**20:
+            break
+        parts.append(part)
+        size += len(part) + 4
+        index += 1
+    path.write_text("---\n".join(parts))
+    return index * 4
+
+
+def large(sizes: list[float], repeat: int, jobs: int) -> int:
+    """Single large files: throughput, linearity and ratios against kubeconform and PyYAML."""
+    version = resolve_version(None)
+    schemas = kubeconform_schemas(version)
+    work = Path(tempfile.mkdtemp(prefix="berth-lint-large-"))
+    load = "import sys, yaml; sum(1 for _ in yaml.load_all(open(sys.argv[1]), Loader=yaml.CSafeLoader))"
+    print(f"{'MiB':>5} {'resources':>9} {'tool':26} {'wall s':>7} {'MiB/s':>6} {'res/s':>7} {'CPU s/MiB':>9}")
+    try:
+        rows = []
+        for mib in sizes:
+            path = work / f"stream-{mib:g}.yaml"
+            resources = large_file(path, mib)
+            real_mib = path.stat().st_size / 2**20
+            berth = [sys.executable, "-m", "berth", "lint", "-j", str(jobs), "-f", "json", str(path)]
+            runs = {
+                "berth lint": berth,
+                "berth lint --schema-only": [*berth, "--schema-only"],
+                "kubeconform -strict": [
+                    kubeconform_binary(),
+                    "-strict",
+                    "-summary",
+                    "-output",
+                    "json",
+                    "-schema-location",
+                    str(schemas) + "/{{ .ResourceKind }}{{ .KindSuffix }}.json",
+                    str(path),
+                ],
+                "PyYAML CSafeLoader load": [sys.executable, "-c", load, str(path)],
+            }
+            samples: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
+            for _ in range(repeat):
+                for name, cmd in runs.items():
+                    wall, cpu, proc = timed_cpu(cmd)
+                    if proc.returncode not in (0, 1):
+                        print(f"{name} failed ({proc.returncode}): {proc.stderr[-2000:]}", file=sys.stderr)
+                        return 2
+                    samples[name].append((wall, cpu))
+                    if name.startswith("kubeconform"):  # it must have seen every resource of the file
+                        summary = json.loads(proc.stdout)["summary"]
+                        seen = sum(summary[k] for k in ("valid", "invalid", "errors", "skipped"))
+                        if seen != resources:
+                            print(f"kubeconform saw {seen} resources, expected {resources}", file=sys.stderr)
+                            return 2
+            medians = {
+                name: (statistics.median(w for w, _ in got), statistics.median(c for _, c in got))
+                for name, got in samples.items()
+            }
+            for name, (wall, cpu) in medians.items():
+                print(
+                    f"{real_mib:5.1f} {resources:9} {name:26} {wall:7.2f} {real_mib / wall:6.2f} "
+                    f"{resources / wall:7.0f} {cpu / real_mib:9.2f}"
+                )
+            rows.append((real_mib, medians))
+        print("\nratios of berth's throughput (wall; CPU in brackets) to each peer's, same file, same run:")
+        for real_mib, medians in rows:
+            for name in ("berth lint", "berth lint --schema-only"):
+                wall, cpu = medians[name]
+                ratios = [
+                    f"{peer} {medians[peer][0] / wall:.2f}x ({medians[peer][1] / cpu:.2f}x)"
+                    for peer in ("kubeconform -strict", "PyYAML CSafeLoader load")
+                ]
+                print(f"{real_mib:5.1f} MiB {name:26} vs " + ", ".join(ratios))
+        print(f"\njobs={jobs} repeat={repeat} kubernetes={version} cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--keep", help="write the corpus here and keep it")
+    parser.add_argument("--large", help="comma-separated MiB sizes: lint one multi-document file of each size")
     args = parser.parse_args()
+    if args.large:
+        return large([float(m) for m in args.large.split(",")], args.repeat, args.jobs)
 
     version = resolve_version(None)
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="berth-lint-bench-"))

@@ -9,11 +9,13 @@ are resolved only for findings, from the node tree the loader kept.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -332,6 +334,24 @@ class _Linter:
         return out
 
 
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while linting; reference counting still frees everything.
+
+    A file's node trees and data stay alive until its findings are placed: millions of acyclic
+    objects that each full collection walks again, so with the collector on lint time grew
+    faster than the input (1, 2, 4 MiB in one file: 1.4, 3.5, 8.6 s of CPU) and without it grows
+    linearly (0.8 s/MiB). Linting builds no reference cycles (none are left after an 8 MiB file).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 Located = tuple[int, int, str]
 _WORKER: _Linter | None = None
 
@@ -343,7 +363,8 @@ def _init_worker(options: LintOptions) -> None:
 
 def _lint_path(path: str) -> _FileOutcome:
     assert _WORKER is not None, "worker not initialised"
-    return _WORKER.lint_loaded(load_file(path))
+    with _no_cycle_collection():
+        return _WORKER.lint_loaded(load_file(path))
 
 
 def _locate_all(source: LoadedFile, wanted: list[tuple[DocRef, Path]]) -> list[Located]:
@@ -366,7 +387,11 @@ def lint_paths(
     paths: Sequence[str], options: LintOptions | None = None, progress: Progress | None = None
 ) -> LintResult:
     """Lint files, directories (recursively) and ``-`` (stdin); ``progress(done, total)`` per file."""
-    options = options or LintOptions()
+    with _no_cycle_collection():
+        return _lint_paths(paths, options or LintOptions(), progress)
+
+
+def _lint_paths(paths: Sequence[str], options: LintOptions, progress: Progress | None) -> LintResult:
     files = [p for p in expand_paths(paths) if not options.config.ignores(p)]
     linter = _Linter(options)
     loaded: dict[str, LoadedFile] = {}
@@ -409,11 +434,11 @@ def lint_objects(
     back; findings name the object and field path, and have no line or column (0) as there is
     no text. A berth spec among the objects is rendered and its stream linted, as in a file.
     """
-    options = options or LintOptions()
-    linter = _Linter(options)
-    source = load_objects(name, objects)
-    sources = {source.name: source}
-    return _finish(linter, [linter.lint_loaded(source, sources)], sources, None, frozenset({name}))
+    linter = _Linter(options or LintOptions())
+    with _no_cycle_collection():
+        source = load_objects(name, objects)
+        sources = {source.name: source}
+        return _finish(linter, [linter.lint_loaded(source, sources)], sources, None, frozenset({name}))
 
 
 def _finish(

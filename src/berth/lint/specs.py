@@ -9,6 +9,7 @@ prints the same stream, so the line numbers match it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from berth.lint.loader import LoadedFile, load_file, load_text
@@ -21,7 +22,14 @@ RENDERED_SUFFIX = " (rendered)"
 
 def is_spec(doc: Document) -> bool:
     """A berth spec, or a document that means to be one (a typo in its apiVersion is a spec error)."""
-    return names_a_spec(doc.obj.get("apiVersion"), doc.obj.get("kind"))
+    api_version, kind = doc.obj.get("apiVersion"), doc.obj.get("kind")
+    if isinstance(api_version, str | None) and isinstance(kind, str | None):
+        return _names_a_spec(api_version, kind)
+    return names_a_spec(api_version, kind)
+
+
+# The near-miss test is a fuzzy match (difflib); a large stream repeats a few apiVersion/kind pairs.
+_names_a_spec = functools.lru_cache(maxsize=4096)(names_a_spec)
 
 
 @dataclass(frozen=True)

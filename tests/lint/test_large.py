@@ -1,0 +1,95 @@
+"""Large inputs lint in time linear in their size: the cyclic garbage collector is paused, and nothing needs it.
+
+With the collector on, every full collection walked the node trees of all documents read so far,
+so a 4 MiB file took about 2.5x the CPU per MiB of a 1 MiB one (benchmarks/lint_throughput.py
+--large measures it; docs/benchmarks.md has the numbers).
+"""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+import pytest
+
+from berth.lint import loader
+from berth.lint.engine import LintOptions, lint_paths
+
+OPTIONS = LintOptions(jobs=1)
+DOC = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web-{i}, namespace: team-{team}}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: web-{i}}}}}
+  template:
+    metadata: {{labels: {{app: web-{i}}}}}
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.27
+        imagePullPolice: Always
+        resources: {{requests: {{cpu: 100m, memory: 64Mi}}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web-{i}, namespace: team-{team}}}
+spec: {{selector: {{app: web-{i}}}, ports: [{{port: 80}}]}}
+"""
+
+
+def _stream(tmp_path: Path, count: int) -> Path:
+    path = tmp_path / "stream.yaml"
+    path.write_text("---\n".join(DOC.format(i=i, team=i % 7) for i in range(count)))
+    return path
+
+
+def test_files_are_read_and_linted_with_the_collector_paused_and_it_is_restored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _stream(tmp_path, 400)
+    enabled_while_reading: list[bool] = []
+    read = loader.load_text
+
+    def load_text(name: str, text: str) -> loader.LoadedFile:
+        enabled_while_reading.append(gc.isenabled())
+        return read(name, text)
+
+    monkeypatch.setattr(loader, "load_text", load_text)
+    full: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 2:
+            full.append(1)
+
+    gc.callbacks.append(count)
+    try:
+        result = lint_paths([str(path)], OPTIONS)
+    finally:
+        gc.callbacks.remove(count)
+    assert result.resources == 800
+    assert sum(f.rule == "schema-invalid" for f in result.findings) == 400  # every document was linted
+    assert enabled_while_reading == [False] and full == []
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        lint_paths([str(path)], OPTIONS)
+        assert not gc.isenabled()  # a caller's choice is kept
+    finally:
+        gc.enable()
+
+
+def test_linting_leaves_no_reference_cycles_behind(tmp_path: Path) -> None:
+    """Pausing the collector is only safe because reference counting frees everything lint builds."""
+    path = _stream(tmp_path, 400)
+    lint_paths([str(path)], OPTIONS)  # first-time imports and caches
+    gc.collect()
+    gc.disable()
+    try:
+        result = lint_paths([str(path)], OPTIONS)
+        del result
+        left = gc.collect()
+    finally:
+        gc.enable()
+    assert left < 50, f"{left} objects in reference cycles after linting 800 resources"
