@@ -90,6 +90,15 @@ def test_utf16_without_a_bom_is_not_read(tmp_path: Path) -> None:
     assert "UTF-16 without a byte-order mark" in finding.message and finding.fix
 
 
+def test_utf32_is_not_read(tmp_path: Path) -> None:
+    (tmp_path / "u32.yaml").write_bytes(TEMPLATE.encode("utf-32"))  # with its byte-order mark
+    result = lint_paths([str(tmp_path / "u32.yaml")], OPTIONS)
+    assert result.unreadable and result.resources == 0
+    assert [(f.rule, f.line, f.column, f.message) for f in result.findings] == [
+        ("unreadable-file", 1, 1, "UTF-32 (its byte-order mark says so): kubectl cannot read it either")
+    ]
+
+
 def test_broken_utf16_after_its_bom_is_located(tmp_path: Path) -> None:
     (tmp_path / "odd.yaml").write_bytes(b"\xff\xfe" + "kind: X\nname: y\n".encode("utf-16-le") + b"\x00")
     result = lint_paths([str(tmp_path / "odd.yaml")], OPTIONS)

@@ -204,6 +204,9 @@ def decode(raw: bytes, name: str) -> tuple[str | None, Finding | None]:
     letters replaced. Such text is returned with a problem, so the rest is still linted. Text
     with NUL bytes and no byte-order mark (UTF-16 without a BOM) neither reads: None.
     """
+    if raw.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        message = "UTF-32 (its byte-order mark says so): kubectl cannot read it either"
+        return None, _problem("unreadable-file", message, name, 1, 1, "save the file as UTF-8")
     encoding, body = "utf-8", raw
     for bom, codec in _BOMS:
         if raw.startswith(bom):
