@@ -81,7 +81,7 @@ def test_shared_dataset_is_one_populate_job_after_its_claim(tmp_path: Path) -> N
                 "s3://datasets/imagenet",
                 "/dataset/imagenet",
                 "--concurrency",
-                "8",
+                "16",
                 "--report",
                 "/dev/termination-log",
             ],
@@ -120,7 +120,7 @@ def test_trainers_wait_for_a_shared_dataset_and_stage_their_own_shard(tmp_path: 
     assert wait["volumeMounts"] == [{"name": "data", "mountPath": "/data", "readOnly": True}]
     assert wait["image"] == "trainer:1" and wait["securityContext"] == SECURITY
     assert stage["command"] == [
-        "berth", "stage", "s3://datasets/corpus", "/scratch/corpus", "--concurrency", "8",
+        "berth", "stage", "s3://datasets/corpus", "/scratch/corpus", "--concurrency", "16",
         "--report", "/dev/termination-log", "--shard", "$(POD_INDEX)/3",
     ]  # fmt: skip
     # No Secret: no keys at all, so boto3 falls back to the pod's cloud identity.
@@ -134,6 +134,9 @@ def test_trainers_wait_for_a_shared_dataset_and_stage_their_own_shard(tmp_path: 
     assert stage["volumeMounts"] == [{"name": "scratch", "mountPath": "/scratch"}]
     trainer = pod["containers"][0]
     assert {"name": "data", "mountPath": "/data", "readOnly": True} in trainer["volumeMounts"]
+    # Read-only in every container's mount, not as a pod volume: the kubelet gives a read-only pod volume no
+    # fsGroup ownership, and sets ownership only on a node's first mount, which may be a trainer's.
+    assert {"name": "data", "persistentVolumeClaim": {"claimName": "demo-data", "readOnly": False}} in pod["volumes"]
 
 
 def test_a_changed_dataset_gets_a_new_job_and_other_changes_keep_it(tmp_path: Path) -> None:

@@ -60,6 +60,7 @@ class Seaweed:
     data: Path
     ports: dict[str, int] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    bind: str = "127.0.0.1"  # 0.0.0.0: real pods reach it at their node's address
 
     @property
     def endpoint(self) -> str:
@@ -93,7 +94,7 @@ class Seaweed:
         )
         p = self.ports
         args = [
-            self.binary, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={self.data}",
+            self.binary, "server", "-ip=127.0.0.1", f"-ip.bind={self.bind}", f"-dir={self.data}",
             f"-master.port={p['master']}", f"-master.port.grpc={p['master'] + 10000}",
             f"-volume.port={p['volume']}", f"-volume.port.grpc={p['volume'] + 10000}",
             "-filer", f"-filer.port={p['filer']}", f"-filer.port.grpc={p['filer'] + 10000}",

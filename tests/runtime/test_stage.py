@@ -20,8 +20,14 @@ from .conftest import Seaweed
 
 
 def _fill(client: Any, bucket: str, prefix: str, files: dict[str, bytes]) -> None:
-    for name, data in files.items():
-        client.put_object(Bucket=bucket, Key=f"{prefix}/{name}", Body=data)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:  # boto3 clients are thread-safe
+        list(
+            pool.map(
+                lambda item: client.put_object(Bucket=bucket, Key=f"{prefix}/{item[0]}", Body=item[1]), files.items()
+            )
+        )
 
 
 def _tree(root: Path) -> dict[str, bytes]:

@@ -73,7 +73,7 @@ def resize(
 def stage(
     source: str = typer.Argument(..., help="s3://bucket/prefix (every object under it) or an https:// URL."),
     dest: str = typer.Argument(..., help="Directory to fill (a mounted volume)."),
-    concurrency: int = typer.Option(8, "--concurrency", min=1, max=64, help="Parallel ranged GETs."),
+    concurrency: int = typer.Option(16, "--concurrency", min=1, max=64, help="Files in flight (ranged GETs: 8)."),
     shard: str | None = typer.Option(
         None, "--shard", metavar="RANK/WORLD", help="Stage files RANK, RANK+WORLD, … of the sorted listing."
     ),
@@ -111,7 +111,10 @@ def stage(
     stats = do_stage(source, Path(dest), concurrency=concurrency, progress=show, shard=rank_world)
     result = {"source": source, "dest": dest, **stats.to_json()}
     if report:
-        Path(report).write_text(json.dumps(result) + "\n")
+        try:
+            Path(report).write_text(json.dumps(result) + "\n")
+        except OSError as exc:  # the data is staged; a report that cannot be written is not a failed stage
+            err.print(f"warning: cannot write the report to {report}: {exc.strerror}", markup=False)
     export_metrics(source, stats, path=Path(dest) / STAGE_STATE_DIR / "metrics.prom", pushgateway=pushgateway)
     if output is Output.json:
         emit_json(result)

@@ -20,6 +20,7 @@ from berth.render.labels import labels, meta, selector
 from berth.render.storage import shared_read_only
 from berth.rendezvous import Framework, wrap_command
 from berth.spec import overlay
+from berth.spec.datasets import targets
 from berth.spec.model import EnvSource, TrainingCluster
 
 GPU = "nvidia.com/gpu"
@@ -162,8 +163,15 @@ CONTAINER_SECURITY: dict[str, Any] = {
 
 def _pod_volumes(spec: TrainingCluster) -> list[dict[str, Any]]:
     s = spec.spec
+    # A dataset's volume is read-only in the trainers' mounts only: a read-only pod volume gets no fsGroup
+    # ownership, and the kubelet sets ownership on a node's first mount alone, which may be a trainer's,
+    # so the populate Job could not write (docs/storage.md).
+    filled = {t.volume for t in targets(spec) if t.shared}
     out = [
-        {"name": n, "persistentVolumeClaim": {"claimName": sv.claim_name, "readOnly": shared_read_only(sv)}}
+        {
+            "name": n,
+            "persistentVolumeClaim": {"claimName": sv.claim_name, "readOnly": shared_read_only(sv) and n not in filled},
+        }
         for n, sv in s.shared_volumes.items()
     ]
     for name, vol in s.pod_volumes.items():
@@ -178,10 +186,13 @@ def _pod_volumes(spec: TrainingCluster) -> list[dict[str, Any]]:
 
 
 def _extra_containers(spec: TrainingCluster) -> list[dict[str, Any]]:
-    """Init containers, then native sidecars (restartPolicy Always), with the trainer's image by default."""
+    """Init containers, then native sidecars (restartPolicy Always); the trainer's image and pull policy by default."""
     out = []
     for container, sidecar in [(c, False) for c in spec.spec.init_containers] + [(c, True) for c in spec.spec.sidecars]:
         rendered = {"name": container["name"], "image": spec.spec.image}
+        if "image" not in container and spec.spec.image_pull_policy:
+            # The trainer's image, pulled as the trainer's: with Always and a moved tag, the same code in both.
+            rendered["imagePullPolicy"] = spec.spec.image_pull_policy
         if sidecar:
             rendered["restartPolicy"] = "Always"
         rendered.update({k: v for k, v in container.items() if k not in ("securityContext", "restartPolicy")})

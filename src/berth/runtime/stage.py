@@ -8,12 +8,13 @@ URLs, ranged GETs in parallel, ``readinto`` a reused buffer).
 What lands in DEST, and in what order, is what makes it safe:
 
 - each file is written to ``DEST/.berth-stage/partial/…`` and only renamed over its place once
-  complete, fsynced and verified: its size, the ETag it had when listed (every ranged GET sends
+  complete and verified: its size, the ETag it had when listed (every ranged GET sends
   ``If-Match``, so a source that changes mid-stage fails instead of mixing versions) and, for a
   single-part ETag, the MD5 of the bytes;
-- each verified file is appended to ``DEST/.berth-stage/journal`` (one line, ``O_APPEND``), so a
-  run killed with SIGKILL resumes without fetching a complete file again; at the end the journal
-  is folded into ``DEST/.berth-stage/manifest.json`` (path → size, ETag);
+- verified files are appended to ``DEST/.berth-stage/journal`` (one line each, ``O_APPEND``) in
+  batches, at most a second apart, each after a ``syncfs`` made their data durable, so a run killed
+  with SIGKILL (or a power loss) resumes without fetching a journalled file again; at the end the
+  journal is folded into ``DEST/.berth-stage/manifest.json`` (path → size, ETag);
 - a file whose manifest entry matches the listing (and whose local size agrees) is skipped;
 - before anything is written, the free space of DEST is compared with what must be fetched: a
   full volume is one error line, and what DEST held before is untouched.
@@ -40,7 +41,11 @@ from berth.runtime.transfer import RawHTTP, SourceChanged, TransferError
 
 STATE_DIR = STAGE_STATE_DIR
 PART_SIZE = 16 << 20
-CONCURRENCY = 8
+CONCURRENCY = 16
+PART_CONCURRENCY = 8  # ranged GETs in flight across the big files
+# Complete files are journalled in batches, each after one syncfs(2) made their data durable: an fsync
+# per file cost a third of a 2,000-small-file stage. A kill loses at most this much finished work.
+FLUSH_SECONDS = 1.0
 _MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
 
 Progress = Callable[["StageStats"], None]
@@ -120,15 +125,13 @@ def _list_s3(source: str) -> list[SourceFile]:
     base = f"{prefix}/" if prefix else ""
     out: list[SourceFile] = []
     try:
+        presign = _presigner(client, bucket)
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=base):
             for obj in page.get("Contents", []):
                 rel = _safe_relpath(obj["Key"][len(base) :])
                 if rel is None:
                     continue
-                url = client.generate_presigned_url(
-                    "get_object", Params={"Bucket": bucket, "Key": obj["Key"]}, ExpiresIn=6 * 3600
-                )
-                out.append(SourceFile(rel, int(obj["Size"]), obj["ETag"].strip('"'), url))
+                out.append(SourceFile(rel, int(obj["Size"]), obj["ETag"].strip('"'), presign(obj["Key"])))
     except ClientError as err:
         code = err.response.get("Error", {}).get("Code", "")
         hint = {
@@ -143,6 +146,64 @@ def _list_s3(source: str) -> list[SourceFile]:
     if not out:
         raise StageError(f"{source} holds no objects", "check the prefix (it is a folder: s3://bucket/prefix)")
     return out
+
+
+PRESIGN_SECONDS = 6 * 3600
+
+
+def _presigner(client: Any, bucket: str) -> Callable[[str], str]:
+    """A function key → presigned GET URL: SigV4 query signing in the standard library.
+
+    botocore's ``generate_presigned_url`` costs about a millisecond of CPU per call: over a third
+    of the time of a 4,000-file stage. This signs the same way (AWS Signature Version 4, query
+    parameters, ``UNSIGNED-PAYLOAD``; every S3 region and S3-compatible store takes it), with the
+    credentials, region, endpoint and addressing style botocore resolved: the URL's shape is taken
+    from one URL botocore presigns. Without credentials (anonymous access) botocore signs each key.
+    """
+    import datetime
+    import hmac
+    from urllib.parse import quote, urlsplit
+
+    def botocore_url(key: str) -> str:
+        url: str = client.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=PRESIGN_SECONDS
+        )
+        return url
+
+    template = botocore_url("k")
+    creds = client._request_signer._credentials  # the ones botocore signs with (env, Secret, pod identity)
+    frozen = creds.get_frozen_credentials() if creds is not None else None
+    parts = urlsplit(template)
+    if frozen is None or not frozen.access_key or not parts.path.endswith("/k"):
+        return botocore_url
+    prefix = parts.path[:-1]  # "/bucket/" (path style) or "/" (virtual host)
+    region = client.meta.region_name
+    now = datetime.datetime.now(datetime.UTC)
+    day, stamp = now.strftime("%Y%m%d"), now.strftime("%Y%m%dT%H%M%SZ")
+    scope = f"{day}/{region}/s3/aws4_request"
+    key_bytes = ("AWS4" + frozen.secret_key).encode()
+    for part in (day, region, "s3", "aws4_request"):
+        key_bytes = hmac.digest(key_bytes, part.encode(), "sha256")
+    params = {
+        "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+        "X-Amz-Credential": f"{frozen.access_key}/{scope}",
+        "X-Amz-Date": stamp,
+        "X-Amz-Expires": str(PRESIGN_SECONDS),
+        "X-Amz-SignedHeaders": "host",
+    }
+    if frozen.token:
+        params["X-Amz-Security-Token"] = frozen.token
+    query = "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(params.items()))
+    head = f"{parts.scheme}://{parts.netloc}"
+
+    def sign(key: str) -> str:
+        path = prefix + quote(key, safe="/~")
+        canonical = f"GET\n{path}\n{query}\nhost:{parts.netloc}\n\nhost\nUNSIGNED-PAYLOAD"
+        to_sign = f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+        signature = hmac.new(key_bytes, to_sign.encode(), "sha256").hexdigest()
+        return f"{head}{path}?{query}&X-Amz-Signature={signature}"
+
+    return sign
 
 
 def _head_url(url: str) -> SourceFile:
@@ -198,6 +259,8 @@ class _Journal:
                         self.files[entry["path"]] = {"size": entry["size"], "etag": entry["etag"]}
 
     def open(self) -> None:
+        self._pending: list[SourceFile] = []
+        self._flushed = time.monotonic()
         (self.dir / "partial").mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
 
@@ -211,13 +274,29 @@ class _Journal:
             return False
 
     def record(self, f: SourceFile) -> None:
-        line = json.dumps({"source": self.source, "path": f.path, "size": f.size, "etag": f.etag}) + "\n"
+        """A file verified and in place: journalled with the next batch, once its data is durable."""
         with self._lock:
-            os.write(self._fd, line.encode())
-            self.files[f.path] = {"size": f.size, "etag": f.etag}
+            self._pending.append(f)
+            due = time.monotonic() - self._flushed >= FLUSH_SECONDS
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        """syncfs the volume, then append every pending file to the journal (one write)."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+            self._flushed = time.monotonic()
+        if not batch:
+            return
+        _syncfs(self._fd)
+        lines = [{"source": self.source, "path": f.path, "size": f.size, "etag": f.etag} for f in batch]
+        with self._lock:
+            os.write(self._fd, "".join(json.dumps(line) + "\n" for line in lines).encode())
+            self.files.update({f.path: {"size": f.size, "etag": f.etag} for f in batch})
 
     def commit(self) -> None:
         """Fold the journal into manifest.json (atomically), then drop the journal."""
+        self.flush()
         os.close(self._fd)
         tmp = self.dir / "manifest.json.tmp"
         tmp.write_text(json.dumps({"source": self.source, "files": self.files}, indent=1, sort_keys=True))
@@ -227,8 +306,21 @@ class _Journal:
         self.journal_path.unlink(missing_ok=True)
 
     def close(self) -> None:
+        """Journal what is complete (a failed run keeps it for the next), then close."""
+        with contextlib.suppress(OSError, AttributeError):
+            self.flush()
         with contextlib.suppress(OSError, AttributeError):
             os.close(self._fd)
+
+
+def _syncfs(fd: int) -> None:
+    """syncfs(2): write back the file system that holds ``fd`` (Python has no wrapper)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syncfs(fd) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
 
 
 def _md5(path: Path) -> str:
@@ -257,7 +349,14 @@ def stage(
     if shard is not None:
         rank, world = shard
         files = sorted(files, key=lambda f: f.path)[rank::world]
-    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        (dest / STATE_DIR / "partial").mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StageError(
+            f"cannot write into {dest}: {err.strerror}",
+            "is the volume mounted writable, and owned by the pod's fsGroup (spec.securityContext.fsGroup)?",
+        ) from None
     journal = _Journal(dest, source)
     stats = StageStats(files=len(files), bytes_total=sum(f.size for f in files))
     todo = [f for f in files if not journal.up_to_date(f, dest)]
@@ -286,9 +385,11 @@ def stage(
         if progress is not None:
             progress(stats)
 
-    def buffer() -> memoryview:
-        if not hasattr(local, "buf"):
-            local.buf = memoryview(bytearray(4 << 20))
+    def buffer(size: int) -> memoryview:
+        # Up to 4 MiB per thread, no bigger than the parts it has seen: small files need small buffers.
+        want = min(max(size, 64 << 10), 4 << 20)
+        if len(getattr(local, "buf", b"")) < want:
+            local.buf = memoryview(bytearray(want))
         buf: memoryview = local.buf
         return buf
 
@@ -301,7 +402,7 @@ def stage(
                 os.posix_fallocate(fd, 0, f.size)  # reserve now: a full volume fails here, not midway
 
             def part(offset: int, size: int) -> None:
-                raw.get_range_to_file(f.url, fd, offset, size, buffer(), if_match=f.etag or None)
+                raw.get_range_to_file(f.url, fd, offset, size, buffer(size), if_match=f.etag or None)
                 moved(size)
 
             ranges = [(o, min(part_size, f.size - o)) for o in range(0, f.size, part_size)]
@@ -311,7 +412,6 @@ def stage(
             else:
                 for fut in [parts.submit(part, o, s) for o, s in ranges]:
                     fut.result()
-            os.fsync(fd)
         finally:
             os.close(fd)
         got = tmp.stat().st_size
@@ -328,7 +428,7 @@ def stage(
     try:
         with (
             ThreadPoolExecutor(concurrency, thread_name_prefix="berth-stage") as pool,
-            ThreadPoolExecutor(concurrency, thread_name_prefix="berth-stage-part") as parts,
+            ThreadPoolExecutor(min(concurrency, PART_CONCURRENCY), thread_name_prefix="berth-stage-part") as parts,
         ):
             futures = [pool.submit(fetch, f, parts) for f in todo]
             try:

@@ -324,7 +324,7 @@ class DatasetSpec(_Model):
     )
     endpoint: StrictStr | None = Field(default=None, description="for non-AWS stores (MinIO, SeaweedFS)")
     region: StrictStr | None = None
-    concurrency: StrictInt = Field(default=8, ge=1, le=64, description="files and ranged GETs in flight")
+    concurrency: StrictInt = Field(default=16, ge=1, le=64, description="files in flight (berth stage --concurrency)")
     image: StrictStr | None = Field(default=None, description="image with berth in it (default: spec.image)")
 
 
