@@ -10,8 +10,9 @@ bootstrap policy).
 The API server listens on 127.0.0.1 only, and an EndpointSlice may not name a loopback address,
 so with kube-proxy the API server advertises the sandbox bridge's gateway address and the
 **relay** (:func:`relay`, a host process) forwards that address and the API server's port to
-127.0.0.1. It accepts only this sandbox's bridge subnet: other sandboxes' pods (their
-kube-proxy-less ClusterIP traffic is caught by this one's host-wide rules too) are refused.
+127.0.0.1. It accepts only this sandbox's bridge subnet. Only this sandbox's pods get a route to
+the service CIDR (via the gateway, CNI ``routes``), so other sandboxes' pods never reach these
+host-wide rules; the relay's check keeps it that way for anything else on the host.
 
 kube-proxy's chains are host-wide (``KUBE-SERVICES`` …), so one sandbox per host may run it:
 :func:`claim` records the owner in :data:`SLOT` and refuses a second while the first's
