@@ -170,10 +170,11 @@ def test_pod_template_overlay_init_container_sidecar_and_secret_env_reach_the_ru
     assert volumes["exchange"]["emptyDir"] == {}
     assert pod["spec"]["securityContext"]["runAsUser"] == 1000
     assert pod["spec"]["securityContext"]["fsGroup"] == FS_GROUP
-    # Init container, then the native sidecar (restartPolicy Always), each with berth's security context.
-    assert [(c["name"], c.get("restartPolicy")) for c in pod["spec"]["initContainers"]] == [
-        ("prep", None),
-        ("agent", "Always"),
+    # Init container, then the native sidecar (restartPolicy Always), on the trainer's image pulled as the
+    # trainer's (Never: the sandbox has no registry), each with berth's security context.
+    assert [(c["name"], c.get("restartPolicy"), c["imagePullPolicy"]) for c in pod["spec"]["initContainers"]] == [
+        ("prep", None, "Never"),
+        ("agent", "Always", "Never"),
     ]
     (trainer,) = pod["spec"]["containers"]
     for container in [trainer, *pod["spec"]["initContainers"]]:

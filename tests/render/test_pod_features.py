@@ -447,3 +447,20 @@ def test_init_containers_and_sidecars_may_mount_a_volume_the_overlay_adds() -> N
     assert {"name": "exchange", "emptyDir": {}} in pod["volumes"]
     for container in [*pod["initContainers"], pod["containers"][0]]:
         assert {"name": "exchange", "mountPath": "/exchange"} in container["volumeMounts"]
+
+
+def test_containers_on_the_trainers_image_take_its_pull_policy() -> None:
+    """With ``Always`` and a moved tag, an init container on the trainer's image must run the same code."""
+    doc = _spec(
+        {
+            "imagePullPolicy": "Always",
+            "initContainers": [{"name": "prep", "resources": SMALL}],
+            "sidecars": [{"name": "logs", "image": "fluent/fluent-bit:3.1", "resources": SMALL}],
+        }
+    )
+    pod = _statefulset(doc)["spec"]["template"]["spec"]
+    assert [(c["name"], c.get("imagePullPolicy")) for c in pod["initContainers"]] == [
+        ("prep", "Always"),
+        ("logs", None),
+    ]
+    assert pod["containers"][0]["imagePullPolicy"] == "Always"
