@@ -14,12 +14,16 @@ paired ratios probe / fio, and whether it is within the goal (±15 %, issue 14).
 fsync latency is printed too but has no goal: on a shared VM its p99 is noise in both tools.
 
     .venv/bin/python benchmarks/ioprobe_vs_fio.py --dir /tmp/x --size 256 --seconds 3 --rounds 3
+
+``--cgroup /sys/fs/cgroup/blkio/G`` runs both inside a blkio cgroup whose throttle caps the
+device under ``--dir`` (a disk of known speed, like a cloud volume's provisioned limit).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -122,10 +126,17 @@ def main() -> int:
     parser.add_argument(
         "--engine", choices=("psync", "libaio"), default="psync", help="fio's engine for the random jobs"
     )
+    parser.add_argument(
+        "--cgroup",
+        type=Path,
+        help="a blkio cgroup to run in (fio inherits it): both measured against a throttled device",
+    )
     args = parser.parse_args()
     if shutil.which("fio") is None:
         print("fio is not installed (apt-get install fio)", file=sys.stderr)
         return 1
+    if args.cgroup:
+        (args.cgroup / "cgroup.procs").write_text(f"{os.getpid()}\n")
     directory = args.dir or Path(tempfile.mkdtemp(prefix="ioprobe-", dir="/tmp"))
     directory.mkdir(parents=True, exist_ok=True)
     rows: dict[str, dict[str, list[float]]] = {"fio": {}, "probe": {}, "ratio": {}}
