@@ -1,10 +1,10 @@
 """A disk with a known speed: ext4 on a loop device, throttled by the kernel's blkio controller.
 
 A cloud volume's IOPS and MiB/s are limits the provider enforces; this is the same thing here:
-cgroup v1 ``blkio.throttle.{read,write}_{iops,bps}_device`` on the loop device caps direct I/O of
-every process in the cgroup. The probe (and fio) must then measure the limit, whatever the CPU
-load. Needs root and the blkio hierarchy (cgroup v1 or a hybrid host, as here and in CI); skips
-otherwise unless BERTH_REQUIRE_KUBELET is set (CI runs as root).
+cgroup v1 ``blkio.throttle.{read,write}_{iops,bps}_device`` (a hybrid host, like this one) or
+cgroup v2 ``io.max`` (a unified host) on the loop device caps direct I/O of every process in the
+cgroup. The probe (and fio) must then measure the limit, whatever the CPU load. Needs root and
+one of the two; skips otherwise unless BERTH_REQUIRE_KUBELET is set (CI runs as root).
 """
 
 from __future__ import annotations
@@ -20,6 +20,17 @@ from pathlib import Path
 import pytest
 
 BLKIO = Path("/sys/fs/cgroup/blkio")
+UNIFIED = Path("/sys/fs/cgroup")  # cgroup v2 mounted at the root: io.max
+
+
+def _hierarchy() -> Path | None:
+    """Where to make the cgroup: v1 blkio if mounted, else a v2 root that offers the io controller."""
+    if (BLKIO / "cgroup.procs").exists():
+        return BLKIO
+    controllers = UNIFIED / "cgroup.controllers"
+    if controllers.exists() and "io" in controllers.read_text().split():
+        return UNIFIED
+    return None
 
 
 @dataclass(frozen=True)
@@ -43,8 +54,9 @@ def _run(*argv: str) -> str:
 @contextmanager
 def throttled_volume(tmp_path: Path, *, iops: int, mib_s: int, size_mib: int = 160) -> Iterator[Throttled]:
     """A fresh ext4 of ``size_mib`` limited to ``iops`` and ``mib_s`` each way; all undone afterwards."""
-    if os.geteuid() != 0 or not (BLKIO / "cgroup.procs").exists():
-        reason = "a throttled loop device needs root and the cgroup v1 blkio controller"
+    root = _hierarchy()
+    if os.geteuid() != 0 or root is None:
+        reason = "a throttled loop device needs root and the blkio (v1) or io (v2) cgroup controller"
         if os.environ.get("BERTH_REQUIRE_KUBELET"):
             pytest.fail(f"BERTH_REQUIRE_KUBELET is set but {reason}")
         pytest.skip(reason)
@@ -53,7 +65,8 @@ def throttled_volume(tmp_path: Path, *, iops: int, mib_s: int, size_mib: int = 1
         f.truncate(size_mib << 20)
     mount.mkdir()
     loop = _run("losetup", "--find", "--show", "--direct-io=on", str(image))
-    cgroup = BLKIO / f"berth-test-{uuid.uuid4().hex[:8]}"
+    assert root is not None
+    cgroup = root / f"berth-test-{uuid.uuid4().hex[:8]}"
     mounted = False
     try:
         _run("mkfs.ext4", "-q", "-F", loop)
@@ -62,9 +75,14 @@ def throttled_volume(tmp_path: Path, *, iops: int, mib_s: int, size_mib: int = 1
         os.chmod(mount, 0o777)
         device = _run("lsblk", "-dno", "MAJ:MIN", loop).replace(" ", "")
         cgroup.mkdir()
-        for knob, value in (("iops", iops), ("bps", mib_s << 20)):
-            for side in ("read", "write"):
-                (cgroup / f"blkio.throttle.{side}_{knob}_device").write_text(f"{device} {value}\n")
+        if root == BLKIO:
+            for knob, value in (("iops", iops), ("bps", mib_s << 20)):
+                for side in ("read", "write"):
+                    (cgroup / f"blkio.throttle.{side}_{knob}_device").write_text(f"{device} {value}\n")
+        else:
+            (root / "cgroup.subtree_control").write_text("+io\n")
+            bps = mib_s << 20
+            (cgroup / "io.max").write_text(f"{device} riops={iops} wiops={iops} rbps={bps} wbps={bps}\n")
         yield Throttled(mount, cgroup, iops, mib_s)
     finally:
         if mounted:
