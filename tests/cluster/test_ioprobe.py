@@ -58,9 +58,9 @@ def test_promises_follow_the_providers_rules() -> None:
 def test_slow_io_only_below_eighty_percent_and_only_for_disk_figures() -> None:
     promise = Promise(3000, 125, "EBS gp3")
     fine = Measured(126, 101, 2400, 3100, 16, True)  # 2,400 IOPS is exactly 80 %: not slow
-    assert slow_io(fine, promise, target="volume /data", storage_class="gp3") == []
+    assert slow_io(fine, promise, target="volume /data", promised_by="StorageClass gp3 provisions") == []
     slow = Measured(60, 130, 1000, 3000, 16, True)
-    found = slow_io(slow, promise, target="volume /data", storage_class="gp3")
+    found = slow_io(slow, promise, target="volume /data", promised_by="StorageClass gp3 provisions")
     assert [f.problem.split(",")[0] for f in found] == [
         "slow I/O: 4 KiB random read 1",
         "slow I/O: sequential read 60 MiB/s",
@@ -69,7 +69,9 @@ def test_slow_io_only_below_eighty_percent_and_only_for_disk_figures() -> None:
         "slow I/O: 4 KiB random read 1,000 IOPS, 33% of the 3,000 IOPS StorageClass gp3 provisions (EBS gp3)"
     )
     assert {f.code for f in found} == {"slow-io"} and all(f.severity == "warning" for f in found)
-    assert slow_io(Measured(1, 1, 1, 1, 16, False), promise, target="t", storage_class="gp3") == []  # page cache
+    assert (
+        slow_io(Measured(1, 1, 1, 1, 16, False), promise, target="t", promised_by="StorageClass gp3 provisions") == []
+    )  # page cache
 
 
 @pytest.fixture

@@ -62,6 +62,8 @@ def test_probe_measures_the_limit_of_a_throttled_disk(tmp_path: Path) -> None:
     """ext4 on a loop device capped by the kernel at 800 IOPS and 40 MiB/s: the probe reports those."""
     with throttled_volume(tmp_path, iops=800, mib_s=40) as disk:
         argv = ("probe", str(disk.mount), "--size", "24Mi", "--seconds", "1.5", "--queue-depth", "8", "-o", "json")
+        # gp3's baseline, given by hand as inside a pod without cluster access
+        argv += ("--expect-iops", "3000", "--expect-mibps", "125")
         done = subprocess.run(disk.command(*BERTH, *argv), capture_output=True, text=True, timeout=120, check=False)
         assert done.returncode == 0, done.stderr
         report = json.loads(done.stdout)
@@ -69,3 +71,6 @@ def test_probe_measures_the_limit_of_a_throttled_disk(tmp_path: Path) -> None:
         for key, limit in (("randReadIops", 800), ("randWriteIops", 800), ("seqReadMiBps", 40), ("seqWriteMiBps", 40)):
             assert 0.8 * limit <= report[key] <= 1.25 * limit, (key, report)
         assert sorted(os.listdir(disk.mount)) == ["lost+found"]
+    assert report["promised"] == {"iops": 3000, "throughputMiBps": 125, "source": "--expect-iops/--expect-mibps"}
+    assert len(report["findings"]) == 4 and {f["code"] for f in report["findings"]} == {"slow-io"}
+    assert "of the 3,000 IOPS expected" in report["findings"][0]["problem"]

@@ -84,15 +84,21 @@ def probe(
     capacity: str | None = typer.Option(
         None, "--capacity", help="Volume size for per-GiB rules (default: the filesystem's size)."
     ),
+    expect_iops: int | None = typer.Option(
+        None, "--expect-iops", min=1, help="Compare with this many IOPS instead of a class (no cluster access)."
+    ),
+    expect_mibps: float | None = typer.Option(
+        None, "--expect-mibps", min=0.1, help="Compare with this throughput in MiB/s instead of a class."
+    ),
     kubeconfig: str | None = KUBECONFIG,
     context: str | None = CONTEXT,
     output: Output = OUTPUT,
 ) -> None:
     """Measure a mounted volume like fio: sequential MiB/s, 4 KiB random IOPS (O_DIRECT), fsync latency.
 
-    With --storage-class, every figure under 80 % of what the class provisions is a "slow I/O"
-    warning, as `berth doctor` words its findings. Exit 1 when the probe cannot run (missing or
-    full volume), 2 on a bad flag.
+    With --storage-class (or --expect-iops/--expect-mibps, inside a pod without cluster access),
+    every figure under 80 % of the promise is a "slow I/O" warning, as `berth doctor` words findings.
+    Exit 1 when the probe cannot run (missing or full volume), 2 on a bad flag.
     """
     import os
     from pathlib import Path
@@ -107,6 +113,8 @@ def probe(
         except QuantityError as bad:
             raise UsageError(f"{flag}: {bad}") from None
 
+    if storage_class and (expect_iops or expect_mibps):
+        raise UsageError("--storage-class and --expect-iops/--expect-mibps exclude each other")
     size_bytes = bytes_of("--size", size)
     capacity_bytes = bytes_of("--capacity", capacity) if capacity else None
     err = make_console(stderr=True)
@@ -118,18 +126,23 @@ def probe(
         progress=None if output is Output.json else lambda line: err.print(f"probe: {line}", markup=False),
     )
     findings: list[Finding] = []
-    promise = None
-    if storage_class:
+    promise, promised_by = None, ""
+    if storage_class or expect_iops or expect_mibps:
         from berth.kube.ioprobe import Measured, class_promise, slow_io
+        from berth.providers.performance import Promise
 
-        if capacity_bytes is None:
-            st = os.statvfs(path)
-            capacity_bytes = st.f_blocks * st.f_frsize
-        kube = connect(kubeconfig, context, None)
-        try:
-            promise = class_promise(kube, storage_class, capacity_bytes / 2**30)
-        finally:
-            kube.close()
+        if storage_class:
+            if capacity_bytes is None:
+                st = os.statvfs(path)
+                capacity_bytes = st.f_blocks * st.f_frsize
+            kube = connect(kubeconfig, context, None)
+            try:
+                promise = class_promise(kube, storage_class, capacity_bytes / 2**30)
+            finally:
+                kube.close()
+            promised_by = f"StorageClass {storage_class} provisions"
+        else:
+            promise, promised_by = Promise(expect_iops, expect_mibps, "--expect-iops/--expect-mibps"), "expected"
         measured = Measured(
             result.seq_read_mib_s,
             result.seq_write_mib_s,
@@ -138,7 +151,7 @@ def probe(
             result.queue_depth,
             result.direct,
         )
-        findings = slow_io(measured, promise, target=f"volume {path}", storage_class=storage_class)
+        findings = slow_io(measured, promise, target=f"volume {path}", promised_by=promised_by)
     report = {
         **result.to_json(),
         "promised": None
@@ -146,7 +159,7 @@ def probe(
         else {"iops": promise.iops, "throughputMiBps": promise.throughput_mib_s, "source": promise.source},
         "findings": [f.to_json() for f in findings],
     }
-    _print_probe(output, path, report, storage_class, findings)
+    _print_probe(output, path, report, promised_by, findings)
 
 
 def bench(
@@ -200,11 +213,11 @@ def bench(
     finally:
         kube.close()
     where = f"StorageClass {storage_class} ({size} claim on node {result.node or '?'})"
-    _print_probe(output, where, result.to_json(), storage_class, result.findings)
+    _print_probe(output, where, result.to_json(), f"StorageClass {storage_class} provisions", result.findings)
 
 
 def _print_probe(
-    output: Output, where: str, report: dict[str, Any], storage_class: str | None, findings: Sequence[Finding]
+    output: Output, where: str, report: dict[str, Any], promised_by: str, findings: Sequence[Finding]
 ) -> None:
     """The probe's figures, the class's promise and the slow-io findings (probe and bench alike)."""
     if output is Output.json:
@@ -224,7 +237,7 @@ def _print_probe(
     if promise is not None:
         iops = f"{promise['iops']:,} IOPS" if promise["iops"] else "no IOPS"
         mib = f"{promise['throughputMiBps']:,.0f} MiB/s" if promise["throughputMiBps"] else "no throughput"
-        console.print(f"StorageClass {storage_class} provisions {iops}, {mib} ({promise['source']})", markup=False)
+        console.print(f"{promised_by} {iops}, {mib} ({promise['source']})", markup=False)
         if not findings and report["direct"]:
             console.print("no slow I/O: every figure reaches 80 % of the promise", style="green")
     print_findings(console, findings)

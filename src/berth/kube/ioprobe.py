@@ -51,8 +51,12 @@ def class_promise(kube: Kube, storage_class: str, size_gib: float) -> Promise:
     return promised(sc.provisioner, dict(sc.parameters or {}), size_gib)
 
 
-def slow_io(measured: Measured, promise: Promise, *, target: str, storage_class: str) -> list[Finding]:
-    """One ``slow-io`` warning per figure below :data:`SLOW_FRACTION` of the promise; none without one."""
+def slow_io(measured: Measured, promise: Promise, *, target: str, promised_by: str) -> list[Finding]:
+    """One ``slow-io`` warning per figure below :data:`SLOW_FRACTION` of the promise; none without one.
+
+    ``promised_by`` completes "… of the 3,000 IOPS <promised_by>": ``StorageClass gp3 provisions``,
+    or ``expected`` for figures given by hand.
+    """
     if not measured.direct:
         return []  # page-cache figures say nothing about the disk
     how = f"berth probe, O_DIRECT, 4 KiB random at queue depth {measured.queue_depth}, 1 MiB sequential"
@@ -72,7 +76,7 @@ def slow_io(measured: Measured, promise: Promise, *, target: str, storage_class:
                 "slow-io",
                 target,
                 f"slow I/O: {what} {got:,.0f} {unit}, {got / want:.0%} of the {want:,.0f} {unit} "
-                f"StorageClass {storage_class} provisions ({promise.source})",
+                f"{promised_by} ({promise.source})",
                 how,
                 _fix(unit, measured.queue_depth),
             )
@@ -83,8 +87,9 @@ def slow_io(measured: Measured, promise: Promise, *, target: str, storage_class:
 def _fix(unit: str, depth: int) -> str:
     if unit == "IOPS":
         return (
-            f"check the volume's provisioned IOPS (kubectl describe pv) and the node's EBS/disk IOPS limit; "
-            f"a queue depth below {depth} cannot reach them; raise `iops` in the class if the disk is the limit"
+            f"check the volume's provisioned IOPS (kubectl describe pv) and the node's EBS/disk IOPS limit "
+            f"(measured with {depth} I/Os in flight: a workload with fewer gets less); raise `iops` in the "
+            "class if the disk is the limit"
         )
     return (
         "check the node type's storage bandwidth (a small instance caps every volume) and the class's "
@@ -285,7 +290,12 @@ def bench(
         int(report["queueDepth"]),
         bool(report["direct"]),
     )
-    findings = slow_io(measured, promise, target=f"StorageClass {storage_class}", storage_class=storage_class)
+    findings = slow_io(
+        measured,
+        promise,
+        target=f"StorageClass {storage_class}",
+        promised_by=f"StorageClass {storage_class} provisions",
+    )
     return BenchResult(report, promise, findings, node)
 
 
