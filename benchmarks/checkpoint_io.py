@@ -174,7 +174,9 @@ def bench_berth(work: Path, state: dict[str, Any], r: Samples, tag: str) -> None
         mgr.save(2, state)  # warms the staging memory, as every save after the first in a run
         mgr.wait()
         os.sync()
+        cpu = _cpu()
         stall, _ = timed(lambda: mgr.save(3, state))
+        r.add(f"berth_{tag}_async_stall_cpu_s", _cpu() - cpu)
         total, _ = timed(mgr.wait)
         r.add(f"berth_{tag}_async_stall_s", stall)
         r.add(f"berth_{tag}_async_total_s", stall + total)
@@ -352,11 +354,13 @@ def run_child(mode: str, argv: list[str]) -> dict[str, Any]:
             t_restore, (step, state) = timed(mgr.restore)
             assert isinstance(state, dict)
             time.sleep(gap)  # the training steps before the first save
+            cpu = _cpu()
             stall, _ = timed(lambda: mgr.save(step + 1, state))
+            stall_cpu = _cpu() - cpu
             mgr.wait()
             os.sync()
             sync, _ = timed(lambda: mgr.save(step + 2, state, blocking=True))
-        return {"restore_s": t_restore, "first_stall_s": stall, "sync_save_s": sync}
+        return {"restore_s": t_restore, "first_stall_s": stall, "first_stall_cpu_s": stall_cpu, "sync_save_s": sync}
     if mode == "first-save-orbax":  # DIR GAP: restore with Orbax, wait GAP s, async save
         import jax
         import orbax.checkpoint as ocp
@@ -572,9 +576,11 @@ def report(r: Samples, extra: dict[str, Any]) -> dict[str, Any]:
             for label, key in rows:
                 row(label, key)
     cpu_rows = [("dd read", "disk_read_cpu_s"), ("berth restore into numpy", "berth_numpy_restore_cpu_s"),
-                ("berth restore into JAX", "berth_jax_restore_cpu_s")]  # fmt: skip
+                ("berth restore into JAX", "berth_jax_restore_cpu_s"),
+                ("berth numpy: async save blocked, steady", "berth_numpy_async_stall_cpu_s"),
+                ("berth numpy: first async save blocked, fresh process", "first_numpy_stall_cpu_s")]  # fmt: skip
     if all(key in r for _, key in cpu_rows):
-        print("CPU seconds of a cold read or restore (user + system, every thread; less noisy than wall time)")
+        print("CPU seconds (user + system, every thread of the process; less noisy than wall time)")
         for label, key in cpu_rows:
             print(f"  {label:46}{r.med(key):7.2f} s   [{', '.join(f'{v:.2f}' for v in r[key])}]")
     if "berth_4ranks_Bps" in r:
@@ -601,6 +607,8 @@ def report(r: Samples, extra: dict[str, Any]) -> dict[str, Any]:
             ratio("first_numpy_stall_s", "first_numpy_sync_s"), "<= 0.10"),
         "numpy: steady stall / sync save": (ratio("berth_numpy_async_stall_s", "berth_numpy_save_s"), ""),
         "numpy: first stall / steady stall": (ratio("first_numpy_stall_s", "berth_numpy_async_stall_s"), ""),
+        "numpy: first stall / steady stall, CPU s": (
+            ratio("first_numpy_stall_cpu_s", "berth_numpy_async_stall_cpu_s"), ""),
         "numpy: one memcpy of the state / sync save": (
             size / r.med("memcpy_Bps") / r.med("first_numpy_sync_s"), "(floor of the first-stall ratio)"),
         "restore into JAX / dd read": (size / r.med("berth_jax_restore_s") / r.med("disk_read_Bps"), ">= 0.9"),
@@ -695,6 +703,7 @@ def main() -> None:
                 os.sync()
                 out = child(["first-save", str(work / f"berth-{kind}"), kind, str(args.gap)])
                 r.add(f"first_{kind}_stall_s", out["first_stall_s"])
+                r.add(f"first_{kind}_stall_cpu_s", out["first_stall_cpu_s"])
                 r.add(f"first_{kind}_sync_s", out["sync_save_s"])
             if have_orbax:
                 shutil.rmtree(first_orbax / "b", ignore_errors=True)
