@@ -227,6 +227,17 @@ def test_backup_and_restore_follow_velero(
     assert proc.returncode == 1
     assert f"ended Failed: {reason}" in err and "velero restore describe" in err
 
+    # Again; Velero (played) completes it this time, and berth says where the cluster is back.
+    known = {o["metadata"]["name"] for o in _objects(http, velero, "restores")}
+    proc = _start(*restore, "-n", elsewhere, "--yes", "--restore-name", "again", kubeconfig=kubeconfig)
+    assert _created(http, velero, "restores", known)["metadata"]["name"] == "again"
+    _play_velero(
+        http, velero, "restores", "again", {"phase": "Completed", "progress": {"totalItems": 9, "itemsRestored": 9}}
+    )
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert f"Restore {velero}/again: Completed, 9/9 items" in out and f"berth status ml-training -n {elsewhere}" in out
+
 
 def test_backup_validation_error_in_velero_words(velero: str, kubeconfig: Path, namespace: str) -> None:
     """Velero (played by this test) rejects the Backup; berth prints its validation errors, exit 1."""

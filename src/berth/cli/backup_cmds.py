@@ -207,6 +207,12 @@ def restore(
     if wait:
         op = wait_for(kube, "Restore", op.name, op.namespace, timeout_s=timeout_s, progress=_progress(True))
     _finish(op, output)
+    if op.succeeded and output is Output.text:
+        make_console().print(
+            f"next: `berth status {name} -n {plan.target}`: the StatefulSet is back and its pods start on the "
+            "restored claims, resuming from the newest checkpoint on them",
+            markup=False,
+        )
 
 
 def _print_yaml(obj: object) -> None:
