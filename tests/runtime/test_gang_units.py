@@ -161,3 +161,20 @@ def test_leaving_while_running_stops_the_gang_before_its_trainer_is_signalled(wo
     members[0].say("stopped", gen=1, steps=[10])
     coord.tick()
     assert (coord.state.generation, coord.state.failures) == (1, 0)  # waits for rank 1 to come back
+
+
+def test_a_completion_while_the_gang_stops_is_recorded(world: World) -> None:
+    """A trainer that finished its last step just as another rank failed: its exit 0 arrives while
+    the gang stops. Dropped, the next generation would start that rank again, which (complete)
+    never runs a trainer, and the run would hang in Running."""
+    coord, members, _ = world
+    members[1].say("exit", gen=1, code=1, line="boom")
+    members[0].say("exit", gen=1, code=0)
+    assert coord.state.completed == [0] and coord.state.phase == "Restarting"
+    members[1].say("stopped", gen=1, steps=[10])
+    coord.tick()
+    coord.ready_at = 0
+    coord.tick()
+    assert members[1].heard()[-1] == {"op": "start", "gen": 2, "ranks": [1], "agreed": [10]}
+    members[1].say("exit", gen=2, code=0)
+    assert coord.state.phase == "Succeeded"

@@ -320,14 +320,17 @@ class Coordinator:
         elif op == "exit":
             conn.running = False
             code = int(msg.get("code", 1))
-            if s.phase != "Running":
-                return  # stopping: every exit now is the stop we asked for
             if code == 0:
+                # A supervisor reports 0 only for a trainer that finished on its own (one it stopped is
+                # never reported): a completion in any phase. Ignored while stopping, the rank would be
+                # started again, ignore the start (it completed) and hang the run.
                 if conn.rank not in s.completed:
                     s.completed.append(conn.rank)
                     self.persist(s)
                 self._check_done()
                 return
+            if s.phase != "Running":
+                return  # stopping: every exit now is the stop we asked for
             line = msg.get("line")
             self.suspect = _Exit(conn.rank, code, str(line) if line else None)
             self._restart(f"rank {conn.rank} exited {code}" + (f": {line}" if line else ""), suspect=True)

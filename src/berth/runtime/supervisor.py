@@ -461,7 +461,12 @@ class Supervisor:
         op = msg.get("op")
         if op == "start":
             gen = int(msg["gen"])
-            if self.state["completed"] or self.cfg.rank not in msg.get("ranks", []):
+            if self.cfg.rank not in msg.get("ranks", []):
+                return
+            if self.state["completed"]:  # the coordinator missed it: say so, never run the trainer again
+                self._send(
+                    {"op": "exit", "gen": gen, "code": 0, "line": self.state["lastLine"], "steps": self._steps()}
+                )
                 return
             if self.trainer is not None:
                 self._stop_trainer(self.cfg.stop_grace)
