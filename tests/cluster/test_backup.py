@@ -72,6 +72,10 @@ def velero(kube_client: Any, kubeconfig: Path) -> Iterator[str]:
         kube_client.delete(Namespace, velero_ns)
         for crd in crds:
             kube_client.delete(CustomResourceDefinition, crd["metadata"]["name"])
+        # Later tests in this session expect velero.io not to be served: wait until it is gone.
+        gone = time.monotonic() + 60
+        while http.get(API).status_code != 404 and time.monotonic() < gone:
+            time.sleep(0.2)
 
 
 def _http(kubeconfig: Path) -> Any:
