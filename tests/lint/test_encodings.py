@@ -151,3 +151,13 @@ def test_json_stream_syntax_error_is_located_and_values_before_it_are_kept() -> 
         {"kind": "A"},
         {"kind": "B"},
     ]
+
+
+def test_kubectl_json_piped_in_as_utf16_is_linted_from_stdin() -> None:
+    """Windows PowerShell 5.1's ``kubectl get -o json > list.json`` writes UTF-16 with a BOM; then ``lint -``."""
+    text = (DATA / "kubectl-get-list.json").read_text(encoding="utf-8")
+    out = berth_process("lint", "-", "-f", "json", stdin=text.encode("utf-16"))
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    found = {(f["rule"], f["line"], f["column"]) for f in json.loads(out.stdout)}
+    assert {(rule, line, column) for rule, line, column, _ in LIST} <= found
+    assert {f["file"] for f in json.loads(out.stdout)} == {"<stdin>"}
