@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -12,17 +13,25 @@ from typer.testing import CliRunner
 from berth.cli.app import app
 from berth.errors import UsageError
 
-NAME_COMMANDS = ["status", "scale", "gc", "down", "doctor"]  # take a cluster name, not a spec
-SPEC_COMMANDS = ["plan", "up"]
-# Every command with an output format, and arguments that reach the format check before any work.
+GROUPS = {"ckpt", "sandbox", "operator"}
+# Every command with an output format, and arguments that reach the format check before any work
+# (test_every_command_with_an_output_format_is_listed keeps this list complete).
 FORMAT_COMMANDS = [
     ["plan", "x.yaml"],
     ["up", "x.yaml"],
+    ["resize", "x.yaml"],
     ["status", "t"],
+    ["wait", "t"],
     ["scale", "t", "2"],
     ["gc", "t"],
     ["down", "t"],
     ["doctor", "t"],
+    ["probe", "d"],
+    ["bench", "gp3", "--image", "i"],
+    ["stage", "s3://b/p", "d"],
+    ["backup", "t"],
+    ["backups"],
+    ["restore", "t", "--from", "b"],
     ["explain", "x.yaml"],
     ["ckpt", "list", "d"],
     ["ckpt", "show", "d", "1"],
@@ -30,7 +39,53 @@ FORMAT_COMMANDS = [
     ["ckpt", "prune", "d"],
     ["ckpt", "archive", "d"],
     ["ckpt", "restore", "d"],
+    ["sandbox", "status"],
+    ["sandbox", "image"],
+    ["operator", "crd"],
+    ["operator", "install"],
 ]
+
+
+def _leaves() -> list[tuple[str, Any]]:
+    """Every command of the app as ("group name", click command), from typer's own command tree."""
+    import typer.main
+
+    found: list[tuple[str, Any]] = []
+
+    def walk(command: Any, path: list[str]) -> None:
+        if hasattr(command, "commands"):
+            for name, sub in command.commands.items():
+                walk(sub, [*path, name])
+        else:
+            found.append((" ".join(path), command))
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+def _with_option(option: str, first_argument: str | None = None) -> list[str]:
+    """Commands that take OPTION (and, if given, whose first positional argument is FIRST_ARGUMENT)."""
+    out = []
+    for path, command in _leaves():
+        arguments = [p.name for p in command.params if not any(o.startswith("-") for o in p.opts)]
+        if option in {o for p in command.params for o in p.opts} and (
+            first_argument is None or arguments[:1] == [first_argument]
+        ):
+            out.append(path)
+    return out
+
+
+# Where -n is not "the cluster's namespace": a filter, or the target of a restore. Their help says so.
+OTHER_NAMESPACE = {"backups": "default: any", "restore": "default: the one the backup was taken in"}
+NAME_COMMANDS = [c for c in _with_option("--namespace", "name") if c not in OTHER_NAMESPACE]  # a cluster name
+SPEC_COMMANDS = _with_option("--namespace", "spec")
+
+
+def test_every_command_with_an_output_format_is_listed() -> None:
+    listed = {" ".join(a[:2] if a[0] in GROUPS else a[:1]) for a in FORMAT_COMMANDS}
+    assert set(_with_option("--output")) == listed
+    assert {"status", "scale", "gc", "down", "doctor", "wait", "backup"} <= set(NAME_COMMANDS)
+    assert {"plan", "up", "resize"} <= set(SPEC_COMMANDS)
 
 
 def _help(*command: str) -> str:
@@ -47,6 +102,11 @@ def test_namespace_help_of_name_commands_claims_no_spec_default(command: str) ->
     assert "default: the context's namespace" in text
 
 
+@pytest.mark.parametrize(("command", "default"), OTHER_NAMESPACE.items())
+def test_namespace_help_says_what_else_it_means(command: str, default: str) -> None:
+    assert default in _help(command).split("--namespace", 1)[1]
+
+
 @pytest.mark.parametrize("command", SPEC_COMMANDS)
 def test_namespace_help_of_spec_commands_names_the_spec(command: str) -> None:
     assert "default: the spec's metadata.namespace, else the context's" in _help(command)
@@ -54,7 +114,7 @@ def test_namespace_help_of_spec_commands_names_the_spec(command: str) -> None:
 
 @pytest.mark.parametrize("args", FORMAT_COMMANDS, ids=lambda a: " ".join(a[:2]))
 def test_output_is_text_or_json_and_checked_before_anything_runs(args: list[str]) -> None:
-    command = args[:2] if args[0] == "ckpt" else args[:1]
+    command = args[:2] if args[0] in GROUPS else args[:1]
     assert "-o, --output text|json Output format: text or json. [default: text]" in _help(*command)
     result = CliRunner().invoke(app, [*args, "-o", "yaml"])
     assert isinstance(result.exception, UsageError), result.output
