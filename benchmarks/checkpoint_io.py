@@ -88,6 +88,13 @@ def _cpu(who: int = 0) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def settle() -> None:
+    """Flush what the previous measurement left dirty (the server's writes too), so it does not
+    slow the next one: each archive transfer starts on a quiet disk."""
+    os.sync()
+    time.sleep(1)
+
+
 def timed(fn: Callable[[], object]) -> tuple[float, object]:
     gc.collect()
     start = time.perf_counter()
@@ -482,25 +489,30 @@ def bench_archive(work: Path, shard: Path, results: dict[str, Any], s5cmd: str |
         manifest = read_manifest(shard)
         archive = Archive("s3://bench/berth")
         results["archive_bytes"] = manifest.nbytes
+        settle()
         results["berth_upload_s"], _ = timed(lambda: archive.upload_shard(shard, manifest))
         down = work / "download"
         down.mkdir()
+        settle()
         results["berth_download_s"], _ = timed(lambda: archive.download_shard(manifest.step, 0, down))
         shutil.rmtree(down)
         if s5cmd is None:
             results["s5cmd_note"] = "s5cmd could not be installed (go install failed): no s5cmd comparison"
             return
         base = [s5cmd, "--endpoint-url", server.endpoint]
+        settle()
         results["s5cmd_upload_s"], _ = timed(
             lambda: subprocess.run([*base, "cp", f"{shard}/*", "s3://bench/s5cmd/"], check=True, capture_output=True)
         )
         down.mkdir()
+        settle()
         results["s5cmd_download_s"], _ = timed(
             lambda: subprocess.run([*base, "cp", "s3://bench/s5cmd/*", f"{down}/"], check=True, capture_output=True)
         )
         # s5cmd does not fsync what it downloads; berth does (a restore must survive a crash).
         shutil.rmtree(down)
         down.mkdir()
+        settle()
         results["s5cmd_download_fsync_s"], _ = timed(
             lambda: (
                 subprocess.run([*base, "cp", "s3://bench/s5cmd/*", f"{down}/"], check=True, capture_output=True),
