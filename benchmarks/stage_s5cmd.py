@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=10_000, help="small files (4 KiB each)")
     parser.add_argument("--large", type=int, default=4, help="large files")
     parser.add_argument("--large-mib", type=int, default=64, help="size of each large file")
-    parser.add_argument("--concurrency", type=int, default=8, help="berth stage --concurrency")
+    parser.add_argument("--concurrency", type=int, default=None, help="berth stage --concurrency (default: its own)")
     parser.add_argument("--s5cmd", default=None, help="s5cmd binary (default: find or build it, pinned)")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "berth-bench", help="s5cmd cache")
     args = parser.parse_args()
@@ -76,8 +76,9 @@ def main() -> None:
         s5 = [s5cmd, "--endpoint-url", server.endpoint]
         server.bucket("bench")
         sets = {
-            "small": (args.small, 4096),
-            "large": (args.large, args.large_mib << 20),
+            name: spec
+            for name, spec in (("small", (args.small, 4096)), ("large", (args.large, args.large_mib << 20)))
+            if spec[0] > 0
         }
         sizes = {}
         for name, (count, size) in sets.items():
@@ -85,7 +86,9 @@ def main() -> None:
             sizes[name] = make_files(src, count, size)
             subprocess.run([*s5, "cp", f"{src}/", f"s3://bench/{name}/"], env=env, check=True, capture_output=True)
             shutil.rmtree(src)
-        print(f"s5cmd {version}; SeaweedFS {server.endpoint}; berth stage --concurrency {args.concurrency}")
+        print(
+            f"s5cmd {version}; SeaweedFS {server.endpoint}; berth stage --concurrency {args.concurrency or 'default'}"
+        )
         print(f"{args.rounds} interleaved rounds; dest {work} ({os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})")
         for name, (count, _) in sets.items():
             runs: dict[str, list[float]] = {"berth": [], "s5cmd": [], "s5cmd+sync": []}
@@ -96,7 +99,8 @@ def main() -> None:
                     dest.mkdir()
                     if tool == "berth":
                         source = f"s3://bench/{name}"
-                        argv = [*BERTH, "stage", source, str(dest), "--concurrency", str(args.concurrency)]
+                        argv = [*BERTH, "stage", source, str(dest)]
+                        argv += ["--concurrency", str(args.concurrency)] if args.concurrency else []
                         runs[tool].append(timed(argv, env))
                         staged = sum(1 for p in dest.rglob("*.bin"))
                         assert staged == count, (staged, count)
