@@ -8,14 +8,37 @@ exactly those verbs, each limited by ``resourceNames`` to this cluster's Statefu
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from berth.quantity import parse_quantity
 from berth.render.labels import meta
 from berth.rendezvous import preamble
 from berth.spec.model import TrainingCluster
 
 STATE_VOLUME = "berth-state"
 STATE_MOUNT = "/berth-state"
+# Write throughput assumed when the checkpoint volume's class declares none (below gp3's 125 MiB/s baseline).
+DEFAULT_THROUGHPUT_MIB_S = 100
+
+
+def termination_grace(spec: TrainingCluster) -> int:
+    """The pods' terminationGracePeriodSeconds: the spec's, or sized from ``lifecycle.checkpointSize``.
+
+    Only when the spec leaves ``terminationGracePeriodSeconds`` unset: ``ceil(2 × size /
+    throughput) + 60`` — a save may be in flight when SIGTERM comes and the final one follows it,
+    then the step in flight and the supervisor's own 5 s; ``throughput`` is the checkpoint
+    volume's class's declared MiB/s, else :data:`DEFAULT_THROUGHPUT_MIB_S` (docs/lifecycle.md).
+    """
+    s = spec.spec
+    size = s.lifecycle.checkpoint_size if s.lifecycle else None
+    if size is None or "termination_grace_period_seconds" in s.model_fields_set:
+        return s.termination_grace_period_seconds
+    volume = spec.checkpoint_volume()
+    declared = s.storage_classes.get(s.volumes[volume].storage_class or "") if volume else None
+    throughput = (declared.throughput if declared else None) or DEFAULT_THROUGHPUT_MIB_S
+    mib = float(parse_quantity(size)) / 2**20
+    return math.ceil(2 * mib / throughput) + 60
 
 
 def role_name(spec: TrainingCluster) -> str:
@@ -57,7 +80,7 @@ def env(spec: TrainingCluster) -> list[dict[str, Any]]:
         {"name": "BERTH_MAX_RESTARTS", "value": str(lc.max_restarts)},
         {"name": "BERTH_RESTART_BACKOFF", "value": str(lc.backoff_seconds)},
         {"name": "BERTH_STOP_GRACE", "value": str(lc.stop_grace_seconds)},
-        {"name": "BERTH_TERMINATION_GRACE", "value": str(spec.spec.termination_grace_period_seconds)},
+        {"name": "BERTH_TERMINATION_GRACE", "value": str(termination_grace(spec))},
         {"name": "BERTH_GANG_PORT", "value": str(lc.gang_port)},
         {"name": "BERTH_STATE_DIR", "value": state_dir(spec)[0]},
         {

@@ -324,7 +324,7 @@ def statefulset(spec: TrainingCluster) -> dict[str, Any]:
         # The supervisor (spec.lifecycle) patches its pod and scales its StatefulSet: render/lifecycle.py.
         "automountServiceAccountToken": s.lifecycle is not None,
         "securityContext": pod_security(spec),
-        "terminationGracePeriodSeconds": s.termination_grace_period_seconds,
+        "terminationGracePeriodSeconds": lifecycle.termination_grace(spec),
         "containers": [_container(spec)],
     }
     # Function-level: render/datasets.py builds its containers from this module's pieces.

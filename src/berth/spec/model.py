@@ -480,6 +480,10 @@ class Lifecycle(_Model):
     gang_port: StrictInt = Field(
         default=2223, ge=1, le=65535, description="port the supervisors' heartbeat uses (rank 0 listens)"
     )
+    checkpoint_size: Size | None = Field(
+        default=None,
+        description="bytes one pod writes per checkpoint save: sizes terminationGracePeriodSeconds when that is unset",
+    )
 
 
 class ClusterSpec(_Model):
