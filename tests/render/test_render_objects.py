@@ -127,7 +127,10 @@ def test_shared_volumes_mounted_read_only_by_access_mode(examples: dict[str, Ren
             read_only = sv.access_mode == "ReadOnlyMany"
             seen.add(read_only)
             assert mounts[name].get("readOnly", False) is read_only, (r.name, name)
-            assert volumes[name]["persistentVolumeClaim"] == {"claimName": sv.claim_name, "readOnly": read_only}
+            # A dataset's volume is read-only per mount only (docs/storage.md: fsGroup for the populate Job).
+            filled = any(d.into == name for d in r.spec.spec.datasets.values())
+            pod_read_only = read_only and not filled
+            assert volumes[name]["persistentVolumeClaim"] == {"claimName": sv.claim_name, "readOnly": pod_read_only}
         for name, vol in r.spec.spec.volumes.items():
             assert mounts[name]["mountPath"] == vol.mount_path and "readOnly" not in mounts[name]
     assert seen == {True, False}
