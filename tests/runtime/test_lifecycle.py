@@ -116,6 +116,11 @@ def test_sigterm_commits_the_final_save_then_the_gang_resumes(make_gang: Any) ->
     assert final, gang.logs()
     step = final[0]["step"]
     assert 1 in scan_steps(Path(gang.env_for(1)["BERTH_CHECKPOINT_DIR"])).get(step, {}), "final save not committed"
+    took = gang.state(1)["lastStopSeconds"]  # measured: how much of the 30 s grace the final save used
+    assert (
+        0 < took < 15
+        and f"the trainer stopped {took:.1f}s after SIGTERM (grace period 30s)" in (gang.root / "pod-1.log").read_text()
+    )
     gang.kubelet()  # the StatefulSet recreates the pod
     gang.wait_for(lambda: gang.run_phase() == "Succeeded", 90)
     _finished(gang, 40)
@@ -227,3 +232,19 @@ def test_random_sigkills_keep_the_invariants(make_gang: Any) -> None:
     assert any(e["resume"] for e in events if e["ev"] == "start"), "no generation resumed: the kills missed the run"
     assert all(landed[m] for m in ("training", "stopping")), landed
     print(f"{len(plan)} planned kills in {chaos_s:.1f} s, {len(gens)} generations, landed {landed}")
+
+
+def test_a_final_save_that_used_most_of_the_grace_period_is_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from berth.runtime.supervisor import Config, Supervisor
+
+    env = {"BERTH_REPLICAS": "1", "BERTH_STATE_DIR": str(tmp_path), "BERTH_TERMINATION_GRACE": "30"}
+    sup = Supervisor(Config.from_env(env, 0, "127.0.0.1"), ["true"], env, None)
+    sup._measured_stop(20.04)
+    assert sup.state["lastStopSeconds"] == 20.0
+    assert '"lastStopSeconds": 20.0' in (tmp_path / ".berth" / "run.json").read_text()
+    said = capsys.readouterr().err
+    assert "the trainer took 20s of the 30s grace period to stop: raise terminationGracePeriodSeconds" in said
+    sup._measured_stop(3.0)
+    assert "the trainer stopped 3.0s after SIGTERM (grace period 30s)" in capsys.readouterr().err

@@ -516,7 +516,9 @@ class Supervisor:
         if training:
             self.log("SIGTERM: forwarding to the trainer")
             # Never completion: whatever it exits with now, it was stopped (the next start resumes).
+            started = time.monotonic()
             self._stop_trainer(max(self.cfg.termination_grace - 5, 1))
+            self._measured_stop(time.monotonic() - started)
         if self.sock is not None:
             with contextlib.suppress(OSError):
                 self.sock.close()
@@ -524,6 +526,20 @@ class Supervisor:
             self.coordinator.close()
         self.publisher.flush(3)
         return 143 if training else 0
+
+    def _measured_stop(self, took: float) -> None:
+        """Record how long the final save took (``lastStopSeconds`` in run.json) and say when the
+        grace period was tight: past half of it, a slower volume or a bigger state is SIGKILLed mid-save."""
+        grace = self.cfg.termination_grace
+        self.state["lastStopSeconds"] = round(took, 1)
+        self.save()
+        if took > grace / 2:
+            self.log(
+                f"the trainer took {took:.0f}s of the {grace:.0f}s grace period to stop: raise "
+                "terminationGracePeriodSeconds or set lifecycle.checkpointSize (docs/lifecycle.md)"
+            )
+        else:
+            self.log(f"the trainer stopped {took:.1f}s after SIGTERM (grace period {grace:.0f}s)")
 
 
 def supervise(command: Sequence[str], env: Mapping[str, str], rank: int, coordinator_host: str) -> int:
