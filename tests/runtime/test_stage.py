@@ -46,7 +46,7 @@ def stage_until_journalled(
     Returns the objects, the source, DEST and the still running child.
     """
     bucket = s3.split("/")[2]
-    files = {f"d/{i:04d}.bin": os.urandom(150_000) for i in range(count)}
+    files = {f"d/{i:04d}.bin": os.urandom(400_000) for i in range(count)}
     _fill(seaweed.client(), bucket, "ds", files)
     source, dest = f"s3://{bucket}/ds", tmp_path / "vol"
     proc = subprocess.Popen(

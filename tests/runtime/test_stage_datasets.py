@@ -130,3 +130,29 @@ def test_server_killed_mid_stage_then_resumed_loses_and_duplicates_nothing(
     manifest = json.loads((dest / STATE_DIR / "manifest.json").read_text())
     assert sorted(manifest["files"]) == sorted(files)
     assert not journal.exists() and not any((dest / STATE_DIR / "partial").rglob("*.bin"))
+
+
+def test_credentials_from_boto3s_chain_sign_the_same_urls(seaweed: Seaweed, s3: str, tmp_path: Path) -> None:
+    """No keys in the environment (as with a pod's cloud identity): boto3's chain finds them, here in a
+    shared credentials file, and berth signs the GETs with them; the env-keys path is the other tests'."""
+    bucket = s3.split("/")[2]
+    files = {"a b+c/ü.bin": os.urandom(70_000), "plain.bin": os.urandom(10)}  # keys that need escaping
+    _fill(seaweed.client(), bucket, "chain", files)
+    env = dict(seaweed.env)
+    creds = tmp_path / "credentials"
+    creds.write_text(
+        f"[default]\naws_access_key_id = {env.pop('AWS_ACCESS_KEY_ID')}\n"
+        f"aws_secret_access_key = {env.pop('AWS_SECRET_ACCESS_KEY')}\n"
+    )
+    out = berth_process(
+        "stage",
+        f"s3://{bucket}/chain",
+        str(tmp_path / "v"),
+        "-o",
+        "json",
+        env={**env, "AWS_SHARED_CREDENTIALS_FILE": str(creds), "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""},
+    )
+    assert out.returncode == 0, out.stderr
+    assert _tree(tmp_path / "v") == files
+    env_keys = stage(f"s3://{bucket}/chain", tmp_path / "w")  # the s3 fixture's env keys: the signed listing
+    assert env_keys.fetched == 2 and _tree(tmp_path / "w") == files
