@@ -500,14 +500,19 @@ def bench_archive(work: Path, shard: Path, results: dict[str, Any], s5cmd: str |
             results["s5cmd_note"] = "s5cmd could not be installed (go install failed): no s5cmd comparison"
             return
         base = [s5cmd, "--endpoint-url", server.endpoint]
+        # s5cmd's copy goes where an archive at s3://bench/s5cmd keeps this shard, so berth can
+        # also download s5cmd's objects: the object layout a tool uploads (SeaweedFS keeps one
+        # chunk per part) moves download times as much as the downloading tool does.
+        theirs = Archive("s3://bench/s5cmd")
+        where = f"s3://bench/{theirs.shard_key(manifest.step, 0, '')}/"
         settle()
         results["s5cmd_upload_s"], _ = timed(
-            lambda: subprocess.run([*base, "cp", f"{shard}/*", "s3://bench/s5cmd/"], check=True, capture_output=True)
+            lambda: subprocess.run([*base, "cp", f"{shard}/*", where], check=True, capture_output=True)
         )
         down.mkdir()
         settle()
         results["s5cmd_download_s"], _ = timed(
-            lambda: subprocess.run([*base, "cp", "s3://bench/s5cmd/*", f"{down}/"], check=True, capture_output=True)
+            lambda: subprocess.run([*base, "cp", f"{where}*", f"{down}/"], check=True, capture_output=True)
         )
         # s5cmd does not fsync what it downloads; berth does (a restore must survive a crash).
         shutil.rmtree(down)
@@ -515,9 +520,15 @@ def bench_archive(work: Path, shard: Path, results: dict[str, Any], s5cmd: str |
         settle()
         results["s5cmd_download_fsync_s"], _ = timed(
             lambda: (
-                subprocess.run([*base, "cp", "s3://bench/s5cmd/*", f"{down}/"], check=True, capture_output=True),
+                subprocess.run([*base, "cp", f"{where}*", f"{down}/"], check=True, capture_output=True),
                 subprocess.run(["sync", *map(str, down.iterdir())], check=True),
             )
+        )
+        shutil.rmtree(down)
+        down.mkdir()
+        settle()
+        results["berth_download_of_s5cmd_upload_s"], _ = timed(
+            lambda: theirs.download_shard(manifest.step, 0, down, manifest=manifest)
         )
         shutil.rmtree(down)
     finally:
