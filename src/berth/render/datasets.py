@@ -6,7 +6,7 @@
   container's termination message. The hash covers the Job's pod template, because a Job's template
   cannot change: a changed dataset gets a new Job (``up --prune`` removes the old one), and the new
   one skips every file that is already up to date. Each trainer gets a ``wait-<dataset>`` init
-  container (the trainer's own image, ``/bin/sh`` only) that mounts the claim read-only and waits
+  container (the trainer's own image: ``/bin/sh`` and ``grep``) that mounts the claim read-only and waits
   for the stage manifest naming this source — written only once every file is verified — so the
   trainers' mount stays read-only and none starts on half a dataset.
 - **Into a per-pod volume**: a ``stage-<dataset>`` init container in every pod stages its own copy
