@@ -67,6 +67,9 @@ ANNOTATION_CHECKPOINT_KEEP = "berth.dev/checkpoint-keep"  # how many checkpoints
 ANNOTATION_PROTECT = "berth.dev/protect"  # "true": never deleted by down, gc or up --prune
 ANNOTATION_IGNORE = "berth.dev/ignore"  # "<rule-id>: <reason>; ..." lint suppressions
 ANNOTATION_SPEC = "berth.dev/spec"  # the applied spec, on the StatefulSet (scale re-renders from it)
+# "<namespace>/<name>" of the berth cluster that created a cluster-scoped class (StorageClass,
+# VolumeSnapshotClass): all namespaces share those names, so `plan`/`up` tell their own from another's.
+ANNOTATION_OWNER = "berth.dev/owner"
 ANNOTATION_RUN_STATE = "berth.dev/run"  # JSON: the run's phase, by rank 0's supervisor on the StatefulSet
 ANNOTATION_RANK_STATE = "berth.dev/rank"  # JSON: one rank's phase, restarts, step, exit code, on its pod
 
@@ -75,9 +78,6 @@ ENV_PREFIX = "BERTH_"
 # Env berth computes per pod (or takes from the downward API); a constant value set by hand in
 # the spec would give every pod the same identity.
 MANAGED_ENV = frozenset(
-# "<namespace>/<name>" of the berth cluster that created a cluster-scoped class (StorageClass,
-# VolumeSnapshotClass): all namespaces share those names, so `plan`/`up` tell their own from another's.
-ANNOTATION_OWNER = "berth.dev/owner"
     {
         "TF_CONFIG",
         "MASTER_ADDR",
