@@ -173,12 +173,17 @@ class Kube:
         return self.call(f"read {object_ref(model.__name__, name, namespace)}", get)
 
     def delete(self, model: type[Resource], name: str, namespace: str | None) -> None:
-        """Delete one object through :meth:`call`; one already gone counts as deleted."""
+        """Delete one object through :meth:`call`; one already gone counts as deleted.
+
+        Dependents go in the background, as with kubectl: the API's default for a batch/v1 Job is to
+        orphan its pods, which would leave a populate Job's pod behind after `down`.
+        """
         from lightkube import ApiError
+        from lightkube.types import CascadeType
 
         def delete() -> None:
             try:
-                self.client.delete(model, name, namespace=namespace)  # type: ignore[type-var]
+                self.client.delete(model, name, namespace=namespace, cascade=CascadeType.BACKGROUND)  # type: ignore[type-var]
             except ApiError as err:
                 if err.status.code != 404:
                     raise

@@ -34,6 +34,7 @@ _LABELLED = (
     ("apps/v1", "StatefulSet"),
     ("policy/v1", "PodDisruptionBudget"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("batch/v1", "Job"),  # spec.datasets' populate Jobs (one per content hash: old ones are pruned)
     ("rbac.authorization.k8s.io/v1", "Role"),
     ("rbac.authorization.k8s.io/v1", "RoleBinding"),
 )
