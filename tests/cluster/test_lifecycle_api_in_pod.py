@@ -92,3 +92,42 @@ def test_pods_report_completion_through_the_cluster_ip_and_scale_to_zero(
     for i in (0, 1):  # the claims stay, with each rank's completion on its volume
         state = json.loads((claim_dir(proxied, ns, f"ckpt-run-{i}") / ".berth" / "run.json").read_text())
         assert state["completed"] is True and state["exitCode"] == 0
+
+
+def test_a_rank_failing_every_time_fails_the_run_with_its_reason_and_releases_compute(
+    proxied: Cluster, up_proxied: Callable[[dict[str, Any]], str]
+) -> None:
+    """maxRestarts: 1 — rank 1 fails at step 10 in both generations: Failed, scaled to 0, claims kept."""
+    ns = unique_ns("lcx")
+    doc = spec(
+        "run",
+        ns,
+        proxied.image,
+        replicas=2,
+        command=["python3", "-c", TRAINER],
+        extra={
+            "env": {"STEPS": "20", "STEP_SECONDS": "0.2", "FAIL_AT": "1:10", "FAIL_ALWAYS": "1"},
+            "lifecycle": {"maxRestarts": 1, "backoffSeconds": 0, "stopGraceSeconds": 5},
+        },
+    )
+    up_proxied(doc)
+    waited = proxied.berth("wait", "run", "-n", ns, "--for", "complete", "--timeout", "180", timeout=240)
+    assert waited.returncode == 1, waited.stdout + waited.stderr
+    assert "Failed: rank 1 exited 1" in waited.stdout, waited.stdout
+    status = wait_for(
+        lambda: (s := json.loads(proxied.berth("status", "run", "-n", ns, "-o", "json").stdout))["replicas"] == 0 and s,
+        60,
+        "rank 0 to scale the failed run to 0",
+    )
+    run = status["run"]
+    assert (run["phase"], run["failedRank"], run["exitCode"], run["lastLine"]) == ("Failed", 1, 1, "boom at step 10")
+    assert (run["failures"], run["restarts"]) == (2, 1), run
+    text = proxied.berth("status", "run", "-n", ns).stdout
+    assert "run Failed" in text and "rank 1 exited 1: boom at step 10" in text, text
+    wait_for(lambda: not proxied.kc("-n", ns, "get", "pods", "-o", "name").strip(), 60, "the pods to go")
+    assert len(status["claims"]) == 2, status["claims"]  # compute released, volumes kept
+    for i in (0, 1):  # each rank ran twice (one gang restart) and none completed
+        state = json.loads((claim_dir(proxied, ns, f"ckpt-run-{i}") / ".berth" / "run.json").read_text())
+        assert state["completed"] is False and state["starts"] == 2, state
+    rank1 = json.loads((claim_dir(proxied, ns, "ckpt-run-1") / ".berth" / "run.json").read_text())
+    assert (rank1["exitCode"], rank1["lastLine"]) == (1, "boom at step 10"), rank1

@@ -39,7 +39,9 @@ for s in range((step or 0) + 1, steps + 1):
     if preempt.wait(pace):
         mgr.wait()
         sys.exit(143)
-    if fail and rank == int(fail.split(":")[0]) and s == int(fail.split(":")[1]) and not marker.exists():
+    if fail and rank == int(fail.split(":")[0]) and s == int(fail.split(":")[1]) and (
+        os.environ.get("FAIL_ALWAYS") or not marker.exists()
+    ):
         marker.touch()
         print(f"boom at step {s}", flush=True)
         sys.exit(1)
