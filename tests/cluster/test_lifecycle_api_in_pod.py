@@ -48,19 +48,26 @@ def up_proxied(proxied: Cluster, tmp_path: Path) -> Iterator[Callable[[dict[str,
     yield from up_and_down(proxied, tmp_path)
 
 
+def _two_ranks(ns: str, image: str, env: dict[str, str], lifecycle: dict[str, Any]) -> dict[str, Any]:
+    """Two ranks of test_lifecycle_in_pod's trainer, 20 steps of 0.2 s, no back-off."""
+    return spec(
+        "run",
+        ns,
+        image,
+        replicas=2,
+        command=["python3", "-c", TRAINER],
+        extra={
+            "env": {"STEPS": "20", "STEP_SECONDS": "0.2", **env},
+            "lifecycle": {"backoffSeconds": 0, **lifecycle},
+        },
+    )
+
+
 def test_pods_report_completion_through_the_cluster_ip_and_scale_to_zero(
     proxied: Cluster, up_proxied: Callable[[dict[str, Any]], str]
 ) -> None:
     ns = unique_ns("lca")
-    doc = spec(
-        "run",
-        ns,
-        proxied.image,
-        replicas=2,
-        command=["python3", "-c", TRAINER],
-        extra={"env": {"STEPS": "20", "STEP_SECONDS": "0.2"}, "lifecycle": {"backoffSeconds": 0}},
-    )
-    up_proxied(doc)
+    up_proxied(_two_ranks(ns, proxied.image, {}, {}))
     # The pods' in-cluster config is the Service's ClusterIP, the only way to the API server from a pod.
     pod = proxied.pod(ns, "run-0")
     env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0].get("env", [])}
@@ -99,18 +106,8 @@ def test_a_rank_failing_every_time_fails_the_run_with_its_reason_and_releases_co
 ) -> None:
     """maxRestarts: 1 — rank 1 fails at step 10 in both generations: Failed, scaled to 0, claims kept."""
     ns = unique_ns("lcx")
-    doc = spec(
-        "run",
-        ns,
-        proxied.image,
-        replicas=2,
-        command=["python3", "-c", TRAINER],
-        extra={
-            "env": {"STEPS": "20", "STEP_SECONDS": "0.2", "FAIL_AT": "1:10", "FAIL_ALWAYS": "1"},
-            "lifecycle": {"maxRestarts": 1, "backoffSeconds": 0, "stopGraceSeconds": 5},
-        },
-    )
-    up_proxied(doc)
+    failing = {"FAIL_AT": "1:10", "FAIL_ALWAYS": "1"}
+    up_proxied(_two_ranks(ns, proxied.image, failing, {"maxRestarts": 1, "stopGraceSeconds": 5}))
     waited = proxied.berth("wait", "run", "-n", ns, "--for", "complete", "--timeout", "180", timeout=240)
     assert waited.returncode == 1, waited.stdout + waited.stderr
     assert "Failed: rank 1 exited 1" in waited.stdout, waited.stdout
