@@ -72,6 +72,8 @@ ANNOTATION_SPEC = "berth.dev/spec"  # the applied spec, on the StatefulSet (scal
 ANNOTATION_OWNER = "berth.dev/owner"
 ANNOTATION_RUN_STATE = "berth.dev/run"  # JSON: the run's phase, by rank 0's supervisor on the StatefulSet
 ANNOTATION_RANK_STATE = "berth.dev/rank"  # JSON: one rank's phase, restarts, step, exit code, on its pod
+# "true" on a TrainingCluster: the operator's delete finalizer takes no last Velero backup (docs/operator.md).
+ANNOTATION_SKIP_FINAL_BACKUP = "berth.dev/skip-final-backup"
 
 # The constant env every rendered pod gets; the rendezvous formula reads it at start-up.
 ENV_PREFIX = "BERTH_"

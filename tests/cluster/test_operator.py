@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from berth.contract import FIELD_MANAGER
+from berth.contract import ANNOTATION_SKIP_FINAL_BACKUP, FIELD_MANAGER
 
 from ..conftest import BERTH
 from .cluster_helpers import admin, claim_names, seed_like
@@ -82,7 +82,12 @@ def operator(kubectl: Path, kubeconfig: Path, namespace: str, tmp_path: Path) ->
     try:
         yield log
     finally:
-        # While the operator still runs, so its finalizer lets the CRs (and the namespace) go.
+        # While the operator still runs, so its finalizer lets the CRs (and the namespace) go; whatever a
+        # failed test left waiting for its last backup (test_operator_backup.py) goes without one.
+        kubectl_run(
+            kubectl, kubeconfig, "annotate", "tc", "--all", "-n", namespace, "--overwrite",
+            f"{ANNOTATION_SKIP_FINAL_BACKUP}=true",
+        )  # fmt: skip
         kubectl_run(kubectl, kubeconfig, "delete", "tc", "--all", "-n", namespace, "--timeout=60s")
         stop(proc)
 
@@ -158,6 +163,10 @@ def test_operator_reconciles_corrects_scales_and_keeps_claims(
     assert get(kubectl, kubeconfig, "tc", "op", "-n", namespace) is None
     eventually(lambda: get(kubectl, kubeconfig, "statefulset", "op", "-n", namespace) is None, "StatefulSet gone", 30)
     assert claim_names(kube, namespace) >= claims
+    # spec.backup is set but Velero is not installed: no last backup, and a Warning saying why.
+    events = get(kubectl, kubeconfig, "events", "-n", namespace, "--field-selector", "involvedObject.name=op") or {}
+    skipped = [e for e in events.get("items", []) if e.get("reason") == "FinalBackupSkipped"]
+    assert skipped and skipped[0]["type"] == "Warning" and "Velero is not installed" in skipped[0]["message"]
 
 
 def test_bad_cr_is_degraded_and_others_keep_reconciling(

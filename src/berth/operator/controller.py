@@ -20,7 +20,15 @@ from berth.contract import API_GROUP
 from berth.kube.client import Kube
 from berth.operator.crd import PLURAL, VERSION
 from berth.operator.leader import LeaseElector
-from berth.operator.reconcile import delete_volumes, reconcile, status_of, write_status
+from berth.operator.reconcile import (
+    FINAL_BACKUP_TIMEOUT_S,
+    delete_volumes,
+    deleting_status,
+    final_backup,
+    reconcile,
+    status_of,
+    write_status,
+)
 
 PREFIX = f"operator.{API_GROUP}"
 FINALIZER = f"{PREFIX}/finalizer"
@@ -36,7 +44,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def make_registry(kube: Kube, *, resync_s: float, workers: int = 4) -> kopf.OperatorRegistry:
+def make_registry(
+    kube: Kube, *, resync_s: float, workers: int = 4, final_backup_timeout_s: float = FINAL_BACKUP_TIMEOUT_S
+) -> kopf.OperatorRegistry:
     """All handlers, bound to ``kube`` (the one apply path: ``berth.kube.up``)."""
     registry = kopf.OperatorRegistry()
     locks: dict[str, threading.Lock] = {}
@@ -102,7 +112,19 @@ def make_registry(kube: Kube, *, resync_s: float, workers: int = 4) -> kopf.Oper
         from berth.kube.down import down
 
         body, name, namespace, logger = kwargs["body"], kwargs["name"], kwargs["namespace"], kwargs["logger"]
-        drop = delete_volumes(_plain(body))
+        raw: dict[str, Any] = _plain(body)
+        # The last backup first (spec.backup): one look per call; while Velero works, a kopf retry
+        # comes back later, so no worker is held and the operator's other CRs go on.
+        step = final_backup(kube, raw, timeout_s=final_backup_timeout_s)
+        before = {c.get("type"): c for c in (raw.get("status") or {}).get("conditions") or []}
+        said = before.get("Degraded" if step.warning else "Progressing") or {}
+        if said.get("reason") != step.reason and step.reason not in ("NoBackupConfigured", "FinalBackupInProgress"):
+            (kopf.warn if step.warning else kopf.info)(body, reason=step.reason, message=step.message[:1000])
+        if not step.proceed:
+            write_status(kube, name, namespace, deleting_status(raw, step))
+            logger.info("%s: %s", step.reason, step.message)
+            raise kopf.TemporaryError(step.message, delay=step.retry_s)
+        drop = delete_volumes(raw)
         removals = down(kube, name, namespace, delete_volumes=drop, yes=True)
         kept = [r.name for r in removals if not r.deleted]
         logger.info("deleted %s; kept %s", [r.name for r in removals if r.deleted], kept)

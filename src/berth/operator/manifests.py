@@ -42,6 +42,8 @@ RULES: list[dict[str, Any]] = [
         "verbs": _WRITE,
     },
     {"apiGroups": ["velero.io"], "resources": ["schedules"], "verbs": _WRITE},
+    # The delete finalizer's last backup (spec.backup): one request, then its status; never updated or deleted.
+    {"apiGroups": ["velero.io"], "resources": ["backups"], "verbs": ["get", "create"]},
     {"apiGroups": ["snapshot.storage.k8s.io"], "resources": ["volumesnapshotclasses"], "verbs": _WRITE},
     # kopf: Events on the CR; which resources and namespaces exist (it re-scans when CRDs or namespaces come and go).
     {

@@ -13,7 +13,14 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from berth.contract import API_GROUP, KIND, LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY
+from berth.contract import (
+    ANNOTATION_SKIP_FINAL_BACKUP,
+    API_GROUP,
+    KIND,
+    LABEL_INSTANCE,
+    LABEL_MANAGED_BY,
+    MANAGED_BY,
+)
 from berth.errors import BerthError
 from berth.quantity import parse_quantity
 
@@ -24,6 +31,9 @@ if TYPE_CHECKING:
     from berth.spec.model import TrainingCluster
 
 CONDITIONS = ("Ready", "Progressing", "Degraded", "Succeeded", "Failed")
+# How long the delete finalizer waits for Velero's verdict on the last backup before it says so
+# (Degraded, Warning Event); it keeps waiting after that, the CR is never deleted without it.
+FINAL_BACKUP_TIMEOUT_S = 600.0
 
 
 def spec_from_cr(body: dict[str, Any]) -> TrainingCluster:
@@ -280,3 +290,172 @@ def delete_volumes(body: dict[str, Any]) -> bool:
     """Whether deleting the CR deletes its claims: ``spec.volumeRetention.whenDeleted: Delete`` only."""
     retention = ((body.get("spec") or {}).get("volumeRetention") or {}).get("whenDeleted", "Retain")
     return bool(retention == "Delete")
+
+
+@dataclass
+class FinalBackup:
+    """Where the last backup before a delete stands: may the delete go on, and what to tell the user."""
+
+    proceed: bool
+    reason: str  # a CamelCase reason for the condition and the Event
+    message: str
+    warning: bool = False  # something the user has to act on (Degraded, Warning Event)
+    name: str | None = None  # the Velero Backup, "<velero namespace>/<name>"
+    retry_s: float = 2.0  # when to look again (a kopf retry) if the delete may not go on yet
+
+
+def final_backup_name(body: dict[str, Any]) -> str:
+    """``<cluster>-<namespace>-final-<UTC deletion time>``: the same name on every retry and after a restart.
+
+    Derived from ``metadata.deletionTimestamp``, so the finalizer finds the Backup it created
+    without keeping any state of its own, and recognisable among ``berth backup``'s and the
+    Schedule's backups. The namespace is cut first to fit Velero's 63 characters.
+    """
+    from berth.kube.backup import timestamp_name
+
+    meta = body.get("metadata") or {}
+    stamp = meta.get("deletionTimestamp")
+    deleted = dt.datetime.fromisoformat(str(stamp)) if stamp else dt.datetime.now(dt.UTC)
+    # 63 = 42 + "-final" + "-<14 digits>": the namespace is cut first, "-final" never.
+    base = f"{meta.get('name')}-{meta.get('namespace') or 'default'}"[:42].rstrip("-")
+    return timestamp_name(f"{base}-final", deleted)
+
+
+def final_backup(
+    kube: Kube, body: dict[str, Any], *, timeout_s: float = FINAL_BACKUP_TIMEOUT_S, now: dt.datetime | None = None
+) -> FinalBackup:
+    """One step of the last backup a deleted CR gets when its spec configures ``backup``; never blocks.
+
+    The first call creates the Velero Backup (``berth backup``'s: same selection and settings,
+    the CR's ``spec.backup`` first), later calls read Velero's verdict: Completed lets the delete
+    go on; any other end, or no end within ``timeout_s`` of the deletion, keeps the CR with a
+    message saying what to do. ``berth.dev/skip-final-backup: "true"`` on the CR skips it. Without
+    Velero's CRDs there was never a backup to take (the Schedule could not be applied either):
+    the delete goes on with a warning, so a spec copied with a ``backup`` section cannot make
+    ``kubectl delete`` hang forever on a cluster without Velero.
+
+    Looked at again after ``retry_s``: a tenth of the time since the deletion, between 2 and 30
+    seconds, so a quick backup is followed closely and one stuck for hours costs a request (and
+    kopf's "failed temporarily" Event) every 30 s.
+    """
+    stamp = (body.get("metadata") or {}).get("deletionTimestamp")
+    waited = ((now or dt.datetime.now(dt.UTC)) - dt.datetime.fromisoformat(str(stamp))).total_seconds() if stamp else 0
+    step = _final_backup_step(kube, body, timeout_s, waited)
+    step.retry_s = min(30.0, max(2.0, waited / 10))
+    return step
+
+
+def _final_backup_step(kube: Kube, body: dict[str, Any], timeout_s: float, waited: float) -> FinalBackup:
+    from berth.kube import backup as velero
+    from berth.spec.errors import SpecError
+
+    meta = body.get("metadata") or {}
+    name, namespace = str(meta.get("name")), str(meta.get("namespace") or "default")
+    configured = (body.get("spec") or {}).get("backup")
+    if not configured:
+        return FinalBackup(True, "NoBackupConfigured", "spec.backup is not set: no last backup")
+    skip = f'kubectl annotate tc {name} -n {namespace} {ANNOTATION_SKIP_FINAL_BACKUP}="true"'
+    if (meta.get("annotations") or {}).get(ANNOTATION_SKIP_FINAL_BACKUP) == "true":
+        return FinalBackup(
+            True, "FinalBackupSkipped", f"deleted without a last backup: {ANNOTATION_SKIP_FINAL_BACKUP} is true", True
+        )
+    try:
+        settings = spec_from_cr(body).spec.backup
+    except SpecError:
+        settings = None  # a CR edited into an invalid spec: the applied spec's settings (plan_backup reads them)
+    velero_ns = settings.velero_namespace if settings else str(configured.get("veleroNamespace") or "velero")
+    backup_name = final_backup_name(body)
+    ref = f"{velero_ns}/{backup_name}"
+    try:
+        velero.require_velero(kube)
+        op = velero.get(kube, "Backup", backup_name, velero_ns)
+        if op is None:
+            plan = velero.plan_backup(
+                kube,
+                name,
+                namespace,
+                backup_name=backup_name,
+                velero_namespace=velero_ns,
+                ttl=settings.ttl if settings else None,
+                storage_location=settings.storage_location if settings else None,
+                snapshot_volumes=settings.snapshot_volumes if settings else None,
+            )
+            velero.create(kube, plan.obj)
+            return FinalBackup(
+                False,
+                "FinalBackupStarted",
+                f"Velero Backup {ref} created; the delete waits for it (up to {timeout_s:.0f}s, then says so)",
+                name=ref,
+            )
+    except velero.VeleroMissing as err:
+        return FinalBackup(True, "FinalBackupSkipped", f"deleted without a last backup: {err.message}", True)
+    except BerthError as err:
+        hint = f" ({err.hint})" if err.hint else ""
+        return FinalBackup(
+            False,
+            "FinalBackupError",
+            f"{err.message}{hint}; the TrainingCluster stays until it can be taken, or delete it without one: {skip}",
+            True,
+            ref,
+        )
+    if op.cluster != name or op.source_namespaces != [namespace]:
+        return FinalBackup(
+            False,
+            "FinalBackupError",
+            f"Velero Backup {ref} is of cluster {op.cluster or '?'} in {op.source_namespaces}, not of {name} in "
+            f"{namespace} (a cut name clashed); delete it without a last backup: {skip}",
+            True,
+            ref,
+        )
+    if op.succeeded:
+        return FinalBackup(True, "FinalBackupCompleted", f"Velero Backup {ref} Completed ({op.summary()})", name=ref)
+    what_to_do = (
+        f"the TrainingCluster stays: see `velero backup describe {backup_name} -n {velero_ns} --details`; "
+        f"take one by hand with `berth backup {name} -n {namespace}`, then delete without this one: {skip}"
+    )
+    problem = op.problem()
+    if problem is not None:
+        return FinalBackup(False, "FinalBackupFailed", f"{problem}; {what_to_do}", True, ref)
+    if waited > timeout_s:
+        why = (
+            "no Velero server has picked it up (its phase is still empty): "
+            f"is Velero's Deployment running in {velero_ns}?"
+            if not op.phase
+            else f"Velero is still working on it ({op.summary()})"
+        )
+        return FinalBackup(
+            False,
+            "FinalBackupTimedOut",
+            f"Velero Backup {ref} not done after {waited:.0f}s: {why}; the delete goes on once it completes; "
+            f"{what_to_do}",
+            True,
+            ref,
+        )
+    return FinalBackup(False, "FinalBackupInProgress", f"waiting for Velero Backup {ref}: {op.summary()}", name=ref)
+
+
+def deleting_status(body: dict[str, Any], step: FinalBackup, *, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Status while the delete waits for its last backup: phase ``Deleting``, the backup in the conditions.
+
+    ``Progressing`` names the Backup and Velero's progress; ``Degraded`` is true (with the
+    reason and what to do) when the backup failed, timed out or could not be created.
+    """
+    stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    meta = body.get("metadata") or {}
+    old = body.get("status") or {}
+    previous = {str(c.get("type")): c for c in old.get("conditions") or [] if isinstance(c, dict)}
+    generation = meta.get("generation")
+    changed = {
+        "Progressing": _condition("Progressing", True, step.reason, step.message, previous, generation, stamp),
+        "Degraded": _condition(
+            "Degraded",
+            step.warning,
+            step.reason if step.warning else "AsSpecified",
+            step.message if step.warning else "",
+            previous,
+            generation,
+            stamp,
+        ),
+    }
+    conditions = [changed.get(kind) or previous.get(kind) for kind in CONDITIONS]
+    return {"phase": "Deleting", "conditions": [c for c in conditions if c]}
