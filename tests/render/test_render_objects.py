@@ -96,7 +96,9 @@ def test_statefulset_shape(examples: dict[str, Rendered]) -> None:
         for name, vol in s.volumes.items():
             assert templates[name]["storageClassName"] == vol.storage_class
             assert templates[name]["resources"]["requests"]["storage"] == vol.size
-        assert _pod(r)["terminationGracePeriodSeconds"] == s.termination_grace_period_seconds >= 30
+        sized = s.lifecycle is not None and s.lifecycle.checkpoint_size is not None  # test_lifecycle_grace.py
+        grace = _pod(r)["terminationGracePeriodSeconds"]
+        assert grace >= 30 and (sized or grace == s.termination_grace_period_seconds)
 
 
 def test_checkpoint_volume_is_marked_and_announced(examples: dict[str, Rendered]) -> None:
