@@ -21,6 +21,7 @@ def render_all(spec: TrainingCluster) -> list[dict[str, Any]]:
     objects += [o for o in storage.shared_claims(spec) if o["kind"] == "PersistentVolume"]
     objects += workload.service_account(spec)
     objects += lifecycle.rbac(spec)
+    objects += lifecycle.runner(spec)
     objects.append(workload.headless_service(spec))
     objects += [o for o in storage.shared_claims(spec) if o["kind"] == "PersistentVolumeClaim"]
     objects += datasets.populate_jobs(spec)

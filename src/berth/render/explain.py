@@ -54,6 +54,11 @@ def _why(spec: TrainingCluster, obj: dict[str, Any]) -> str:
         done = "scale to 0" if lc is not None and lc.on_complete == "scaleToZero" else "idle"
         life = (
             f"; berth run supervises the trainer: on completion {done}, gang restart up to {lc.max_restarts} times"
+            + (
+                " (injected; an image without python3 runs the command unsupervised: no completion, no gang restart)"
+                if lc.runner == "inject"
+                else " (the image's berth; an image without it runs the command unsupervised)"
+            )
             if lc is not None
             else "; no spec.lifecycle: a trainer that exits 0 is restarted and a crashed rank is not restarted "
             "with its peers (docs/lifecycle.md)"
@@ -71,6 +76,8 @@ def _why(spec: TrainingCluster, obj: dict[str, Any]) -> str:
         return f"drains keep training alive ({limit}); unhealthy pods may always be evicted"
     if kind == "NetworkPolicy":
         return "only this cluster's pods reach the training port; monitoring reaches the metrics port"
+    if kind == "ConfigMap" and "binaryData" in obj:
+        return "berth run as a zipapp (lifecycle.runner: inject), mounted into the trainer: needs only python3 3.11+"
     if kind == "ConfigMap":
         return "Prometheus scrape config for this cluster's metrics port"
     if kind in ("ServiceMonitor", "PodMonitor"):

@@ -64,11 +64,69 @@ _SUPERVISE = """if command -v berth >/dev/null 2>&1; then exec berth run -- "$@"
 echo "berth: no berth in this image: running without the supervisor (no completion, no gang restart)" >&2
 exec "$@"
 """
+# runner: inject — berth's zipapp from the ConfigMap; an image without python3 trains as above.
+_SUPERVISE_INJECTED = """if command -v python3 >/dev/null 2>&1; then exec python3 "$BERTH_RUNNER" run -- "$@"; fi
+echo "berth: no python3 in this image: running without the supervisor (no completion, no gang restart)" >&2
+exec "$@"
+"""
+RUNNER_VOLUME = "berth-runner"
+RUNNER_MOUNT = "/berth-runner"
+RUNNER_FILE = "berth.pyz"
 
 
 def command(spec: TrainingCluster) -> list[str]:
     """The container command: the rendezvous preamble, then ``berth run`` supervising the user's command."""
-    return ["/bin/sh", "-c", preamble(spec.spec.framework) + _SUPERVISE, "--", *spec.spec.command]
+    lc = spec.spec.lifecycle
+    run = _SUPERVISE_INJECTED if lc is not None and lc.runner == "inject" else _SUPERVISE
+    return ["/bin/sh", "-c", preamble(spec.spec.framework) + run, "--", *spec.spec.command]
+
+
+def _injected(spec: TrainingCluster) -> bool:
+    return spec.spec.lifecycle is not None and spec.spec.lifecycle.runner == "inject"
+
+
+def runner_name(spec: TrainingCluster) -> str:
+    """The ConfigMap that holds the injected ``berth run``."""
+    return f"{spec.name}-runner"
+
+
+def runner(spec: TrainingCluster) -> list[dict[str, Any]]:
+    """``runner: inject``: a ConfigMap with berth's zipapp (:mod:`berth.pyz`), built
+    from the berth that renders, so the pods run the same supervisor as the CLI's version."""
+    if not _injected(spec):
+        return []
+    import base64
+
+    from berth import pyz
+
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": meta(spec, runner_name(spec), "training"),
+            "binaryData": {RUNNER_FILE: base64.b64encode(pyz.build()).decode()},
+        }
+    ]
+
+
+def volumes(spec: TrainingCluster) -> list[dict[str, Any]]:
+    """The pod volumes the lifecycle adds: the state emptyDir (no volume in the spec), the runner."""
+    out: list[dict[str, Any]] = []
+    if spec.spec.lifecycle is not None and state_dir(spec)[1]:
+        out.append({"name": STATE_VOLUME, "emptyDir": {}})
+    if _injected(spec):
+        out.append({"name": RUNNER_VOLUME, "configMap": {"name": runner_name(spec), "defaultMode": 0o444}})
+    return out
+
+
+def mounts(spec: TrainingCluster) -> list[dict[str, Any]]:
+    """The trainer's mounts of :func:`volumes`."""
+    out: list[dict[str, Any]] = []
+    if spec.spec.lifecycle is not None and state_dir(spec)[1]:
+        out.append({"name": STATE_VOLUME, "mountPath": STATE_MOUNT})
+    if _injected(spec):
+        out.append({"name": RUNNER_VOLUME, "mountPath": RUNNER_MOUNT, "readOnly": True})
+    return out
 
 
 def env(spec: TrainingCluster) -> list[dict[str, Any]]:
@@ -87,6 +145,7 @@ def env(spec: TrainingCluster) -> list[dict[str, Any]]:
             "name": "BERTH_REVISION",
             "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['controller-revision-hash']"}},
         },
+        *([{"name": "BERTH_RUNNER", "value": f"{RUNNER_MOUNT}/{RUNNER_FILE}"}] if lc.runner == "inject" else []),
     ]
 
 

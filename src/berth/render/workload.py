@@ -180,8 +180,7 @@ def _pod_volumes(spec: TrainingCluster) -> list[dict[str, Any]]:
         out.append({"name": name, source[0]: source[1]})
     if s.shm:
         out.append({"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": s.shm}})
-    if s.lifecycle is not None and lifecycle.state_dir(spec)[1]:
-        out.append({"name": lifecycle.STATE_VOLUME, "emptyDir": {}})
+    out += lifecycle.volumes(spec)
     return out
 
 
@@ -223,8 +222,7 @@ def _container(spec: TrainingCluster) -> dict[str, Any]:
         mounts.append(mount)
     if s.shm:
         mounts.append({"name": SHM_VOLUME, "mountPath": SHM_PATH})
-    if s.lifecycle is not None and lifecycle.state_dir(spec)[1]:
-        mounts.append({"name": lifecycle.STATE_VOLUME, "mountPath": lifecycle.STATE_MOUNT})
+    mounts += lifecycle.mounts(spec)
     container: dict[str, Any] = {"name": TRAINER_CONTAINER, "image": s.image}
     if s.image_pull_policy:
         container["imagePullPolicy"] = s.image_pull_policy

@@ -484,6 +484,10 @@ class Lifecycle(_Model):
         default=None,
         description="bytes one pod writes per checkpoint save: sizes terminationGracePeriodSeconds when that is unset",
     )
+    runner: Literal["image", "inject"] = Field(
+        default="image",
+        description="where `berth run` comes from: the image's berth, or inject (a zipapp needing only python3 3.11+)",
+    )
 
 
 class ClusterSpec(_Model):
