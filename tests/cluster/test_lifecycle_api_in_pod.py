@@ -104,10 +104,14 @@ def test_pods_report_completion_through_the_cluster_ip_and_scale_to_zero(
 def test_a_rank_failing_every_time_fails_the_run_with_its_reason_and_releases_compute(
     proxied: Cluster, up_proxied: Callable[[dict[str, Any]], str]
 ) -> None:
-    """maxRestarts: 1 — rank 1 fails at step 10 in both generations: Failed, scaled to 0, claims kept."""
+    """maxRestarts: 1 — rank 1 fails at step 10 in both generations: Failed, scaled to 0, claims kept.
+
+    The supervisors are berth's zipapp (``runner: inject``, from the ConfigMap), not the image's berth.
+    """
     ns = unique_ns("lcx")
     failing = {"FAIL_AT": "1:10", "FAIL_ALWAYS": "1"}
-    up_proxied(_two_ranks(ns, proxied.image, failing, {"maxRestarts": 1, "stopGraceSeconds": 5}))
+    up_proxied(_two_ranks(ns, proxied.image, failing, {"maxRestarts": 1, "stopGraceSeconds": 5, "runner": "inject"}))
+    wait_for(lambda: _supervisors(ns) == {"run-0", "run-1"}, 60, "both pods' berth.pyz supervisors")
     waited = proxied.berth("wait", "run", "-n", ns, "--for", "complete", "--timeout", "180", timeout=240)
     assert waited.returncode == 1, waited.stdout + waited.stderr
     assert "Failed: rank 1 exited 1" in waited.stdout, waited.stdout
@@ -128,3 +132,19 @@ def test_a_rank_failing_every_time_fails_the_run_with_its_reason_and_releases_co
         assert state["completed"] is False and state["starts"] == 2, state
     rank1 = json.loads((claim_dir(proxied, ns, "ckpt-run-1") / ".berth" / "run.json").read_text())
     assert (rank1["exitCode"], rank1["lastLine"]) == (1, "boom at step 10"), rank1
+
+
+def _supervisors(ns: str) -> set[str]:
+    """The pods of NS whose supervisor is the injected zipapp: the node's processes are this host's."""
+    found = set()
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            if b"/berth-runner/berth.pyz" not in argv[1:2]:
+                continue
+            env = dict(kv.split("=", 1) for kv in (proc / "environ").read_text().split("\0") if "=" in kv)
+        except OSError:  # gone, or a kernel thread
+            continue
+        if env.get("BERTH_NAMESPACE") == ns:
+            found.add(env.get("POD_NAME", ""))
+    return found
