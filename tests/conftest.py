@@ -95,3 +95,54 @@ def run_main(args: tuple[str, ...], capsys: pytest.CaptureFixture[str], monkeypa
 def berth(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> RunBerth:
     """Run the ``berth`` console entry point in-process: ``berth("render", path)``."""
     return lambda *args: run_main(args, capsys, monkeypatch)
+
+
+# Modules that use this machine's real-node resources: kubelets, containerd, host veths and the one
+# kube-proxy slot (iptables chains are host-wide). Under pytest-xdist (`-n 2`, as CI runs) they are one
+# unit of work, so one worker runs them in order while the other runs everything else: tests that count
+# veths or hold the kube-proxy slot never see another worker's pods, and only one real-pods sandbox runs.
+REAL_NODE_MODULES = frozenset(
+    {
+        "test_datasets_in_pod.py",
+        "test_in_pod.py",
+        "test_ioprobe.py",
+        "test_lifecycle_api_in_pod.py",
+        "test_lifecycle_in_pod.py",
+        "test_pod_features_in_pod.py",
+        "test_sandbox_image.py",
+        "test_sandbox_kubelet.py",
+        "test_sandbox_units.py",
+    }
+)
+
+
+def _unit_of_work(nodeid: str) -> str:
+    """The xdist unit a test belongs to: "real-nodes" for REAL_NODE_MODULES, else its file."""
+    path = nodeid.split("::", 1)[0]
+    folder, _, name = path.rpartition("/")
+    return "real-nodes" if folder.endswith("tests/cluster") and name in REAL_NODE_MODULES else path
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Whole files to a worker (module fixtures set up once), all real-node modules to one worker.
+
+    pytest-xdist's own `--dist loadgroup` marks do not take effect with this pytest (the worker's
+    nodeids never get their @group suffix), so the grouping is done here, on the same scheduler.
+    """
+    from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
+
+    class RealNodesTogether(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return _unit_of_work(nodeid)
+
+    return RealNodesTogether(config, log)
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """A module that runs real pods but is not in REAL_NODE_MODULES would race the other worker."""
+    if (
+        item.path.parent.name == "cluster"
+        and item.path.name not in REAL_NODE_MODULES
+        and "cluster" in getattr(item, "fixturenames", ())
+    ):
+        raise pytest.UsageError(f"{item.path.name} runs real pods: add it to REAL_NODE_MODULES in tests/conftest.py")

@@ -269,10 +269,13 @@ class Sandbox:
             progress(f"sandbox {self.name!r} is not healthy: starting it afresh")
             self.down()
         bin_dir = bin_dir or find_bin_dir()
-        if kubelets:
-            self._real_nodes(kubelets, nodes, kube_proxy=kube_proxy).preflight(bin_dir)
+        real = self._real_nodes(kubelets, nodes, kube_proxy=kube_proxy) if kubelets else None
+        if real is not None:
+            real.preflight(bin_dir)
         if bin_dir is None:
             raise BerthError("the control-plane binaries are not built", hint=build_hint())
+        if real is not None:
+            real.reserve_subnet()  # before anything reads the gateway (the API server's advertise address)
 
         started = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)

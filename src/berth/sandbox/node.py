@@ -52,6 +52,7 @@ MASKED = (Path("/run"), Path("/var/lib"), Path("/var/log"))
 # With --kube-proxy (berth.sandbox.kubeproxy): host processes, started after the kubelets.
 PROXY_PROCESSES = ("api-relay", "kube-proxy")
 EXIT_SETUP = 2  # the machine cannot run a component
+SUBNET_FILE = "subnet-octet"  # in nodes/: the pods' 10.<octet>.0.0/16 when the hash's was taken
 
 
 class SetupError(BerthError):
@@ -111,9 +112,17 @@ class RealNodes:
     def bridge(self) -> str:
         return f"berth{self._hash[:8]}"  # at most 15 characters (IFNAMSIZ)
 
+    def _candidate_octets(self) -> list[int]:
+        """10.200-10.239 (clear of the service CIDR 10.96/16 and kwok's fake pod IPs 10.244/16), the hash's first."""
+        first = int(self._hash[:4], 16) % 40
+        return [200 + (first + k) % 40 for k in range(40)]
+
     def _octet(self) -> int:
-        # 10.200-10.239: clear of the service CIDR (10.96/16) and kwok's fake pod IPs (10.244/16).
-        return 200 + int(self._hash[:4], 16) % 40
+        """The second octet of the pods' network: the one preflight chose (saved in the state dir, so every
+        later call and `down` agree), else the state dir's hash's."""
+        with contextlib.suppress(OSError, ValueError):
+            return int((self.nodes_dir / SUBNET_FILE).read_text())
+        return self._candidate_octets()[0]
 
     @property
     def subnet(self) -> str:
@@ -216,16 +225,31 @@ class RealNodes:
             raise SetupError(f"{self.count} real nodes: at most 200 fit one sandbox's address plan")
         if self.bridge in names:
             raise SetupError(f"network interface {self.bridge} exists already (another sandbox, or a leftover)")
-        subnet = ipaddress.ip_network(self.subnet)
-        clash = sorted(a for a in used if a and ipaddress.ip_address(a) in subnet)
-        if clash:
-            raise SetupError(f"address {clash[0]} on this machine is inside the pods' network {self.subnet}")
+        if self._free_octet(used) is None:
+            raise SetupError("every pods' network 10.200.0.0/16 to 10.239.0.0/16 has an address of this machine")
         taken = wildcard_listeners(dns.DNS_PORT)
         if taken:
             raise SetupError(
                 f"port {dns.DNS_PORT}/{taken[0]} is taken by another process on all addresses (CoreDNS needs it "
                 f"on {self.dns_ip})"
             )
+
+    def _free_octet(self, used: set[str | None]) -> int | None:
+        """The first candidate /16 holding none of USED (this machine's addresses): another sandbox may hold
+        the hash's."""
+        addresses = [ipaddress.ip_address(a) for a in used if a]
+        for octet in self._candidate_octets():
+            if not any(a in ipaddress.ip_network(f"10.{octet}.0.0/16") for a in addresses):
+                return octet
+        return None
+
+    def reserve_subnet(self) -> None:
+        """After a passing :meth:`preflight`: save the pods' network found free in the state dir."""
+        addrs = json.loads(_run("ip", "-j", "-4", "addr", "show").stdout or "[]")
+        octet = self._free_octet({a.get("local") for link in addrs for a in link.get("addr_info", [])})
+        if octet is not None and octet != self._octet():
+            self.nodes_dir.mkdir(parents=True, exist_ok=True)
+            (self.nodes_dir / SUBNET_FILE).write_text(f"{octet}\n")
 
     # ---- configuration ----------------------------------------------------------------------
     def node_dir(self, index: int) -> Path:
