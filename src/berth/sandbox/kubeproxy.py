@@ -168,7 +168,12 @@ def relay(listen: tuple[str, int], target: tuple[str, int], allow: str, server: 
     allowed = ipaddress.ip_network(allow)
     server = server or socket.create_server(listen, backlog=128)
     while True:
-        conn, (peer, *_) = server.accept()
+        try:
+            conn, (peer, *_) = server.accept()
+        except OSError:
+            if server.fileno() == -1:  # the listening socket was closed: the relay is being stopped
+                return
+            continue  # a connection aborted before it was accepted, or out of descriptors for a moment
         if ipaddress.ip_address(peer) not in allowed:
             conn.close()
             continue
