@@ -93,7 +93,8 @@ one release removed within an API version are still accepted, fields that a CRD 
 project's webhook fills in are not required, null fields are accepted (the API server prunes
 them), and structures that change every release (Ray's autoscaler, TLS and auth options) are left
 open; `ray.io/v1alpha1` takes v1's fields and MXJob the newer `runPolicy` (supersets).
-`tools/check_bundled_crds.py UPSTREAM_CRD...` repeats the check against newer releases. Schema-only lint of the 101 training resources in those repositories' examples: one error,
+`tools/check_bundled_crds.py UPSTREAM_CRD...` repeats the check against newer releases. Schema-only
+lint of the 101 training resources in those repositories' examples: one error,
 genuine (an old XGBoost test's template carries `apiVersion`/`kind`).
 
 ## Cross-object rules and `--group-by`
