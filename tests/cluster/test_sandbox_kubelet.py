@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -128,26 +127,31 @@ def kubelet_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubele
         shutil.rmtree(box.state_dir.parent, ignore_errors=True)
 
 
-# ---- bad input: before the module's sandbox exists (its CoreDNS holds port 53) --------------------
+# ---- bad input ----------------------------------------------------------------------------------
+# Port 53 is taken in a network namespace of the test's own: the host's may already hold another
+# sandbox's CoreDNS (the session's real-pods sandbox), which would make the case untestable there.
+HOLD_PORT_53 = (
+    "import socket, subprocess, sys\n"
+    "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+    "s.bind(('0.0.0.0', 53))\n"
+    "sys.exit(subprocess.run(sys.argv[1:]).returncode)\n"
+)
+
+
 def test_port_taken_is_one_line_and_exit_2() -> None:
     _prerequisites()
-    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        taken.bind(("0.0.0.0", dns.DNS_PORT))
-    except OSError:
-        taken.close()
-        pytest.skip("port 53 is in use already (another sandbox's CoreDNS?)")
-    try:
-        started = time.monotonic()
-        out = subprocess.run(
-            [*BERTH, "sandbox", "up", "--kubelet", "--name", "taken", "--state-dir", "/tmp/berth-taken"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-    finally:
-        taken.close()
+    started = time.monotonic()
+    out = subprocess.run(
+        [
+            "unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
+            sys.executable, "-c", HOLD_PORT_53,
+            *BERTH, "sandbox", "up", "--kubelet", "--name", "taken", "--state-dir", "/tmp/berth-taken",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )  # fmt: skip
     assert out.returncode == 2, out.stderr
     assert out.stderr.startswith("error: port 53/udp is taken"), out.stderr
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
