@@ -253,3 +253,35 @@ def test_a_taken_pods_network_moves_to_the_next_free_one_and_stays_there(tmp_pat
     free = RealNodes(tmp_path / "t", "subnet", 1)
     free.reserve_subnet()  # nothing in the way: the hash's /16, and nothing written
     assert not (tmp_path / "t").exists()
+
+
+def test_an_empty_leftover_chain_goes_and_one_with_rules_stays() -> None:
+    """kube-proxy --cleanup empties its filter chain but keeps it and the jumps to it: release removes those."""
+    import os
+    import shutil
+    import subprocess
+    import uuid
+
+    from berth.sandbox import kubeproxy
+
+    if os.geteuid() != 0 or shutil.which("iptables") is None:
+        pytest.skip("needs root and iptables")
+
+    def iptables(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["iptables", *args], capture_output=True, text=True, check=False)
+
+    empty, kept = f"BT-{uuid.uuid4().hex[:8]}", f"BT-{uuid.uuid4().hex[:8]}"
+    try:
+        for chain in (empty, kept):
+            assert iptables("-N", chain).returncode == 0
+            assert iptables("-A", "OUTPUT", "-j", chain).returncode == 0
+        assert iptables("-A", kept, "-d", "192.0.2.1/32", "-j", "RETURN").returncode == 0
+        kubeproxy._drop_empty_chain(empty)
+        kubeproxy._drop_empty_chain(kept)
+        assert iptables("-S", empty).returncode != 0 and f"-j {empty}" not in iptables("-S", "OUTPUT").stdout
+        assert iptables("-S", kept).returncode == 0 and f"-j {kept}" in iptables("-S", "OUTPUT").stdout
+    finally:
+        for chain in (empty, kept):
+            iptables("-D", "OUTPUT", "-j", chain)
+            iptables("-F", chain)
+            iptables("-X", chain)

@@ -97,8 +97,25 @@ def release(state_dir: Path, binary: Path | None) -> None:
         return  # another sandbox's rules: not ours to remove
     if binary is not None:
         subprocess.run([str(binary), "--cleanup", "--proxy-mode=iptables"], capture_output=True, check=False)
+        _drop_empty_chain(FIREWALL_CHAIN)
     with contextlib.suppress(FileNotFoundError):
         SLOT.unlink()
+
+
+FIREWALL_CHAIN = "KUBE-FIREWALL"  # kube-proxy's filter-table chain that --cleanup empties but keeps
+
+
+def _drop_empty_chain(chain: str) -> None:
+    """Remove CHAIN and the INPUT/OUTPUT/FORWARD jumps to it, only when it holds no rule (an empty chain
+    is kube-proxy's leftover; one with rules belongs to something else on the host, e.g. a kubelet)."""
+    listed = subprocess.run(["iptables", "-S", chain], capture_output=True, text=True, check=False)
+    if listed.returncode != 0 or listed.stdout.split() != ["-N", chain]:
+        return
+    for parent in ("INPUT", "OUTPUT", "FORWARD"):
+        for _ in range(16):  # each -D removes one jump
+            if subprocess.run(["iptables", "-D", parent, "-j", chain], capture_output=True, check=False).returncode:
+                break
+    subprocess.run(["iptables", "-X", chain], capture_output=True, check=False)
 
 
 def leftovers(state_dir: Path) -> list[str]:
