@@ -6,16 +6,11 @@ rank DIR BOARD RANK WORLD SESSION LAST
                               all ranks in lock-step
 restore DIR BOARD RANK WORLD SESSION
                               restore only, print "restored N" (or "restored none")
-zygote DIR                    imports once, then for each line on stdin forks a fresh process that
-                              runs ``loop DIR`` on the same stdout; prints "pid P" after the fork
-                              and "status P signal S" (or "status P exit C") once it is reaped
 """
 
 from __future__ import annotations
 
-import os
 import sys
-import traceback
 
 import numpy as np
 
@@ -85,37 +80,12 @@ def rank_main(directory: str, board: str, rank: int, world: int, session: str, l
     mgr.close()
 
 
-def zygote(directory: str) -> None:
-    """Fork a fresh saving process per request, without paying Python's start-up and imports each time.
-
-    The kill loop wants hundreds of SIGKILLs of processes that restore and save; the start-up
-    (interpreter, numpy, berth) is most of a process's life and holds nothing the test is about.
-    This process stays single-threaded and never opens the checkpoint directory, so each child
-    starts as a new manager would: it takes the rank's lock, cleans up, restores and saves.
-    """
-    for _ in sys.stdin:
-        pid = os.fork()
-        if pid == 0:
-            try:
-                loop(directory, None)
-            except BaseException:
-                traceback.print_exc()
-            finally:
-                os._exit(70)  # never return into the zygote's loop
-        print(f"pid {pid}", flush=True)
-        _, status = os.waitpid(pid, 0)
-        how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit {os.WEXITSTATUS(status)}"
-        print(f"status {pid} {how}", flush=True)
-
-
 if __name__ == "__main__":
     mode, *rest = sys.argv[1:]
     if mode == "loop":
         loop(rest[0], rest[1] if len(rest) > 1 else None)
     elif mode == "rank":
         rank_main(rest[0], rest[1], int(rest[2]), int(rest[3]), rest[4], int(rest[5]))
-    elif mode == "zygote":
-        zygote(rest[0])
     elif mode == "restore":
         rank_main(rest[0], rest[1], int(rest[2]), int(rest[3]), rest[4], None)
     else:
