@@ -106,13 +106,15 @@ def is_kustomize_patch(file: str, cache: dict[str, Any]) -> bool:
     """
     directory = os.path.dirname(file)
     root = _kustomization_root(directory, cache.setdefault("roots", {}))
-    if not any(os.path.isfile(os.path.join(root, k)) for k in KUSTOMIZATION_FILES):
+    patches: dict[str, set[str] | None] = cache.setdefault("patches", {})
+    if root not in patches:  # once per directory: a repository's files share a few roots
+        found = any(os.path.isfile(os.path.join(root, k)) for k in KUSTOMIZATION_FILES)
+        patches[root] = _patch_paths(root) if found else None
+    named = patches[root]
+    if named is None:
         return False
-    patches: dict[str, set[str]] = cache.setdefault("patches", {})
-    if root not in patches:
-        patches[root] = _patch_paths(root)
     relative = os.path.relpath(file, root)
-    return os.path.normpath(file) in patches[root] or "patch" in relative.lower()
+    return os.path.normpath(file) in named or "patch" in relative.lower()
 
 
 def group_key(name: str, group_by: str, cache: dict[str, str] | None = None) -> str:
