@@ -32,6 +32,7 @@ FORMAT_COMMANDS = [
     ["backup", "t"],
     ["backups"],
     ["restore", "t", "--from", "b"],
+    ["seed", "d", "--from", "s3://b/p", "--rank", "0", "--world", "1"],
     ["explain", "x.yaml"],
     ["ckpt", "list", "d"],
     ["ckpt", "show", "d", "1"],

@@ -35,7 +35,10 @@ LIST_NAMESPACE = typer.Option(
     None, "-n", "--namespace", help="Only backups of the cluster in this namespace (default: any)."
 )
 TARGET_NAMESPACE = typer.Option(
-    None, "-n", "--namespace", help="Namespace to restore into (default: the one the backup was taken in)."
+    None,
+    "-n",
+    "--namespace",
+    help="Namespace to restore into (default: the one the backup was taken in; --from-archive: the spec's).",
 )
 REFUSED = 3  # docs/cli.md: refused, nothing written; the cluster's state forbids the change
 WAIT = typer.Option(True, "--wait/--no-wait", help="Wait until Velero reports a final phase.")
@@ -158,8 +161,16 @@ def backups(
 
 def restore(
     name: str = CLUSTER_NAME,
-    from_backup: str = typer.Option(..., "--from-backup", "--from", help="The Velero Backup to restore from."),
-    yes: bool = typer.Option(False, "--yes", help="Really create the Restore (default: only check and show it)."),
+    from_backup: str | None = typer.Option(None, "--from-backup", "--from", help="The Velero Backup to restore from."),
+    from_archive: str | None = typer.Option(
+        None,
+        "--from-archive",
+        help="s3://bucket/prefix: recreate the cluster from --spec and seed each rank's volume from this archive.",
+    ),
+    spec_file: str | None = typer.Option(
+        None, "--spec", "-f", help="With --from-archive: the cluster's spec (the file `berth up` took)."
+    ),
+    yes: bool = typer.Option(False, "--yes", help="Really restore (default: only check and show it)."),
     restore_name: str | None = typer.Option(None, "--restore-name", help="Name of the Restore (default: BACKUP-TIME)."),
     wait: bool = WAIT,
     timeout: str = TIMEOUT,
@@ -169,16 +180,31 @@ def restore(
     namespace: str | None = TARGET_NAMESPACE,
     output: Output = OUTPUT,
 ) -> None:
-    """Restore cluster NAME from a Velero backup: objects and volumes. Dry run without --yes.
+    """Restore cluster NAME from a Velero backup, or recreate it seeded from its archive. Dry run without --yes.
 
-    Refused while the cluster runs or its claims exist in the target namespace (Velero would skip
-    them and keep their current data), or the backup is unfinished: exit 3, nothing written. Exit 1
-    when Velero ends in any phase but Completed.
+    Refused while the cluster runs or its claims exist in the target namespace, the backup is
+    unfinished, or the archive holds no step every rank has: exit 3, nothing written. Exit 1 when
+    Velero ends in any phase but Completed, or the archive cannot be read.
     """
+    from berth.errors import UsageError
+
+    if (from_backup is None) == (from_archive is None):
+        raise UsageError(
+            "give exactly one of --from-backup B and --from-archive s3://…", hint="see `berth restore --help`"
+        )
+    timeout_s = timeout_seconds(timeout)
+    if from_archive is not None:
+        if spec_file is None:
+            raise UsageError(
+                "--from-archive needs the cluster's spec: --spec FILE",
+                hint="the file `berth up` applied; the archive holds checkpoints, not the cluster's objects",
+            )
+        _restore_archive(name, from_archive, spec_file, yes, wait, timeout_s, kubeconfig, context, namespace, output)
+        return
+    assert from_backup is not None
     from berth.kube.backup import create, plan_restore, require_velero
     from berth.kube.backup import wait as wait_for
 
-    timeout_s = timeout_seconds(timeout)
     kube = connect(kubeconfig, context, namespace)
     require_velero(kube)
     plan = plan_restore(kube, name, from_backup, namespace, velero_namespace, restore_name=restore_name)
@@ -215,6 +241,123 @@ def restore(
         )
 
 
+def _restore_archive(
+    name: str,
+    url: str,
+    spec_file: str,
+    yes: bool,
+    wait: bool,
+    timeout_s: float,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
+    output: Output,
+) -> None:
+    """``restore --from-archive``: check the archive (here), the namespace, then apply with the seed."""
+    import json
+
+    from berth.cli.options import load_spec_in
+    from berth.errors import UsageError
+    from berth.kube.preflight import refuse_operator_managed
+    from berth.kube.restore import apply_archive_restore, check_spec, plan_archive_restore, seed_reports
+    from berth.runtime.archive import parse_url
+    from berth.runtime.seed import newest_agreed
+
+    spec = load_spec_in(spec_file, namespace)
+    if spec.name != name:
+        raise UsageError(f"{spec_file} is the spec of {spec.name}, not {name}", hint=f"berth restore {spec.name} …")
+    parse_url(url)
+    check_spec(spec)
+    run = newest_agreed(url, spec.spec.replicas)
+    kube = connect(kubeconfig, context, spec.namespace)
+    refuse_operator_managed(kube, spec.name, spec.namespace, "up")
+    plan = plan_archive_restore(kube, spec, url)
+    as_json = output is Output.json
+    console = make_console()
+    if not yes or plan.blockers:
+        if as_json:
+            emit_json({"dryRun": True, **run.to_json(), **plan.to_json()})
+        else:
+            console.print(
+                f"restore {name} into namespace {spec.namespace} from {url}: step {run.step}, "
+                f"{run.world_size} ranks, {run.nbytes / 2**20:.1f} MiB",
+                markup=False,
+            )
+            for blocker in plan.blockers:
+                console.print(f"  refused: {blocker}", markup=False)
+            if not plan.blockers:
+                console.print(
+                    f"dry run: nothing applied; --yes applies the spec's {len(plan.objects)} objects with this "
+                    "init container first in every pod:",
+                    markup=False,
+                )
+                _print_yaml(plan.init_container)
+        if plan.blockers:
+            raise typer.Exit(REFUSED)
+        return
+    from contextlib import nullcontext
+
+    from berth.cli import views
+
+    shown = views.rollout_progress(make_console(stderr=True)) if not as_json else nullcontext(None)
+    with shown as progress:
+        plan = apply_archive_restore(kube, spec, plan, wait=wait, timeout_s=timeout_s, progress=progress)
+    reports = seed_reports(kube, spec) if wait else {}
+    if as_json:
+        emit_json({"dryRun": False, **run.to_json(), **plan.to_json(), "seeded": reports})
+        return
+    console.print(f"applied {len(plan.results)} objects of {name} in {spec.namespace}", markup=False)
+    for pod, message in sorted(reports.items()):
+        try:
+            got = json.loads(message)
+            line = f"{got['action']} step {got['step']} ({got['bytesFetched']} bytes fetched, {got['bytesKept']} kept)"
+        except (ValueError, KeyError, TypeError):
+            line = message.strip()[-200:]
+        console.print(f"  {pod}: {line}", markup=False)
+    if plan.state is not None:
+        console.print(
+            f"{name} ready: {plan.state.ready_replicas}/{plan.state.replicas} pods, resuming from step {run.step}",
+            markup=False,
+        )
+
+
+def seed(
+    directory: str = typer.Argument(..., help="The rank's checkpoint directory (BERTH_CHECKPOINT_DIR)."),
+    source: str = typer.Option(..., "--from", help="s3://bucket/prefix of the archive."),
+    rank: int = typer.Option(..., "--rank", min=0, help="This pod's rank."),
+    world: int = typer.Option(..., "--world", min=1, help="Ranks of the run (the StatefulSet's replicas)."),
+    report: str | None = typer.Option(None, "--report", help="Also write the JSON report here (termination log)."),
+    output: Output = OUTPUT,
+) -> None:
+    """In-pod: fill DIR with this rank's shard of the archive's newest step every rank has (verified, resumable).
+
+    Nothing is downloaded when DIR already holds that step or a newer one. Exit 1 when the archive
+    cannot be read, 3 when it holds no step every rank has.
+    """
+    import json
+    from pathlib import Path
+
+    from berth.runtime.archive import parse_url
+    from berth.runtime.seed import seed_rank
+
+    parse_url(source)
+    if rank >= world:
+        from berth.errors import UsageError
+
+        raise UsageError(f"--rank {rank} is not below --world {world}")
+    done = seed_rank(Path(directory), source, rank, world)
+    body = done.to_json()
+    if report:
+        Path(report).write_text(json.dumps(body, sort_keys=True))
+    if output is Output.json:
+        emit_json(body)
+    else:
+        typer.echo(
+            f"rank {rank}: {done.action} step {done.step} in {directory} "
+            f"({done.bytes_fetched} bytes fetched, {done.bytes_kept} kept, {done.seconds:.1f}s)"
+        )
+
+
 def _print_yaml(obj: object) -> None:
     import yaml
 
@@ -223,5 +366,5 @@ def _print_yaml(obj: object) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
-    for command in (backup, backups, restore):
+    for command in (backup, backups, restore, seed):
         app.command()(command)

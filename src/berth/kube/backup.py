@@ -374,9 +374,6 @@ def plan_restore(
     a running cluster in the target namespace, and claims of the cluster still there, because
     Velero skips every object that exists and the claims would keep their current data.
     """
-    from lightkube.resources.apps_v1 import StatefulSet
-    from lightkube.resources.core_v1 import PersistentVolumeClaim
-
     backup = get(kube, "Backup", backup_name, velero_namespace)
     if backup is None:
         raise BerthError(
@@ -398,26 +395,13 @@ def plan_restore(
         )
     if backup.cluster and backup.cluster != name:
         blockers.append(f"Backup {backup_name} is of cluster {backup.cluster}, not {name}")
-    sts = kube.get_or_none(StatefulSet, name, target_ns)
-    if sts is not None:
-        replicas = (sts.spec.replicas if sts.spec else None) or 0
+    replicas, existing = what_is_there(kube, name, target_ns)
+    if replicas is not None:
         blockers.append(
             f"cluster {name} is running in {target_ns} (StatefulSet, {replicas} replicas): Velero does not "
             f"replace existing objects; stop it first with `berth down {name} -n {target_ns} --yes` "
             "(its claims stay), or restore into another namespace with -n"
         )
-    claims = kube.call(
-        f"list claims in {target_ns}", lambda: list(kube.client.list(PersistentVolumeClaim, namespace=target_ns))
-    )
-    existing = sorted(
-        c.metadata.name
-        for c in claims
-        if c.metadata
-        and c.metadata.name
-        and (
-            (c.metadata.labels or {}).get(LABEL_INSTANCE) == name or parse_claim_name(c.metadata.name, name) is not None
-        )
-    )
     if existing:
         blockers.append(
             f"{len(existing)} claims of {name} still exist in {target_ns} ({', '.join(existing)}): Velero skips a "
@@ -429,3 +413,29 @@ def plan_restore(
         name, velero_namespace, restore_name or timestamp_name(backup_name), backup_name, source, target_ns
     )
     return RestorePlan(obj, backup, source, target_ns, blockers, existing)
+
+
+def what_is_there(kube: Kube, name: str, namespace: str) -> tuple[int | None, list[str]]:
+    """The cluster's StatefulSet replicas (None when absent) and its claims still in ``namespace``.
+
+    Claims count by the instance label or by the ``<template>-<name>-<ordinal>`` name, so claims a
+    StatefulSet made before berth labelled its templates count too. Both restores refuse either.
+    """
+    from lightkube.resources.apps_v1 import StatefulSet
+    from lightkube.resources.core_v1 import PersistentVolumeClaim
+
+    sts = kube.get_or_none(StatefulSet, name, namespace)
+    replicas = None if sts is None else ((sts.spec.replicas if sts.spec else None) or 0)
+    claims = kube.call(
+        f"list claims in {namespace}", lambda: list(kube.client.list(PersistentVolumeClaim, namespace=namespace))
+    )
+    existing = sorted(
+        c.metadata.name
+        for c in claims
+        if c.metadata
+        and c.metadata.name
+        and (
+            (c.metadata.labels or {}).get(LABEL_INSTANCE) == name or parse_claim_name(c.metadata.name, name) is not None
+        )
+    )
+    return replicas, existing

@@ -8,15 +8,20 @@ by hand selects exactly what the nightly one does.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from berth.contract import LABEL_COMPONENT, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_PART_OF, MANAGED_BY, PART_OF
 from berth.providers.limits import Tier
 from berth.providers.presets import class_parameters
 from berth.render.labels import meta
+from berth.render.workload import CONTAINER_SECURITY, s3_env
 from berth.spec.model import TrainingCluster
 
 VELERO_API_VERSION = "velero.io/v1"
+SEED_CONTAINER = "seed-checkpoints"
+# berth seed checks each 16 MiB chunk and downloads with a few 4 MiB buffers per thread; boto3 the rest.
+SEED_RESOURCES = {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
 BACKUP_COMPONENT = "backup"
 # Velero picks the VolumeSnapshotClass of a driver from this per-backup (or per-Schedule) annotation.
 SNAPSHOT_CLASS_ANNOTATION = "velero.io/csi-volumesnapshot-class_"
@@ -154,3 +159,60 @@ def backup(spec: TrainingCluster) -> list[dict[str, Any]]:
         }
     )
     return out
+
+
+def checkpoint_mount(spec: TrainingCluster) -> tuple[str, str, str] | None:
+    """(volume, its mount path, checkpoint directory) of the per-replica volume holding checkpoints."""
+    directory = spec.checkpoint_dir()
+    if directory is None:
+        return None
+    for name, vol in spec.spec.volumes.items():
+        if directory == vol.mount_path or directory.startswith(vol.mount_path.rstrip("/") + "/"):
+            return name, vol.mount_path, directory
+    return None
+
+
+def seed_init_container(spec: TrainingCluster, url: str) -> dict[str, Any]:
+    """The init container ``berth restore --from-archive`` adds: ``berth seed`` of this pod's rank.
+
+    It runs before every other init container and the trainer, in the trainer's image (berth
+    installed), with the archive's credentials exactly as the trainer gets them (``s3_env``: keys
+    from ``spec.archive.secretName``, or none so boto3 uses the pod's cloud identity). Its report
+    is the termination message. Callers check that the spec has an archive and a checkpoint volume.
+    """
+    archive, mount = spec.spec.archive, checkpoint_mount(spec)
+    assert archive is not None and mount is not None
+    volume, mount_path, directory = mount
+    command = ["berth", "seed", directory, "--from", url, "--rank", "$(POD_INDEX)"]
+    command += ["--world", str(spec.spec.replicas), "--report", "/dev/termination-log"]
+    env: list[dict[str, Any]] = [
+        {
+            "name": "POD_INDEX",
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['apps.kubernetes.io/pod-index']"}},
+        }
+    ]
+    env += s3_env(archive.secret_name, archive.endpoint, archive.region)
+    container: dict[str, Any] = {"name": SEED_CONTAINER, "image": spec.spec.image}
+    if spec.spec.image_pull_policy:
+        container["imagePullPolicy"] = spec.spec.image_pull_policy
+    container.update(
+        {
+            "command": command,
+            "env": env,
+            "terminationMessagePolicy": "FallbackToLogsOnError",
+            "resources": copy.deepcopy(SEED_RESOURCES),
+            "securityContext": copy.deepcopy(CONTAINER_SECURITY),
+            "volumeMounts": [{"name": volume, "mountPath": mount_path}],
+        }
+    )
+    return container
+
+
+def with_seed(objects: list[dict[str, Any]], spec: TrainingCluster, url: str) -> dict[str, Any]:
+    """Put the seed init container first in the StatefulSet of ``objects``; returns that container."""
+    container = seed_init_container(spec, url)
+    for obj in objects:
+        if obj["kind"] == "StatefulSet":
+            pod = obj["spec"]["template"]["spec"]
+            pod["initContainers"] = [container, *pod.get("initContainers", [])]
+    return container

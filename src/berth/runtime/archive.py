@@ -315,10 +315,41 @@ class Archive:
     def _download_file(
         self, pool: ThreadPoolExecutor, key: str, path: Path, entry: FileEntry, progress: Progress | None
     ) -> None:
+        ranges = [(offset, min(self.part_size, entry.size - offset)) for offset in range(0, entry.size, self.part_size)]
+        self._download_ranges(pool, key, path, entry, ranges, progress, truncate=True)
+
+    def download_chunks(
+        self, step: int, rank: int, path: Path, entry: FileEntry, chunks: list[int], progress: Progress | None = None
+    ) -> None:
+        """Fetch only ``chunks`` (indexes of the manifest's chunks) of one file into ``path``, fsynced.
+
+        The bytes already in ``path`` stay: a resumed seed (runtime/seed.py) re-fetches only the
+        chunks whose checksum does not match.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        ranges = [(i * entry.chunk_size, min(entry.chunk_size, entry.size - i * entry.chunk_size)) for i in chunks]
+        try:
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="berth-down") as pool:
+                self._download_ranges(pool, self.shard_key(step, rank, entry.name), path, entry, ranges, progress)
+        except (BotoCoreError, ClientError, TransferError) as err:
+            raise self._fail(f"download of step {step} rank {rank}", err) from err
+
+    def _download_ranges(
+        self,
+        pool: ThreadPoolExecutor,
+        key: str,
+        path: Path,
+        entry: FileEntry,
+        ranges: list[tuple[int, int]],
+        progress: Progress | None,
+        *,
+        truncate: bool = False,
+    ) -> None:
         url = self.client.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=3600
         )
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_TRUNC if truncate else 0), 0o644)
         try:
             os.ftruncate(fd, entry.size)
 
@@ -327,10 +358,7 @@ class Archive:
                 if progress is not None:
                     progress(size)
 
-            futures = [
-                pool.submit(part, offset, min(self.part_size, entry.size - offset))
-                for offset in range(0, entry.size, self.part_size)
-            ]
+            futures = [pool.submit(part, offset, size) for offset, size in ranges]
             for f in futures:
                 f.result()
             os.fsync(fd)
