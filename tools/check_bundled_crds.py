@@ -6,6 +6,9 @@ For each (apiVersion, kind) bundled and found upstream: every modelled field mus
 with the same type, and every upstream field next to modelled ones must be modelled (nodes that
 reference an official Kubernetes type or are left open are not descended). Required fields and
 enums that differ are listed as notes (a default or a webhook may fill a field upstream requires).
+CEL rules (``x-kubernetes-validations``): a bundled rule must be upstream's, word for word, on the
+same node of every given release that has the node (berth invents none); upstream rules left out
+are notes (transition rules, and rules only some releases carry).
 The upstream files are not shipped: fetch them from the projects' repositories at a release.
 """
 
@@ -28,6 +31,13 @@ def _type(node: dict[str, Any]) -> str | None:
 def _compare(mine: dict[str, Any], theirs: dict[str, Any], path: str, out: list[str], notes: list[str]) -> None:
     if "$ref" in mine or mine.get("x-kubernetes-preserve-unknown-fields"):
         return
+    theirs_rules = {(r.get("rule"), r.get("message")) for r in theirs.get("x-kubernetes-validations") or []}
+    for entry in mine.get("x-kubernetes-validations") or []:
+        if (entry.get("rule"), entry.get("message")) not in theirs_rules:
+            out.append(f"{path}: rule {entry.get('rule')!r} missing upstream")
+    mine_rules = {(r.get("rule"), r.get("message")) for r in mine.get("x-kubernetes-validations") or []}
+    for rule, _message in sorted(theirs_rules - mine_rules, key=str):
+        notes.append(f"{path}: upstream rule {rule!r} not bundled")
     if _type(mine) != _type(theirs) and not (_type(mine) == "int-or-string" and _type(theirs) == "integer"):
         out.append(f"{path}: type {_type(mine)}, upstream {_type(theirs)}")
     if sorted(mine.get("required") or []) != sorted(theirs.get("required") or []):

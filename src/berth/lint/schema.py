@@ -21,6 +21,7 @@ import jsonschema_rs
 import yaml
 
 from berth.errors import UsageError
+from berth.lint.cel import CelChecker, CelRule, crd_rules
 from berth.lint.model import Obj, Path
 from berth.spec.kubeschema import installed_versions, schema_root, violations
 from berth.yamlsource import YamlError, build, compose_all
@@ -92,6 +93,18 @@ def crd_to_json_schemas(crd: Obj) -> dict[tuple[str, str], Any]:
     return out
 
 
+def crd_cel_rules(crd: Obj) -> dict[tuple[str, str], tuple[CelRule, ...]]:
+    """The CEL validation rules of each served version of a CRD, keyed like ``crd_to_json_schemas``."""
+    spec = crd.get("spec") or {}
+    kind = (spec.get("names") or {}).get("kind", "")
+    out: dict[tuple[str, str], tuple[CelRule, ...]] = {}
+    for version in spec.get("versions") or []:
+        rules = crd_rules((version.get("schema") or {}).get("openAPIV3Schema"))
+        if rules:
+            out[(f"{spec.get('group', '')}/{version['name']}", kind)] = tuple(rules)
+    return out
+
+
 def _strict(node: Any) -> Any:
     if isinstance(node, list):
         return [_strict(item) for item in node]
@@ -139,7 +152,7 @@ def _nullable(field: Any) -> Any:
 _SCHEMA_DIR_HINT = "--schema-dir takes CRD manifests or Kubernetes JSON schema files"
 
 
-def _load_schema_file(path: str) -> Iterable[tuple[tuple[str, str], Any]]:
+def _load_schema_file(path: str) -> Iterable[tuple[tuple[str, str], Any, tuple[CelRule, ...]]]:
     """Schemas found in one ``--schema-dir`` file: CRD manifests or Kubernetes-style JSON schemas.
 
     A file that cannot be read or parsed, or a CRD without the expected shape, is a usage
@@ -163,20 +176,21 @@ def _load_schema_file(path: str) -> Iterable[tuple[tuple[str, str], Any]]:
         if doc.get("kind") == "CustomResourceDefinition":
             try:
                 schemas = crd_to_json_schemas(doc)
+                rules = crd_cel_rules(doc)
             except (AttributeError, KeyError, TypeError) as err:
                 raise UsageError(
                     f"{path}: malformed CustomResourceDefinition ({type(err).__name__}: {err})",
                     hint="check it with kubectl apply --dry-run=server",
                 ) from None
             for key, schema in schemas.items():
-                yield key, _meta_checked(path, key, schema)
+                yield key, _meta_checked(path, key, schema), rules.get(key, ())
             continue
         props = doc.get("properties") or {}
         kinds = (props.get("kind") or {}).get("enum") or []
         api_versions = (props.get("apiVersion") or {}).get("enum") or []
         if len(kinds) == 1 and len(api_versions) == 1:
             key = (api_versions[0], kinds[0])
-            yield key, _meta_checked(path, key, doc)
+            yield key, _meta_checked(path, key, doc), ()
             continue
         raise UsageError(
             f"{path}: not a CustomResourceDefinition nor a JSON schema with kind/apiVersion enums",
@@ -204,13 +218,17 @@ class SchemaStore:
         self._registry: jsonschema_rs.Registry | None = None
         self._validators: dict[tuple[str, str], Any] = {}
         self._custom: dict[tuple[str, str], Any] = dict(bundled_schemas())
+        self._rules: dict[tuple[str, str], tuple[CelRule, ...]] = dict(bundled_rules())
+        self.cel = CelChecker()
         for directory in schema_dirs:
             if not os.path.isdir(directory):
                 raise UsageError(f"--schema-dir {directory}: not a directory")
             for dirpath, _dirs, files in os.walk(directory):
                 for name in sorted(files):
                     if name.endswith((".json", ".yaml", ".yml")):
-                        self._custom.update(_load_schema_file(os.path.join(dirpath, name)))
+                        for key, schema, rules in _load_schema_file(os.path.join(dirpath, name)):
+                            self._custom[key] = schema
+                            self._rules[key] = rules
 
     def _defs_registry(self) -> jsonschema_rs.Registry:
         if self._registry is None:
@@ -250,12 +268,15 @@ class SchemaStore:
 
     def validate(self, obj: Obj) -> list[SchemaError] | None:
         """All schema errors of ``obj``; None when its type has no schema (skipped, not valid)."""
-        validator = self.validator(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+        key = (str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+        validator = self.validator(*key)
         if validator is None:
             return None
-        if validator.is_valid(obj):
-            return []
-        return list(_errors(validator.iter_errors(obj)))
+        errors = [] if validator.is_valid(obj) else list(_errors(validator.iter_errors(obj)))
+        rules = self._rules.get(key)
+        if rules:  # the CRD's CEL rules, as the API server evaluates them next to the schema
+            errors.extend(SchemaError(b.path, b.message) for b in self.cel.check(obj, rules))
+        return errors
 
 
 def _errors(raw: Iterator[Any]) -> Iterator[SchemaError]:
@@ -269,14 +290,30 @@ def _errors(raw: Iterator[Any]) -> Iterator[SchemaError]:
 
 
 @cache
-def bundled_schemas() -> dict[tuple[str, str], Any]:
+def _bundled_crds() -> tuple[Obj, ...]:
     """The CRDs berth itself emits (Prometheus operator, Velero, CSI snapshots) and those of the training
     resources it lints (Kubeflow, JobSet, LeaderWorkerSet, Ray): one List per file."""
-    out: dict[tuple[str, str], Any] = {}
+    out: list[Obj] = []
     root = resources.files(_BUNDLED)
     for entry in sorted(root.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".yaml"):
-            doc = yaml.load(entry.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
-            for crd in doc["items"]:
-                out.update(crd_to_json_schemas(crd))
+            out.extend(yaml.load(entry.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)["items"])
+    return tuple(out)
+
+
+@cache
+def bundled_schemas() -> dict[tuple[str, str], Any]:
+    """Strict JSON schemas of the bundled CRDs, keyed by (apiVersion, kind)."""
+    out: dict[tuple[str, str], Any] = {}
+    for crd in _bundled_crds():
+        out.update(crd_to_json_schemas(crd))
+    return out
+
+
+@cache
+def bundled_rules() -> dict[tuple[str, str], tuple[CelRule, ...]]:
+    """The CEL validation rules of the bundled CRDs (as upstream's), keyed by (apiVersion, kind)."""
+    out: dict[tuple[str, str], tuple[CelRule, ...]] = {}
+    for crd in _bundled_crds():
+        out.update(crd_cel_rules(crd))
     return out
