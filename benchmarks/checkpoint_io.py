@@ -10,12 +10,19 @@ Measured in the same run on the same directory (default: a fresh one under /tmp;
    torch.distributed.checkpoint (sync and async), numpy.save; each durable save ends with fsync;
 4. fresh processes: the first async save after a restore (what a restarted pod does first),
    against a sync save in the same process; peak RSS during an async save; 4 ranks saving at once;
-5. optionally the archive tier against s5cmd on a local SeaweedFS (``--archive``).
+5. optionally the archive tier against s5cmd on a local SeaweedFS (``--archive``);
+6. the two snapshot modes of an async numpy save (``snapshot="copy"`` and ``"fork"``), each in
+   a fresh process without JAX (fork snapshots are refused under JAX): the first save after a
+   restore and a steady save (loop blocked, against a sync save and memcpy), what the next
+   training step costs on top (a dense step writes every page of the state, a sparse one an
+   eighth of its tensors), and the peak memory of parent plus snapshot child (PSS, sampled).
+   ``--only snapshot`` runs just these with the disk and memcpy references.
 
 Every local measurement runs once per round, rounds alternate the order, and the table shows
 medians. Goals (issue 13) are printed next to the ratios.
 
     .venv/bin/python benchmarks/checkpoint_io.py --size 1 --rounds 3
+    .venv/bin/python benchmarks/checkpoint_io.py --size 1 --rounds 3 --only snapshot
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from functools import partial
@@ -351,23 +359,100 @@ def _reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
 
 
+def _train_step(arrays: list[np.ndarray[Any, Any]]) -> float:
+    """A dense in-place update of ``arrays`` (an optimizer step writes every page): its seconds."""
+    t, _ = timed(lambda: [np.multiply(a, 1.0, out=a) for a in arrays])
+    return t
+
+
+def _pss(pid: int) -> int:
+    """Proportional set size of ``pid`` in bytes: a page shared by parent and snapshot child counts half in each."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    return next(int(line.split()[1]) * 1024 for line in text.splitlines() if line.startswith("Pss:"))
+
+
+def _descendants() -> list[int]:
+    """This process's children (a snapshot child is forked by the manager's writer thread)."""
+    found: list[int] = []
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            found += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+class PssSampler:
+    """Peak of the PSS of this process plus its children, sampled every 5 ms on a thread: shared
+    pages count once, so a fork snapshot's parent and child add up to what the machine holds."""
+
+    def __init__(self) -> None:
+        self.base = _pss(os.getpid())
+        self.peak = self.base
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, _pss(os.getpid()) + sum(_pss(pid) for pid in _descendants()))
+
+    def stop(self) -> tuple[int, int]:
+        self._stop.set()
+        self._thread.join()
+        return self.base, self.peak
+
+
 def run_child(mode: str, argv: list[str]) -> dict[str, Any]:
     """The --child modes: each runs in a process of its own."""
-    if mode == "first-save":  # DIR KIND GAP: restore (a restarted pod), train GAP s, then save
+    if mode == "first-save":  # DIR KIND GAP [SNAPSHOT]: restore (a restarted pod), train GAP s, then save
         directory, kind, gap = Path(argv[0]), argv[1], float(argv[2])
+        snapshot = argv[3] if len(argv) > 3 else "copy"
         if kind == "jax":
             importlib.import_module("jax")  # restores into JAX arrays
-        with CheckpointManager(directory, keep_last=2) as mgr:
+        with CheckpointManager(directory, keep_last=2, snapshot=snapshot) as mgr:  # type: ignore[arg-type]
             t_restore, (step, state) = timed(mgr.restore)
             assert isinstance(state, dict)
+            arrays = [a for a in state["model"].values() if isinstance(a, np.ndarray)]
             time.sleep(gap)  # the training steps before the first save
+            plain = _train_step(arrays) if kind == "numpy" else 0.0
             cpu = _cpu()
             stall, _ = timed(lambda: mgr.save(step + 1, state))
             stall_cpu = _cpu() - cpu
+            forked = mgr.snapshot_pid is not None
+            after = _train_step(arrays) if kind == "numpy" else 0.0  # pays for the pages the child still shares
             mgr.wait()
             os.sync()
             sync, _ = timed(lambda: mgr.save(step + 2, state, blocking=True))
-        return {"restore_s": t_restore, "first_stall_s": stall, "first_stall_cpu_s": stall_cpu, "sync_save_s": sync}
+        return {
+            "restore_s": t_restore, "first_stall_s": stall, "first_stall_cpu_s": stall_cpu, "sync_save_s": sync,
+            "step_plain_s": plain, "step_after_s": after, "forked": forked,
+        }  # fmt: skip
+    if mode == "stall":  # DIR SNAPSHOT SIZE: steady async saves of a fresh numpy state, and the next step
+        directory, snapshot, size = Path(argv[0]), argv[1], int(argv[2])
+        state = make_state(size)
+        arrays = list(state["model"].values())
+        out: dict[str, Any] = {}
+        with CheckpointManager(directory, keep_last=1, snapshot=snapshot) as mgr:  # type: ignore[arg-type]
+            mgr.save(1, state)  # the staging memory of copy mode is warm from here on
+            mgr.wait()
+            for sparse in (False, True):
+                touched = arrays[:: 8 if sparse else 1]
+                tag = "sparse" if sparse else "dense"
+                _train_step(touched)
+                out[f"step_plain_{tag}_s"] = _train_step(touched)
+                os.sync()
+                cpu = _cpu()
+                stall, _ = timed(lambda: mgr.save(2, state))
+                out[f"stall_{tag}_cpu_s"] = _cpu() - cpu
+                out[f"stall_{tag}_s"] = stall
+                out["forked"] = mgr.snapshot_pid is not None
+                out[f"step_after_{tag}_s"] = _train_step(touched)
+                out[f"commit_{tag}_s"] = stall + out[f"step_after_{tag}_s"] + timed(mgr.wait)[0]
+        return out
     if mode == "first-save-orbax":  # DIR GAP: restore with Orbax, wait GAP s, async save
         import jax
         import orbax.checkpoint as ocp
@@ -392,10 +477,14 @@ def run_child(mode: str, argv: list[str]) -> dict[str, Any]:
         nbytes = state_bytes(state)
         gc.collect()
         base, _ = _rss()
+        sampler = PssSampler()
         _reset_peak()
         if who.startswith("berth"):
-            with CheckpointManager(directory, keep_last=1) as mgr:
+            snapshot = "fork" if "fork" in who else "copy"
+            with CheckpointManager(directory, keep_last=1, snapshot=snapshot) as mgr:  # type: ignore[arg-type]
                 mgr.save(1, state)
+                if who.endswith("-train"):  # a dense training step while the save is written
+                    _train_step(list(state["model"].values()))
                 mgr.wait()
         elif who == "orbax":
             ckptr = _orbax(True)
@@ -409,7 +498,8 @@ def run_child(mode: str, argv: list[str]) -> dict[str, Any]:
             tstate = {k: torch.from_numpy(v) for k, v in state["model"].items()}
             dcp.async_save(tstate, checkpoint_id=str(directory), no_dist=True).result()  # type: ignore[union-attr]
         _, peak = _rss()
-        return {"state": nbytes, "base_rss": base, "peak_rss": peak}
+        base_pss, peak_pss = sampler.stop()
+        return {"state": nbytes, "base_rss": base, "peak_rss": peak, "base_pss": base_pss, "peak_pss": peak_pss}
     if mode == "rank":  # DIR RANK SIZE START: a rank of 4 saving its quarter at wall time START
         directory, rank, size, start = Path(argv[0]), int(argv[1]), int(argv[2]), float(argv[3])
         state = make_state(size, seed=rank)
@@ -419,6 +509,27 @@ def run_child(mode: str, argv: list[str]) -> dict[str, Any]:
             mgr.save(1, state, blocking=True)
             return {"began": began, "ended": time.time(), "bytes": state_bytes(state)}
     raise SystemExit(f"unknown child mode {mode}")
+
+
+SNAPSHOT_MODES = ("copy", "fork")
+
+
+def bench_snapshots(work: Path, size: int, gap: float, r: Samples, *, reverse: bool) -> None:
+    """Both snapshot modes in fresh processes without JAX: the first save after a restore, then
+    steady saves of a fresh state, each followed by one training step (dense, then sparse)."""
+    for snapshot in reversed(SNAPSHOT_MODES) if reverse else SNAPSHOT_MODES:
+        os.sync()
+        out = child(["first-save", str(work / "berth-numpy"), "numpy", str(gap), snapshot])
+        assert out["forked"] == (snapshot == "fork"), out
+        for key in ("first_stall_s", "first_stall_cpu_s", "sync_save_s", "step_plain_s", "step_after_s"):
+            r.add(f"snap_{snapshot}_{key}", out[key])
+        os.sync()
+        target = work / f"stall-{snapshot}"
+        out = child(["stall", str(target), snapshot, str(size)])
+        shutil.rmtree(target, ignore_errors=True)
+        for key, value in out.items():
+            if key != "forked":
+                r.add(f"snap_{snapshot}_{key}", value)
 
 
 def bench_ranks(work: Path, size: int, r: Samples) -> None:
@@ -612,20 +723,29 @@ def report(r: Samples, extra: dict[str, Any]) -> dict[str, Any]:
     rss = extra.get("rss", {})
     if rss:
         print("peak RSS during an async save (fresh process; state built before the peak was reset)")
+        print(
+            "  (RSS: VmHWM of the saving process; PSS: parent + snapshot child sampled every 5 ms, shared pages once)"
+        )
         for who, out in rss.items():
             print(
-                f"  {who:20} peak {out['peak_rss'] / out['state']:5.2f}x state, "
-                f"above the state's own memory {(out['peak_rss'] - out['base_rss']) / out['state']:5.2f}x"
+                f"  {who:24} peak RSS {out['peak_rss'] / out['state']:5.2f}x state "
+                f"({(out['peak_rss'] - out['base_rss']) / out['state']:5.2f}x above it), "
+                f"peak PSS {out['peak_pss'] / out['state']:5.2f}x "
+                f"({(out['peak_pss'] - out['base_pss']) / out['state']:5.2f}x)"
             )
+    snapshot_rows(r, size)
 
     def ratio(a: str, b: str) -> float | None:
         return r.med(a) / r.med(b) if a in r and b in r else None
+
+    def med(key: str) -> float:
+        return r.med(key) if key in r else float("nan")  # a row the run did not measure (--only)
 
     ratios: dict[str, tuple[float | None, str]] = {
         "JAX: loop blocked, steady, Orbax / berth": (ratio("orbax_async_stall_s", "berth_jax_async_stall_s"), ">= 1"),
         "JAX: loop blocked, first save, Orbax / berth": (ratio("first_orbax_stall_s", "first_jax_stall_s"), ">= 1"),
         "numpy: steady stall bandwidth / memcpy": (
-            size / r.med("berth_numpy_async_stall_s") / r.med("memcpy_Bps"), ">= 0.8"),
+            size / med("berth_numpy_async_stall_s") / med("memcpy_Bps"), ">= 0.8"),
         "numpy: first stall / sync save (same process)": (
             ratio("first_numpy_stall_s", "first_numpy_sync_s"), "<= 0.10"),
         "numpy: steady stall / sync save": (ratio("berth_numpy_async_stall_s", "berth_numpy_save_s"), ""),
@@ -633,15 +753,16 @@ def report(r: Samples, extra: dict[str, Any]) -> dict[str, Any]:
         "numpy: first stall / steady stall, CPU s": (
             ratio("first_numpy_stall_cpu_s", "berth_numpy_async_stall_cpu_s"), ""),
         "numpy: one memcpy of the state / sync save": (
-            size / r.med("memcpy_Bps") / r.med("first_numpy_sync_s"), "(floor of the first-stall ratio)"),
-        "restore into JAX / dd read": (size / r.med("berth_jax_restore_s") / r.med("disk_read_Bps"), ">= 0.9"),
+            size / med("memcpy_Bps") / med("first_numpy_sync_s"), "(floor of the first-stall ratio)"),
+        "restore into JAX / dd read": (size / med("berth_jax_restore_s") / med("disk_read_Bps"), ">= 0.9"),
         "restore into JAX / dd read, best round": (
-            max(size / t / bw for t, bw in zip(r["berth_jax_restore_s"], r["disk_read_Bps"], strict=True)), ""),
-        "restore into numpy / dd read": (size / r.med("berth_numpy_restore_s") / r.med("disk_read_Bps"), ""),
+            max(size / t / bw for t, bw in zip(r["berth_jax_restore_s"], r["disk_read_Bps"], strict=True))
+            if "berth_jax_restore_s" in r else None, ""),
+        "restore into numpy / dd read": (size / med("berth_numpy_restore_s") / med("disk_read_Bps"), ""),
         "restore CPU s: into JAX / dd read": (ratio("berth_jax_restore_cpu_s", "disk_read_cpu_s"), ""),
         "restore CPU s: into numpy / dd read": (ratio("berth_numpy_restore_cpu_s", "disk_read_cpu_s"), ""),
-        "sync save (numpy) / dd write": (size / r.med("berth_numpy_save_s") / r.med("disk_write_Bps"), ">= 0.9"),
-        "sync save (JAX) / dd write": (size / r.med("berth_jax_save_s") / r.med("disk_write_Bps"), ">= 0.9"),
+        "sync save (numpy) / dd write": (size / med("berth_numpy_save_s") / med("disk_write_Bps"), ">= 0.9"),
+        "sync save (JAX) / dd write": (size / med("berth_jax_save_s") / med("disk_write_Bps"), ">= 0.9"),
         "durable save: Orbax / berth (JAX)": (ratio("orbax_save_s", "berth_jax_save_s"), ">= 1.5"),
         "durable save: Orbax no compr. / berth (JAX)": (ratio("orbax_nc_save_s", "berth_jax_save_s"), ""),
         "async to commit: Orbax / berth (JAX)": (ratio("orbax_async_total_s", "berth_jax_async_total_s"), ">= 3"),
@@ -654,15 +775,62 @@ def report(r: Samples, extra: dict[str, Any]) -> dict[str, Any]:
         "restore: DCP / berth (numpy)": (ratio("dcp_restore_s", "berth_numpy_restore_s"), ">= 1.0"),
         "restore: torch.load / berth (numpy)": (ratio("torch_restore_s", "berth_numpy_restore_s"), ">= 1.0"),
         "4 ranks at once / 4 dd at once": (
-            r.med("berth_4ranks_Bps") / r.med("disk_write4_Bps") if "berth_4ranks_Bps" in r else None, ">= 0.9"),
+            med("berth_4ranks_Bps") / med("disk_write4_Bps") if "berth_4ranks_Bps" in r else None, ">= 0.9"),
     }  # fmt: skip
     for who, out in rss.items():
         ratios[f"peak RSS / state, {who}"] = (out["peak_rss"] / out["state"], "<= 1.3")
+        ratios[f"peak PSS, parent + child / state, {who}"] = (out["peak_pss"] / out["state"], "<= 1.3")
+    for mode in SNAPSHOT_MODES:
+        if f"snap_{mode}_first_stall_s" not in r:
+            continue
+        m = f"snap_{mode}_"
+        ratios |= {
+            f"{mode}: first stall / sync save (same process)": (
+                ratio(m + "first_stall_s", m + "sync_save_s"), "<= 0.10"),
+            f"{mode}: steady stall / sync save": (ratio(m + "stall_dense_s", m + "sync_save_s"), ""),
+            f"{mode}: steady stall bandwidth / memcpy": (size / med(m + "stall_dense_s") / med("memcpy_Bps"), ">= 0.8"),
+            f"{mode}: first stall + next dense step's extra / sync": (
+                (med(m + "first_stall_s") + med(m + "step_after_s") - med(m + "step_plain_s")) / med(m + "sync_save_s"),
+                "(what the loop loses in all)"),
+            f"{mode}: steady stall + next dense step's extra / sync": (
+                (med(m + "stall_dense_s") + med(m + "step_after_dense_s") - med(m + "step_plain_dense_s"))
+                / med(m + "sync_save_s"), ""),
+            f"{mode}: steady stall + next sparse step's extra / sync": (
+                (med(m + "stall_sparse_s") + med(m + "step_after_sparse_s") - med(m + "step_plain_sparse_s"))
+                / med(m + "sync_save_s"), ""),
+        }  # fmt: skip
     print()
     for label, (value, goal) in ratios.items():
-        if value is not None:
+        if value is not None and value == value:  # not NaN
             print(f"{label:48}{value:7.2f}x  {('goal ' + goal) if goal else ''}")
     return {"samples": dict(r), "extra": extra, "ratios": {k: v for k, (v, _) in ratios.items()}}
+
+
+def snapshot_rows(r: Samples, size: int) -> None:
+    """The table of the two snapshot modes (medians, every round in brackets)."""
+    if not any(key.startswith("snap_") for key in r):
+        return
+    print("snapshot modes of an async numpy save (fresh processes without JAX)")
+    labels = [
+        ("first save after restore(): loop blocked", "first_stall_s"),
+        ("  sync save, same process", "sync_save_s"),
+        ("  a dense training step before it", "step_plain_s"),
+        ("  the dense step right after save()", "step_after_s"),
+        ("steady save, fresh state: loop blocked", "stall_dense_s"),
+        ("  loop blocked, CPU s", "stall_dense_cpu_s"),
+        ("  a dense step, no save in flight", "step_plain_dense_s"),
+        ("  the dense step right after save()", "step_after_dense_s"),
+        ("  save() to committed (step included)", "commit_dense_s"),
+        ("  a sparse step (1/8 of the tensors)", "step_plain_sparse_s"),
+        ("  the sparse step right after save()", "step_after_sparse_s"),
+        ("  loop blocked (sparse round)", "stall_sparse_s"),
+    ]
+    for mode in SNAPSHOT_MODES:
+        for label, key in labels:
+            full = f"snap_{mode}_{key}"
+            if full in r:
+                runs = ", ".join(f"{v:.3f}" for v in r[full])
+                print(f"  {mode:5} {label:44}{r.med(full):8.3f} s   [{runs}]")
 
 
 def main() -> None:
@@ -674,37 +842,44 @@ def main() -> None:
     parser.add_argument("--archive", action="store_true", help="also compare the archive tier with s5cmd")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "berth-bench", help="s5cmd build cache")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--only", choices=["snapshot"], help="snapshot: only the two snapshot modes (and dd, memcpy)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run_child(args.child[0], args.child[1:])))
         return
 
-    import jax
-
     work = Path(tempfile.mkdtemp(prefix="berth-bench-", dir=args.dir))
     try:
         size = int(args.size * GiB)
         r = Samples()
         state = make_state(size)
-        jstate = to_jax(make_state(size))
-        jax.block_until_ready(jstate)
+        full = args.only is None
+        if full:
+            import jax
+
+            jstate = to_jax(make_state(size))
+            jax.block_until_ready(jstate)
         extra: dict[str, Any] = {"dir": str(work), "rounds": args.rounds, "state_bytes": state_bytes(state)}
         extra["tensors"] = len(state["model"])
-        have_torch = importlib.util.find_spec("torch") is not None
-        have_orbax = importlib.util.find_spec("orbax") is not None
-        if not have_torch:
+        extra["loadavg"] = [os.getloadavg()]
+        have_torch = full and importlib.util.find_spec("torch") is not None
+        have_orbax = full and importlib.util.find_spec("orbax") is not None
+        if full and not have_torch:
             print("note: torch is not installed: no torch rows")
-        if not have_orbax:
+        if full and not have_orbax:
             print("note: orbax-checkpoint is not installed (pip install '.[bench]'): no Orbax rows")
         steps: list[Callable[[], object]] = [
             partial(bench_disk, work, size, r),
             partial(bench_memcpy, state, r),
             partial(bench_berth, work, state, r, "numpy"),
-            partial(bench_berth, work, jstate, r, "jax"),
-            partial(bench_numpy, work, state, r),
-            partial(bench_pickle, work, state, r),
         ]
+        if full:
+            steps += [
+                partial(bench_berth, work, jstate, r, "jax"),
+                partial(bench_numpy, work, state, r),
+                partial(bench_pickle, work, state, r),
+            ]
         first_orbax = work / "orbax-first"
         if have_orbax:
             steps += [partial(bench_orbax, work, jstate, r, True), partial(bench_orbax, work, jstate, r, False)]
@@ -721,22 +896,30 @@ def main() -> None:
                 time.sleep(2)
                 measure()
             os.sync()
-            bench_ranks(work, size, r)
-            for kind in ("numpy", "jax"):
+            if full:
+                bench_ranks(work, size, r)
+            for kind in ("numpy", "jax") if full else ():
                 os.sync()
                 out = child(["first-save", str(work / f"berth-{kind}"), kind, str(args.gap)])
                 r.add(f"first_{kind}_stall_s", out["first_stall_s"])
                 r.add(f"first_{kind}_stall_cpu_s", out["first_stall_cpu_s"])
                 r.add(f"first_{kind}_sync_s", out["sync_save_s"])
+            bench_snapshots(work, size, args.gap, r, reverse=round_ % 2 == 1)
+            extra["loadavg"].append(os.getloadavg())
             if have_orbax:
                 shutil.rmtree(first_orbax / "b", ignore_errors=True)
                 out = child(["first-save-orbax", str(first_orbax), str(args.gap)])
                 r.add("first_orbax_stall_s", out["first_stall_s"])
             print(f"round {round_ + 1} of {args.rounds} done", file=sys.stderr)
-        del state, jstate, steps
+        del state, steps
+        if full:
+            del jstate
         gc.collect()
         extra["rss"] = {}
-        for who in ("berth-numpy", "berth-jax", *(["orbax"] if have_orbax else []), *(["dcp"] if have_torch else [])):
+        rss_who = ["berth-numpy", "berth-numpy-fork", "berth-numpy-train", "berth-numpy-fork-train"]
+        if full:
+            rss_who += ["berth-jax", *(["orbax"] if have_orbax else []), *(["dcp"] if have_torch else [])]
+        for who in rss_who:
             target = work / f"rss-{who}"
             extra["rss"][who] = child(["rss", who, str(size), str(target)])
             shutil.rmtree(target, ignore_errors=True)

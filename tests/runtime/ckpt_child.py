@@ -6,11 +6,16 @@ rank DIR BOARD RANK WORLD SESSION LAST
                               all ranks in lock-step
 restore DIR BOARD RANK WORLD SESSION
                               restore only, print "restored N" (or "restored none")
+fork-hold DIR                 start a fork-snapshot save of 128 MiB, print "forked PID" (the writer child),
+                              then sleep until killed
+
+``loop`` saves with the manager's default snapshot mode: BERTH_CHECKPOINT_SNAPSHOT chooses it.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 
 import numpy as np
 
@@ -80,6 +85,13 @@ def rank_main(directory: str, board: str, rank: int, world: int, session: str, l
     mgr.close()
 
 
+def fork_hold(directory: str) -> None:
+    mgr = CheckpointManager(directory, snapshot="fork")
+    mgr.save(1, {"w": np.ones(32 << 20, np.float32)})
+    print(f"forked {mgr.snapshot_pid}", flush=True)
+    time.sleep(600)
+
+
 if __name__ == "__main__":
     mode, *rest = sys.argv[1:]
     if mode == "loop":
@@ -88,5 +100,7 @@ if __name__ == "__main__":
         rank_main(rest[0], rest[1], int(rest[2]), int(rest[3]), rest[4], int(rest[5]))
     elif mode == "restore":
         rank_main(rest[0], rest[1], int(rest[2]), int(rest[3]), rest[4], None)
+    elif mode == "fork-hold":
+        fork_hold(rest[0])
     else:
         raise SystemExit(f"unknown mode {mode}")

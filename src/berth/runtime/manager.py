@@ -1,7 +1,8 @@
 """CheckpointManager: the one object a training loop talks to.
 
-save() snapshots the state to host memory and returns; a writer thread commits it atomically,
-prunes old steps and hands the step to an uploader thread when an archive is configured.
+save() snapshots the state (a copy in host memory, or a forked child's copy-on-write view of
+it: :mod:`berth.runtime.forksnap`) and returns; a writer commits it atomically, prunes old
+steps and hands the step to an uploader thread when an archive is configured.
 restore() finds the newest step every rank has and that verifies, falling back step by step
 (and to the archive when the volume is empty) in lock-step with the other ranks.
 """
@@ -16,11 +17,13 @@ import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 from berth.errors import BerthError, UsageError
-from berth.runtime import metrics
+from berth.runtime import forksnap, metrics
 from berth.runtime.agree import Agreement, default_agreement
 from berth.runtime.archive import Archive, ArchiveError, Progress
 from berth.runtime.manifest import META_NAME, CorruptCheckpoint, Manifest
@@ -30,6 +33,9 @@ from berth.runtime.store import LocalStore, read_complete, read_manifest, retain
 from berth.runtime.tree import tensor_kinds
 
 log = logging.getLogger("berth.checkpoint")
+
+Snapshot = Literal["copy", "fork"]
+SNAPSHOTS: tuple[Snapshot, ...] = ("copy", "fork")
 
 
 def _env_int(environ: Mapping[str, str], *names: str, default: int) -> int:
@@ -61,6 +67,13 @@ class CheckpointManager:
     ``directory`` to BERTH_CHECKPOINT_DIR; ``archive`` (``s3://bucket/prefix``) to
     BERTH_ARCHIVE_URL. Locally the newest ``keep_last`` steps and every ``keep_every``-th
     step are kept, and a step is never deleted before its upload finished.
+
+    ``snapshot`` (default BERTH_CHECKPOINT_SNAPSHOT, else ``copy``) is how an async save
+    of mutable arrays is isolated from the training loop: ``copy`` copies them into host
+    staging memory before ``save()`` returns; ``fork`` forks a child that writes its
+    copy-on-write view of them (``save()`` returns after the fork; see docs/checkpoints.md
+    for when that is better, and :mod:`berth.runtime.forksnap`). ``fork`` is not used while
+    JAX is imported (it copies then, and says so once).
     """
 
     def __init__(
@@ -79,6 +92,7 @@ class CheckpointManager:
         preflight: bool = True,
         metrics_port: int | None = None,
         chunk_size: int = CHUNK_SIZE,
+        snapshot: Snapshot | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         env = os.environ if environ is None else environ
@@ -96,6 +110,13 @@ class CheckpointManager:
         self.keep_last, self.keep_every = keep_last, keep_every
         self.archive_keep_last, self.archive_keep_every = archive_keep_last, archive_keep_every
         self.async_save, self.preflight, self.chunk_size = async_save, preflight, chunk_size
+        chosen = snapshot or env.get("BERTH_CHECKPOINT_SNAPSHOT") or "copy"
+        if chosen not in SNAPSHOTS:
+            raise UsageError(f"snapshot={chosen!r} is not one of {', '.join(SNAPSHOTS)}")
+        self.snapshot: Snapshot = "fork" if chosen == "fork" else "copy"
+        self._fork_refused: str | None = None  # the reason, once said
+        self.snapshot_pid: int | None = None
+        """The pid of the fork snapshot child writing now, else None."""
         self._agree = agree
         url = archive or env.get("BERTH_ARCHIVE_URL") or None
         self.archive = Archive(url) if url else None
@@ -125,20 +146,77 @@ class CheckpointManager:
     def save(self, step: int, state: object, *, blocking: bool | None = None) -> None:
         """Checkpoint ``state`` as ``step``; returns once it is copied to host memory (async mode).
 
-        Waits for the previous save first (one in flight) and raises its error, if any.
-        With ``blocking`` (or ``async_save=False``) it returns after the commit, and writes
-        straight from the caller's arrays without the host copy.
+        Waits for the previous save first (one in flight: a save while a fork snapshot's
+        child still writes waits for it) and raises its error, if any. With ``blocking``
+        (or ``async_save=False``) it returns after the commit, and writes straight from the
+        caller's arrays without the host copy.
         """
         if step < 0:
             raise UsageError(f"step {step} must be >= 0")
         self.wait()
         started = time.perf_counter()
         sync = blocking if blocking is not None else not self.async_save
-        prepared = prepare(state, None if sync else self._staging, self.store.check_space if self.preflight else None)
+        check = self.store.check_space if self.preflight else None
+        if not sync and self._forks():
+            prepared = prepare(state, None, check)  # views of the arrays: the child's snapshot holds them
+            if self._fork(step, prepared, started):
+                return
+        prepared = prepare(state, None if sync else self._staging, check)
         if sync:
             self._write(step, prepared, started)
         else:
             self._pending = self._writer.submit(self._write, step, prepared, started)
+
+    def _forks(self) -> bool:
+        """Whether async saves use fork snapshots now (asked for, and safe in this process)."""
+        if self.snapshot != "fork":
+            return False
+        why = forksnap.unavailable()
+        if why is not None and self._fork_refused != why:
+            self._fork_refused = why
+            log.warning("snapshot='fork' is not used: %s; async saves copy instead", why)
+        return why is None
+
+    def _fork(self, step: int, prepared: Prepared, started: float) -> bool:
+        """Fork the snapshot child from the writer thread; False when the kernel refuses the fork.
+
+        The writer thread forks (not the caller's): PR_SET_PDEATHSIG follows the forking
+        thread, and the writer lives as long as the manager.
+        """
+        forked: Future[int] = Future()
+        job = partial(
+            write_shard, self.store, step, self.world_size, prepared, chunk_size=self.chunk_size, threads=False
+        )
+        pending = self._writer.submit(self._fork_write, step, job, started, forked)
+        try:
+            forked.result()
+        except OSError as err:
+            pending.result()
+            log.warning("fork snapshot refused by the kernel (%s); copying this save instead", err)
+            return False
+        self._pending = pending
+        return True
+
+    def _fork_write(self, step: int, job: partial[Manifest], started: float, forked: Future[int]) -> None:
+        try:
+            child = forksnap.start(job)
+        except BaseException as err:
+            forked.set_exception(err)
+            return
+        self.snapshot_pid = child.pid
+        forked.set_result(child.pid)
+        try:
+            forksnap.wait(child)
+        except forksnap.SnapshotError:
+            metrics.FAILURES.labels("save").inc()
+            self.store.remove_stale()  # a child killed mid-write leaves its temporary directory
+            raise
+        except BaseException:
+            metrics.FAILURES.labels("save").inc()
+            raise
+        finally:
+            self.snapshot_pid = None
+        self._committed(step, read_manifest(self.store.shard_dir(step)), started)
 
     def wait(self) -> None:
         """Block until the save in flight is committed; raise its error if it failed."""
@@ -152,6 +230,9 @@ class CheckpointManager:
         except BaseException:
             metrics.FAILURES.labels("save").inc()
             raise
+        self._committed(step, manifest, started)
+
+    def _committed(self, step: int, manifest: Manifest, started: float) -> None:
         elapsed = time.perf_counter() - started
         metrics.SAVE_DURATION.observe(elapsed)
         metrics.record("save", manifest.nbytes, elapsed)
@@ -298,8 +379,8 @@ class CheckpointManager:
             state, need = load_shard(shard, manifest)
         finally:
             MAP_READS.reset(token)
-        if self.async_save:  # the first save after a restart copies into memory faulted in by then
-            self._staging.reserve(need)
+        if self.async_save and not self._forks():  # the first save after a restart copies into
+            self._staging.reserve(need)  # memory faulted in by then (a fork snapshot copies nothing)
         return state, manifest.nbytes
 
     def reserve(self, nbytes: int) -> None:

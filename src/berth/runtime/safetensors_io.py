@@ -20,7 +20,7 @@ import mmap
 import os
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -278,21 +278,41 @@ def _write_all(fd: int, piece: memoryview) -> None:
         piece = piece[n:]
 
 
+class _Inline(Executor):
+    """Runs each task at once in the caller's thread: the writer of a fork snapshot
+    (:mod:`berth.runtime.forksnap`) starts no thread in its child process."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        done: Future[Any] = Future()
+        try:
+            done.set_result(fn(*args, **kwargs))
+        except BaseException as err:  # handed to whoever asks for the result, as a pool does
+            done.set_exception(err)
+        return done
+
+
+def _crc_pool(threads: bool) -> Executor:
+    """Where checksums run: a second thread (``threads``), else inline."""
+    return ThreadPoolExecutor(1, thread_name_prefix="berth-crc") if threads else _Inline()
+
+
 def _write_pieces(
     fd: int,
     pieces: Iterable[tuple[memoryview, memoryview]],
     sums: _ChunkSums,
     *,
     buffered: bool,
+    threads: bool = True,
 ) -> int:
     """Write each ``(out, exact)`` pair's ``out``; checksum ``exact`` on a second thread.
 
     zlib-ng releases the GIL, so the disk never waits for the checksums. Buffered writes
     start the writeback of each piece at once (fadvise DONTNEED on dirty pages), so the disk
     works while we write instead of all at the final fsync: 2x on the CI VM. Returns the bytes.
+    Without ``threads`` the checksums run inline (a fork snapshot's child).
     """
     size = 0
-    with ThreadPoolExecutor(1, thread_name_prefix="berth-crc") as pool:
+    with _crc_pool(threads) as pool:
         pending: Future[None] | None = None
         for out, exact in pieces:
             pending = pool.submit(sums.feed, exact)
@@ -310,13 +330,14 @@ def write_stream(
     blobs: Sequence[memoryview],
     *,
     chunk_size: int = CHUNK_SIZE,
+    threads: bool = True,
 ) -> FileEntry:
     """Write byte blobs back to back into a new file, fsync it, and return its checksummed entry."""
     sums = _ChunkSums(chunk_size)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     try:
         pieces = ((p, p) for p in _coalesce(blobs, chunk_size))
-        size = _write_pieces(fd, pieces, sums, buffered=True)
+        size = _write_pieces(fd, pieces, sums, buffered=True, threads=threads)
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -366,6 +387,7 @@ def write_gathered(
     blobs: Sequence[memoryview],
     *,
     chunk_size: int = CHUNK_SIZE,
+    threads: bool = True,
 ) -> FileEntry:
     """Write blobs back to back with O_DIRECT through two page-aligned bounce buffers, fsynced.
 
@@ -375,25 +397,26 @@ def write_gathered(
     thread while the next one is gathered and written. Measured on the CI VM with 4 processes
     writing 256 MiB each at once: 1,000-1,400 MiB/s against 230-580 MiB/s buffered (and 140-440
     for 4 dd conv=fsync). Files under 4 MiB, chunk sizes that are not whole pages, and
-    filesystems that refuse O_DIRECT get :func:`write_stream`.
+    filesystems that refuse O_DIRECT get :func:`write_stream`. Without ``threads`` the CRCs run
+    inline, between the writes (a fork snapshot's child starts no thread).
     """
     total = sum(b.nbytes for b in blobs)
     if chunk_size % _ALIGN or chunk_size < (4 << 20) or total < (4 << 20):
-        return write_stream(path, blobs, chunk_size=chunk_size)  # small: the page cache is cheaper
+        return write_stream(path, blobs, chunk_size=chunk_size, threads=threads)  # small: the page cache is cheaper
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     try:
         fd = os.open(path, flags | os.O_DIRECT, 0o644)
     except OSError as err:
         if err.errno != errno.EINVAL:
             raise
-        return write_stream(path, blobs, chunk_size=chunk_size)
+        return write_stream(path, blobs, chunk_size=chunk_size, threads=threads)
     sums = _ChunkSums(chunk_size)
     piece = min(chunk_size, -(-total // _ALIGN) * _ALIGN)
     bounce = [host_buffer(piece, huge=False) for _ in range(2)]
     sources = (np.frombuffer(b.cast("B") if b.ndim != 1 or b.format != "B" else b, dtype=np.uint8) for b in blobs)
     size = 0
     try:
-        with ThreadPoolExecutor(1, thread_name_prefix="berth-crc") as pool:
+        with _crc_pool(threads) as pool:
             pending: list[Future[None] | None] = [None, None]
             src: np.ndarray[tuple[int], np.dtype[np.uint8]] | None = next(sources, None)
             at, k = 0, 0

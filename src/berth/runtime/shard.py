@@ -262,11 +262,13 @@ def write_shard(
     prepared: Prepared,
     *,
     chunk_size: int = CHUNK_SIZE,
+    threads: bool = True,
 ) -> Manifest:
     """Write, fsync and atomically commit this rank's shard of ``step``.
 
     The pre-flight space check is :func:`prepare`'s, before the snapshot copy; here a real
-    ENOSPC becomes the same message through the store's staging directory.
+    ENOSPC becomes the same message through the store's staging directory. Without
+    ``threads`` nothing here starts a thread (the child of a fork snapshot).
     """
     with store.staging(step, prepared.nbytes + SHARD_OVERHEAD) as tmp:
         path = str(tmp / TENSORS_NAME)
@@ -274,8 +276,11 @@ def write_shard(
             tensor_file = write_image(path, prepared.image, prepared.image_size, chunk_size=chunk_size)
         else:  # from the arrays themselves (sync save) or views of immutable ones (async, JAX)
             head = memoryview(header_bytes(prepared.tensors, METADATA))
-            tensor_file = write_gathered(path, [head, *(t.data for t in prepared.tensors)], chunk_size=chunk_size)
-        meta_file = write_stream(str(tmp / META_NAME), [memoryview(prepared.meta)], chunk_size=chunk_size)
+            blobs = [head, *(t.data for t in prepared.tensors)]
+            tensor_file = write_gathered(path, blobs, chunk_size=chunk_size, threads=threads)
+        meta_file = write_stream(
+            str(tmp / META_NAME), [memoryview(prepared.meta)], chunk_size=chunk_size, threads=threads
+        )
         manifest = Manifest(
             step=step,
             rank=store.rank,
