@@ -109,6 +109,7 @@ REAL_NODE_MODULES = frozenset(
         "test_lifecycle_api_in_pod.py",
         "test_lifecycle_in_pod.py",
         "test_pod_features_in_pod.py",
+        "test_restore_archive_in_pod.py",
         "test_sandbox_image.py",
         "test_sandbox_kubelet.py",
         "test_sandbox_units.py",
