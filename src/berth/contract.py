@@ -58,6 +58,8 @@ LABEL_KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
 VOLCANO_SCHEDULER = "volcano"
 ANNOTATION_VOLCANO_QUEUE = "scheduling.volcano.sh/queue-name"
 ANNOTATION_VOLCANO_MIN_MEMBER = "scheduling.volcano.sh/group-min-member"
+# kwok's own mark on the nodes it simulates (no kubelet: no volume stats); the sandbox sets it too.
+KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 
 # berth.dev/* annotations.
 ANNOTATION_TIER = "berth.dev/tier"  # hot | warm | cold, on StorageClasses and claim templates

@@ -142,11 +142,11 @@ def status(
     namespace: str | None = NAME_NAMESPACE,
     output: Output = OUTPUT,
 ) -> None:
-    """Pods, claims (orphans flagged), revision and rollout state, in a constant number of API calls."""
+    """Pods, claims (orphans and >85 % full flagged, used space from the kubelets), rollout; constant API calls."""
     from berth.kube.status import collect
 
     kube = connect(kubeconfig, context, namespace)
-    state = collect(kube, name, kube.namespace)
+    state = collect(kube, name, kube.namespace, volume_stats=True)
     if output is Output.json:
         emit_json({**state.to_json(), "apiRequests": kube.requests})
         return

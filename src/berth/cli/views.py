@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
     from berth.kube.apply import ObjectResult
-    from berth.kube.status import ClusterState
+    from berth.kube.status import ClaimRow, ClusterState
     from berth.kube.wait import Readiness
 
 MAX_ROWS = 20  # pods shown in the live rollout table; the rest are counted
@@ -40,6 +40,54 @@ def size(value: str | None) -> str:
 
 def _dash(value: object) -> str:
     return "-" if value is None else str(value)
+
+
+def binary_size(n: int | None) -> str:
+    """``9.8Gi``: bytes in the binary units claims are sized in; ``-`` when unknown."""
+    if n is None:
+        return "-"
+    value, unit = float(n), ""
+    for unit in ("", "Ki", "Mi", "Gi", "Ti", "Pi"):
+        if value < 1024 or unit == "Pi":
+            break
+        value /= 1024
+    return f"{value:.0f}{unit}" if not unit else f"{value:.1f}{unit}"
+
+
+def _used(c: ClaimRow) -> tuple[str, str]:
+    """The used and inodes cells of a claim: ``10.0Mi/64.0Mi 16%`` and ``12/16Ki 0%``, or ``n/a``."""
+    u = c.usage
+    if u is None:
+        return ("n/a" if c.usage_unknown else "-"), "-"
+    used = f"{binary_size(u.used_bytes)}/{binary_size(u.capacity_bytes)}"
+    if u.used_ratio is not None:
+        used += f" {u.used_ratio:.0%}"
+    inodes = "-"
+    if u.inodes:
+        inodes = f"{u.inodes_used if u.inodes_used is not None else '-'}/{u.inodes}"
+        inodes += f" {u.inodes_ratio:.0%}" if u.inodes_ratio is not None else ""
+    return used, inodes
+
+
+def _usage_notes(state: ClusterState) -> list[str]:
+    """Claims without stats, grouped by why; claims whose figures are a larger filesystem's."""
+    from berth.kube.volumestats import FULL_RATIO
+
+    by_reason: dict[str, list[str]] = {}
+    for c in [*state.claims, *state.shared]:
+        if c.usage_unknown:
+            by_reason.setdefault(c.usage_unknown, []).append(c.name)
+    lines = [f"used space of {', '.join(names)}: {why}" for why, names in by_reason.items()]
+    full = [c.name for c in [*state.claims, *state.shared] if c.usage and c.usage.full]
+    if full:
+        lines.append(f"{', '.join(full)} above {FULL_RATIO:.0%} full (bytes or inodes): expand or prune")
+    wide = [c.name for c in [*state.claims, *state.shared] if c.shared_fs]
+    if wide:
+        lines.append(
+            f"used space of {', '.join(wide)} is its filesystem's, larger than the claim "
+            "(a local or hostPath directory: the kubelet measures the whole disk)"
+        )
+    return lines
 
 
 def print_state(console: Console, state: ClusterState) -> None:
@@ -74,11 +122,17 @@ def print_state(console: Console, state: ClusterState) -> None:
             p.reason or "",
         )
     console.print(pods)
-    claims = Table("template", "ordinal", "claim", "phase", "class", "requested", "capacity", "volume", "", box=None)
+    stats = any(c.usage or c.usage_unknown for c in [*state.claims, *state.shared])
+    columns = ("used", "inodes") if stats else ()
+    claims = Table(
+        "template", "ordinal", "claim", "phase", "class", "requested", "capacity", *columns, "volume", "", box=None
+    )
     for c in [*state.claims, *state.shared]:
         flag = "ORPHANED" if c.orphaned else ("shared" if c.template is None else "")
         if c.protected:
             flag = (flag + " protected").strip()
+        if c.usage and c.usage.full:
+            flag = (flag + " FULL").strip()
         claims.add_row(
             c.template or "-",
             "-" if c.ordinal is None else str(c.ordinal),
@@ -87,6 +141,7 @@ def print_state(console: Console, state: ClusterState) -> None:
             c.storage_class or "-",
             size(c.requested),
             size(c.capacity),
+            *(_used(c) if stats else ()),
             c.volume or "-",
             flag,
         )
@@ -97,7 +152,7 @@ def print_state(console: Console, state: ClusterState) -> None:
             f"-n {state.namespace}` lists them",
             markup=False,
         )
-    for note in state.notes:
+    for note in [*_usage_notes(state), *state.notes]:
         console.print(f"note: {note}", markup=False)
 
 

@@ -2,7 +2,9 @@
 
 Two halves: :func:`fetch` makes one GET of the StatefulSet, one list of its pods (label
 selector), one list of the namespace's claims and one list of nodes (for zones): four
-requests whether the cluster has 3 replicas or 3000. :func:`classify` turns what was fetched
+requests whether the cluster has 3 replicas or 3000. With ``volume_stats`` (``berth status``)
+it adds one kubelet stats summary per real node that runs a pod of the cluster
+(:mod:`berth.kube.volumestats`): constant in the replica count too. :func:`classify` turns what was fetched
 into a :class:`ClusterState` (ordinals, readiness reasons, orphaned and shared claims,
 rollout phase) without I/O or a clock of its own, so every rule is unit-tested without a
 cluster. ``wait`` polls the same snapshot, ``gc`` and ``scale`` reuse its claim classification.
@@ -18,6 +20,7 @@ from berth.contract import ANNOTATION_RANK_STATE, ANNOTATION_RUN_STATE, LABEL_IN
 from berth.errors import BerthError
 from berth.kube.claims import parse_claim_name
 from berth.kube.deletion import is_protected
+from berth.kube.volumestats import Usage
 
 if TYPE_CHECKING:
     from lightkube.resources.core_v1 import PersistentVolumeClaim, Pod
@@ -158,6 +161,20 @@ class ClaimRow:
     mounted_by: list[str] = field(default_factory=list)
     orphaned: bool = False
     deleting: bool = False
+    usage: Usage | None = None  # the kubelet's volume stats, when fetched and available
+    usage_unknown: str | None = None  # why there is no usage (None when usage is set or not asked for)
+
+    @property
+    def shared_fs(self) -> bool:
+        """The kubelet's figures are a larger filesystem's (a local/hostPath directory), not the claim's."""
+        from berth.quantity import parse_quantity
+
+        if self.usage is None or not self.capacity:
+            return False
+        try:
+            return self.usage.shared_fs(int(parse_quantity(self.capacity)))
+        except ValueError:
+            return False
 
     def to_json(self) -> dict[str, Any]:
         """One claim in ``berth status -o json``."""
@@ -176,6 +193,8 @@ class ClaimRow:
             "mountedBy": self.mounted_by,
             "orphaned": self.orphaned,
             "deleting": self.deleting,
+            "usage": {**self.usage.to_json(), "sharedFilesystem": self.shared_fs} if self.usage else None,
+            "usageUnknown": self.usage_unknown,
         }
 
 
@@ -255,6 +274,9 @@ class Fetched:
     claims: list[PersistentVolumeClaim]
     zones: dict[str, str]  # node name → zone label, empty when nodes were not listed
     notes: list[str] = field(default_factory=list)
+    usage: dict[tuple[str, str], Usage] | None = None  # (namespace, claim) → stats; None: not asked for
+    kwok_nodes: set[str] = field(default_factory=set)  # nodes without a kubelet (no stats there)
+    stats_nodes: set[str] = field(default_factory=set)  # nodes whose kubelet answered the stats call
 
 
 def _age(created: dt.datetime | None, now: dt.datetime) -> float | None:
@@ -352,16 +374,25 @@ def _selector(sts: dict[str, Any] | None, name: str) -> dict[str, str]:
 
 
 def fetch(
-    kube: Kube, name: str, namespace: str, *, nodes: bool = True, all_pods: bool = False, require: bool = True
+    kube: Kube,
+    name: str,
+    namespace: str,
+    *,
+    nodes: bool = True,
+    all_pods: bool = False,
+    require: bool = True,
+    volume_stats: bool = False,
 ) -> Fetched:
     """Read the cluster ``name``: its StatefulSet, pods, the namespace's claims and (``nodes``) node zones.
 
     ``all_pods`` lists every pod of the namespace (gc must see any mount); ``require`` raises a
-    precise error when there is no such StatefulSet.
+    precise error when there is no such StatefulSet; ``volume_stats`` asks the kubelet of each
+    node running one of the pods for its volume stats (one call per node).
     """
     from lightkube.resources.apps_v1 import StatefulSet
     from lightkube.resources.core_v1 import Node, PersistentVolumeClaim, Pod
 
+    from berth.kube import volumestats
     from berth.kube.errors import Forbidden
 
     sts = kube.get_or_none(StatefulSet, name, namespace)
@@ -370,19 +401,18 @@ def fetch(
     sts_dict: dict[str, Any] | None = dict(sts.to_dict()) if sts is not None else None
     notes: list[str] = []
     zones: dict[str, str] = {}
+    kwok: set[str] = set()
     if nodes:
         try:
-            zones = kube.call(
-                "list nodes",
-                lambda: {
-                    n.metadata.name: (n.metadata.labels or {}).get(LABEL_ZONE, "")
-                    for n in kube.client.list(Node)
-                    if n.metadata and n.metadata.name
-                },
+            listed = kube.call(
+                "list nodes", lambda: [n.metadata for n in kube.client.list(Node) if n.metadata and n.metadata.name]
             )
+            zones = {str(m.name): (m.labels or {}).get(LABEL_ZONE, "") for m in listed}
+            kwok = {str(m.name) for m in listed if volumestats.is_kwok(m.annotations)}
         except Forbidden:
             notes.append("zones unknown: listing nodes is forbidden (optional ClusterRole in docs/rbac.md)")
-    labels: dict[str, Any] | None = None if all_pods else {**_selector(sts_dict, name)}
+    selector = _selector(sts_dict, name)
+    labels: dict[str, Any] | None = None if all_pods else {**selector}
     pod_list = kube.call(
         f"list pods in {namespace}", lambda: list(kube.client.list(Pod, namespace=namespace, labels=labels))
     )
@@ -390,7 +420,14 @@ def fetch(
         f"list PersistentVolumeClaims in {namespace}",
         lambda: list(kube.client.list(PersistentVolumeClaim, namespace=namespace)),
     )
-    return Fetched(sts_dict, pod_list, pvc_list, zones, notes)
+    usage, answered = None, set()
+    if volume_stats:
+        running = {p.spec.nodeName for p in pod_list if p.spec and p.spec.nodeName and _matches(p, selector)}
+        stats = volumestats.collect(running, kwok, volumestats.getter(kube))
+        usage = stats.usage
+        notes.extend(stats.notes)
+        answered = stats.answered
+    return Fetched(sts_dict, pod_list, pvc_list, zones, notes, usage, kwok, answered)
 
 
 def classify(name: str, namespace: str, fetched: Fetched, *, now: dt.datetime) -> ClusterState:
@@ -416,9 +453,12 @@ def classify(name: str, namespace: str, fetched: Fetched, *, now: dt.datetime) -
         for claim in pod_row.claims:
             mounts.setdefault(claim, []).append(pod_row.name)
     claims, shared = [], []
+    nodes_of = {p.name: p.node for p in rows}
     for pvc in fetched.claims:
         row = _claim_row(pvc, name, templates, replicas, now)
         row.mounted_by = sorted(mounts.get(row.name, []))
+        if fetched.usage is not None:
+            _attach_usage(row, namespace, fetched, [nodes_of.get(p) for p in row.mounted_by])
         if row.template is not None:
             claims.append(row)
         elif row.name in shared_names:
@@ -447,11 +487,26 @@ def classify(name: str, namespace: str, fetched: Fetched, *, now: dt.datetime) -
     )
 
 
-def collect(
-    kube: Kube, name: str, namespace: str, *, nodes: bool = True, all_pods: bool = False, require: bool = True
-) -> ClusterState:
-    """Snapshot the cluster ``name``: :func:`fetch` then :func:`classify` (same flags as fetch)."""
-    fetched = fetch(kube, name, namespace, nodes=nodes, all_pods=all_pods, require=require)
+def _attach_usage(row: ClaimRow, namespace: str, fetched: Fetched, nodes: list[str | None]) -> None:
+    """The claim's kubelet stats, or why there are none (not mounted, kwok node, none reported)."""
+    assert fetched.usage is not None
+    row.usage = fetched.usage.get((namespace, row.name))
+    if row.usage is not None:
+        return
+    placed = [n for n in nodes if n]
+    if not placed:
+        row.usage_unknown = "not mounted by a running pod"
+    elif all(n in fetched.kwok_nodes for n in placed):
+        row.usage_unknown = "kwok node: no kubelet, no stats"
+    elif any(n in fetched.stats_nodes for n in placed):
+        row.usage_unknown = "the kubelet reports no stats for this volume (e.g. hostPath has no metrics)"
+    else:
+        row.usage_unknown = "unknown (see the notes)"
+
+
+def collect(kube: Kube, name: str, namespace: str, **flags: bool) -> ClusterState:
+    """Snapshot the cluster ``name``: :func:`fetch` then :func:`classify` (FLAGS: fetch's keyword flags)."""
+    fetched = fetch(kube, name, namespace, **flags)
     return classify(name, namespace, fetched, now=dt.datetime.now(dt.UTC))
 
 

@@ -31,9 +31,20 @@ def _scrape_config(spec: TrainingCluster) -> str:
     return yaml.safe_dump({"scrape_configs": [job]}, sort_keys=False)
 
 
+def _claims_regex(spec: TrainingCluster) -> str:
+    """Every claim of the cluster for a PromQL ``=~``: the per-replica ``<template>-<name>-<n>`` and the shared ones.
+
+    A shared dataset or scratch claim fills up as surely as a checkpoint volume (a populate Job
+    writes it), so its alerts are the same. Dots in claim names are escaped for RE2, and the
+    backslash once more for the PromQL string literal.
+    """
+    shared = sorted({sv.claim_name.replace(".", "\\\\.") for sv in spec.spec.shared_volumes.values()})
+    return "|".join([f".*-{spec.name}-[0-9]+", *shared])
+
+
 def _rules(spec: TrainingCluster) -> list[dict[str, Any]]:
     ns, name = spec.namespace, spec.name
-    pvc = f'namespace="{ns}",persistentvolumeclaim=~".*-{name}-[0-9]+"'
+    pvc = f'namespace="{ns}",persistentvolumeclaim=~"{_claims_regex(spec)}"'
     used = f"kubelet_volume_stats_used_bytes{{{pvc}}} / kubelet_volume_stats_capacity_bytes{{{pvc}}}"
     max_age = spec.spec.monitoring.checkpoint_max_age
     return [
@@ -60,7 +71,7 @@ def _rules(spec: TrainingCluster) -> list[dict[str, Any]]:
         {
             "alert": "BerthClaimPending",
             "expr": f'kube_persistentvolumeclaim_status_phase{{namespace="{ns}",phase="Pending",'
-            f'persistentvolumeclaim=~".*-{name}-[0-9]+"}} == 1',
+            f'persistentvolumeclaim=~"{_claims_regex(spec)}"}} == 1',
             "for": "10m",
             "labels": {"severity": "warning"},
             "annotations": {

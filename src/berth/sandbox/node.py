@@ -335,6 +335,9 @@ class RealNodes:
             # Its KUBE-FIREWALL/hint chains are for kube-proxy (none here) and would outlive a crash.
             "makeIPTablesUtilChains": False,
             "nodeStatusReportFrequency": "10s",
+            # Volume stats (the Summary API `berth status` reads) every 5 s, not every minute: a test
+            # sees a write without waiting a minute; the volumes here are small, statfs/du are cheap.
+            "volumeStatsAggPeriod": "5s",
         }
 
     # ---- start ----------------------------------------------------------------------------
