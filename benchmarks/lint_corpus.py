@@ -417,54 +417,61 @@ def describe(corpus: Corpus) -> None:
 
 
 def profile(root: Path, jobs: int) -> None:
-    """Where berth's time goes: start-up, pool spin-up, schema compiles, per-file work (in-process)."""
+    """Where berth's CPU time goes: start-up, pool spin-up, schema compiles, CEL, per-file work.
+
+    CPU seconds (``time.process_time`` in this process, user + system of children otherwise),
+    which a loaded machine inflates far less than wall time.
+    """
     import cProfile
+    import gc
     import pstats
 
-    start = time.perf_counter()
-    startup = subprocess.run([sys.executable, "-X", "importtime", "-m", "berth", "lint", "--help"], capture_output=True)
-    print(f"start-up (berth lint --help, one process): {time.perf_counter() - start:.2f} s")
-    slow = sorted(
-        (int(line.split("|")[1]), line.split("|")[2].strip())
-        for line in startup.stderr.decode().splitlines()
-        if line.startswith("import time:") and line.split("|")[1].strip().isdigit()
-    )[-5:]
-    print("  slowest imports (cumulative us): " + ", ".join(f"{name} {us}" for us, name in reversed(slow)))
+    empty = Path(tempfile.mkdtemp(prefix="berth-lint-empty-"))
+    cmd = [sys.executable, "-m", "berth", "lint", "-f", "json"]
+    _, startup, _ = timed_cpu([*cmd, str(empty)])
+    empty.rmdir()
+    _, one, _ = timed_cpu([*cmd, "-j", "1", str(root)])
+    _, pooled, _ = timed_cpu([*cmd, "-j", str(jobs), str(root)])
+    print(
+        f"CPU s: start-up (lint of an empty directory) {startup:.2f}; "
+        f"whole corpus -j 1 {one:.2f}, -j {jobs} {pooled:.2f}"
+    )
 
     from berth.lint.engine import LintOptions, _Linter, lint_paths
     from berth.lint.loader import expand_paths, load_file
 
+    gc.disable()  # as lint_paths runs
     files = list(expand_paths([str(root)]))
     linter = _Linter(LintOptions(jobs=1))
     t_load = t_lint = 0.0
-    compile_before = set(linter.schemas._validators)
     for path in files:
-        a = time.perf_counter()
+        a = time.process_time()
         loaded = load_file(path)
-        b = time.perf_counter()
+        b = time.process_time()
         linter.lint_loaded(loaded)
-        t_lint += time.perf_counter() - b
+        t_lint += time.process_time() - b
         t_load += b - a
-    compiled = set(linter.schemas._validators) - compile_before
+    compiled = [key for key, v in linter.schemas._validators.items() if v is not None]
     again = _Linter(LintOptions(jobs=1))
-    a = time.perf_counter()
+    a = time.process_time()
     for api_version, kind in compiled:
         again.schemas.validator(api_version, kind)
-    t_compile = time.perf_counter() - a
-    print(f"one process, {len(files)} files: load {t_load:.2f} s, validate+rules {t_lint:.2f} s")
+    t_compile = time.process_time() - a
+    _, bare, _ = timed_cpu([sys.executable, "-c", "import berth.lint.engine"])
+    _, warm, _ = timed_cpu([sys.executable, "-c", "import berth.lint.engine, celpy; celpy.Environment()"])
+    t_cel = warm - bare  # what each process that meets a CEL rule pays once
+    print(f"one process, {len(files)} files: read+parse {t_load:.2f}, validate+rules {t_lint:.2f} (of which:)")
     print(
-        f"  schema compiles: {len(compiled)} kinds, {t_compile:.2f} s "
+        f"  schema compiles: {len(compiled)} kinds, {t_compile:.2f} "
         f"({t_compile / max(1, len(compiled)) * 1e3:.0f} ms each)"
     )
-    for schema_only in (True, False):
-        a = time.perf_counter()
-        lint_paths([str(root)], LintOptions(jobs=jobs, schema_only=schema_only))
-        print(f"lint_paths jobs={jobs} schema_only={schema_only}: {time.perf_counter() - a:.2f} s (in-process)")
+    print(f"  CEL: cel-python import and parser {t_cel:.2f}; rules skipped: {dict(linter.schemas.cel.skipped)}")
+    gc.enable()
     prof = cProfile.Profile()
     prof.enable()
     lint_paths([str(root)], LintOptions(jobs=1))
     prof.disable()
-    pstats.Stats(prof).sort_stats("tottime").print_stats(18)
+    pstats.Stats(prof).sort_stats("tottime").print_stats(15)
 
 
 def main() -> int:
