@@ -58,6 +58,12 @@ LABEL_KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
 VOLCANO_SCHEDULER = "volcano"
 ANNOTATION_VOLCANO_QUEUE = "scheduling.volcano.sh/queue-name"
 ANNOTATION_VOLCANO_MIN_MEMBER = "scheduling.volcano.sh/group-min-member"
+# Cloud identity (spec.identity, src/berth/render/identity.py): what each cloud's webhook or metadata server reads.
+ANNOTATION_EKS_ROLE_ARN = "eks.amazonaws.com/role-arn"  # EKS IRSA, on the ServiceAccount
+ANNOTATION_GKE_SERVICE_ACCOUNT = "iam.gke.io/gcp-service-account"  # GKE Workload Identity, on the ServiceAccount
+ANNOTATION_AZURE_CLIENT_ID = "azure.workload.identity/client-id"  # Azure Workload Identity, on the ServiceAccount
+ANNOTATION_AZURE_TENANT_ID = "azure.workload.identity/tenant-id"
+LABEL_AZURE_USE = "azure.workload.identity/use"  # "true" on the pod: the Azure webhook's object selector
 # kwok's own mark on the nodes it simulates (no kubelet: no volume stats); the sandbox sets it too.
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 

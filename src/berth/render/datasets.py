@@ -26,6 +26,7 @@ import posixpath
 from typing import Any
 
 from berth.contract import DATASET_COMPONENT, STAGE_MANIFEST, STAGE_STATE_DIR
+from berth.render.identity import pod_labels
 from berth.render.labels import labels, meta
 from berth.render.workload import CONTAINER_SECURITY, pod_security, s3_env, service_account_name
 from berth.spec.datasets import JOB_HASH_LEN, Target, init_container_name, populate_job_prefix, targets
@@ -108,7 +109,7 @@ def populate_jobs(spec: TrainingCluster) -> list[dict[str, Any]]:
             pod["tolerations"] = [tol.model_dump(exclude_none=True, by_alias=True) for tol in sch.tolerations]
         if spec.spec.image_pull_secrets:
             pod["imagePullSecrets"] = [{"name": n} for n in spec.spec.image_pull_secrets]
-        template = {"metadata": {"labels": labels(spec, DATASET_COMPONENT)}, "spec": pod}
+        template = {"metadata": {"labels": {**labels(spec, DATASET_COMPONENT), **pod_labels(spec)}}, "spec": pod}
         digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:JOB_HASH_LEN]
         out.append(
             {

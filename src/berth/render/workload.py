@@ -16,6 +16,7 @@ from berth.contract import (
     VOLCANO_SCHEDULER,
 )
 from berth.render import lifecycle
+from berth.render.identity import pod_labels, service_account_annotations
 from berth.render.labels import labels, meta, selector
 from berth.render.storage import shared_read_only
 from berth.rendezvous import Framework, wrap_command
@@ -53,14 +54,22 @@ def service_account_name(spec: TrainingCluster) -> str:
 
 
 def service_account(spec: TrainingCluster) -> list[dict[str, Any]]:
-    """A ServiceAccount with no API token mounted: training pods do not call the API."""
+    """A ServiceAccount with no API token mounted: training pods do not call the API.
+
+    ``spec.identity`` annotates it for the cloud's webhook, which projects a token of its own
+    (render/identity.py): the API token stays unmounted.
+    """
     if spec.spec.service_account_name:
         return []
+    md = meta(spec, spec.name, "training")
+    cloud = service_account_annotations(spec)
+    if cloud:
+        md["annotations"] = {**md.get("annotations", {}), **cloud}
     return [
         {
             "apiVersion": "v1",
             "kind": "ServiceAccount",
-            "metadata": meta(spec, spec.name, "training"),
+            "metadata": md,
             "automountServiceAccountToken": False,
         }
     ]
@@ -337,7 +346,7 @@ def statefulset(spec: TrainingCluster) -> dict[str, Any]:
     volumes = _pod_volumes(spec)
     if volumes:
         pod["volumes"] = volumes
-    template_md: dict[str, Any] = {"labels": labels(spec, "training")}
+    template_md: dict[str, Any] = {"labels": {**labels(spec, "training"), **pod_labels(spec)}}
     annotations: dict[str, str] = {}
     if s.monitoring.prometheus:
         annotations.update(

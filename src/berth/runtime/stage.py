@@ -251,15 +251,23 @@ class _SigV4:
 
 
 def _env_signer(bucket: str) -> _SigV4 | None:
-    """A signer from static keys and an endpoint in the environment (path-style), else None (use boto3)."""
+    """A signer for an endpoint in the environment (path-style), else None (use boto3).
+
+    Its keys are static ones or the pod's AWS identity (IRSA's web identity, EKS Pod Identity),
+    resolved as the SDK would by :mod:`berth.runtime.cloudcreds`; a failed exchange raises there.
+    """
+    from berth.runtime import cloudcreds
+
     env = os.environ
     endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
-    key_id, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
-    if not (endpoint and key_id and secret) or not endpoint.startswith(("http://", "https://")):
+    if not endpoint or not endpoint.startswith(("http://", "https://")):
+        return None
+    creds = cloudcreds.resolve(env)
+    if creds is None:
         return None
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
     head = endpoint.rstrip("/")
-    return _SigV4(head, f"/{bucket}/", bucket, region, key_id, secret, env.get("AWS_SESSION_TOKEN", ""))
+    return _SigV4(head, f"/{bucket}/", bucket, region, creds.key_id, creds.secret, creds.token)
 
 
 def _botocore_url(client: Any, bucket: str, key: str) -> str:

@@ -329,12 +329,65 @@ class DatasetSpec(_Model):
 
 
 class Archive(_Model):
-    """Cold tier: an S3-compatible object store, credentials from a Secret (never from this file)."""
+    """Cold tier: an S3-compatible object store, credentials from a Secret or spec.identity (never this file)."""
 
     url: Annotated[StrictStr, Field(pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")]
-    secret_name: DnsSubdomain
+    secret_name: DnsSubdomain | None = Field(
+        default=None, description="Secret with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (default: spec.identity)"
+    )
     endpoint: StrictStr | None = Field(default=None, description="for non-AWS stores (MinIO, SeaweedFS)")
     region: StrictStr | None = None
+
+
+_ROLE_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/([\x21-\x7e]{0,510}/)?[\w+=,.@-]{1,64}$")
+_GCP_SA = re.compile(
+    r"^[a-z0-9][a-z0-9-]{4,28}[a-z0-9]@([a-z][a-z0-9-]{4,28}[a-z0-9]\.iam|developer)\.gserviceaccount\.com$"
+)
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def _role_arn(value: str) -> str:
+    if _ROLE_ARN.match(value):
+        return value
+    kind = re.match(r"^arn:aws[\w-]*:(iam|sts)::[0-9]{12}:([\w-]+)/", value)
+    what = f"an IAM {kind.group(2)} ARN" if kind else "not an IAM role ARN"
+    raise ValueError(f"{value!r} is {what}; IRSA assumes a role: arn:aws:iam::<12-digit account>:role/<name>")
+
+
+def _gcp_service_account(value: str) -> str:
+    if not _GCP_SA.match(value):
+        raise ValueError(
+            f"{value!r} is not a Google service account email (NAME@PROJECT.iam.gserviceaccount.com); "
+            "Workload Identity maps the pods' Kubernetes ServiceAccount to it"
+        )
+    return value
+
+
+def _uuid(value: str) -> str:
+    if not _UUID.match(value):
+        raise ValueError(f"{value!r} is not a UUID (the managed identity's or app registration's client ID)")
+    return value
+
+
+class Identity(_Model):
+    """The pods' cloud identity, used by the archive and datasets without a secretName (docs/storage.md)."""
+
+    provider: Literal["aws", "eks-pod-identity", "gcp", "azure"] = Field(
+        description="aws: EKS IRSA (roleArn); eks-pod-identity: an association made outside the cluster "
+        "(nothing rendered); gcp: GKE Workload Identity (serviceAccount); azure: Azure Workload Identity (clientId)"
+    )
+    role_arn: Annotated[StrictStr, AfterValidator(_role_arn)] | None = Field(
+        default=None, description="aws: the IAM role the pods assume (eks.amazonaws.com/role-arn)"
+    )
+    service_account: Annotated[StrictStr, AfterValidator(_gcp_service_account)] | None = Field(
+        default=None, description="gcp: the Google service account email (iam.gke.io/gcp-service-account)"
+    )
+    client_id: Annotated[StrictStr, AfterValidator(_uuid)] | None = Field(
+        default=None, description="azure: the identity's client ID (azure.workload.identity/client-id)"
+    )
+    tenant_id: Annotated[StrictStr, AfterValidator(_uuid)] | None = Field(
+        default=None, description="azure: the tenant (default: the webhook's own)"
+    )
 
 
 class PodSecurity(_Model):
@@ -565,6 +618,9 @@ class ClusterSpec(_Model):
         default=600, ge=30, description="time to finish an in-flight checkpoint on shutdown"
     )
     service_account_name: DnsSubdomain | None = None
+    identity: Identity | None = Field(
+        default=None, description="the pods' cloud identity (IRSA, EKS Pod Identity, GKE or Azure Workload Identity)"
+    )
     lifecycle: Lifecycle | None = Field(
         default=None, description="completion, gang restart and phases (absent: preamble only, as before)"
     )

@@ -19,6 +19,7 @@ from berth.quantity import parse_quantity
 from berth.rendezvous import MAX_ENV_ENTRY, Framework
 from berth.spec.datasets import check_datasets
 from berth.spec.errors import SpecIssue
+from berth.spec.identity import check_identity
 from berth.spec.model import StorageClassSpec, TrainingCluster, VolumeSpec
 from berth.spec.pod_checks import check_pod_features
 
@@ -394,4 +395,5 @@ CHECKS: tuple[Check, ...] = (
     check_pod_features,
     _rendezvous_env_size,
     check_datasets,
+    check_identity,
 )
