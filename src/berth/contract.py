@@ -82,6 +82,8 @@ ANNOTATION_RUN_STATE = "berth.dev/run"  # JSON: the run's phase, by rank 0's sup
 ANNOTATION_RANK_STATE = "berth.dev/rank"  # JSON: one rank's phase, restarts, step, exit code, on its pod
 # "true" on a TrainingCluster: the operator's delete finalizer takes no last Velero backup (docs/operator.md).
 ANNOTATION_SKIP_FINAL_BACKUP = "berth.dev/skip-final-backup"
+# JSON {"<rank>": <step>} on a Velero Backup `berth backup` made: the archived step each rank flushed first.
+ANNOTATION_ARCHIVE_STEPS = "berth.dev/archive-steps"
 
 # The constant env every rendered pod gets; the rendezvous formula reads it at start-up.
 ENV_PREFIX = "BERTH_"

@@ -21,7 +21,11 @@ import pytest
 import yaml
 
 from ..conftest import BERTH
+from ..runtime.conftest import Seaweed
 from .cluster_helpers import berth, seed_like, write_spec
+from .test_restore_archive import weed
+
+__all__ = ["weed"]  # the SeaweedFS fixture of the archive tests
 
 pytestmark = pytest.mark.cluster
 
@@ -313,3 +317,47 @@ def test_backup_commands_with_exactly_the_documented_velero_role(
         restore = berth("restore", "solo", "--from", f"rbac-{namespace}"[:63], "-n", namespace, *as_deployer)
         assert restore.returncode == 3 and "not processed yet" in restore.stdout, restore.stderr
         assert "forbidden" not in restore.stderr
+
+
+def test_backup_flushes_every_rank_to_the_archive_first(
+    velero: str,
+    kubeconfig: Path,
+    namespace: str,
+    tmp_path: Path,
+    weed: Seaweed,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`berth backup` of a cluster with spec.archive asks each rank to flush, through SeaweedFS.
+
+    The kwok pods run no trainer, so this test runs rank 0's real CheckpointManager (the code a
+    trainer runs, flush watcher included) against the cluster's archive; rank 1 has none and
+    stays silent. The Backup is created all the same and records the step rank 0 flushed.
+    """
+    from berth.checkpoint import CheckpointManager
+
+    for key, value in weed.env.items():
+        monkeypatch.setenv(key, value)
+    url = f"s3://{weed.bucket('backup-flush')}/run"
+    archive = {"url": url, "secretName": "ckpt-s3", "endpoint": weed.endpoint}
+    spec = write_spec(tmp_path, seed_like(namespace, replicas=2, archive=archive))
+    up = berth("up", str(spec), "--timeout", "120", kubeconfig=kubeconfig)
+    assert up.returncode == 0, up.stderr
+    rank0 = CheckpointManager(tmp_path / "r0", rank=0, world_size=2, archive=url, environ={"BERTH_FLUSH_POLL_S": "0.2"})
+    try:
+        rank0.save(4, {"w": [4]}, blocking=True)
+        rank0.save(8, {"w": [8]}, blocking=True)
+        args = ("backup", "ml-training", "-n", namespace, "--velero-namespace", velero, "--no-wait")
+        done = berth(*args, "--flush-timeout", "5", "-o", "json", kubeconfig=kubeconfig, env=weed.env)
+    finally:
+        rank0.close()
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert [(f["rank"], f["step"], f["archived"]) for f in result["flush"]] == [(0, 8, True), (1, None, False)]
+    assert "flush rank 0: step 8 archived" in done.stderr
+    assert "warning: rank 1 did not flush (no answer within 5s" in done.stderr
+    assert len(result["flushWarnings"]) == 1
+    [backup] = [b for b in _objects(_http(kubeconfig), velero, "backups") if b["metadata"]["name"] == result["name"]]
+    assert json.loads(backup["metadata"]["annotations"]["berth.dev/archive-steps"]) == {"0": 8}
+
+    skipped = berth(*args, "--no-flush", "-o", "json", kubeconfig=kubeconfig, env=weed.env)
+    assert skipped.returncode == 0 and "flush" not in json.loads(skipped.stdout), skipped.stderr

@@ -5,7 +5,9 @@ and a SeaweedFS on this machine that the pods reach at their node's address (as
 test_datasets_in_pod.py does): `berth up` runs two ranks that save and archive steps 5 and 10;
 `berth down --delete-volumes --yes` loses the cluster and its claims; `berth restore
 --from-archive … --yes` recreates it, each pod's `seed-checkpoints` init container fills the
-fresh claim, and the trainer finds step 10 on its volume before it restores. Nothing is faked.
+fresh claim, and the trainer finds step 10 on its volume before it restores. Before the loss,
+`berth backup`'s flush request (runtime/flush.py) is answered by both trainers from their pods.
+Nothing is faked.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pytest
 import yaml
 
 from berth.runtime.archive import Archive, make_client
+from berth.runtime.flush import flush_all
 from berth.runtime.seed import agreed_step
 
 from ..conftest import berth_process
@@ -41,6 +44,7 @@ from berth.runtime import preempt
 from berth.runtime.agree import alone
 preempt.install()
 rank = int(os.environ["RANK"])
+os.environ["BERTH_FLUSH_POLL_S"] = "1"  # answer flush requests within a second (default 10)
 with CheckpointManager(keep_last=None, agree=alone) as mgr:
     print("local steps", mgr.steps(), flush=True)
     step, state = mgr.restore()
@@ -91,6 +95,9 @@ def test_cluster_lost_with_its_volumes_comes_back_from_the_archive(
         wait_for(cluster.logs_when(ns, f"trainer-{rank}", lambda got: "archived 10" in got), 60, "steps archived")
     archive_client = Archive(url, client=make_client())
     assert agreed_step(archive_client.shards(), 2) == 10
+    # `berth backup`'s flush, asked through the archive: each trainer's manager answers from its pod.
+    flushed = flush_all(url, 2, timeout_s=30)
+    assert [(f.rank, f.step, f.archived) for f in flushed] == [(0, 10, True), (1, 10, True)], flushed
 
     # The cluster is lost with its volumes.
     down = cluster.berth("down", "trainer", "-n", ns, "--delete-volumes", "--yes")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -51,10 +52,10 @@ def _progress(shown: bool) -> Callable[[Operation], None] | None:
     return lambda op: err.print(f"{op.kind} {op.name}: {op.summary()}", markup=False)
 
 
-def _finish(op: Operation, output: Output) -> None:
+def _finish(op: Operation, output: Output, extra: dict[str, Any] | None = None) -> None:
     """Print the final state; a phase other than Completed exits 1 with Velero's reason."""
     if output is Output.json:
-        emit_json(op.to_json())
+        emit_json({**op.to_json(), **(extra or {})})
     else:
         make_console().print(f"{op.kind} {op.namespace}/{op.name}: {op.summary()}", markup=False)
     problem = op.problem()
@@ -75,6 +76,10 @@ def backup(
         None, "--snapshot-volumes/--no-snapshot-volumes", help="Snapshot the claims' volumes (default: yes)."
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the Backup object; create nothing."),
+    flush: bool = typer.Option(
+        True, "--flush/--no-flush", help="First have every rank's newest checkpoint in spec.archive (default: yes)."
+    ),
+    flush_timeout: str = typer.Option("120s", "--flush-timeout", help="How long to wait for the ranks' flush."),
     wait: bool = WAIT,
     timeout: str = TIMEOUT,
     velero_namespace: str | None = VELERO_NAMESPACE,
@@ -83,7 +88,11 @@ def backup(
     namespace: str | None = NAME_NAMESPACE,
     output: Output = OUTPUT,
 ) -> None:
-    """Back up cluster NAME with Velero: its objects and claims (by its labels), volumes as snapshots."""
+    """Back up cluster NAME with Velero: its objects and claims (by its labels), volumes as snapshots.
+
+    With spec.archive, every rank first flushes its newest checkpoint to the archive; a rank that
+    does not is a warning, and the Backup records the steps that were (berth.dev/archive-steps).
+    """
     from berth.kube.backup import create, plan_backup, require_velero
     from berth.kube.backup import wait as wait_for
 
@@ -103,12 +112,22 @@ def backup(
     err = make_console(stderr=True)
     for note in plan.notes:
         err.print(f"note: {note}", markup=False)
+    if plan.archive and flush:
+        err.print(f"note: every rank's newest checkpoint is flushed to {plan.archive} first", markup=False)
     if dry_run:
         if output is Output.json:
             emit_json({"dryRun": True, **plan.to_json()})
         else:
             _print_yaml(plan.obj)
         return
+    flushed: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    if plan.archive and flush and plan.replicas:
+        flushed, warnings = _flush(plan.archive, plan.replicas, timeout_seconds(flush_timeout))
+        steps = {str(f["rank"]): f["step"] for f in flushed if f["archived"] and f["step"] is not None}
+        from berth.contract import ANNOTATION_ARCHIVE_STEPS
+
+        plan.obj["metadata"].setdefault("annotations", {})[ANNOTATION_ARCHIVE_STEPS] = json.dumps(steps)
     op = create(kube, plan.obj)
     err.print(
         f"created Backup {op.namespace}/{op.name} of {name} in {kube.namespace} ({len(plan.claims)} claims)",
@@ -116,7 +135,36 @@ def backup(
     )
     if wait:
         op = wait_for(kube, "Backup", op.name, op.namespace, timeout_s=timeout_s, progress=_progress(True))
-    _finish(op, output)
+    for warning in warnings:
+        err.print(f"warning: {warning}", markup=False)
+    _finish(op, output, {"flush": flushed, "flushWarnings": warnings} if plan.archive and flush else None)
+
+
+def _flush(url: str, replicas: int, timeout_s: float) -> tuple[list[dict[str, Any]], list[str]]:
+    """Ask every rank to flush (runtime/flush.py); per-rank results and the warnings to repeat at the end."""
+    from berth.runtime.archive import ArchiveError
+    from berth.runtime.flush import RankFlush, flush_all
+
+    err = make_console(stderr=True)
+    shown: set[int] = set()
+
+    def said(r: RankFlush) -> None:
+        state = f"step {r.step} archived" if r.ok else (r.error or f"step {r.step} not archived")
+        err.print(f"flush rank {r.rank}: {state}", markup=False)
+        shown.add(r.rank)
+
+    err.print(f"flushing {replicas} ranks' newest checkpoints to {url} …", markup=False)
+    try:
+        ranks = flush_all(url, replicas, timeout_s=timeout_s, progress=said)
+    except ArchiveError as failed:
+        why = f"no rank flushed: {failed.message}; the archive may lack the newest steps"
+        return [RankFlush(r, error=failed.message).to_json() for r in range(replicas)], [why]
+    for r in ranks:
+        if r.rank not in shown:  # silent until the timeout
+            said(r)
+    bad = [r for r in ranks if not r.ok]
+    warnings = [f"rank {r.rank} did not flush ({r.error}): the archive may lack its newest step" for r in bad]
+    return [r.to_json() for r in ranks], warnings
 
 
 def backups(
@@ -254,8 +302,6 @@ def _restore_archive(
     output: Output,
 ) -> None:
     """``restore --from-archive``: check the archive (here), the namespace, then apply with the seed."""
-    import json
-
     from berth.cli.options import load_spec_in
     from berth.errors import UsageError
     from berth.kube.preflight import refuse_operator_managed
@@ -334,7 +380,6 @@ def seed(
     Nothing is downloaded when DIR already holds that step or a newer one. Exit 1 when the archive
     cannot be read, 3 when it holds no step every rank has.
     """
-    import json
     from pathlib import Path
 
     from berth.runtime.archive import parse_url

@@ -201,10 +201,20 @@ class BackupPlan:
     claims: list[str]
     statefulset: bool
     notes: list[str]
+    archive: str | None = None
+    """The applied spec's ``spec.archive.url``: every rank's newest step is flushed there first."""
+    replicas: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """camelCase dict for ``-o json``."""
-        return {"object": self.obj, "claims": self.claims, "statefulSet": self.statefulset, "notes": self.notes}
+        return {
+            "object": self.obj,
+            "claims": self.claims,
+            "statefulSet": self.statefulset,
+            "notes": self.notes,
+            "archive": self.archive,
+            "replicas": self.replicas,
+        }
 
 
 def plan_backup(
@@ -252,7 +262,9 @@ def plan_backup(
         storage_location=storage_location or (settings.storage_location if settings else None),
     )
     obj = backup_request(name, velero_ns, backup_name or timestamp_name(f"{namespace}-{name}"), spec, annotations)
-    return BackupPlan(obj, claim_names, sts is not None, notes)
+    archive = applied.spec.archive.url if applied is not None and applied.spec.archive else None
+    replicas = (sts.spec.replicas if sts is not None and sts.spec else None) or 0
+    return BackupPlan(obj, claim_names, sts is not None, notes, archive, replicas)
 
 
 def create(kube: Kube, obj: dict[str, Any]) -> Operation:

@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import Literal
 
 from berth.errors import BerthError, UsageError
-from berth.runtime import forksnap, metrics
+from berth.runtime import flush, forksnap, metrics
 from berth.runtime.agree import Agreement, default_agreement
 from berth.runtime.archive import Archive, ArchiveError, Progress
 from berth.runtime.manifest import META_NAME, CorruptCheckpoint, Manifest
@@ -133,12 +133,14 @@ class CheckpointManager:
         self._archived_cv = threading.Condition()
         self._stop = threading.Event()
         self._uploader: threading.Thread | None = None
+        self._flush: flush.Watcher | None = None
         if self.archive is not None:
             for step in self.store.steps():
                 if not self.store.is_archived(step):
                     self._queue_upload(step)
             self._uploader = threading.Thread(target=self._upload_loop, name="berth-upload", daemon=True)
             self._uploader.start()
+            self._flush = flush.watch(self.archive, self, env)  # answers `berth backup`'s flush requests
         self._update_lag()
 
     # -- saving ---------------------------------------------------------------------------------
@@ -423,6 +425,8 @@ class CheckpointManager:
         finally:
             # Also when the last save failed: an uploader left running would prune the volume
             # after the lock is released, under the feet of the next manager.
+            if self._flush is not None:
+                self._flush.stop()
             if self._uploader is not None:
                 self._stop.set()
                 self._uploads.put(None)
