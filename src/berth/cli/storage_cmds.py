@@ -73,7 +73,9 @@ def resize(
 def stage(
     source: str = typer.Argument(..., help="s3://bucket/prefix (every object under it) or an https:// URL."),
     dest: str = typer.Argument(..., help="Directory to fill (a mounted volume)."),
-    concurrency: int = typer.Option(16, "--concurrency", min=1, max=64, help="Files in flight (ranged GETs: 8)."),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", min=1, max=256, help="Files in flight (default: 64 if small, else 16; ranged GETs: 8)."
+    ),
     shard: str | None = typer.Option(
         None, "--shard", metavar="RANK/WORLD", help="Stage files RANK, RANK+WORLD, … of the sorted listing."
     ),

@@ -10,6 +10,7 @@ come back with ``readinto`` straight into a reused buffer.
 from __future__ import annotations
 
 import functools
+import hashlib
 import http.client
 import os
 import threading
@@ -125,17 +126,31 @@ class RawHTTP:
         return self._retrying(url, "PUT", put)
 
     def get_range_to_file(
-        self, url: str, fd: int, offset: int, size: int, buf: memoryview, *, if_match: str | None = None
-    ) -> None:
+        self,
+        url: str,
+        fd: int,
+        offset: int,
+        size: int,
+        buf: memoryview,
+        *,
+        if_match: str | None = None,
+        md5: bool = False,
+        writeback: bool = True,
+    ) -> str | None:
         """GET bytes [offset, offset+size) of a presigned URL into ``fd`` at the same offset.
 
         ``if_match``: the ETag the object had when listed; a changed object raises SourceChanged.
+        ``md5``: return the MD5 (hex) of the range, hashed as it arrives: for a file fetched in one
+        range, its checksum without reading it back from disk. Otherwise returns None.
+        ``writeback``: start the range's writeback when it is written (:func:`start_writeback`, what
+        the checkpoint restore wants); False leaves it to the caller's own ``syncfs``/``fsync``.
         """
         headers = {"Range": f"bytes={offset}-{offset + size - 1}"}
         if if_match:
             headers["If-Match"] = if_match
 
-        def get(conn: http.client.HTTPConnection, target: str) -> None:
+        def get(conn: http.client.HTTPConnection, target: str) -> str | None:
+            hashing = hashlib.md5(usedforsecurity=False) if md5 else None
             conn.request("GET", target, headers=headers)
             resp = conn.getresponse()
             if resp.status == 412:
@@ -160,12 +175,16 @@ class RawHTTP:
                     os.pwrite(fd, buf[:n], offset + done)
                 except OSError as err:
                     raise _LocalWriteError(err) from err
+                if hashing is not None:
+                    hashing.update(buf[:n])
                 done += n
             resp.read()  # drain, so the connection can be reused
-            start_writeback(fd, offset, size)
+            if writeback:
+                start_writeback(fd, offset, size)
+            return hashing.hexdigest() if hashing is not None else None
 
         try:
-            self._retrying(url, f"GET bytes {offset}+{size} of", get)
+            return self._retrying(url, f"GET bytes {offset}+{size} of", get)
         except _LocalWriteError as failed:
             # The OSError itself, so the store's staging turns ENOSPC into its "not enough space" message.
             raise failed.err from None
