@@ -102,7 +102,7 @@ def test_velero_backs_up_and_restores_a_berth_cluster(kubeconfig: Path, namespac
         name = backup["metadata"]["name"]
         assert f"Backup {velero_ns}/{name}: Completed" in done.stdout, done.stdout
         status = backup["status"]
-        assert status["phase"] == "Completed" and not status.get("errors"), status
+        assert status["phase"] == "Completed" and not status.get("errors") and not status.get("warnings"), status
         assert backup["spec"]["snapshotVolumes"] is False and backup["spec"]["ttl"] == "36h"
         backup_s = time.monotonic() - started
 
@@ -144,6 +144,12 @@ def test_velero_backs_up_and_restores_a_berth_cluster(kubeconfig: Path, namespac
         assert done.returncode == 0, done.stdout + done.stderr + velero.tail()
         restores = velero.objects("restores")
         assert len(restores) == 1 and restores[0]["status"]["phase"] == "Completed", restores
+        restore_name = restores[0]["metadata"]["name"]
+        results = velero.seaweed.client().get_object(
+            Bucket=velero.bucket, Key=f"restores/{restore_name}/restore-{restore_name}-results.gz"
+        )
+        # Velero's per-item results: nothing berth wrote made it warn or fail.
+        assert json.loads(gzip.decompress(results["Body"].read())) == {"errors": {}, "warnings": {}}
         restore_s = time.monotonic() - started
         back = _statefulset(http, namespace)
         assert back is not None
