@@ -37,9 +37,11 @@ CLASS = "berth-usage-tmpfs"  # no StorageClass object: static PVs bind to claims
 NODE = "sandbox-kubelet-0"
 CKPT_BYTES = 10 * MI
 SCRATCH_BYTES = 14 * MI + MI // 2  # 90.6 % of 16 MiB: above the 85 % flag
+# The shell stays PID 1 and ends on SIGTERM (a bare `sleep` as PID 1 ignores it: `down` would wait
+# out the 30 s grace period).
 SCRIPT = (
     f"head -c {CKPT_BYTES} /dev/urandom > /ckpt/ten && head -c {SCRATCH_BYTES} /dev/zero > /scratch/fill"
-    " && touch /ckpt/done && exec sleep 3600"
+    " && touch /ckpt/done; trap 'exit 0' TERM; sleep 3600 & wait"
 )
 
 
