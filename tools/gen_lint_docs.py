@@ -112,7 +112,8 @@ templates", Trainer's `spec.managedBy` values and flux `numProcPerNode >= 1`. Le
 v2.1+'s TrainJob name rules, v2.3's `storageUri` and `envInjection` rules, and the `mlPolicy`
 one-of whose wording changed between releases (an object an older release accepts is no error).
 
-Not evaluated, and counted per process (`CelChecker.skipped`): transition rules (`oldSelf`: they
+Not evaluated, and counted (the text summary ends with "N CRD CEL rule checks not evaluated"
+when there are any): transition rules (`oldSelf`: they
 compare an update with the stored object), rules calling a Kubernetes CEL library function
 cel-python 0.5 lacks (the list and string extensions such as `isSorted`, `indexOf`, `lowerAscii`,
 `split`, `join`; `quantity`, `url`, `ip`, `cidr`, `format.*`, `semver`, `authorizer`), and rules

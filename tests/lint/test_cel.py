@@ -16,6 +16,7 @@ import yaml
 
 from berth.lint.cel import CelChecker, crd_rules
 from berth.lint.engine import LintOptions, lint_paths
+from berth.lint.output import text
 from berth.lint.schema import _bundled_crds
 
 SCHEMA_ONLY = LintOptions(schema_only=True, jobs=1)
@@ -88,7 +89,7 @@ def test_rules_of_a_schema_dir_crd_are_evaluated_and_unsupported_ones_counted(tm
             "tags": {"type": "array", "items": {"type": "string"}},
         },
     }
-    crd = {
+    crd: dict[str, Any] = {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {"name": "pools.example.com"},
@@ -112,8 +113,11 @@ def test_rules_of_a_schema_dir_crd_are_evaluated_and_unsupported_ones_counted(tm
     cr += "spec: {minReplicas: 5, maxReplicas: 2, tags: [b, a]}\n"
     (tmp_path / "pool.yaml").write_text(cr)
     options = LintOptions(schema_only=True, jobs=1, schema_dirs=(str(tmp_path / "crds"),))
-    found = [(f.line, f.column, f.message) for f in lint_paths([str(tmp_path / "pool.yaml")], options).findings]
+    result = lint_paths([str(tmp_path / "pool.yaml")], options)
+    found = [(f.line, f.column, f.message) for f in result.findings]
     assert len(found) == 1 and found[0][:2] == (4, 1) and "minReplicas must not exceed maxReplicas" in found[0][2]
+    assert result.cel_skipped == 2
+    assert text(result, colour=False).endswith("; 2 CRD CEL rule checks not evaluated")
 
     checker = CelChecker()
     obj = yaml.safe_load(cr)

@@ -141,6 +141,7 @@ class LintResult:
     skipped: int = 0
     unreadable: bool = False
     kubernetes_version: str = ""
+    cel_skipped: int = 0  # CRD CEL rule evaluations left out (transition rules, unsupported calls, errors)
 
     def count(self, severity: Severity) -> int:
         return sum(1 for f in self.findings if f.severity == severity)
@@ -164,6 +165,7 @@ class _FileOutcome:
     # No document has an apiVersion or a kind (kustomization.yaml, package.json, a KEP's
     # metadata): found in a directory walk, the file is no manifest and its findings are dropped.
     not_manifest: bool = False
+    cel_skipped: int = 0
 
 
 class _Linter:
@@ -234,6 +236,7 @@ class _Linter:
                 outcome.cross_docs.extend(sub.cross_docs)
                 outcome.resources += sub.resources
                 outcome.skipped += sub.skipped
+                outcome.cel_skipped += sub.cel_skipped
         return outcome
 
     def _lint_manifests(self, loaded: LoadedFile) -> _FileOutcome:
@@ -244,6 +247,7 @@ class _Linter:
         cross: list[Document] = []
         placed: list[tuple[Finding, Document]] = []
         manifests = [d for d in loaded.documents if not is_spec(d)]
+        cel_before = self.schemas.cel.skipped.total()
         patch = bool(manifests) and os.path.isfile(loaded.name) and is_kustomize_patch(loaded.name, self._kustomize)
         for doc in manifests:
             for f in self._lint_document(doc, patch=patch):
@@ -266,6 +270,7 @@ class _Linter:
             if doc.ref.doc not in wanted:
                 loaded.roots.pop(doc.ref.doc, None)
         outcome = _FileOutcome(loaded.name, findings, cross, len(manifests), skipped, loaded.unreadable)
+        outcome.cel_skipped = self.schemas.cel.skipped.total() - cel_before
         outcome.not_manifest = (
             bool(loaded.documents or loaded.problems)
             and not loaded.unreadable
@@ -471,6 +476,7 @@ def _collect(linter: _Linter, outcomes: list[_FileOutcome], explicit: frozenset[
         result.file_names.append(outcome.name)
         result.resources += outcome.resources
         result.skipped += outcome.skipped
+        result.cel_skipped += outcome.cel_skipped
         result.unreadable |= outcome.unreadable
     return result
 

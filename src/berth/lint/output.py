@@ -67,6 +67,7 @@ def text(result: LintResult, *, colour: bool) -> str:
     lines.append(
         f"{counts} in {_plural(result.files, 'file')}, {_plural(result.resources, 'resource')} "
         f"({result.skipped} skipped: no schema), Kubernetes {result.kubernetes_version}"
+        + (f"; {result.cel_skipped} CRD CEL rule checks not evaluated" if result.cel_skipped else "")
     )
     return "\n".join(lines)
 
