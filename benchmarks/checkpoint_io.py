@@ -16,7 +16,8 @@ Measured in the same run on the same directory (default: a fresh one under /tmp;
    restore and a steady save (loop blocked, against a sync save and memcpy), what the next
    training step costs on top (a dense step writes every page of the state, a sparse one an
    eighth of its tensors), and the peak memory of parent plus snapshot child (PSS, sampled).
-   ``--only snapshot`` runs just these with the disk and memcpy references.
+   ``--only snapshot`` runs just these with the disk and memcpy references; ``--only ranks``
+   runs only 4 berth ranks against 4 ``dd`` writers, alternating, a ratio per round.
 
 Every local measurement runs once per round, rounds alternate the order, and the table shows
 medians. Goals (issue 13) are printed next to the ratios.
@@ -532,6 +533,30 @@ def bench_snapshots(work: Path, size: int, gap: float, r: Samples, *, reverse: b
                 r.add(f"snap_{snapshot}_{key}", value)
 
 
+def ranks_only(work: Path, size: int, rounds: int) -> None:
+    """4 dd writers and 4 berth ranks at once, alternating, ``rounds`` times: the ratio per round."""
+    r = Samples()
+    quarter = max(size // 4 // (16 << 20), 1) * (16 << 20)
+    for round_ in range(rounds):
+        for measure in ("dd", "berth") if round_ % 2 == 0 else ("berth", "dd"):
+            os.sync()
+            time.sleep(2)
+            if measure == "dd":
+                t, _ = timed(lambda: [p.wait() for p in [dd_write(work / f"dd{i}.bin", quarter) for i in range(4)]])
+                r.add("disk_write4_Bps", 4 * quarter / t)
+                for i in range(4):
+                    (work / f"dd{i}.bin").unlink()
+            else:
+                bench_ranks(work, size, r)
+        print(
+            f"round {round_ + 1}: 4 dd {r['disk_write4_Bps'][-1] / MiB:7.1f} MiB/s, 4 berth ranks "
+            f"{r['berth_4ranks_Bps'][-1] / MiB:7.1f} MiB/s, ratio "
+            f"{r['berth_4ranks_Bps'][-1] / r['disk_write4_Bps'][-1]:5.2f}, load {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
+    print(f"median ratio of the medians: {r.med('berth_4ranks_Bps') / r.med('disk_write4_Bps'):.2f} (goal >= 0.9)")
+
+
 def bench_ranks(work: Path, size: int, r: Samples) -> None:
     """4 rank processes save a quarter of the state each, at the same moment, to one volume."""
     directory = work / "ranks"
@@ -842,7 +867,11 @@ def main() -> None:
     parser.add_argument("--archive", action="store_true", help="also compare the archive tier with s5cmd")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "berth-bench", help="s5cmd build cache")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    parser.add_argument("--only", choices=["snapshot"], help="snapshot: only the two snapshot modes (and dd, memcpy)")
+    parser.add_argument(
+        "--only",
+        choices=["snapshot", "ranks"],
+        help="snapshot: only the two snapshot modes (and dd, memcpy); ranks: only 4 ranks against 4 dd writers",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -850,6 +879,12 @@ def main() -> None:
         return
 
     work = Path(tempfile.mkdtemp(prefix="berth-bench-", dir=args.dir))
+    if args.only == "ranks":
+        try:
+            ranks_only(work, int(args.size * GiB), args.rounds)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     try:
         size = int(args.size * GiB)
         r = Samples()
