@@ -143,11 +143,35 @@ def full_disk(directory: str) -> None:
         assert mgr._staging.size == 0  # the child wrote it: a copying save would have staged it
 
 
+def torch_isolation(directory: str) -> None:
+    """The same under torch, whose intra-op thread pool exists when the process forks: tensors
+    updated in place (a big one through torch's threads) right after save() keep their values."""
+    import torch
+
+    torch.set_num_threads(2)
+    w = torch.arange(8 << 20, dtype=torch.float32)  # 32 MiB
+    h = torch.ones(1000, dtype=torch.bfloat16)
+    expected = {"w": w.clone(), "h": h.clone()}
+    with CheckpointManager(Path(directory), snapshot="fork") as mgr:
+        mgr.save(1, {"w": w, "h": h})
+        w.mul_(-1.0)
+        h.add_(1)
+        mgr.wait()
+        back = mgr.restore()[1]
+        assert mgr._staging.size == 0
+    assert isinstance(back, dict) and all(torch.equal(back[k], v) for k, v in expected.items())
+
+
 # -- the tests ------------------------------------------------------------------------------------
 
 
 def test_mutations_after_save_never_reach_a_fork_snapshot(tmp_path: Path) -> None:
     _fresh("isolation", str(tmp_path / "c"))
+
+
+def test_fork_snapshots_of_torch_tensors(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    _fresh("torch_isolation", str(tmp_path / "c"))
 
 
 def test_a_killed_snapshot_writer_is_reported_and_cleaned_up(tmp_path: Path) -> None:
