@@ -216,13 +216,24 @@ class _Linter:
                 out.append(problem)
         return out
 
-    def lint_loaded(self, loaded: LoadedFile, keep: dict[str, LoadedFile] | None = None) -> _FileOutcome:
+    def lint_file(self, path: str, keep: dict[str, LoadedFile] | None = None) -> _FileOutcome:
+        """``lint_loaded`` of a file, each document linted as soon as it is composed (bounded memory)."""
+        stream = _Stream(self)
+        loaded = load_file(path, stream)
+        if keep is not None:
+            keep[loaded.name] = loaded
+        return self.lint_loaded(loaded, keep, stream)
+
+    def lint_loaded(
+        self, loaded: LoadedFile, keep: dict[str, LoadedFile] | None = None, stream: _Stream | None = None
+    ) -> _FileOutcome:
         """Findings of one source and its specs' rendered streams; ``keep`` collects those streams.
 
         The parent keeps them so cross-object findings in them are placed without rendering again
         (and sources that are no file, such as ``lint_objects``' objects, could not be read again).
+        ``stream`` has linted the documents already, as they were composed.
         """
-        outcome = self._lint_manifests(loaded)
+        outcome = self._lint_manifests(loaded, stream)
         for spec in render_specs(loaded):
             outcome.findings.extend(self._configured(spec.problems))
             outcome.unreadable |= bool(spec.problems)
@@ -239,37 +250,17 @@ class _Linter:
                 outcome.cel_skipped += sub.cel_skipped
         return outcome
 
-    def _lint_manifests(self, loaded: LoadedFile) -> _FileOutcome:
+    def _lint_manifests(self, loaded: LoadedFile, stream: _Stream | None = None) -> _FileOutcome:
+        if stream is None:
+            stream = _Stream(self)
+            stream(loaded, 0)
         findings = self._configured(loaded.problems)
         for problem in findings:
             problem.source_line = problem.source_line or loaded.source_line(problem.line)
-        skipped = 0
-        cross: list[Document] = []
-        placed: list[tuple[Finding, Document]] = []
-        manifests = [d for d in loaded.documents if not is_spec(d)]
-        cel_before = self.schemas.cel.skipped.total()
-        patch = bool(manifests) and os.path.isfile(loaded.name) and is_kustomize_patch(loaded.name, self._kustomize)
-        for doc in manifests:
-            for f in self._lint_document(doc, patch=patch):
-                placed.append((f, doc))
-            if not doc.api_version or not doc.kind or patch:
-                continue
-            if not self.schemas.knows(doc.api_version, doc.kind):
-                skipped += 1
-            if self.cross_rules and doc.kind in CROSS_KINDS:
-                cross.append(doc)
-            if self.cross_rules:
-                cross.extend(views(doc))
-        for f, doc in placed:
-            f.line, f.column = loaded.locate(doc.ref, f.path)
-            f.source_line = loaded.source_line(f.line)
-            findings.append(f)
-        # Node trees cost ~100x the text: keep only those cross-object findings may still point into.
-        wanted = {doc.ref.doc for doc in cross}
-        for doc in manifests:
-            if doc.ref.doc not in wanted:
-                loaded.roots.pop(doc.ref.doc, None)
-        outcome = _FileOutcome(loaded.name, findings, cross, len(manifests), skipped, loaded.unreadable)
+        findings.extend(stream.findings)
+        cross, skipped, manifests = stream.cross, stream.skipped, stream.manifests
+        cel_before = stream.cel_before
+        outcome = _FileOutcome(loaded.name, findings, cross, manifests, skipped, loaded.unreadable)
         outcome.cel_skipped = self.schemas.cel.skipped.total() - cel_before
         outcome.not_manifest = (
             bool(loaded.documents or loaded.problems)
@@ -341,6 +332,53 @@ class _Linter:
         return out
 
 
+class _Stream:
+    """Lints a file's documents as the loader composes them (``load_file``'s ``each``).
+
+    Each document is validated and its rules run while its node tree exists; findings are placed
+    at once, and the tree is dropped unless a cross-object finding may still point into it or it
+    is a berth spec (rendered afterwards). A large file's trees (~100x the text) are then never
+    all alive together.
+    """
+
+    def __init__(self, linter: _Linter) -> None:
+        self.linter = linter
+        self.findings: list[Finding] = []
+        self.cross: list[Document] = []
+        self.skipped = 0
+        self.manifests = 0
+        self.patch: bool | None = None
+        self.cel_before = linter.schemas.cel.skipped.total()
+
+    def __call__(self, loaded: LoadedFile, start: int) -> None:
+        linter = self.linter
+        keep: set[int] = set()
+        for doc in loaded.documents[start:]:
+            if is_spec(doc):
+                keep.add(doc.ref.doc)
+                continue
+            self.manifests += 1
+            if self.patch is None:
+                self.patch = os.path.isfile(loaded.name) and is_kustomize_patch(loaded.name, linter._kustomize)
+            for f in linter._lint_document(doc, patch=self.patch):
+                f.line, f.column = loaded.locate(doc.ref, f.path)
+                f.source_line = loaded.source_line(f.line)
+                self.findings.append(f)
+            if not doc.api_version or not doc.kind or self.patch:
+                continue
+            if not linter.schemas.knows(doc.api_version, doc.kind):
+                self.skipped += 1
+            if linter.cross_rules:
+                found = [doc] if doc.kind in CROSS_KINDS else []
+                found.extend(views(doc))
+                if found:
+                    keep.add(doc.ref.doc)
+                    self.cross.extend(found)
+        for doc in loaded.documents[start:]:
+            if doc.ref.doc not in keep:
+                loaded.roots.pop(doc.ref.doc, None)
+
+
 @contextmanager
 def _no_cycle_collection() -> Iterator[None]:
     """Pause Python's cyclic garbage collector while linting; reference counting still frees everything.
@@ -371,7 +409,7 @@ def _init_worker(options: LintOptions) -> None:
 def _lint_path(path: str) -> _FileOutcome:
     assert _WORKER is not None, "worker not initialised"
     with _no_cycle_collection():
-        return _WORKER.lint_loaded(load_file(path))
+        return _WORKER.lint_file(path)
 
 
 def _locate_all(source: LoadedFile, wanted: list[tuple[DocRef, Path]]) -> list[Located]:
@@ -417,7 +455,7 @@ def _lint_paths(paths: Sequence[str], options: LintOptions, progress: Progress |
         if pool is not None:
             results: Iterable[_FileOutcome] = pool.map(_lint_path, disk_files, chunksize=_CHUNK)
         else:
-            results = (linter.lint_loaded(loaded.setdefault(path, load_file(path)), loaded) for path in disk_files)
+            results = (linter.lint_file(path, loaded) for path in disk_files)
         for done, outcome in enumerate(results, 1):
             outcomes.append(outcome)
             if progress is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -64,12 +64,21 @@ class LoadedFile:
         return self.lines[line - 1] if 0 < line <= len(self.lines) else ""
 
 
-def load_text(name: str, text: str) -> LoadedFile:
+# Called after each composed document with the file and the index in ``documents`` of the first
+# Document it added (a ``List`` adds several): lint can then use the document's node tree and
+# drop it before the next one is composed, instead of holding every tree of a large file at once.
+OnDocument = Callable[[LoadedFile, int], None]
+
+
+def load_text(name: str, text: str, each: OnDocument | None = None) -> LoadedFile:
     """Parse every YAML/JSON document of ``text``; keeps what parsed before a syntax error."""
     loaded = LoadedFile(name=name, text=text)
     try:
         for index, root in enumerate(compose_all(text)):
+            start = len(loaded.documents)
             _add_document(loaded, index, root)
+            if each is not None and len(loaded.documents) > start:
+                each(loaded, start)
     except YamlError as err:
         message = err.message if err.message.startswith("JSON") else f"YAML syntax error: {err.message}"
         loaded.problems.append(_problem("yaml-syntax", message, name, err.line, err.column))
@@ -155,7 +164,7 @@ def _problem(rule: str, message: str, file: str, line: int, col: int, fix: str |
     return Finding(rule=rule, severity=Severity.ERROR, message=message, file=file, line=line, column=col, fix=fix)
 
 
-def load_file(path: str) -> LoadedFile:
+def load_file(path: str, each: OnDocument | None = None) -> LoadedFile:
     """Read and parse one file (``-`` is stdin); an unreadable file becomes a finding.
 
     Stdin is read as bytes like any file, so binary input is a finding, not a traceback.
@@ -186,7 +195,7 @@ def load_file(path: str) -> LoadedFile:
         return loaded
     text, problem = decode(raw, name)
     if text is not None:
-        loaded = load_text(name, text)
+        loaded = load_text(name, text, each)
     if problem is not None:  # unreadable, or read as kubectl reads it but not as the author wrote it
         loaded.problems.insert(0, problem)
         loaded.unreadable = True
