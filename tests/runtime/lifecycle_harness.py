@@ -54,8 +54,9 @@ def spec_doc(name: str, replicas: int, lifecycle: dict[str, Any], namespace: str
     }
 
 
-def _session_pids(sid: int) -> list[int]:
-    out = []
+def _sessions() -> dict[int, list[int]]:
+    """Live (not zombie) processes by session id, from one pass over /proc."""
+    out: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -64,9 +65,20 @@ def _session_pids(sid: int) -> list[int]:
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[3]) == sid and fields[0] != "Z":
-            out.append(int(entry))
+        if fields[0] != "Z":
+            out.setdefault(int(fields[3]), []).append(int(entry))
     return out
+
+
+def _session_pids(sid: int) -> list[int]:
+    return _sessions().get(sid, [])
+
+
+def _is_trainer(pid: int) -> bool:
+    try:
+        return TRAINER.name.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 class LocalGang:
@@ -153,11 +165,15 @@ class LocalGang:
 
     def trainer_pids(self, rank: int) -> list[int]:
         proc = self.procs[rank]
-        return [
-            pid
-            for pid in _session_pids(proc.pid)
-            if pid != proc.pid and TRAINER.name.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
-        ]
+        return [pid for pid in _session_pids(proc.pid) if pid != proc.pid and _is_trainer(pid)]
+
+    def trainers(self) -> dict[int, list[int]]:
+        """Every rank's live trainer processes (one pass over /proc: cheap enough to poll)."""
+        sessions = _sessions()
+        return {
+            rank: [pid for pid in sessions.get(proc.pid, []) if pid != proc.pid and _is_trainer(pid)]
+            for rank, proc in self.procs.items()
+        }
 
     def kubelet(self) -> None:
         """Restart containers whose supervisor exited (restartPolicy Always)."""

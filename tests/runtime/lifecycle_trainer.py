@@ -2,9 +2,12 @@
 
 Env (besides the pod's): TEST_JOURNAL (a directory every rank appends events to), TEST_VOLUMES
 (every rank's checkpoint directory, comma-separated: to check a resume step exists on all of them),
-TEST_STEPS, TEST_STEP_S, TEST_FAIL ("RANK:STEP:once" or "RANK:STEP:always"), TEST_COLLECTIVE_TIMEOUT
+TEST_STEPS, TEST_STEP_S, TEST_FAIL ("RANK:STEP:once", "RANK:STEP:always", or "RANK:STEP:late": once,
+after every other rank finished), TEST_COLLECTIVE_TIMEOUT
 (seconds a step waits for its peers before it fails with exit 1, as a NCCL/gloo collective does
-when a peer vanished; unset: forever).
+when a peer vanished; unset: forever), TEST_STEPS_FILE (a file that, once it exists, holds the
+number of steps instead of TEST_STEPS: read before every step, so a test decides when a run may
+finish).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from berth.runtime.store import scan_steps
 rank = int(os.environ["POD_INDEX"])
 journal = Path(os.environ["TEST_JOURNAL"])
 gen = int(os.environ.get("BERTH_GENERATION") or 0)
+world = int(os.environ["BERTH_REPLICAS"])
 
 
 def log(event: str, **fields: object) -> None:
@@ -34,6 +38,22 @@ def log(event: str, **fields: object) -> None:
         os.write(fd, (line + "\n").encode())
     finally:
         os.close(fd)
+
+
+def completed(checkpoints: Path) -> bool:
+    """The rank of this checkpoint directory completed (its supervisor's state, one level up)."""
+    try:
+        return bool(json.loads((checkpoints.parent / ".berth" / "run.json").read_text()).get("completed"))
+    except (OSError, ValueError):
+        return False
+
+
+def total_steps(default: int) -> int:
+    path = os.environ.get("TEST_STEPS_FILE")
+    try:
+        return int(Path(path).read_text()) if path else default
+    except (OSError, ValueError):  # not written yet (it is written atomically)
+        return default
 
 
 def main() -> int:
@@ -57,7 +77,9 @@ def main() -> int:
     log("start", resume=step, resumeEnv=os.environ.get("BERTH_RESUME_STEP"))
     print(f"rank {rank} generation {gen} resumes from {step}", flush=True)
     volumes = [Path(d) for d in os.environ["TEST_VOLUMES"].split(",")]
-    for s in range((step or 0) + 1, steps + 1):
+    s = step or 0
+    while s < (steps := total_steps(steps)):
+        s += 1
         time.sleep(step_s)
         # Lock-step like an all-reduce: step s waits until every rank committed step s - 1.
         waiting = time.monotonic()
@@ -74,6 +96,9 @@ def main() -> int:
             time.sleep(0.005)
         marker = journal / f"failed-{rank}-{s}"
         if rank == int(fail_rank) and s == int(fail_step) and (fail_mode == "always" or not marker.exists()):
+            if fail_mode == "late":  # once every other rank's supervisor recorded its completion
+                while sum(completed(Path(v)) for v in os.environ["TEST_VOLUMES"].split(",")) < world - 1:
+                    time.sleep(0.01)
             marker.touch()
             print(f"boom at step {s}", flush=True)
             log("fail", step=s)

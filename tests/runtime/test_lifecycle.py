@@ -105,6 +105,20 @@ def test_always_failing_rank_fails_the_run_after_max_restarts(make_gang: Any) ->
     _invariants(gang)
 
 
+def test_a_rank_that_fails_after_its_peers_completed_finishes_alone(make_gang: Any) -> None:
+    """Ranks 0 and 1 finish step 20; rank 2 fails before its save of step 20. The next generation
+    runs rank 2 alone (completed ranks never run again), and its checkpoint agreement is among the
+    ranks of that generation: agreeing with all three, it waited for offers that never came."""
+    gang = make_gang(TEST_STEPS="20", TEST_STEP_S="0.02", TEST_FAIL="2:20:late")
+    gang.start_all()
+    gang.wait_for(lambda: gang.run_phase() == "Succeeded", 60)
+    _finished(gang, 20)
+    run = gang.state(0)["gang"]
+    assert (run["failures"], run["generation"], run["failedRank"]) == (1, 2, 2), run
+    second = [e for e in _invariants(gang) if e["ev"] == "start" and e["gen"] == 2]
+    assert [(e["rank"], e["resume"]) for e in second] == [(2, 19)], second
+
+
 def test_sigterm_commits_the_final_save_then_the_gang_resumes(make_gang: Any) -> None:
     gang = make_gang(TEST_STEPS="40", TEST_STEP_S="0.05")
     gang.start_all()
@@ -166,72 +180,143 @@ def test_a_peer_lost_before_the_coordinator_knows_is_a_stop_with_the_gang_not_a_
     assert sorted(e["rank"] for e in later) == [0, 1, 2] and len({e["resume"] for e in later}) == 1, later
 
 
-# Where a kill lands: while the gang stops and reconnects after the previous kill, while a new
-# trainer imports and agrees on its step, mid-training (a step or a save), and during a gang stop
-# another kill started (a second death while supervisors reap and report).
-MOMENTS = ("restarting", "restoring", "training", "stopping")
+# Where a kill lands, as observed just before it: while the gang stops its trainers (a gang stop
+# an earlier kill started, or rank 0 gone and its peers stopping), while no trainer runs (the
+# supervisors reconnect, rank 0 restarts, the coordinator waits for every rank), while new trainers
+# import, rendezvous and agree on their step, mid-training (a step or a save), and after some or
+# all ranks completed.
+MOMENTS = ("stopping", "restarting", "restoring", "training")
+LATE_MOMENTS = ("completing", "succeeded")
 TARGETS = ("coordinator", "supervisor", "trainer")  # rank 0's container, another rank's, a trainer
+# What a kill's random delay counts from: the previous kill (the gang is stopping or restarting
+# then), new trainers spawned (importing, agreeing on a step, restoring), every trainer of the
+# generation started (a step or a save); how often (weight) and the longest delay (s). After a kill
+# that hit running trainers, half the next kills follow within STOP_DELAY, inside the stop it began.
+ANCHORS = {"kill": (50, 0.3), "spawned": (20, 0.6), "training": (30, 0.4)}
+STOP_DELAY = 0.2
+
+
+def _moment(gang: LocalGang, trainers: dict[int, list[int]]) -> str:
+    run = gang.state(0).get("gang", {})
+    if run.get("phase") == "Succeeded":
+        return "succeeded"
+    done = set(run.get("completed") or [])
+    if not any(trainers.values()):
+        return "restarting"
+    if run.get("phase") != "Running" or gang.procs[0].poll() is not None:
+        return "stopping"
+    if done:
+        return "completing"
+    if not all(trainers.values()):
+        return "stopping"  # a trainer is gone: the gang stop is on its way
+    return "training" if _all_started(gang, run) else "restoring"
+
+
+def _all_started(gang: LocalGang, run: dict[str, Any]) -> bool:
+    """Every unfinished rank's trainer of the current generation has restored and trains."""
+    done = set(run.get("completed") or [])
+    started = {e["rank"] for e in gang.events() if e["ev"] == "start" and e["gen"] == run.get("generation")}
+    return set(range(gang.replicas)) - done <= started
+
+
+def _anchored(gang: LocalGang, anchor: str) -> Any:
+    def reached() -> bool:
+        run = gang.state(0).get("gang", {})
+        if run.get("phase") != "Running":
+            return run.get("phase") == "Succeeded"
+        if anchor == "spawned":
+            return any(gang.trainers().values())
+        return _all_started(gang, run)
+
+    return reached
+
+
+def _kill_one(gang: LocalGang, rng: random.Random) -> tuple[str, str]:
+    """SIGKILL a random process of the gang — a container (its supervisor; rank 0's is the
+    coordinator) or a trainer — and say which and at what moment it landed."""
+    trainers = gang.trainers()
+    moment = _moment(gang, trainers)
+    kind, rank = rng.choice(
+        [("container", r) for r in range(gang.replicas)] + [("trainer", r) for r in trainers if trainers[r]]
+    )
+    if kind == "trainer":
+        os.kill(trainers[rank][0], signal.SIGKILL)
+        return "trainer", moment
+    gang.kill_container(rank)
+    gang.kubelet()
+    return ("coordinator" if rank == 0 else "supervisor"), moment
+
+
+def _allow_finish(gang: LocalGang, steps_file: Path) -> int:
+    """Let the run finish a few steps past what any rank has: every rank ends on the same step."""
+    volumes = [Path(gang.env_for(r)["BERTH_CHECKPOINT_DIR"]) for r in range(gang.replicas)]
+    final = max(max(scan_steps(v), default=0) for v in volumes) + 3
+    tmp = steps_file.with_suffix(".tmp")
+    tmp.write_text(str(final))
+    tmp.replace(steps_file)
+    return final
 
 
 @pytest.mark.slow
 def test_random_sigkills_keep_the_invariants(make_gang: Any) -> None:
-    """SIGKILLs of a container (its supervisor; rank 0's is the coordinator) or a trainer: every
-    target at every moment of MOMENTS, in a seeded random order with random delays
-    (BERTH_CHAOS_SEED), 15 kills in CI (BERTH_CHAOS_ROUNDS=7 for a soak of about 100): never two
-    trainers of one rank at once, never a resume from a step some rank lacks, never a Succeeded
-    run that did not finish. Each kill of a running gang costs a generation (~3-5 s on a loaded
-    2-core machine), so kills are placed where they test something rather than many at random."""
-    gang = make_gang(lifecycle={"maxRestarts": 1000, "stopGraceSeconds": 1}, TEST_STEPS="100", TEST_STEP_S="0.02")
-    rng = random.Random(int(os.environ.get("BERTH_CHAOS_SEED", "10")))
-    plan = [(t, m) for t in TARGETS for m in MOMENTS] * int(os.environ.get("BERTH_CHAOS_ROUNDS", "1"))
-    rng.shuffle(plan)
-
-    def starts() -> int:
-        return len([e for e in gang.events() if e["ev"] == "start"])
-
-    def training() -> bool:
-        return any(gang.trainer_pids(r) for r in range(3)) or gang.run_phase() == "Succeeded"
-
-    landed: dict[str, int] = dict.fromkeys(MOMENTS, 0)
+    """100 SIGKILLs (BERTH_CHAOS_KILLS for a soak) of a random process of the gang — a container
+    (its supervisor; rank 0's is the coordinator) or a trainer — at random moments (ANCHORS), from
+    a printed seed (BERTH_CHAOS_SEED replays one). The run may finish only after a random kill
+    late in the chaos (the steps file), so the last kills land while ranks complete and after.
+    Checked: never two trainers of one rank at once, never a resume from a step some rank lacks,
+    never a Succeeded run that did not finish (nor a trainer run after it), and the kills landed
+    at every moment of MOMENTS, on every kind of target, across many generations."""
+    kills = int(os.environ.get("BERTH_CHAOS_KILLS") or 100)
+    seed = int(os.environ.get("BERTH_CHAOS_SEED") or random.randrange(1 << 32))
+    print(f"chaos seed {seed} (BERTH_CHAOS_SEED={seed} replays it)")
+    rng = random.Random(seed)
+    gang = make_gang(
+        lifecycle={"maxRestarts": 100_000, "stopGraceSeconds": 1}, TEST_STEPS="1000000", TEST_STEP_S="0.02"
+    )
+    steps_file = gang.root / "steps"
+    gang.test_env["TEST_STEPS_FILE"] = str(steps_file)
+    finish_after = rng.randrange(kills * 75 // 100, kills * 90 // 100)
+    final_steps: int | None = None
+    succeeded_at: float | None = None
+    landed = {(t, m): 0 for t in TARGETS for m in MOMENTS + LATE_MOMENTS}
+    moment = "restarting"
     began = time.monotonic()
     gang.start_all()
-
-    def kill(target: str) -> None:
-        if target == "trainer":
-            gang.wait_for(training, 20)
-            for pid in gang.trainer_pids(rng.choice([r for r in range(3) if gang.trainer_pids(r)] or [0]))[:1]:
-                os.kill(pid, signal.SIGKILL)
+    for i in range(kills):
+        if moment in ("restoring", "training") and rng.random() < 0.5:
+            time.sleep(rng.uniform(0.0, STOP_DELAY))
         else:
-            gang.kill_container(0 if target == "coordinator" else rng.randrange(1, 3))
-
-    for target, moment in plan:
-        before = starts()
-        if moment == "restarting":
-            time.sleep(rng.uniform(0.0, 0.2))
-            landed[moment] += gang.run_phase() != "Running"
-        elif moment == "restoring":  # a trainer process exists, but has not said "start" yet
-            gang.wait_for(training, 20)
-            landed[moment] += starts() == before
-        elif moment in ("training", "stopping"):
-            gang.wait_for(lambda: starts() > before or gang.run_phase() == "Succeeded", 20)  # noqa: B023
-            time.sleep(rng.uniform(0.0, 0.4))
-            landed[moment] += any(gang.trainer_pids(r) for r in range(3))
-            if moment == "stopping":
-                kill("trainer")  # starts a gang stop; the planned kill lands in it
-                time.sleep(rng.uniform(0.0, 0.15))
-        kill(target)
-        gang.kubelet()
-        if gang.run_phase() == "Succeeded":
-            _finished(gang, 100)  # may finish between kills: it must really have finished
+            anchor = rng.choices(list(ANCHORS), weights=[w for w, _ in ANCHORS.values()])[0]
+            if anchor != "kill":
+                gang.wait_for(_anchored(gang, anchor), 60)
+            time.sleep(rng.uniform(0.0, ANCHORS[anchor][1]))
+        target, moment = _kill_one(gang, rng)
+        landed[target, moment] += 1
+        if i == finish_after:
+            final_steps = _allow_finish(gang, steps_file)
+        if succeeded_at is None and gang.run_phase() == "Succeeded":
+            succeeded_at = time.time()
+            assert final_steps is not None, f"seed {seed}: Succeeded before the run was allowed to finish"
+            _finished(gang, final_steps)
     chaos_s = time.monotonic() - began
     gang.wait_for(lambda: gang.run_phase() == "Succeeded", 120)
-    _finished(gang, 100)
+    assert final_steps is not None
+    _finished(gang, final_steps)
     events = _invariants(gang)
-    gens = {e["gen"] for e in events if e["ev"] == "start"}
-    assert len(gens) > len(plan) // 2, f"only {len(gens)} generations for {len(plan)} kills"
+    if succeeded_at is not None:
+        assert not [e for e in events if e["ev"] == "start" and e["t"] > succeeded_at], "a trainer ran after Succeeded"
+    run = gang.state(0)["gang"]
+    per_moment = {m: sum(landed[t, m] for t in TARGETS) for m in MOMENTS + LATE_MOMENTS}
+    per_target = {t: sum(landed[t, m] for m in MOMENTS + LATE_MOMENTS) for t in TARGETS}
+    print(
+        f"seed {seed}: {kills} kills in {chaos_s:.1f} s ({time.monotonic() - began:.1f} s to Succeeded), "
+        f"{run['generation']} generations, {final_steps} steps; per moment {per_moment}; per target {per_target}; "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
+    assert run["generation"] >= kills // 5, f"seed {seed}: {run['generation']} generations for {kills} kills"
     assert any(e["resume"] for e in events if e["ev"] == "start"), "no generation resumed: the kills missed the run"
-    assert all(landed[m] for m in ("training", "stopping")), landed
-    print(f"{len(plan)} planned kills in {chaos_s:.1f} s, {len(gens)} generations, landed {landed}")
+    assert all(per_moment[m] >= kills // 20 for m in MOMENTS), f"seed {seed}: kills did not land everywhere: {landed}"
+    assert all(per_target[t] >= kills // 10 for t in TARGETS), f"seed {seed}: {per_target}"
 
 
 def test_a_final_save_that_used_most_of_the_grace_period_is_said(

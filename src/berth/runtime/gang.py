@@ -226,6 +226,8 @@ class Coordinator:
                 if op == "hello" and conn is None:
                     conn = _Conn(sock, int(msg["rank"]), str(msg.get("boot")), time.monotonic())
                 if conn is None:
+                    if op == "hb":
+                        continue  # a beat that overtook its hello: harmless, the hello follows
                     return
                 conn.last_seen = time.monotonic()
                 self.events.put(("msg", conn, msg))
@@ -480,7 +482,24 @@ def agreement(environ: Mapping[str, str] | None = None, *, timeout: float = 600)
         return None
     rank = int(env.get("RANK") or env.get("POD_INDEX") or 0)
     world = int(env.get("WORLD_SIZE") or env.get("BERTH_REPLICAS") or 1)
+    rank, world = _in_generation(rank, world, env)
     return PollingAgreement(GangBoard(addr, patience=timeout), rank, world, f"gen-{gen}", timeout=timeout, poll=0.1)
+
+
+def _in_generation(rank: int, world: int, env: Mapping[str, str]) -> tuple[int, int]:
+    """This process's place among the processes of this generation (``BERTH_GANG_RANKS``).
+
+    A generation after some pods completed runs only the unfinished ones (a rank killed in its
+    final save while its peers finished): they agree among themselves, or they would wait for
+    offers of ranks that never run again. A process is ``RANK``; its pod, ``RANK // per pod``.
+    """
+    pods = [int(p) for p in (env.get("BERTH_GANG_RANKS") or "").split(",") if p.strip().isdigit()]
+    replicas = int(env.get("BERTH_REPLICAS") or 0) or len(pods)
+    per_pod = max(world // replicas, 1) if replicas else 1
+    pod, local = divmod(rank, per_pod)
+    if not pods or pod not in pods or len(pods) == replicas:
+        return rank, world
+    return pods.index(pod) * per_pod + local, len(pods) * per_pod
 
 
 def agreed_steps(environ: Mapping[str, str] | None = None) -> list[int]:

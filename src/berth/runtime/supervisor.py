@@ -8,7 +8,8 @@ rank completed (so it never re-runs the trainer), its starts, and on rank 0 the 
 What ``berth status`` shows it publishes on its own pod (annotation ``berth.dev/rank``) and,
 rank 0, on the StatefulSet (``berth.dev/run``), through :mod:`berth.runtime.kubeapi`.
 
-The trainer's env is the rendezvous env plus ``BERTH_GENERATION``, ``BERTH_GANG_ADDR``,
+The trainer's env is the rendezvous env plus ``BERTH_GENERATION``, ``BERTH_GANG_RANKS`` (the
+pods this generation runs: all but those that completed), ``BERTH_GANG_ADDR``,
 ``BERTH_RESUME_STEP`` and ``BERTH_AGREED_STEPS`` (steps every rank of the gang has, newest
 first); ``berth.runtime.gang.agreement()`` lets ``CheckpointManager.restore`` agree through the
 coordinator. SIGTERM is forwarded to the trainer's process group (``berth.runtime.preempt``
@@ -41,6 +42,7 @@ from berth.runtime.store import read_complete, scan_steps
 
 STATE_FILE = ".berth/run.json"
 LAST_LINE_MAX = 300
+RECONNECT_MIN_S, RECONNECT_MAX_S = 0.05, 1.0  # retries of the connection to the coordinator
 
 
 def _env_int(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -294,25 +296,30 @@ class Supervisor:
     # -- the connection to the coordinator --------------------------------------------------------
 
     def _connect_loop(self) -> None:
+        """Keep one connection to the coordinator; retry soon after a loss (rank 0's restart is
+        what every rank waits for), backing off to a second while it stays away."""
         host = "127.0.0.1" if self.cfg.rank == 0 else self.cfg.gang_host
+        delay = RECONNECT_MIN_S
         while not self.closing:
             try:
                 sock = socket.create_connection((host, self.cfg.gang_port), timeout=5)
             except OSError:
-                time.sleep(0.5)
+                time.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX_S)
                 continue
             # The coordinator beats every second: silence this long is a lost rank 0 (a partition
             # closes no connection), and the trainer stops as it would on a closed one.
             sock.settimeout(self.cfg.heartbeat_timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.events.put(("connected", sock))
-            beat = threading.Thread(target=self._heartbeat, args=(sock,), daemon=True)
-            beat.start()
+            self.events.put(("connected", sock))  # the event loop says hello, then starts our heartbeat
+            heard = False
             for msg in gang.lines(sock):
+                heard = True
                 self.events.put(("msg", (sock, msg)))
             self.events.put(("lost", sock))
             sock.close()
-            time.sleep(0.3)
+            delay = RECONNECT_MIN_S if heard else min(delay * 2, RECONNECT_MAX_S)
+            time.sleep(delay)
 
     def _heartbeat(self, sock: socket.socket) -> None:
         while gang.send(sock, {"op": "hb"}, self.sock_lock):
@@ -327,10 +334,11 @@ class Supervisor:
 
     # -- the trainer ----------------------------------------------------------------------------
 
-    def _start_trainer(self, gen: int, agreed: list[int]) -> None:
+    def _start_trainer(self, gen: int, agreed: list[int], ranks: list[int]) -> None:
         env = {
             **self.env,
             "BERTH_GENERATION": str(gen),
+            "BERTH_GANG_RANKS": ",".join(str(r) for r in ranks),
             "BERTH_GANG_ADDR": f"{self.cfg.gang_host}:{self.cfg.gang_port}",
             "BERTH_RESUME_STEP": str(agreed[0]) if agreed else "",
             "BERTH_AGREED_STEPS": ",".join(str(s) for s in agreed[:64]),
@@ -413,6 +421,8 @@ class Supervisor:
         """Supervise until SIGTERM; the exit code of the container."""
         signal.signal(signal.SIGTERM, lambda *_: self.events.put(("term", None)))
         signal.signal(signal.SIGINT, lambda *_: self.events.put(("term", None)))
+        # A trainer's exit wakes the loop at once (reaped below) instead of at the next tick.
+        signal.signal(signal.SIGCHLD, lambda *_: self.events.put(("child", None)))
         self.save()
         if self.cfg.rank == 0:
             self._start_coordinator()
@@ -456,6 +466,9 @@ class Supervisor:
                 "steps": self._steps(),
             }
         )
+        # Only now: a heartbeat sent before the hello made the coordinator drop the connection, and
+        # on a loaded node that race cost every reconnect after rank 0's restart seconds of retries.
+        threading.Thread(target=self._heartbeat, args=(sock,), name="berth-heartbeat", daemon=True).start()
 
     def _message(self, msg: dict[str, Any]) -> None:
         op = msg.get("op")
@@ -470,7 +483,7 @@ class Supervisor:
                 return
             if self.trainer is not None:
                 self._stop_trainer(self.cfg.stop_grace)
-            self._start_trainer(gen, [int(s) for s in msg.get("agreed") or []])
+            self._start_trainer(gen, [int(s) for s in msg.get("agreed") or []], [int(r) for r in msg["ranks"]])
         elif op == "stop":
             if self.trainer is not None:
                 self.log(f"gang stop of generation {msg.get('gen')}: stopping the trainer")
