@@ -111,3 +111,26 @@ def test_schema_only_memory_stays_well_under_the_node_trees_of_the_whole_file(tm
     assert result.returncode == 1 and result.stdout.count('"schema-invalid"') == 3400
     mib = path.stat().st_size / 2**20
     assert (peak - base) / mib < 35, f"{peak - base:.0f} MiB above start-up for a {mib:.1f} MiB file"
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_findings_in_dropped_trees_are_placed_where_the_whole_tree_would_place_them(
+    tmp_path: Path, newline: str
+) -> None:
+    """A cross-object finding points into a document whose tree was dropped: it is composed again from its lines."""
+    from berth.lint.loader import load_file
+
+    docs = [
+        "# ünïcödé before ✓\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: 'ö ✓'}\n",
+        "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: p}\n"
+        "spec:\n  minAvailable: 1\n  selector:\n    matchLabels: {app: nothing-here}\n",
+        "--- # trailing\napiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: q}\n"
+        "spec: {minAvailable: 1, selector: {matchLabels: {app: none}}}\n",
+    ]
+    path = tmp_path / "app.yaml"
+    path.write_bytes(("---\n".join(docs[:2]) + docs[2]).replace("\n", newline).encode())
+    found = [f for f in lint_paths([str(path)], OPTIONS).findings if f.rule == "pdb-selector-matches-nothing"]
+    assert len(found) == 2
+    whole = load_file(str(path))  # every tree kept: the reference positions
+    for finding, doc in zip(found, whole.documents[1:], strict=True):
+        assert (finding.line, finding.column) == whole.locate(doc.ref, finding.path) != (0, 0)

@@ -352,7 +352,8 @@ class _Stream:
 
     def __call__(self, loaded: LoadedFile, start: int) -> None:
         linter = self.linter
-        keep: set[int] = set()
+        keep: set[int] = set()  # berth specs: rendered after the whole file is read
+        relocatable: set[int] = set()  # cross-object findings may point into these
         for doc in loaded.documents[start:]:
             if is_spec(doc):
                 keep.add(doc.ref.doc)
@@ -372,11 +373,10 @@ class _Stream:
                 found = [doc] if doc.kind in CROSS_KINDS else []
                 found.extend(views(doc))
                 if found:
-                    keep.add(doc.ref.doc)
+                    relocatable.add(doc.ref.doc)
                     self.cross.extend(found)
-        for doc in loaded.documents[start:]:
-            if doc.ref.doc not in keep:
-                loaded.roots.pop(doc.ref.doc, None)
+        for index in {doc.ref.doc for doc in loaded.documents[start:]} - keep:
+            loaded.drop(index, relocatable=index in relocatable)
 
 
 @contextmanager

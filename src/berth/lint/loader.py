@@ -41,6 +41,45 @@ class LoadedFile:
     documents: list[Document] = field(default_factory=list)
     problems: list[Finding] = field(default_factory=list)
     unreadable: bool = False
+    # Documents whose tree was dropped but may still be located: (start of the root's line, end, line)
+    spans: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+    _again: tuple[int, yaml.Node | None] = (-1, None)
+
+    def drop(self, index: int, *, relocatable: bool = False) -> None:
+        """Forget a document's node tree (~100x its text); ``relocatable`` keeps where its text is.
+
+        A relocatable document is composed again from its own lines when a finding must be placed
+        in it. Only for YAML without directives: a JSON stream may hold several values per line,
+        and a ``%TAG`` directive belongs to the stream, not the document's lines.
+        """
+        root = self.roots.pop(index, None)
+        if root is None or not relocatable:
+            return
+        if not self._relocatable:
+            self.roots[index] = root  # keep it: its lines alone may not compose to the same tree
+            return
+        start = root.start_mark.index - root.start_mark.column
+        self.spans[index] = (start, root.end_mark.index, root.start_mark.line)
+
+    @cached_property
+    def _relocatable(self) -> bool:
+        """YAML (not a JSON stream) without directives: a document's own lines compose to its tree."""
+        head = self.text[:4096].lstrip()
+        return head[:1] not in ("{", "[") and not self.text.startswith("%") and "\n%" not in self.text
+
+    def _root(self, index: int) -> tuple[yaml.Node | None, int]:
+        """The document's tree and the line its text starts on (0 when the tree was kept)."""
+        root = self.roots.get(index)
+        if root is not None or index not in self.spans:
+            return root, 0
+        start, end, line = self.spans[index]
+        if self._again[0] != index:  # one document at a time: findings are placed file by file
+            try:
+                again = next((n for n in compose_all(self.text[start:end]) if n is not None), None)
+            except YamlError:
+                again = None
+            self._again = (index, again)
+        return self._again[1], line
 
     def locator(self, ref: DocRef) -> NodeLocator | None:
         """Positions in the document (or ``List`` item) ``ref`` names; None for objects read from no text."""
@@ -52,8 +91,12 @@ class LoadedFile:
 
     def locate(self, ref: DocRef, path: Path) -> tuple[int, int]:
         """1-based line and column of the deepest node of ``path`` that exists (its key, in a mapping)."""
-        locator = self.locator(ref)
-        return locator(path, key=True) if locator is not None else (0, 0)
+        root, shift = self._root(ref.doc)
+        if root is None:
+            return 0, 0
+        whole = NodeLocator(root)
+        line, column = (whole if ref.item is None else whole.at(("items", ref.item)))(path, key=True)
+        return line + shift, column
 
     @cached_property
     def lines(self) -> list[str]:
