@@ -15,7 +15,8 @@ Measured in the same run on the same directory (default: a fresh one under /tmp;
    a fresh process without JAX (fork snapshots are refused under JAX): the first save after a
    restore and a steady save (loop blocked, against a sync save and memcpy), what the next
    training step costs on top (a dense step writes every page of the state, a sparse one an
-   eighth of its tensors), and the peak memory of parent plus snapshot child (PSS, sampled).
+   eighth of its tensors, a late one every page 1 s after ``save()``), and the peak memory of
+   parent plus snapshot child (PSS, sampled).
    ``--only snapshot`` runs just these with the disk and memcpy references; ``--only ranks``
    runs only 4 berth ranks against 4 ``dd`` writers, alternating, a ratio per round.
 
@@ -360,6 +361,10 @@ def _reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
 
 
+LATE_STEP = 1.0
+"""Seconds between save() and the "late" dense update: a step's forward and backward pass."""
+
+
 def _train_step(arrays: list[np.ndarray[Any, Any]]) -> float:
     """A dense in-place update of ``arrays`` (an optimizer step writes every page): its seconds."""
     t, _ = timed(lambda: [np.multiply(a, 1.0, out=a) for a in arrays])
@@ -440,9 +445,8 @@ def run_child(mode: str, argv: list[str]) -> dict[str, Any]:
         with CheckpointManager(directory, keep_last=1, snapshot=snapshot) as mgr:  # type: ignore[arg-type]
             mgr.save(1, state)  # the staging memory of copy mode is warm from here on
             mgr.wait()
-            for sparse in (False, True):
-                touched = arrays[:: 8 if sparse else 1]
-                tag = "sparse" if sparse else "dense"
+            for tag in ("dense", "sparse", "late"):
+                touched = arrays[:: 8 if tag == "sparse" else 1]
                 _train_step(touched)
                 out[f"step_plain_{tag}_s"] = _train_step(touched)
                 os.sync()
@@ -451,6 +455,8 @@ def run_child(mode: str, argv: list[str]) -> dict[str, Any]:
                 out[f"stall_{tag}_cpu_s"] = _cpu() - cpu
                 out[f"stall_{tag}_s"] = stall
                 out["forked"] = mgr.snapshot_pid is not None
+                if tag == "late":  # the step's compute (reading the state) before its update
+                    time.sleep(LATE_STEP)
                 out[f"step_after_{tag}_s"] = _train_step(touched)
                 out[f"commit_{tag}_s"] = stall + out[f"step_after_{tag}_s"] + timed(mgr.wait)[0]
         return out
@@ -820,6 +826,9 @@ def report(r: Samples, extra: dict[str, Any]) -> dict[str, Any]:
             f"{mode}: steady stall + next dense step's extra / sync": (
                 (med(m + "stall_dense_s") + med(m + "step_after_dense_s") - med(m + "step_plain_dense_s"))
                 / med(m + "sync_save_s"), ""),
+            f"{mode}: steady stall + a later dense step's extra / sync": (
+                (med(m + "stall_late_s") + med(m + "step_after_late_s") - med(m + "step_plain_late_s"))
+                / med(m + "sync_save_s"), ""),
             f"{mode}: steady stall + next sparse step's extra / sync": (
                 (med(m + "stall_sparse_s") + med(m + "step_after_sparse_s") - med(m + "step_plain_sparse_s"))
                 / med(m + "sync_save_s"), ""),
@@ -849,6 +858,8 @@ def snapshot_rows(r: Samples, size: int) -> None:
         ("  a sparse step (1/8 of the tensors)", "step_plain_sparse_s"),
         ("  the sparse step right after save()", "step_after_sparse_s"),
         ("  loop blocked (sparse round)", "stall_sparse_s"),
+        (f"  a dense step {LATE_STEP:.0f} s after save()", "step_after_late_s"),
+        ("  (the same step, nothing in flight)", "step_plain_late_s"),
     ]
     for mode in SNAPSHOT_MODES:
         for label, key in labels:

@@ -143,6 +143,20 @@ def full_disk(directory: str) -> None:
         assert mgr._staging.size == 0  # the child wrote it: a copying save would have staged it
 
 
+def aliased(directory: str) -> None:
+    """Leaves that share memory (one array twice, a view of another) are written whole: the
+    child gives back only the pages of sources nothing else reads."""
+    rng = np.random.default_rng(3)
+    x, y, z = (rng.random(1 << 20) for _ in range(3))  # 8 MiB each
+    state = {"a": x, "b": x, "c": y, "d": y[1000:], "z": z}
+    expected = {k: v.copy() for k, v in state.items()}
+    with CheckpointManager(Path(directory), snapshot="fork") as mgr:
+        mgr.save(1, state)
+        x[:] = 0
+        mgr.wait()
+        assert same(mgr.restore()[1], expected) and mgr._staging.size == 0
+
+
 def torch_isolation(directory: str) -> None:
     """The same under torch, whose intra-op thread pool exists when the process forks: tensors
     updated in place (a big one through torch's threads) right after save() keep their values."""
@@ -167,6 +181,17 @@ def torch_isolation(directory: str) -> None:
 
 def test_mutations_after_save_never_reach_a_fork_snapshot(tmp_path: Path) -> None:
     _fresh("isolation", str(tmp_path / "c"))
+
+
+def test_leaves_sharing_memory_are_written_whole(tmp_path: Path) -> None:
+    _fresh("aliased", str(tmp_path / "c"))
+
+
+def test_only_big_sources_nothing_else_reads_give_their_pages_back() -> None:
+    x, y, z = np.zeros(1 << 20), np.zeros(1 << 20), np.zeros(1 << 20)
+    blobs = [x.data, x.data, y.data, y[1000:].data, z.data, np.zeros(1000).data, memoryview(b"")]
+    assert forksnap.PageRelease(blobs).sources == 1  # z alone
+    assert forksnap.PageRelease([x.data, y.data, z[::4].copy().data]).sources == 2  # 2 MiB: too small
 
 
 def test_fork_snapshots_of_torch_tensors(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import mmap
 import os
 import signal
 import sys
@@ -38,6 +39,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, NoReturn
+
+import numpy as np
 
 from berth.errors import BerthError
 
@@ -73,6 +76,69 @@ def _prctl() -> Callable[..., int]:
     fn.restype = ctypes.c_int
     found: Callable[..., int] = fn
     return found
+
+
+@cache
+def _madvise() -> Callable[..., int]:
+    """libc's madvise, looked up in the parent (see :func:`_prctl`)."""
+    import ctypes
+
+    fn = ctypes.CDLL(None, use_errno=True).madvise
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    fn.restype = ctypes.c_int
+    found: Callable[..., int] = fn
+    return found
+
+
+RELEASE_MIN = 4 << 20
+"""Sources smaller than this keep their pages (not worth a system call)."""
+
+
+def _address(arr: np.ndarray[Any, Any]) -> int:
+    return int(arr.__array_interface__["data"][0])  # no ctypes object: safe in the child
+
+
+class PageRelease:
+    """In the child, gives back the pages of the arrays it has already copied out
+    (``madvise(MADV_DONTNEED)`` on its own mapping), as :func:`write_gathered`'s ``copied``.
+
+    A page the child no longer maps is the parent's alone again: the training loop's next write
+    to it reuses it instead of copying it, and the child holds less memory as it goes. Only
+    pages wholly inside a source of at least RELEASE_MIN bytes that overlaps no other source
+    are given back (the child would read zeros where it still needed bytes). Built in the
+    parent, before the fork, from the sources' addresses (the same in the child).
+    """
+
+    def __init__(self, sources: list[memoryview]) -> None:
+        spans = sorted(
+            (_address(arr), _address(arr) + arr.size)
+            for arr in (np.frombuffer(m.cast("B") if m.ndim != 1 or m.format != "B" else m, np.uint8) for m in sources)
+            if arr.size
+        )
+        self._free: dict[int, int] = {}  # start -> the address given back up to
+        reach = 0  # the furthest end of the spans before this one
+        for i, (start, end) in enumerate(spans):
+            alone = start >= reach and (i + 1 == len(spans) or end <= spans[i + 1][0])
+            if alone and end - start >= RELEASE_MIN:
+                self._free[start] = start
+            reach = max(reach, end)
+        self._madvise = _madvise()
+
+    @property
+    def sources(self) -> int:
+        """How many sources may give their pages back."""
+        return len(self._free)
+
+    def __call__(self, src: np.ndarray[tuple[int], np.dtype[np.uint8]], copied: int) -> None:
+        start = _address(src)
+        done = self._free.get(start)
+        if done is None:
+            return
+        page = mmap.PAGESIZE
+        low = max(done, -(-start // page) * page)
+        high = (start + copied) // page * page
+        if high > low and self._madvise(low, high - low, mmap.MADV_DONTNEED) == 0:
+            self._free[start] = high
 
 
 @contextlib.contextmanager

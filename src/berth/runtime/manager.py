@@ -186,8 +186,16 @@ class CheckpointManager:
         thread, and the writer lives as long as the manager.
         """
         forked: Future[int] = Future()
+        release = forksnap.PageRelease([t.data for t in prepared.tensors])
         job = partial(
-            write_shard, self.store, step, self.world_size, prepared, chunk_size=self.chunk_size, threads=False
+            write_shard,
+            self.store,
+            step,
+            self.world_size,
+            prepared,
+            chunk_size=self.chunk_size,
+            threads=False,
+            copied=release,
         )
         pending = self._writer.submit(self._fork_write, step, job, started, forked)
         try:

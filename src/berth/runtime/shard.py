@@ -263,12 +263,14 @@ def write_shard(
     *,
     chunk_size: int = CHUNK_SIZE,
     threads: bool = True,
+    copied: Callable[[U8Array, int], None] | None = None,
 ) -> Manifest:
     """Write, fsync and atomically commit this rank's shard of ``step``.
 
     The pre-flight space check is :func:`prepare`'s, before the snapshot copy; here a real
     ENOSPC becomes the same message through the store's staging directory. Without
-    ``threads`` nothing here starts a thread (the child of a fork snapshot).
+    ``threads`` nothing here starts a thread (the child of a fork snapshot); ``copied`` is
+    :func:`write_gathered`'s.
     """
     with store.staging(step, prepared.nbytes + SHARD_OVERHEAD) as tmp:
         path = str(tmp / TENSORS_NAME)
@@ -277,7 +279,7 @@ def write_shard(
         else:  # from the arrays themselves (sync save) or views of immutable ones (async, JAX)
             head = memoryview(header_bytes(prepared.tensors, METADATA))
             blobs = [head, *(t.data for t in prepared.tensors)]
-            tensor_file = write_gathered(path, blobs, chunk_size=chunk_size, threads=threads)
+            tensor_file = write_gathered(path, blobs, chunk_size=chunk_size, threads=threads, copied=copied)
         meta_file = write_stream(
             str(tmp / META_NAME), [memoryview(prepared.meta)], chunk_size=chunk_size, threads=threads
         )
