@@ -115,7 +115,7 @@ def test_schema_only_memory_stays_well_under_the_node_trees_of_the_whole_file(tm
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])
 def test_findings_in_dropped_trees_are_placed_where_the_whole_tree_would_place_them(
-    tmp_path: Path, newline: str
+    tmp_path: Path, newline: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A cross-object finding points into a document whose tree was dropped: it is composed again from its lines."""
     from berth.lint.loader import load_file
@@ -129,6 +129,7 @@ def test_findings_in_dropped_trees_are_placed_where_the_whole_tree_would_place_t
     ]
     path = tmp_path / "app.yaml"
     path.write_bytes(("---\n".join(docs[:2]) + docs[2]).replace("\n", newline).encode())
+    monkeypatch.setattr(loader, "KEEP_TREES_BELOW", 0)  # as for a file of over 1 MiB
     found = [f for f in lint_paths([str(path)], OPTIONS).findings if f.rule == "pdb-selector-matches-nothing"]
     assert len(found) == 2
     whole = load_file(str(path))  # every tree kept: the reference positions

@@ -28,6 +28,10 @@ MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 # gigabytes of node tree (a dense 16 MiB file of workloads takes ~13 s of CPU and ~1.1 GiB).
 MAX_FILE_BYTES = 16 * 1024 * 1024
 STDIN = "-"
+# Below this size a file keeps the trees cross-object findings may point into (~100x the text, so
+# at most ~100 MiB): composing them again would cost CPU (~18% more for the full lint of a stream
+# where most documents get such findings) to save memory that does not matter at this size.
+KEEP_TREES_BELOW = 1024 * 1024
 STDIN_NAME = "<stdin>"
 
 
@@ -55,7 +59,7 @@ class LoadedFile:
         root = self.roots.pop(index, None)
         if root is None or not relocatable:
             return
-        if not self._relocatable:
+        if len(self.text) < KEEP_TREES_BELOW or not self._relocatable:
             self.roots[index] = root  # keep it: its lines alone may not compose to the same tree
             return
         start = root.start_mark.index - root.start_mark.column
