@@ -153,8 +153,18 @@ docs/benchmarks.md has the run, with kubeconform and PyYAML's C loader on the sa
 was not: every document's node tree stays alive until its findings are placed, and each full
 pass of Python's cyclic garbage collector walked all of them again (1, 2, 4 MiB took 1.4, 3.5,
 8.6 s of CPU; 4 MiB 61 s of wall time on this loaded machine), so the collector is paused while
-linting (nothing lint builds is cyclic; reference counting frees it). Peak memory is about 70x the
-file (1.1 GiB for 16 MiB), which with the 16 MiB input limit bounds it.
+linting (nothing lint builds is cyclic; reference counting frees it).
+
+Memory: each document is validated and its rules run as soon as libyaml has composed it, its
+findings placed, and its node tree (about 100x its text) dropped. Trees that cross-object findings
+may point into are dropped too in files over 1 MiB and composed again from the document's own
+lines if a finding lands there (smaller files keep them: no CPU spent where memory does not
+matter). Peak RSS at 15.5 MiB: 425 MiB for the full lint and 357 MiB for `--schema-only` (27x and
+23x the file; 1.1 and 1.0 GiB before), at 8 MiB 259 and 215 MiB (611 and 552 MiB before), with
+the same findings and positions. What stays is the text, the objects and the findings. The price
+is CPU in the full lint of large files where most documents get a cross-object finding (12.6
+instead of 10.7 s at 15.5 MiB, one run each at load ~10); `--schema-only` got cheaper (5.5
+instead of 6.8 s).
 
 ## Measured on real repositories
 
@@ -190,8 +200,8 @@ world. A dense synthetic file (27,000 Deployments, 30 MB) takes ~2 min and 2.3 G
   `berth.dev/ignore` annotation does not cover them (`disable` and `per-file-ignores` do).
 - Bundled training CRDs: `ray.io/v1alpha1` is checked with v1's fields; upstream CEL rules that
   only some releases carry, transition rules and Kubernetes CEL library calls are not evaluated.
-- Memory is about 70x the file (node trees are kept until findings are placed), bounded by the
-  16 MiB input limit, not streamed.
+- Memory is about 25x a large file, not constant: the text, every object and the findings
+  stay until the run ends (cross-object rules need the objects), bounded by the 16 MiB limit.
 
 ## Suppressing findings
 
