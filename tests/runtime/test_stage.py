@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +160,49 @@ def test_bad_sources_are_one_line(seaweed: Seaweed, s3: str, tmp_path: Path) -> 
         "stage", f"s3://{s3.split('/')[2]}/run", str(tmp_path / "v"), env={"AWS_SECRET_ACCESS_KEY": "wrong"}
     )
     assert wrong.returncode == 1 and "check AWS_SECRET_ACCESS_KEY" in wrong.stderr, wrong.stderr
+
+
+class _ETagHandler(http.server.SimpleHTTPRequestHandler):
+    """http.server plus an ETag header: the MD5 a test chooses, like an S3 store's single-part ETag."""
+
+    etag = ""
+
+    def end_headers(self) -> None:
+        self.send_header("ETag", f'"{self.etag}"')
+        super().end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def etag_server(tmp_path: Path) -> Iterator[tuple[str, type[_ETagHandler]]]:
+    """A real HTTP server on 127.0.0.1 serving tmp_path/www, whose ETag the test sets."""
+    www = tmp_path / "www"
+    www.mkdir()
+    handler = type("Handler", (_ETagHandler,), {})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(www)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_md5_is_checked_on_the_bytes_as_they_arrive(
+    etag_server: tuple[str, type[_ETagHandler]], tmp_path: Path
+) -> None:
+    """The MD5 of a one-GET file is hashed while it is received: a wrong one fails, and nothing lands in DEST."""
+    base, handler = etag_server
+    data = os.urandom(300_000)
+    (tmp_path / "www" / "obj.bin").write_bytes(data)
+    handler.etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    good = stage(f"{base}/obj.bin", tmp_path / "good")
+    assert (good.fetched, (tmp_path / "good" / "obj.bin").read_bytes()) == (1, data)
+
+    handler.etag = hashlib.md5(data[:-1] + b"x", usedforsecurity=False).hexdigest()  # one byte differs
+    with pytest.raises(StageError, match="MD5 does not match"):
+        stage(f"{base}/obj.bin", tmp_path / "bad")
+    assert _tree(tmp_path / "bad") == {}
