@@ -152,18 +152,22 @@ def image(
         None, "--containerd-socket", help="containerd to import into [default: the sandbox's, when it runs]."
     ),
     rebuild: bool = typer.Option(False, "--rebuild", help="Build even when the cache holds these inputs."),
+    stock: bool = typer.Option(
+        False, "--stock", help="The same Debian python3 without berth or any pip package (berth.local/python-stock)."
+    ),
     output: Output = OUTPUT,
 ) -> None:
     """Build berth's runtime image (Debian python3, numpy, berth from this checkout), cache it, import it.
 
     Cached under ~/.cache/berth/image by a hash of its inputs; imported into the sandbox's containerd
     (namespace k8s.io, every real node's) when one runs. Prints the reference pods use with imagePullPolicy: Never.
+    `--stock` builds an image like a user's without berth, for `lifecycle.runner: inject` (docs/lifecycle.md).
     """
-    from berth.sandbox.image import build_image, find_containerd_sockets, import_image
+    from berth.sandbox.image import build_image, build_stock_image, find_containerd_sockets, import_image
 
     progress = _progress()
     sockets = [containerd_socket] if containerd_socket else find_containerd_sockets(_sandbox(name, state_dir).state_dir)
-    built = build_image(progress=progress, rebuild=rebuild)
+    built = (build_stock_image if stock else build_image)(progress=progress, rebuild=rebuild)
     for sock in sockets:
         import_image(built, sock, progress)
     if not sockets:

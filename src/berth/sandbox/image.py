@@ -34,7 +34,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -288,9 +288,8 @@ def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def inputs(source_root: Path | None = None) -> Inputs:
-    """The current inputs (mirror and index from /etc/apt and /var/lib/apt, pins, source tree)."""
-    root = source_root or checkout_root()
+def debian_inputs() -> Inputs:
+    """The Debian inputs alone (no pins, no source): the stock image's, and the base of :func:`inputs`."""
     mirror = apt_mirror()
     return Inputs(
         suite=SUITE,
@@ -298,9 +297,15 @@ def inputs(source_root: Path | None = None) -> Inputs:
         debian_packages=DEBIAN_PACKAGES,
         dropped_packages=DROPPED_PACKAGES,
         debian_index=debian_index(mirror),
-        python_pins=python_pins(),
-        source=source_hash(root),
+        python_pins=(),
+        source="",
     )
+
+
+def inputs(source_root: Path | None = None) -> Inputs:
+    """The current inputs (mirror and index from /etc/apt and /var/lib/apt, pins, source tree)."""
+    root = source_root or checkout_root()
+    return replace(debian_inputs(), python_pins=python_pins(), source=source_hash(root))
 
 
 def reference_for(key: str) -> str:
@@ -310,10 +315,10 @@ def reference_for(key: str) -> str:
 # --- build --------------------------------------------------------------------------------------
 
 
-def cached_image(key: str, root: Path | None = None) -> RuntimeImage | None:
+def cached_image(key: str, root: Path | None = None, archive_name: str = "runtime.oci.tar") -> RuntimeImage | None:
     """The cached build of ``key`` if its archive and metadata are complete, else None."""
     entry = (root or cache_root()) / key
-    meta_path, archive = entry / "image.json", entry / "runtime.oci.tar"
+    meta_path, archive = entry / "image.json", entry / archive_name
     if not (meta_path.is_file() and archive.is_file()):
         return None
     try:
@@ -757,8 +762,20 @@ def _canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
-def write_oci(rootfs: Path, archive: Path, reference: str, wanted: Inputs) -> RuntimeImage:
-    """An ``oci-layout`` archive (oci-layout, index.json, blobs/sha256/…) of ``rootfs`` as one layer."""
+def write_oci(
+    rootfs: Path,
+    archive: Path,
+    reference: str,
+    wanted: Inputs,
+    *,
+    image_config: dict[str, Any] | None = None,
+    created_by: str | None = None,
+) -> RuntimeImage:
+    """An ``oci-layout`` archive (oci-layout, index.json, blobs/sha256/…) of ``rootfs`` as one layer.
+
+    ``image_config`` (the OCI ``config``: user, env, cmd, labels) and ``created_by`` default to
+    the runtime image's; the stock image (:func:`build_stock_image`) passes its own.
+    """
     layer_path = archive.with_suffix(".layer")
     with open(layer_path, "wb") as f:
         diff_id, layer_digest, layer_size, unpacked = write_layer(rootfs, f)
@@ -768,7 +785,8 @@ def write_oci(rootfs: Path, archive: Path, reference: str, wanted: Inputs) -> Ru
         "architecture": arch,
         "os": "linux",
         "created": created,
-        "config": {
+        "config": image_config
+        or {
             "User": f"{UID}:{UID}",
             "Env": list(ENV),
             "Cmd": ["python3"],
@@ -783,7 +801,8 @@ def write_oci(rootfs: Path, archive: Path, reference: str, wanted: Inputs) -> Ru
         "history": [
             {
                 "created": created,
-                "created_by": f"berth sandbox image: debootstrap --variant=minbase {SUITE} "
+                "created_by": created_by
+                or f"berth sandbox image: debootstrap --variant=minbase {SUITE} "
                 f"+{','.join(DEBIAN_PACKAGES)}; pip {len(wanted.python_pins)} wheels; berth {__version__}",
             }
         ],
@@ -849,6 +868,92 @@ def write_oci(rootfs: Path, archive: Path, reference: str, wanted: Inputs) -> Ru
         unpacked_bytes=unpacked,
         cached=False,
     )
+
+
+# --- the stock image -------------------------------------------------------------------------------
+
+STOCK_IMAGE_NAME = "berth.local/python-stock"
+STOCK_LAYOUT = 1  # bump when what the stock image holds or its config changes (its cache key)
+STOCK_ARCHIVE = "python-stock.oci.tar"
+
+
+def stock_key(wanted: Inputs) -> str:
+    return hashlib.sha256(f"{wanted.debian_key}/{STOCK_LAYOUT}".encode()).hexdigest()[:16]
+
+
+def build_stock_image(
+    *, progress: Progress | None = None, rebuild: bool = False, cache: Path | None = None
+) -> RuntimeImage:
+    """A "stock python" image: the runtime image's Debian rootfs (minbase, python3 and Debian's
+    numpy) without berth or any pip package, as ``berth.local/python-stock:<key>``.
+
+    What a user's image without berth looks like, for ``lifecycle.runner: inject`` in real pods
+    (docs/lifecycle.md). It shares the runtime image's cached base rootfs (one debootstrap for
+    both) and is cached under ``<cache>/stock/<key>/`` by the Debian inputs alone, so a change to
+    berth never rebuilds it. Root user, no ``PYTHONUNBUFFERED``: as a stock image ships.
+    """
+    say = progress or (lambda _m: None)
+    wanted = debian_inputs()
+    key = stock_key(wanted)
+    cache = cache or cache_root()
+    stock = cache / "stock"
+    stock.mkdir(parents=True, exist_ok=True)
+    with _locked(cache / ".lock"):
+        if not rebuild:
+            hit = cached_image(key, stock, STOCK_ARCHIVE)
+            if hit is not None:
+                say(f"cached: {hit.reference} ({stock / key})")
+                return hit
+        if not (cache / f"base-{wanted.debian_key}" / "debian.json").is_file():
+            _check_tools()
+        started = time.monotonic()
+        base = _base_rootfs(cache, wanted, say)
+        entry = stock / key
+        _remove_tree(entry)
+        work = Path(tempfile.mkdtemp(prefix=f"build-{key}-", dir=stock))
+        try:
+            say("writing the stock python image (the Debian rootfs alone, one gzip'd layer)")
+            reference = f"{STOCK_IMAGE_NAME}:{key}"
+            config = {
+                "Env": ["PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8"],
+                "Cmd": ["python3"],
+                "Labels": {"org.opencontainers.image.title": "python3 (Debian, no berth)"},
+            }
+            image = write_oci(
+                base / "rootfs",
+                work / STOCK_ARCHIVE,
+                reference,
+                wanted,
+                image_config=config,
+                created_by=f"berth sandbox image --stock: debootstrap --variant=minbase {SUITE} "
+                f"+{','.join(DEBIAN_PACKAGES)}",
+            )
+            debian = json.loads((base / "debian.json").read_text())
+            meta = {
+                **image.to_json(),
+                "archive": str(entry / STOCK_ARCHIVE),
+                "cached": True,
+                "debian": debian,
+                "python": [],
+                "buildSeconds": round(time.monotonic() - started, 1),
+            }
+            (work / "image.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+            os.replace(work, entry)
+        finally:
+            _remove_tree(work)
+        for old in stock.iterdir():
+            if old != entry:
+                _remove_tree(old)  # one stock image at a time (about 60 MiB)
+        say(f"built {reference} in {time.monotonic() - started:.0f}s: {_mib(image.size_bytes)} compressed")
+        return RuntimeImage(
+            reference=reference,
+            digest=image.digest,
+            archive=entry / STOCK_ARCHIVE,
+            size_bytes=image.size_bytes,
+            unpacked_bytes=image.unpacked_bytes,
+            cached=False,
+            debian=debian,
+        )
 
 
 # --- containerd -----------------------------------------------------------------------------------
