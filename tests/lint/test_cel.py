@@ -8,13 +8,15 @@ rule's message, and the same resource made valid has none.
 from __future__ import annotations
 
 import copy
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import lark
 import yaml
 
-from berth.lint.cel import CelChecker, crd_rules
+from berth.lint.cel import CelChecker, crd_rules, parser_cache
 from berth.lint.engine import LintOptions, lint_paths
 from berth.lint.output import text
 from berth.lint.schema import _bundled_crds
@@ -154,3 +156,22 @@ def test_the_crd_check_tool_refuses_a_bundled_rule_upstream_lacks(tmp_path: Path
     other = tmp_path / "other.yaml"
     other.write_text(yaml.safe_dump(stripped))
     assert check_bundled_crds.main([str(other)]) == 1
+
+
+def test_the_cel_parser_is_cached_and_a_damaged_cache_is_rebuilt(tmp_path: Path, monkeypatch: Any) -> None:
+    """Each process (each pool worker) loads cel-python's Lark parser from ``parser_cache`` instead of
+    building it; a truncated or foreign file there is rebuilt, and the rule still finds the breach."""
+    cr = tmp_path / "cr.yaml"
+    cr.write_text(JOBSET % {"order": "InOrder", "namespace": ""})
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cache = Path(parser_cache(lark.__version__))
+    assert cache.is_relative_to(tmp_path)
+    command = [sys.executable, "-m", "berth", "lint", "--schema-only", "-f", "json", str(cr)]
+    for damage in (None, b"not a pickle", None):
+        if damage is not None:
+            cache.write_bytes(damage)
+        run = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        assert run.returncode == 1, run.stderr
+        assert "StartupPolicy" in run.stdout and run.stderr == ""
+        assert cache.stat().st_size > 10_000  # written (again): the analysed grammar, not the damage
+        assert not list(cache.parent.glob("*.tmp"))

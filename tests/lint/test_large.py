@@ -52,9 +52,11 @@ def test_files_are_read_and_linted_with_the_collector_paused_and_it_is_restored(
     enabled_while_reading: list[bool] = []
     read = loader.load_text
 
-    def load_text(name: str, text: str, each: loader.OnDocument | None = None) -> loader.LoadedFile:
+    def load_text(
+        name: str, text: str, each: loader.OnDocument | None = None, *, regular: bool = False
+    ) -> loader.LoadedFile:
         enabled_while_reading.append(gc.isenabled())
-        return read(name, text, each)
+        return read(name, text, each, regular=regular)
 
     monkeypatch.setattr(loader, "load_text", load_text)
     full: list[int] = []

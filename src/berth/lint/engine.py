@@ -63,30 +63,49 @@ def _source_file(name: str) -> str:
     return name[: -len(RENDERED_SUFFIX)] if name.endswith(RENDERED_SUFFIX) else name
 
 
-def _kustomization_root(directory: str, cache: dict[str, str]) -> str:
+def _kustomization_file(directory: str, cache: dict[str, Any]) -> str | None:
+    """The kustomization file in ``directory``, if any; each directory is listed once per run.
+
+    One listing instead of a stat per candidate name: a walk of a repository asks this for
+    every file, and the nearest root of a directory without one is found by going up.
+    """
+    listings: dict[str, frozenset[str]] = cache.setdefault("listings", {})
+    names = listings.get(directory)
+    if names is None:
+        try:
+            names = frozenset(os.listdir(directory))
+        except OSError:
+            names = frozenset()
+        listings[directory] = names
+    for name in KUSTOMIZATION_FILES:
+        if name in names and os.path.isfile(os.path.join(directory, name)):
+            return os.path.join(directory, name)
+    return None
+
+
+def _kustomization_root(directory: str, cache: dict[str, Any]) -> str:
     """The nearest directory at or above ``directory`` holding a kustomization file, else ``directory``."""
-    if directory not in cache:
+    roots: dict[str, str] = cache.setdefault("roots", {})
+    if directory not in roots:
         found = directory
         current = os.path.abspath(directory or ".")
         while True:
-            if any(os.path.isfile(os.path.join(current, k)) for k in KUSTOMIZATION_FILES):
+            if _kustomization_file(current, cache) is not None:
                 found = current
                 break
             parent = os.path.dirname(current)
             if parent == current:
                 break
             current = parent
-        cache[directory] = found
-    return cache[directory]
+        roots[directory] = found
+    return roots[directory]
 
 
-def _patch_paths(root: str) -> set[str]:
+def _patch_paths(root: str, cache: dict[str, Any]) -> set[str]:
     """Files a kustomization in ``root`` names as patches (patches, patchesStrategicMerge, patchesJson6902)."""
     out: set[str] = set()
-    for name in KUSTOMIZATION_FILES:
-        path = os.path.join(root, name)
-        if not os.path.isfile(path):
-            continue
+    path = _kustomization_file(root, cache)
+    if path is not None:
         doc = next((d for d in load_file(path).documents), None)
         obj = doc.obj if doc is not None else {}
         entries = [*as_list(obj.get("patches")), *as_list(obj.get("patchesJson6902"))]
@@ -105,11 +124,11 @@ def is_kustomize_patch(file: str, cache: dict[str, Any]) -> bool:
     checked for unknown fields and wrong types only, and no rule runs on them.
     """
     directory = os.path.dirname(file)
-    root = _kustomization_root(directory, cache.setdefault("roots", {}))
+    root = _kustomization_root(directory, cache)
     patches: dict[str, set[str] | None] = cache.setdefault("patches", {})
     if root not in patches:  # once per directory: a repository's files share a few roots
-        found = any(os.path.isfile(os.path.join(root, k)) for k in KUSTOMIZATION_FILES)
-        patches[root] = _patch_paths(root) if found else None
+        found = _kustomization_file(root, cache) is not None
+        patches[root] = _patch_paths(root, cache) if found else None
     named = patches[root]
     if named is None:
         return False
@@ -117,7 +136,7 @@ def is_kustomize_patch(file: str, cache: dict[str, Any]) -> bool:
     return os.path.normpath(file) in named or "patch" in relative.lower()
 
 
-def group_key(name: str, group_by: str, cache: dict[str, str] | None = None) -> str:
+def group_key(name: str, group_by: str, cache: dict[str, Any] | None = None) -> str:
     """The group a source's objects join for the cross-object rules."""
     if group_by == "none":
         return ""
@@ -360,7 +379,7 @@ class _Stream:
                 continue
             self.manifests += 1
             if self.patch is None:
-                self.patch = os.path.isfile(loaded.name) and is_kustomize_patch(loaded.name, linter._kustomize)
+                self.patch = loaded.regular and is_kustomize_patch(loaded.name, linter._kustomize)
             for f in linter._lint_document(doc, patch=self.patch):
                 f.line, f.column = loaded.locate(doc.ref, f.path)
                 f.source_line = loaded.source_line(f.line)
@@ -406,10 +425,45 @@ def _init_worker(options: LintOptions) -> None:
     _WORKER = _Linter(options)
 
 
-def _lint_path(path: str) -> _FileOutcome:
+def _lint_chunk(paths: list[str]) -> list[_FileOutcome]:
     assert _WORKER is not None, "worker not initialised"
     with _no_cycle_collection():
-        return _WORKER.lint_file(path)
+        return [_WORKER.lint_file(path) for path in paths]
+
+
+def _lint_shared(
+    pool: ProcessPoolExecutor, linter: _Linter, files: list[str], progress: Progress | None
+) -> list[_FileOutcome]:
+    """Outcomes of ``files`` in order, linted by the pool's workers and by this process together.
+
+    Every chunk is queued for the workers; this process takes chunks back from the end of the
+    queue (those no worker has started) and lints them itself, until it meets the workers. No
+    process waits idle, and one fewer process starts up than with a pool of ``jobs`` workers.
+    """
+    chunks = [files[i : i + _CHUNK] for i in range(0, len(files), _CHUNK)]
+    futures = [pool.submit(_lint_chunk, chunk) for chunk in chunks]
+    done = 0
+    mine: dict[int, list[_FileOutcome]] = {}
+
+    def report(count: int) -> None:
+        nonlocal done
+        done += count
+        if progress is not None:
+            progress(done, len(files))
+
+    for index in range(len(chunks) - 1, -1, -1):
+        if not futures[index].cancel():
+            break
+        mine[index] = [linter.lint_file(path) for path in chunks[index]]
+        report(len(chunks[index]))
+    out: list[_FileOutcome] = []
+    for index, future in enumerate(futures):
+        if index in mine:
+            out.extend(mine[index])
+        else:
+            out.extend(future.result())
+            report(len(chunks[index]))
+    return out
 
 
 def _locate_all(source: LoadedFile, wanted: list[tuple[DocRef, Path]]) -> list[Located]:
@@ -450,16 +504,16 @@ def _lint_paths(paths: Sequence[str], options: LintOptions, progress: Progress |
     pool = None
     if jobs > 1 and len(disk_files) >= _POOL_MIN_FILES:
         context = multiprocessing.get_context("fork")
-        pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(options,))
+        # this process lints too: jobs - 1 workers (each pays its own CEL start-up and pickling)
+        pool = ProcessPoolExecutor(jobs - 1, mp_context=context, initializer=_init_worker, initargs=(options,))
     try:
         if pool is not None:
-            results: Iterable[_FileOutcome] = pool.map(_lint_path, disk_files, chunksize=_CHUNK)
+            outcomes.extend(_lint_shared(pool, linter, disk_files, progress))
         else:
-            results = (linter.lint_file(path, loaded) for path in disk_files)
-        for done, outcome in enumerate(results, 1):
-            outcomes.append(outcome)
-            if progress is not None:
-                progress(done, len(disk_files))
+            for done, path in enumerate(disk_files, 1):
+                outcomes.append(linter.lint_file(path, loaded))
+                if progress is not None:
+                    progress(done, len(disk_files))
         explicit = frozenset(STDIN_NAME if p == STDIN else p for p in paths if p == STDIN or not os.path.isdir(p))
         return _finish(linter, outcomes, loaded, pool, explicit)
     finally:
@@ -524,7 +578,7 @@ def _cross(
 ) -> list[Finding]:
     """Cross-object findings per group, placed by re-reading their files (in the pool when there are many)."""
     group_by = linter.options.group_by
-    cache: dict[str, str] = {}
+    cache: dict[str, Any] = {}
     docs: dict[str, list[Document]] = defaultdict(list)
     known: dict[str, set[str]] = defaultdict(set)
     for outcome in outcomes:

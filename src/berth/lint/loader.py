@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ class LoadedFile:
     documents: list[Document] = field(default_factory=list)
     problems: list[Finding] = field(default_factory=list)
     unreadable: bool = False
+    regular: bool = False  # read from a regular file on disk (not stdin, a rendered spec or objects)
     # Documents whose tree was dropped but may still be located: (start of the root's line, end, line)
     spans: dict[int, tuple[int, int, int]] = field(default_factory=dict)
     _again: tuple[int, yaml.Node | None] = (-1, None)
@@ -117,9 +119,9 @@ class LoadedFile:
 OnDocument = Callable[[LoadedFile, int], None]
 
 
-def load_text(name: str, text: str, each: OnDocument | None = None) -> LoadedFile:
+def load_text(name: str, text: str, each: OnDocument | None = None, *, regular: bool = False) -> LoadedFile:
     """Parse every YAML/JSON document of ``text``; keeps what parsed before a syntax error."""
-    loaded = LoadedFile(name=name, text=text)
+    loaded = LoadedFile(name=name, text=text, regular=regular)
     try:
         for index, root in enumerate(compose_all(text)):
             start = len(loaded.documents)
@@ -218,7 +220,7 @@ def load_file(path: str, each: OnDocument | None = None) -> LoadedFile:
     """
     name = STDIN_NAME if path == STDIN else path
     loaded = LoadedFile(name=name, unreadable=True)
-    what = "directory" if path != STDIN and os.path.isdir(path) else "file"
+    regular = False
     try:
         if path == STDIN:
             raw = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
@@ -226,23 +228,27 @@ def load_file(path: str, each: OnDocument | None = None) -> LoadedFile:
                 msg = f"input is over the {MAX_FILE_BYTES // 2**20} MiB limit: not read"
                 loaded.problems.append(_problem("unreadable-file", msg, name, 0, 0))
                 return loaded
-        elif what == "directory":  # one a walk could not enter: say why
-            os.listdir(path)
-            raise IsADirectoryError(errno.EISDIR, "is a directory", path)
         else:
-            with open(path, "rb") as fh:
-                size = os.fstat(fh.fileno()).st_size
+            try:
+                fh = open(path, "rb")  # noqa: SIM115 (closed below; a directory is told apart here, no stat first)
+            except IsADirectoryError:  # one given as a file: say why (one a walk could not enter fails here)
+                os.listdir(path)
+                raise IsADirectoryError(errno.EISDIR, "is a directory", path) from None
+            with fh:
+                status = os.fstat(fh.fileno())
+                regular, size = stat.S_ISREG(status.st_mode), status.st_size
                 if size > MAX_FILE_BYTES:
                     msg = f"file is {size / 2**20:.0f} MiB, over the {MAX_FILE_BYTES // 2**20} MiB limit: not read"
                     loaded.problems.append(_problem("unreadable-file", msg, name, 0, 0))
                     return loaded
                 raw = fh.read(MAX_FILE_BYTES + 1)
     except OSError as err:
+        what = "directory" if path != STDIN and os.path.isdir(path) else "file"  # a stat only when it failed
         loaded.problems.append(_problem("unreadable-file", f"cannot read {what}: {err.strerror}", name, 0, 0))
         return loaded
     text, problem = decode(raw, name)
     if text is not None:
-        loaded = load_text(name, text, each)
+        loaded = load_text(name, text, each, regular=regular)
     if problem is not None:  # unreadable, or read as kubectl reads it but not as the author wrote it
         loaded.problems.insert(0, problem)
         loaded.unreadable = True
@@ -313,12 +319,36 @@ def expand_paths(paths: Iterable[str]) -> Iterator[str]:
             yield path
             continue
         unreadable: list[OSError] = []
-        for dirpath, dirnames, filenames in os.walk(path, onerror=unreadable.append):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for filename in sorted(filenames):
-                if not filename.endswith(MANIFEST_SUFFIXES) or filename.startswith("."):
-                    continue
-                full = os.path.join(dirpath, filename)
-                if os.path.isfile(full) or not os.path.exists(full):
-                    yield full
+        yield from _walk(path, unreadable)
         yield from (str(err.filename) for err in unreadable)
+
+
+def _walk(directory: str, unreadable: list[OSError]) -> Iterator[str]:
+    """``expand_paths`` of one directory, as ``os.walk`` (top-down, links to directories not entered).
+
+    The directory entries' types are used rather than a ``stat`` per file (a repository's
+    thousands of small manifests each cost one otherwise).
+    """
+    try:
+        with os.scandir(directory) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+    except OSError as err:
+        unreadable.append(err)
+        return
+    subdirectories = []
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            is_dir = False
+        if is_dir:
+            if not entry.is_symlink():
+                subdirectories.append(entry.path)
+        elif entry.name.endswith(MANIFEST_SUFFIXES) and (
+            entry.is_file() or (entry.is_symlink() and not os.path.exists(entry.path))
+        ):
+            yield entry.path
+    for subdirectory in subdirectories:
+        yield from _walk(subdirectory, unreadable)
