@@ -420,9 +420,14 @@ Located = tuple[int, int, str]
 _WORKER: _Linter | None = None
 
 
-def _init_worker(options: LintOptions) -> None:
+def _init_worker(linter: _Linter) -> None:
+    """A forked worker lints with the parent's linter as it was at the fork (nothing is pickled).
+
+    Its rules are set up and the Kubernetes definitions its validators refer to are read once,
+    in the parent, instead of once per process.
+    """
     global _WORKER
-    _WORKER = _Linter(options)
+    _WORKER = linter
 
 
 def _lint_chunk(paths: list[str]) -> list[_FileOutcome]:
@@ -505,7 +510,8 @@ def _lint_paths(paths: Sequence[str], options: LintOptions, progress: Progress |
     if jobs > 1 and len(disk_files) >= _POOL_MIN_FILES:
         context = multiprocessing.get_context("fork")
         # this process lints too: jobs - 1 workers (each pays its own CEL start-up and pickling)
-        pool = ProcessPoolExecutor(jobs - 1, mp_context=context, initializer=_init_worker, initargs=(options,))
+        linter.schemas.warm()
+        pool = ProcessPoolExecutor(jobs - 1, mp_context=context, initializer=_init_worker, initargs=(linter,))
     try:
         if pool is not None:
             outcomes.extend(_lint_shared(pool, linter, disk_files, progress))

@@ -237,6 +237,10 @@ class SchemaStore:
             self._registry = jsonschema_rs.Registry([(_DEFS_URI, defs)])
         return self._registry
 
+    def warm(self) -> None:
+        """Read what every validator shares now (before forking workers, which then inherit it)."""
+        self._defs_registry()
+
     def validator(self, api_version: str, kind: str) -> Any | None:
         """The compiled validator for a type, or None when no schema knows it."""
         key = (api_version, kind)
