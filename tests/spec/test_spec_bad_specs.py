@@ -564,8 +564,8 @@ CASES: list[Bad] = [
     Bad(
         "archive-missing-secret",
         BASE + "  archive: {url: 's3://bucket/x'}\n",
-        "spec.archive.secretName",
-        "required field is missing",
+        "spec.archive",
+        "the archive has no credentials: neither secretName nor spec.identity",
         "{url",
     ),
     Bad(
