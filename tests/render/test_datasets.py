@@ -33,7 +33,8 @@ spec:
   initContainers:
     - {name: warm-cache, command: ["true"]}
   datasets:
-    imagenet: {source: s3://datasets/imagenet, into: data, path: imagenet, secretName: s3-creds, endpoint: http://minio:9000}
+    imagenet: {source: s3://datasets/imagenet, into: data, path: imagenet, secretName: s3-creds, endpoint: http://minio:9000,
+      concurrency: 16}
     corpus: {source: s3://datasets/corpus, into: scratch, path: corpus, shard: perRank, region: eu-west-1}
 """
 
@@ -120,7 +121,7 @@ def test_trainers_wait_for_a_shared_dataset_and_stage_their_own_shard(tmp_path: 
     assert wait["volumeMounts"] == [{"name": "data", "mountPath": "/data", "readOnly": True}]
     assert wait["image"] == "trainer:1" and wait["securityContext"] == SECURITY
     assert stage["command"] == [
-        "berth", "stage", "s3://datasets/corpus", "/scratch/corpus", "--concurrency", "16",
+        "berth", "stage", "s3://datasets/corpus", "/scratch/corpus",  # no concurrency: berth stage picks
         "--report", "/dev/termination-log", "--shard", "$(POD_INDEX)/3",
     ]  # fmt: skip
     # No Secret: no keys at all, so boto3 falls back to the pod's cloud identity.

@@ -51,7 +51,9 @@ echo "dataset $3 is ready"
 def _stage_container(spec: TrainingCluster, t: Target, name: str, dest: str, mount: dict[str, Any]) -> dict[str, Any]:
     ds = t.dataset
     # The report becomes the container's termination message: `kubectl get pod -o yaml` shows the figures.
-    command = ["berth", "stage", ds.source, dest, "--concurrency", str(ds.concurrency), "--report", TERMINATION_LOG]
+    command = ["berth", "stage", ds.source, dest, "--report", TERMINATION_LOG]
+    if ds.concurrency is not None:  # else berth stage picks by the files' sizes
+        command[4:4] = ["--concurrency", str(ds.concurrency)]
     env: list[dict[str, Any]] = []
     if ds.shard == "perRank":
         env.append(

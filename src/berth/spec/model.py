@@ -324,7 +324,9 @@ class DatasetSpec(_Model):
     )
     endpoint: StrictStr | None = Field(default=None, description="for non-AWS stores (MinIO, SeaweedFS)")
     region: StrictStr | None = None
-    concurrency: StrictInt = Field(default=16, ge=1, le=64, description="files in flight (berth stage --concurrency)")
+    concurrency: StrictInt | None = Field(
+        default=None, ge=1, le=256, description="files in flight (default: berth stage's, 64 for small files, else 16)"
+    )
     image: StrictStr | None = Field(default=None, description="image with berth in it (default: spec.image)")
 
 
