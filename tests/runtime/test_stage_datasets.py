@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from berth.runtime.stage import STATE_DIR, stage
+from berth.runtime.stage import STATE_DIR, StageStats, _exposition, _figures, stage
 
 from ..conftest import berth_process
 from .conftest import Seaweed
@@ -23,6 +23,30 @@ from .test_stage import _fill, _tree, stage_until_journalled
 
 def _metrics(text: str) -> dict[str, float]:
     return {s.name: s.value for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_the_metrics_file_is_what_prometheus_client_writes() -> None:
+    """The text format is written by hand (no prometheus_client import per run): prometheus_client's
+    own exposition of the same gauges, and its parser, agree with it, for a label that needs escaping."""
+    from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+    source = 's3://b/we"ird\\pre\nfix'
+    figures = _figures(StageStats(files=3, bytes_total=12_000_000, fetched=2, bytes_done=8_000_000, seconds=0.25))
+    registry = CollectorRegistry()
+    for name, doc, value in figures:
+        Gauge(name, doc, ["source"], registry=registry).labels(source).set(value)
+    ours = {
+        (s.name, s.labels["source"], s.value)
+        for f in text_string_to_metric_families(_exposition(source, figures))
+        for s in f.samples
+    }
+    theirs = {
+        (s.name, s.labels["source"], s.value)
+        for f in text_string_to_metric_families(generate_latest(registry).decode())
+        for s in f.samples
+    }
+    assert ours == theirs and len(ours) == len(figures)
+    assert ("berth_stage_bytes_fetched", source, 8_000_000) in ours
 
 
 def test_shards_split_the_listing_into_disjoint_parts_and_report_metrics(

@@ -577,11 +577,9 @@ def parse_shard(text: str) -> tuple[int, int]:
     return int(rank), int(world)
 
 
-def _registry(source: str, stats: StageStats) -> Any:
-    from prometheus_client import CollectorRegistry, Gauge
-
-    registry = CollectorRegistry()
-    figures = (
+def _figures(stats: StageStats) -> tuple[tuple[str, str, float], ...]:
+    """The run's gauges: (name, help, value), labelled with the source when exported."""
+    return (
         ("berth_stage_files", "Files of the source (of this shard).", stats.files),
         ("berth_stage_files_fetched", "Files fetched by the last run.", stats.fetched),
         ("berth_stage_files_skipped", "Files already up to date, not fetched.", stats.skipped),
@@ -591,9 +589,16 @@ def _registry(source: str, stats: StageStats) -> Any:
         ("berth_stage_throughput_bytes_per_second", "Bytes fetched per second.", stats.bytes_done / stats.elapsed()),
         ("berth_stage_last_success_timestamp_seconds", "Unix time the last run finished.", time.time()),
     )
-    for name, doc, value in figures:
-        Gauge(name, doc, ["source"], registry=registry).labels(source).set(value)
-    return registry
+
+
+def _exposition(source: str, figures: tuple[tuple[str, str, float], ...]) -> str:
+    """Prometheus' text format of ``figures``, written here: importing prometheus_client for a file of
+    eight gauges cost 85-100 ms of every run (a tenth of a 4 x 64 MiB stage)."""
+    label = source.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return "".join(
+        f'# HELP {name} {doc}\n# TYPE {name} gauge\n{name}{{source="{label}"}} {float(value)!r}\n'
+        for name, doc, value in figures
+    )
 
 
 def export_metrics(source: str, stats: StageStats, *, path: Path | None, pushgateway: str | None) -> None:
@@ -601,16 +606,19 @@ def export_metrics(source: str, stats: StageStats, *, path: Path | None, pushgat
 
     The file is replaced atomically (a node exporter's textfile collector reads it, or a person);
     the Pushgateway (job ``berth-stage``) is Prometheus' way for batch work: a Job's pod is gone
-    before a scrape would find it.
+    before a scrape would find it. prometheus_client is imported only for the push.
     """
-    from prometheus_client import generate_latest, push_to_gateway
-
-    registry = _registry(source, stats)
+    figures = _figures(stats)
     if path is not None:
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(generate_latest(registry))
+        tmp.write_text(_exposition(source, figures))
         os.replace(tmp, path)
     if pushgateway:
+        from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
+
+        registry = CollectorRegistry()
+        for name, doc, value in figures:
+            Gauge(name, doc, ["source"], registry=registry).labels(source).set(value)
         try:
             push_to_gateway(pushgateway, job="berth-stage", registry=registry, grouping_key={"source": source})
         except OSError as err:
