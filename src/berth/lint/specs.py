@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from berth.lint.loader import LoadedFile, load_file, load_text
 from berth.lint.model import Document, Finding, Severity
 from berth.spec.errors import SpecError, SpecIssue
-from berth.spec.load import names_a_spec, one_spec_per_file, spec_from_data, spec_from_node
+from berth.spec.identify import names_a_spec
 
 RENDERED_SUFFIX = " (rendered)"
 
@@ -49,6 +49,8 @@ def render_specs(loaded: LoadedFile) -> list[RenderedSpec]:
     """Each spec's rendered stream or its problems; more than one spec in a file is one problem, as for render."""
     specs = [d for d in loaded.documents if is_spec(d)]
     if len(specs) > 1:
+        from berth.spec.load import one_spec_per_file
+
         issue = one_spec_per_file(len(specs))
         line, col = loaded.locate(specs[1].ref, ())
         return [
@@ -63,6 +65,7 @@ def render_spec(loaded: LoadedFile, doc: Document) -> RenderedSpec:
     """The rendered stream of a spec document, or the spec's problems as findings."""
     from berth.render import render_all
     from berth.render.output import to_stream
+    from berth.spec.load import spec_from_data, spec_from_node
 
     locator = loaded.locator(doc.ref)
     try:

@@ -18,8 +18,9 @@ from typing import Any, Protocol
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from berth.contract import API_GROUP, API_VERSION, KIND
+from berth.contract import API_VERSION, KIND
 from berth.spec.errors import Path, SpecError, SpecIssue
+from berth.spec.identify import names_a_spec
 from berth.spec.model import TrainingCluster
 from berth.yamlsource import NodeLocator, Schema, YamlError, build, compose_all
 
@@ -61,20 +62,6 @@ def parse_spec(text: str, filename: str = "<spec>") -> TrainingCluster:
 def one_spec_per_file(count: int) -> SpecIssue:
     """The rule ``render`` and ``lint`` share for a file holding ``count`` > 1 specs."""
     return SpecIssue((), f"expected one document, found {count}", "one spec per file")
-
-
-def names_a_spec(api_version: object, kind: object) -> bool:
-    """Whether a document means to be a spec: berth's apiVersion, its group, or a near miss of it.
-
-    ``berth lint`` sends such documents to this loader, so ``berth.dev/v1alpa1`` is an error
-    with a did-you-mean rather than a manifest of a kind no schema knows.
-    """
-    text = str(api_version or "")
-    return (
-        text.partition("/")[0] == API_GROUP
-        or bool(difflib.get_close_matches(text, [API_VERSION], n=1, cutoff=0.8))
-        or (kind == KIND and not text)
-    )
 
 
 def spec_from_node(root: yaml.Node, filename: str = "<spec>") -> TrainingCluster:
