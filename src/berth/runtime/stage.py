@@ -48,6 +48,10 @@ PART_CONCURRENCY = 8  # ranged GETs in flight across the big files
 # Received bytes go through a buffer per thread this small, so that the copy into the page cache
 # reads it from the CPU's cache: with 4 MiB buffers that copy took most of a 1 GiB stage's CPU.
 BUFFER = 256 << 10
+# Writeback of each part of a large file (over SMALL_FILE) starts as soon as it is written
+# (sync_file_range, not waiting): the disk works during the transfer and the syncfs before the
+# journal has little left. 4 x 64 MiB: 0.55 s against 0.71 s with all of it left to the final
+# syncfs (0.15 s of it); small files skip the syscall.
 # Complete files are journalled in batches, each after one syncfs(2) made their data durable: an fsync
 # per file cost a third of a 2,000-small-file stage. A kill loses at most this much finished work.
 FLUSH_SECONDS = 1.0
@@ -509,13 +513,20 @@ def stage(
                 got: str | None = hashlib.md5(b"", usedforsecurity=False).hexdigest()
             elif f.size <= part_size:  # one GET, hashed as it arrives; a full volume fails its write
                 got = raw.get_range_to_file(
-                    f.url, fd, 0, f.size, buffer(), if_match=f.etag or None, md5=single_md5, writeback=False
+                    f.url,
+                    fd,
+                    0,
+                    f.size,
+                    buffer(),
+                    if_match=f.etag or None,
+                    md5=single_md5,
+                    writeback=f.size > SMALL_FILE,
                 )
             else:
                 os.posix_fallocate(fd, 0, f.size)  # reserve now: a full volume fails here, not midway
 
                 def part(offset: int, size: int) -> None:
-                    raw.get_range_to_file(f.url, fd, offset, size, buffer(), if_match=f.etag or None, writeback=False)
+                    raw.get_range_to_file(f.url, fd, offset, size, buffer(), if_match=f.etag or None)
                     moved(size)
 
                 for fut in [parts.submit(part, o, min(part_size, f.size - o)) for o in range(0, f.size, part_size)]:
