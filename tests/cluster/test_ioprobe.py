@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from berth.kube.ioprobe import Measured, slow_io
 from berth.providers.performance import Promise, promised
@@ -23,7 +24,7 @@ from berth.providers.performance import Promise, promised
 from ..conftest import BERTH
 from ..runtime.throttle import throttled_volume
 from .cluster_helpers import berth
-from .real_pods import KUBELET_NODES, Cluster, unique_ns, wait_for
+from .real_pods import KUBELET_NODES, Cluster, spec, unique_ns, wait_for
 
 
 def test_promises_follow_the_providers_rules() -> None:
@@ -171,4 +172,40 @@ def test_bench_runs_the_probe_in_a_job_on_a_fresh_claim(cluster: Cluster) -> Non
         # Claim and Job deleted in both cases (the claim goes once its pod has: allow a moment).
         wait_for(lambda: not cluster.kc("-n", ns, "get", "jobs,pvc,pods", "-o", "name").strip(), 90, "bench cleanup")
     finally:
+        cluster.kc("delete", "namespace", ns, "--wait=false", check=False)
+
+
+@pytest.mark.cluster
+def test_doctor_probe_benches_each_class_of_the_cluster(cluster: Cluster, tmp_path: Path) -> None:
+    """Real pods: `doctor --probe` benches the cluster's class at its largest volume, with the trainer's
+    image and node selector (a Job on a fresh claim, deleted), and a probe that cannot run is a warning."""
+    ns = unique_ns("doctor-probe")
+    cluster.kc("create", "namespace", ns)
+    document = spec("probed", ns, cluster.image, replicas=1, command=["sleep", "600"])
+    document["spec"]["volumes"]["data"] = {"mountPath": "/data", "size": "2Gi", "storageClass": "standard"}
+    path = tmp_path / "probed.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    try:
+        up = cluster.berth("up", str(path), "--no-wait")
+        assert up.returncode == 0, up.stdout + up.stderr
+        probe = ("doctor", "probed", "-n", ns, "--probe", "--probe-seconds", "0.3")
+        done = cluster.berth(*probe, "--probe-size", "8Mi", "-o", "json", timeout=400)
+        assert done.returncode in (0, 1), done.stdout + done.stderr  # 1: the pod may not be Ready yet
+        report = json.loads(done.stdout)
+        [measured] = report["probes"]
+        assert measured["storageClass"] == "standard" and measured["fileSize"] == 8 << 20
+        assert measured["size"] == "2Gi"  # the larger of the class's two volumes
+        assert sorted(measured["volumes"]) == ["ckpt (per replica)", "data (per replica)"]
+        assert measured["node"] in KUBELET_NODES  # the trainer's nodeSelector, not the kwok nodes
+        assert all(measured[k] > 0 for k in ("seqWriteMiBps", "seqReadMiBps", "randReadIops", "randWriteIops"))
+        assert not [f for f in report["findings"] if f["code"] in ("probe-failed", "slow-io")], report["findings"]
+
+        failed = cluster.berth(*probe, "--probe-size", "64Ti", "-o", "json", timeout=400)
+        report = json.loads(failed.stdout)
+        assert report["probes"] == []
+        [warning] = [f for f in report["findings"] if f["code"] == "probe-failed"]
+        assert warning["object"] == "StorageClass standard" and "not enough space in /probe" in warning["evidence"]
+        wait_for(lambda: not cluster.kc("-n", ns, "get", "jobs", "-o", "name").strip(), 90, "probe Jobs deleted")
+    finally:
+        cluster.berth("down", "probed", "-n", ns, "--delete-volumes", "--yes")
         cluster.kc("delete", "namespace", ns, "--wait=false", check=False)

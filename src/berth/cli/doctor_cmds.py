@@ -33,28 +33,63 @@ def doctor(
     kubeconfig: str | None = KUBECONFIG,
     context: str | None = CONTEXT,
     namespace: str | None = NAME_NAMESPACE,
+    probe: bool = typer.Option(
+        False,
+        "--probe",
+        help="Also measure I/O: `berth bench` on a fresh claim of each of the cluster's StorageClasses.",
+    ),
+    probe_size: str = typer.Option("256Mi", "--probe-size", help="Probe file size on each fresh claim."),
+    probe_seconds: float = typer.Option(3.0, "--probe-seconds", min=0.1, help="Length of each random-I/O run."),
+    probe_timeout: str = typer.Option("600", "--probe-timeout", help="How long each probe Job may take."),
     output: Output = OUTPUT,
 ) -> None:
     """Diagnose NAME: Pending pods and claims, zone mismatches, mount failures, orphans, drain blockers.
 
-    Exits 1 when an error-level finding is present, so scripts can gate on it.
+    With --probe, also slow I/O: each StorageClass the cluster's claims use is measured in a Job on
+    a fresh claim (the trainer's image, pull policy and node selector; deleted afterwards) and
+    compared with what the class provisions. Exits 1 when an error-level finding is present, so
+    scripts can gate on it.
     """
-    from berth.kube.doctor import diagnose, gather
+    from berth.kube.doctor import diagnose, gather, ordered
 
     kube = connect(kubeconfig, context, namespace)
+    probes: list[dict[str, Any]] = []
     try:
         facts = gather(kube, name, kube.namespace)
+        findings = diagnose(facts)
+        if probe:
+            from berth.kube.ioprobe import probe_cluster
+
+            err = make_console(stderr=True)
+            probes, slow = probe_cluster(
+                kube,
+                facts.state,
+                probe_args=["--size", probe_size, "--seconds", f"{probe_seconds:g}"],
+                timeout_s=timeout_seconds(probe_timeout),
+                progress=None if output is Output.json else lambda line: err.print(f"probe: {line}", markup=False),
+            )
+            findings = ordered([*findings, *slow])
     finally:
         kube.close()
-    findings = diagnose(facts)
     if output is Output.json:
-        emit_json({"name": name, "namespace": facts.state.namespace, "findings": [f.to_json() for f in findings]})
+        report: dict[str, Any] = {"name": name, "namespace": facts.state.namespace}
+        if probe:
+            report["probes"] = probes
+        emit_json({**report, "findings": [f.to_json() for f in findings]})
     else:
         console = make_console()
         st = facts.state
         console.print(
             f"{name} in {st.namespace}: {st.ready_replicas}/{st.replicas} ready, rollout {st.rollout}", markup=False
         )
+        for done in probes:
+            console.print(
+                f"StorageClass {done['storageClass']} ({', '.join(done['volumes'])}; probed on node "
+                f"{done['node'] or '?'}): sequential write {done['seqWriteMiBps']:,.0f} MiB/s, read "
+                f"{done['seqReadMiBps']:,.0f} MiB/s; 4 KiB random read {done['randReadIops']:,.0f} IOPS, "
+                f"write {done['randWriteIops']:,.0f} IOPS",
+                markup=False,
+            )
         if not findings:
             console.print("no problems found", style="green")
         print_findings(console, findings)

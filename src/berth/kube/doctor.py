@@ -9,7 +9,7 @@ the kubelet said into findings: what is wrong, the evidence, and the fix.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -86,8 +86,12 @@ def gather(kube: Kube, name: str, namespace: str) -> Facts:
 
 def diagnose(facts: Facts) -> list[Finding]:
     """Every finding, most severe first."""
-    found = [f for check in CHECKS for f in check(facts)]
-    return sorted(found, key=lambda f: (SEVERITY_ORDER[f.severity], f.object))
+    return ordered(f for check in CHECKS for f in check(facts))
+
+
+def ordered(findings: Iterable[Finding]) -> list[Finding]:
+    """Most severe first, then by object: how doctor lists findings from any source (checks, probes)."""
+    return sorted(findings, key=lambda f: (SEVERITY_ORDER[f.severity], f.object))
 
 
 def _claims(facts: Facts) -> Iterator[Finding]:

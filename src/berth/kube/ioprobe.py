@@ -21,6 +21,7 @@ from berth.providers.performance import Promise, promised
 
 if TYPE_CHECKING:
     from berth.kube.client import Kube
+    from berth.kube.status import ClusterState
 
 SLOW_FRACTION = 0.8
 """A figure below this share of the promise is slow I/O (clouds deliver the provisioned rate within
@@ -331,3 +332,106 @@ def _terminated(pod: Any) -> tuple[int, str] | None:
         if cs.state and cs.state.terminated:
             return int(cs.state.terminated.exitCode), str(cs.state.terminated.message or "")
     return None
+
+
+@dataclass(frozen=True)
+class ClassProbe:
+    """What ``doctor --probe`` benches: one StorageClass of the cluster, at its largest volume's size."""
+
+    storage_class: str
+    size: str
+    volumes: tuple[str, ...]
+
+
+def classes_to_probe(state: ClusterState) -> list[ClassProbe]:
+    """Each StorageClass of the cluster's volumes (claim templates and shared claims), at the largest size.
+
+    Templates come from the StatefulSet, so a cluster whose claims are not created yet is probed
+    all the same. The largest volume is the one the per-GiB rules promise most for, so the fresh
+    claim is held to what the cluster's biggest volume should deliver. A shared claim without a
+    class (a static PV) cannot be benched on a fresh claim and is left out.
+    """
+    from berth.quantity import parse_quantity
+
+    found: list[tuple[str, str, str]] = []  # (class, size, volume)
+    sts_spec = (state.statefulset or {}).get("spec") or {}
+    for template in sts_spec.get("volumeClaimTemplates") or []:
+        spec = template.get("spec") or {}
+        size = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
+        if spec.get("storageClassName") and size:
+            found.append((spec["storageClassName"], str(size), f"{template['metadata']['name']} (per replica)"))
+    for claim in state.shared:
+        size = claim.requested or claim.capacity
+        if claim.storage_class and size:
+            found.append((claim.storage_class, size, f"{claim.name} (shared)"))
+    largest: dict[str, tuple[float, str]] = {}
+    volumes: dict[str, list[str]] = {}
+    for storage_class, size, volume in found:
+        volumes.setdefault(storage_class, []).append(volume)
+        value = float(parse_quantity(size))
+        if storage_class not in largest or value > largest[storage_class][0]:
+            largest[storage_class] = (value, size)
+    return [ClassProbe(sc, largest[sc][1], tuple(volumes[sc])) for sc in sorted(largest)]
+
+
+def probe_cluster(
+    kube: Kube,
+    state: ClusterState,
+    *,
+    probe_args: list[str],
+    timeout_s: float,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[list[dict[str, Any]], list[Finding]]:
+    """``berth doctor --probe``: ``bench`` on a fresh claim of each class, with the trainer's image and placement.
+
+    The Job runs the trainer's image (it has berth, as every berth pod's image does or is given),
+    its pull policy and node selector, so it lands where the cluster's pods land. A class whose
+    bench cannot run is one ``probe-failed`` warning with the reason; the others are still measured.
+    Returns each bench's report (``bench``'s JSON, plus ``storageClass``, ``size`` and ``volumes``) and the findings.
+    """
+    template = ((state.statefulset or {}).get("spec") or {}).get("template") or {}
+    pod = template.get("spec") or {}
+    containers = pod.get("containers") or []
+    if not containers:
+        raise BerthError(
+            f"cluster {state.name} has no StatefulSet in {state.namespace}: nothing to take the probe's image from",
+            "run `berth up` first, or measure a class by hand with `berth bench CLASS --image IMAGE`",
+        )
+    trainer = containers[0]
+    say = progress or (lambda _line: None)
+    reports: list[dict[str, Any]] = []
+    findings: list[Finding] = []
+    for target in classes_to_probe(state):
+        say(f"StorageClass {target.storage_class}: a fresh {target.size} claim (as {', '.join(target.volumes)})")
+
+        def said(line: str, sc: str = target.storage_class) -> None:
+            say(f"StorageClass {sc}: {line}")
+
+        try:
+            result = bench(
+                kube,
+                target.storage_class,
+                size=target.size,
+                image=str(trainer["image"]),
+                probe_args=probe_args,
+                node_selector=dict(pod.get("nodeSelector") or {}),
+                pull_policy=trainer.get("imagePullPolicy"),
+                timeout_s=timeout_s,
+                progress=said,
+            )
+        except BerthError as err:
+            findings.append(
+                Finding(
+                    "warning",
+                    "probe-failed",
+                    f"StorageClass {target.storage_class}",
+                    "the I/O probe could not run, so its speed is unknown",
+                    err.message,
+                    err.hint or f"run `berth bench {target.storage_class} --image IMAGE` to see the pod",
+                )
+            )
+            continue
+        probed = {"storageClass": target.storage_class, "size": target.size, "volumes": list(target.volumes)}
+        reports.append({**probed, **result.to_json()})
+        findings.extend(result.findings)
+    return reports, findings
