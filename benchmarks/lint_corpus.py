@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from lint_throughput import CACHE, kubeconform_binary, kubeconform_schemas, timed_cpu
+from lint_throughput import go_peer, kubeconform_command, kubeconform_summary, timed_cpu
 
 from berth.lint.schema import resolve_version
 from berth.spec.kubeschema import schema_root
@@ -396,13 +396,7 @@ def generate(root: Path, repos: int, seed: int = 12) -> Corpus:
 
 def kube_score_binary() -> str:
     """kube-score from $KUBE_SCORE, PATH or the cache, else ``go install`` into the cache."""
-    for candidate in (os.environ.get("KUBE_SCORE"), shutil.which("kube-score"), str(CACHE / "bin" / "kube-score")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    (CACHE / "bin").mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "GOBIN": str(CACHE / "bin")}
-    subprocess.run(["go", "install", KUBE_SCORE_PKG], check=True, env=env, cwd=tempfile.gettempdir())
-    return str(CACHE / "bin" / "kube-score")
+    return go_peer("kube-score", "KUBE_SCORE", KUBE_SCORE_PKG)
 
 
 def describe(corpus: Corpus) -> None:
@@ -499,22 +493,9 @@ def main() -> int:
             return 0
         files = sorted(str(p) for p in work.rglob("*.yaml"))
         berth = [sys.executable, "-m", "berth", "lint", "-j", str(args.jobs), "-f", "json", str(work)]
-        schemas = kubeconform_schemas(version)
-        location = str(schemas) + "/{{ .ResourceKind }}{{ .KindSuffix }}.json"
         runs = {
             "berth lint --schema-only": [*berth, "--schema-only"],
-            "kubeconform -strict": [
-                kubeconform_binary(),
-                "-strict",
-                "-n",
-                str(args.jobs),
-                "-output",
-                "json",
-                "-summary",
-                "-schema-location",
-                location,
-                str(work),
-            ],
+            "kubeconform -strict": kubeconform_command(version, args.jobs, work),
             "berth lint": berth,
             "kube-score score": [kube_score_binary(), "score", "--output-format", "ci", *files],
         }
@@ -532,8 +513,7 @@ def main() -> int:
                 cpu[name].append(cpu_seconds)
                 outputs[name] = proc
             loads.append(os.getloadavg()[0])
-        summary = json.loads(outputs["kubeconform -strict"].stdout)["summary"]
-        seen = sum(summary[k] for k in ("valid", "invalid", "errors", "skipped"))
+        summary, seen = kubeconform_summary(outputs["kubeconform -strict"])
         if seen != corpus.objects:
             print(f"kubeconform saw {seen} objects, expected {corpus.objects}", file=sys.stderr)
             return 2

@@ -217,15 +217,33 @@ def generate(root: Path, files: int, seed: int = 7) -> int:
 # --- peers --------------------------------------------------------------------------------------
 
 
-def kubeconform_binary() -> str:
-    """kubeconform from $KUBECONFORM, PATH or the cache, else ``go install`` into the cache."""
-    for candidate in (os.environ.get("KUBECONFORM"), shutil.which("kubeconform"), str(CACHE / "bin" / "kubeconform")):
+def go_peer(name: str, variable: str, package: str) -> str:
+    """A Go-built peer from ``$variable``, PATH or the cache, else ``go install package`` into the cache."""
+    for candidate in (os.environ.get(variable), shutil.which(name), str(CACHE / "bin" / name)):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     (CACHE / "bin").mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "GOBIN": str(CACHE / "bin")}
-    subprocess.run(["go", "install", KUBECONFORM_PKG], check=True, env=env, cwd=tempfile.gettempdir())
-    return str(CACHE / "bin" / "kubeconform")
+    subprocess.run(["go", "install", package], check=True, env=env, cwd=tempfile.gettempdir())
+    return str(CACHE / "bin" / name)
+
+
+def kubeconform_binary() -> str:
+    """kubeconform from $KUBECONFORM, PATH or the cache, else ``go install`` into the cache."""
+    return go_peer("kubeconform", "KUBECONFORM", KUBECONFORM_PKG)
+
+
+def kubeconform_command(version: str, jobs: int, work: Path) -> list[str]:
+    """kubeconform, strict, on every file under ``work``, against the same schemas berth uses."""
+    location = str(kubeconform_schemas(version)) + "/{{ .ResourceKind }}{{ .KindSuffix }}.json"
+    flags = ["-strict", "-n", str(jobs), "-output", "json", "-summary", "-schema-location", location]
+    return [kubeconform_binary(), *flags, str(work)]
+
+
+def kubeconform_summary(proc: subprocess.CompletedProcess[str]) -> tuple[dict[str, int], int]:
+    """kubeconform's JSON summary and how many objects it saw (every one must be seen for a fair run)."""
+    summary: dict[str, int] = json.loads(proc.stdout)["summary"]
+    return summary, sum(summary[k] for k in ("valid", "invalid", "errors", "skipped"))
 
 
 def kubeconform_schemas(version: str) -> Path:
@@ -370,19 +388,7 @@ def main() -> int:
         resources = generate(work, args.files)
         print(f"corpus: {resources} resources in {args.files} files under {work}")
         berth = [sys.executable, "-m", "berth", "lint", "-j", str(args.jobs), "-f", "json", str(work)]
-        schemas = kubeconform_schemas(version)
-        peer = [
-            kubeconform_binary(),
-            "-strict",
-            "-n",
-            str(args.jobs),
-            "-output",
-            "json",
-            "-summary",
-            "-schema-location",
-            str(schemas) + "/{{ .ResourceKind }}{{ .KindSuffix }}.json",
-            str(work),
-        ]
+        peer = kubeconform_command(version, args.jobs, work)
         runs = {"berth lint --schema-only": [*berth, "--schema-only"], "berth lint": berth, "kubeconform": peer}
         times: dict[str, list[float]] = {name: [] for name in runs}
         outputs: dict[str, subprocess.CompletedProcess[str]] = {}
@@ -394,8 +400,7 @@ def main() -> int:
                     return 2
                 times[name].append(seconds)
                 outputs[name] = proc
-        summary = json.loads(outputs["kubeconform"].stdout)["summary"]
-        seen = sum(summary[k] for k in ("valid", "invalid", "errors", "skipped"))
+        summary, seen = kubeconform_summary(outputs["kubeconform"])
         if seen != resources:
             print(f"kubeconform saw {seen} resources, expected {resources}", file=sys.stderr)
             return 2
