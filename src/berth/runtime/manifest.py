@@ -36,6 +36,11 @@ class FileEntry:
     chunk_size: int
     crc32: tuple[int, ...]
 
+    def chunk_span(self, index: int) -> tuple[int, int]:
+        """Offset and length of chunk ``index`` (the last one is short when the size is not a multiple)."""
+        offset = index * self.chunk_size
+        return offset, min(self.chunk_size, self.size - offset)
+
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "size": self.size, "chunk_size": self.chunk_size, "crc32": list(self.crc32)}
 

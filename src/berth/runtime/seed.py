@@ -178,8 +178,8 @@ def _good_chunks(path: Path, manifest_entry: FileEntry) -> set[int]:
     good = set()
     with open(path, "rb", buffering=0) as f:
         for index, expected in enumerate(manifest_entry.crc32):
-            offset, crc = index * manifest_entry.chunk_size, 0
-            end = min(offset + manifest_entry.chunk_size, manifest_entry.size)
+            offset, length = manifest_entry.chunk_span(index)
+            end, crc = offset + length, 0
             while offset < end:
                 piece = os.pread(f.fileno(), min(READ_PIECE, end - offset), offset)
                 if not piece:
@@ -249,22 +249,21 @@ def seed_rank(
 
 def _fill(archive: Archive, staging: Path, manifest: Manifest, report: SeedReport, progress: Progress | None) -> None:
     """Download every chunk of the shard that is not already in ``staging`` with the right checksum."""
-    todo: list[tuple[FileEntry, list[int]]] = []
-    missing_bytes = 0
+    todo: list[tuple[FileEntry, list[int], int]] = []  # file, chunks to fetch, their bytes
     for entry in manifest.files:
         good = _good_chunks(staging / entry.name, entry)
         bad = [i for i in range(len(entry.crc32)) if i not in good]
-        sizes = {i: min(entry.chunk_size, entry.size - i * entry.chunk_size) for i in range(len(entry.crc32))}
+        sizes = {i: entry.chunk_span(i)[1] for i in range(len(entry.crc32))}
         report.chunks_kept += len(good)
         report.bytes_kept += sum(sizes[i] for i in good)
         if bad or not (staging / entry.name).exists():  # an empty file has no chunk to fetch
-            todo.append((entry, bad))
-            missing_bytes += sum(sizes[i] for i in bad)
+            todo.append((entry, bad, sum(sizes[i] for i in bad)))
         if progress is not None:
             progress(sum(sizes[i] for i in good))
+    missing_bytes = sum(nbytes for _, _, nbytes in todo)
     if missing_bytes and shutil.disk_usage(staging).free < missing_bytes:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    for entry, bad in todo:
+    for entry, bad, nbytes in todo:
         archive.download_chunks(manifest.step, manifest.rank, staging / entry.name, entry, bad, progress)
         report.chunks_fetched += len(bad)
-        report.bytes_fetched += sum(min(entry.chunk_size, entry.size - i * entry.chunk_size) for i in bad)
+        report.bytes_fetched += nbytes
