@@ -123,17 +123,24 @@ def is_kustomize_patch(file: str, cache: dict[str, Any]) -> bool:
     Patches leave out required fields (``selector``, ``spec``) and may carry ``$patch``: they are
     checked for unknown fields and wrong types only, and no rule runs on them.
     """
-    directory = os.path.dirname(file)
-    root = _kustomization_root(directory, cache)
-    patches: dict[str, set[str] | None] = cache.setdefault("patches", {})
-    if root not in patches:  # once per directory: a repository's files share a few roots
-        found = _kustomization_file(root, cache) is not None
-        patches[root] = _patch_paths(root, cache) if found else None
-    named = patches[root]
-    if named is None:
+    directory, base = os.path.split(file)
+    directories: dict[str, tuple[str, set[str], bool] | None] = cache.setdefault("patch-dirs", {})
+    if directory not in directories:  # once per directory: its files share the answer but for their names
+        root = _kustomization_root(directory, cache)
+        patches: dict[str, set[str] | None] = cache.setdefault("patches", {})
+        if root not in patches:  # once per root: a repository's directories share a few
+            found = _kustomization_file(root, cache) is not None
+            patches[root] = _patch_paths(root, cache) if found else None
+        named = patches[root]
+        absolute = os.path.abspath(directory or ".")
+        # a patch's path is named relative to the root (absolute); the word "patch" anywhere below it
+        below = os.path.relpath(absolute, root)
+        directories[directory] = None if named is None else (absolute, named, "patch" in below.lower())
+    known = directories[directory]
+    if known is None:
         return False
-    relative = os.path.relpath(file, root)
-    return os.path.normpath(file) in named or "patch" in relative.lower()
+    absolute, named, patch_dir = known
+    return patch_dir or "patch" in base.lower() or os.path.join(absolute, base) in named
 
 
 def group_key(name: str, group_by: str, cache: dict[str, Any] | None = None) -> str:

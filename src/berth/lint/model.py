@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 Path = tuple[str | int, ...]
@@ -42,7 +41,12 @@ class DocRef:
 
 @dataclass
 class Document:
-    """One Kubernetes object of the input and the place it was read from."""
+    """One Kubernetes object of the input and the place it was read from.
+
+    Its identity (kind, apiVersion, metadata, name, namespace) is read once, when it is made:
+    every rule and every finding asks for it, and a ``cached_property`` (with its lock) cost
+    more than reading the five fields of every object up front.
+    """
 
     ref: DocRef
     obj: Obj
@@ -52,27 +56,20 @@ class Document:
     # it was taken from, and how a key path in the view maps to one in that resource.
     origin: Document | None = field(default=None, repr=False, compare=False)
     translate: Callable[[Path], Path | None] | None = field(default=None, repr=False, compare=False)
+    kind: str = field(init=False, repr=False, compare=False)
+    api_version: str = field(init=False, repr=False, compare=False)
+    metadata: Mapping[str, Any] = field(init=False, repr=False, compare=False)
+    name: str = field(init=False, repr=False, compare=False)
+    namespace: str = field(init=False, repr=False, compare=False)
 
-    @cached_property
-    def kind(self) -> str:
-        return str(self.obj.get("kind", ""))
-
-    @cached_property
-    def api_version(self) -> str:
-        return str(self.obj.get("apiVersion", ""))
-
-    @cached_property
-    def metadata(self) -> Mapping[str, Any]:
-        meta = self.obj.get("metadata")
-        return meta if isinstance(meta, dict) else {}
-
-    @cached_property
-    def name(self) -> str:
-        return str(self.metadata.get("name", ""))
-
-    @cached_property
-    def namespace(self) -> str:
-        return str(self.metadata.get("namespace") or "")
+    def __post_init__(self) -> None:
+        obj = self.obj
+        self.kind = str(obj.get("kind", ""))
+        self.api_version = str(obj.get("apiVersion", ""))
+        meta = obj.get("metadata")
+        self.metadata = meta if isinstance(meta, dict) else {}
+        self.name = str(self.metadata.get("name", ""))
+        self.namespace = str(self.metadata.get("namespace") or "")
 
     @property
     def annotations(self) -> Mapping[str, Any]:
