@@ -1,5 +1,5 @@
 """Allow ``python -m berth``."""
 
-from berth.cli.app import main
+from berth.cli.entry import main
 
 main()

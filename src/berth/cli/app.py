@@ -25,7 +25,7 @@ from berth.cli import (
     storage_cmds,
     wait_cmds,
 )
-from berth.errors import BerthError
+from berth.cli.entry import guarded
 
 app = typer.Typer(
     name="berth",
@@ -68,15 +68,11 @@ for _module in (
 
 
 def main() -> None:
-    """Console entry point: user errors become one message and an exit code, never a traceback."""
-    try:
+    """Every command through typer (``berth.cli.entry.main``, the console entry point, starts ``berth stage``
+    without it): user errors become one message and an exit code, never a traceback."""
+
+    def run() -> None:
         sys.argv = sandbox_cmds.optional_count(sys.argv)
         app(prog_name="berth")
-    except BerthError as err:
-        typer.echo(f"{err.prefix}{err.message}", err=True)
-        if err.hint:
-            typer.echo(f"  hint: {err.hint}", err=True)
-        sys.exit(err.exit_code)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
+
+    guarded(run)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from berth.cli.entry import MAX_CONCURRENCY, PUSHGATEWAY_ENV, run_stage
 from berth.cli.options import (
     CONTEXT,
     KUBECONFIG,
@@ -74,7 +75,11 @@ def stage(
     source: str = typer.Argument(..., help="s3://bucket/prefix (every object under it) or an https:// URL."),
     dest: str = typer.Argument(..., help="Directory to fill (a mounted volume)."),
     concurrency: int | None = typer.Option(
-        None, "--concurrency", min=1, max=256, help="Files in flight (default: 64 if small, else 16; ranged GETs: 8)."
+        None,
+        "--concurrency",
+        min=1,
+        max=MAX_CONCURRENCY,
+        help="Files in flight (default: 64 if small, else 16; ranged GETs: 8).",
     ),
     shard: str | None = typer.Option(
         None, "--shard", metavar="RANK/WORLD", help="Stage files RANK, RANK+WORLD, … of the sorted listing."
@@ -83,47 +88,19 @@ def stage(
         None, "--report", metavar="FILE", help="Also write the JSON report here (a pod's /dev/termination-log)."
     ),
     pushgateway: str | None = typer.Option(
-        None, "--pushgateway", envvar="BERTH_PUSHGATEWAY", metavar="URL", help="Push the metrics to a Pushgateway."
+        None, "--pushgateway", envvar=PUSHGATEWAY_ENV, metavar="URL", help="Push the metrics to a Pushgateway."
     ),
     output: Output = OUTPUT,
 ) -> None:
     """Copy a dataset into a volume: parallel, resumable, verified; skips files already staged."""
-    import json
-    import time
-    from pathlib import Path
-
-    from berth.contract import STAGE_STATE_DIR
-    from berth.runtime.stage import StageStats, export_metrics, parse_shard
-    from berth.runtime.stage import stage as do_stage
-
-    last = [0.0]  # plain echo, not rich: its import is a tenth of a small stage's start-up
-
-    def show(stats: StageStats) -> None:
-        now = time.monotonic()
-        if now - last[0] >= 1.0:
-            last[0] = now
-            typer.echo(
-                f"staged {stats.fetched + stats.skipped}/{stats.files} files, "
-                f"{stats.bytes_done >> 20} MiB fetched of {stats.bytes_total >> 20} MiB",
-                err=True,
-            )
-
-    rank_world = parse_shard(shard) if shard is not None else None
-    stats = do_stage(source, Path(dest), concurrency=concurrency, progress=show, shard=rank_world)
-    result = {"source": source, "dest": dest, **stats.to_json()}
-    if report:
-        try:
-            Path(report).write_text(json.dumps(result) + "\n")
-        except OSError as exc:  # the data is staged; a report that cannot be written is not a failed stage
-            typer.echo(f"warning: cannot write the report to {report}: {exc.strerror}", err=True)
-    export_metrics(source, stats, path=Path(dest) / STAGE_STATE_DIR / "metrics.prom", pushgateway=pushgateway)
-    if output is Output.json:
-        emit_json(result)
-        return
-    typer.echo(
-        f"{dest}: {stats.files} files from {source}: {stats.fetched} fetched "
-        f"({stats.bytes_done / (1 << 20):.1f} MiB in {result['seconds']} s, "
-        f"{result['bytesPerSecond'] / (1 << 20):.1f} MiB/s), {stats.skipped} already up to date"
+    run_stage(
+        source=source,
+        dest=dest,
+        concurrency=concurrency,
+        shard=shard,
+        report=report,
+        pushgateway=pushgateway,
+        json_output=output is Output.json,
     )
 
 
