@@ -169,6 +169,56 @@ def test_operator_reconciles_corrects_scales_and_keeps_claims(
     assert skipped and skipped[0]["type"] == "Warning" and "Velero is not installed" in skipped[0]["message"]
 
 
+def test_a_delete_during_a_resync_does_not_wait_for_kopf_polling(
+    kubectl: Path, kubeconfig: Path, namespace: str, tmp_path: Path
+) -> None:
+    """A delete that lands while the CR's resync runs: the finalizer goes within seconds.
+
+    kopf removes the finalizer only after the object's running timer has ended, and checks again
+    every ``cancellation_polling`` seconds, 60 by default: such a ``kubectl delete`` hung a minute
+    (a CI run failed on it). With a 0.2 s resync the timer runs most of the time, so a delete
+    lands in one; the debug log proves it did.
+    """
+    from berth.operator.controller import DELETE_POLL_S
+
+    install_crd(kubectl, kubeconfig)
+    log = tmp_path / "operator.log"
+    proc = start_operator(kubeconfig, namespace, log, "--standalone", "--resync", "0.2", "--verbose")
+    names = [f"rs{i}" for i in range(5)]
+    waiting = "resync' is still exiting"
+    took: dict[str, float] = {}
+    try:
+        for name in names:
+            doc = seed_like(namespace, name=name, replicas=1, serviceName=f"{name}-training")
+            created = kubectl_run(kubectl, kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump(doc))
+            assert created.returncode == 0, created.stderr
+        for name in names:
+            eventually(
+                lambda name=name: (
+                    ((get(kubectl, kubeconfig, "tc", name, "-n", namespace) or {}).get("status") or {}).get(
+                        "observedGeneration"
+                    )
+                    == 1
+                ),
+                f"{name} reconciled",
+                60,
+            )
+        for name in names:  # until one delete has met a running resync
+            started = time.monotonic()
+            deleted = kubectl_run(kubectl, kubeconfig, "delete", "tc", name, "-n", namespace, "--timeout=60s")
+            took[name] = round(time.monotonic() - started, 1)
+            assert deleted.returncode == 0, deleted.stderr
+            if waiting in log.read_text(errors="replace"):
+                break
+        text = log.read_text(errors="replace")
+        assert waiting in text, f"no delete met a running resync, the case went untested: {took}"
+        assert f"The next check is in {DELETE_POLL_S} seconds" in text
+        assert max(took.values()) < 20, took
+    finally:
+        kubectl_run(kubectl, kubeconfig, "delete", "tc", "--all", "-n", namespace, "--timeout=60s")
+        stop(proc)
+
+
 def test_bad_cr_is_degraded_and_others_keep_reconciling(
     operator: Path, kubectl: Path, kubeconfig: Path, namespace: str
 ) -> None:

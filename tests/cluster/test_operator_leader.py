@@ -82,7 +82,7 @@ def test_one_replica_leads_and_a_standby_takes_over_after_sigkill(
         killed_at = time.monotonic()
         procs[leader].send_signal(signal.SIGKILL)
         procs[leader].wait(timeout=10)
-        second = seed_like(namespace, name="le2", replicas=1)
+        second = seed_like(namespace, name="le2", replicas=1, serviceName="le2-training")
         done = kubectl_run(kubectl, kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump(second))
         assert done.returncode == 0, done.stderr
         eventually(lambda: holder(kubectl, kubeconfig, namespace) == standby, f"{standby} leading", 30)
@@ -98,7 +98,11 @@ def test_one_replica_leads_and_a_standby_takes_over_after_sigkill(
         wait_sts_replicas(kubectl, kubeconfig, namespace, "le1", 3, "le1 scaled by the new leader")
         assert reconciled(logs[standby])
 
-        kubectl_run(kubectl, kubeconfig, "delete", "tc", "--all", "-n", namespace, "--timeout=60s")
+        started = time.monotonic()
+        deleted = kubectl_run(kubectl, kubeconfig, "delete", "tc", "--all", "-n", namespace, "--timeout=60s")
+        assert deleted.returncode == 0, deleted.stderr
+        # Even when the delete lands in a resync (every 2 s here), it does not wait out kopf's 60 s polling.
+        assert time.monotonic() - started < 30, f"delete took {time.monotonic() - started:.1f}s"
         # A clean stop gives the Lease up at once (no holder), so a next replica need not wait it out.
         stop(procs[standby])
         assert procs[standby].returncode == 0, logs[standby].read_text()[-3000:]

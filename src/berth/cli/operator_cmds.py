@@ -82,6 +82,9 @@ def run(
     liveness: str | None = typer.Option(
         None, "--liveness", help="Serve a liveness probe, e.g. http://0.0.0.0:8080/healthz."
     ),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Log kopf's debug lines too: every patch, its retries, each cycle."
+    ),
 ) -> None:
     """Run the controller: reconcile TrainingCluster objects until interrupted (needs the `operator` extra).
 
@@ -119,7 +122,9 @@ def run(
             renew_s=renew_s,
             retry_s=_seconds("--retry-period", retry_period),
         )
-    run_operator(kube, namespaces=list(namespace), resync_s=resync_s, elector=elector, liveness=liveness)
+    run_operator(
+        kube, namespaces=list(namespace), resync_s=resync_s, elector=elector, liveness=liveness, verbose=verbose
+    )
 
 
 def install(

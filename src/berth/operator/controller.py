@@ -32,6 +32,7 @@ from berth.operator.reconcile import (
 
 PREFIX = f"operator.{API_GROUP}"
 FINALIZER = f"{PREFIX}/finalizer"
+DELETE_POLL_S = 1.0  # how often a pending delete checks whether the running resync has ended
 LOST_LEADERSHIP = 3  # exit code: the Lease could not be kept (docs/operator.md)
 
 
@@ -67,6 +68,10 @@ def make_registry(
         settings.execution.max_workers = workers
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
+        # A delete that lands while a resync runs waits for that run to end before the finalizer
+        # goes; kopf looks again only every `cancellation_polling` s (60 by default), so a
+        # `kubectl delete` would hang a minute. A resync takes about a second: look each second.
+        settings.background.cancellation_polling = DELETE_POLL_S
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -161,6 +166,7 @@ def run_operator(
     resync_s: float,
     elector: LeaseElector | None,
     liveness: str | None,
+    verbose: bool = False,
 ) -> None:
     """Block running the operator until SIGINT/SIGTERM; with ``elector``, only while leading.
 
@@ -169,8 +175,9 @@ def run_operator(
     time, or taken) ends the process at once with exit code 3: it must not act beside a new
     leader, and its Deployment restarts it as a candidate.
     """
-    kopf.configure(log_format=kopf.LogFormat.PLAIN)  # INFO to stderr: handlers, retries, leadership
-    for noisy in ("httpx", "httpx2", "httpcore"):  # one line per request otherwise
+    # INFO to stderr: handlers, retries, leadership; DEBUG adds every patch and handling cycle.
+    kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN)
+    for noisy in ("httpx", "httpx2", "httpcore", "httpcore2"):  # one line per request otherwise
         logging.getLogger(noisy).setLevel(logging.WARNING)
     registry = make_registry(kube, resync_s=resync_s)
     stop_renewing: threading.Event | None = None
