@@ -182,9 +182,10 @@ def _list_boto3(source: str, bucket: str, base: str) -> list[tuple[str, int, str
 
 def _list_signed(source: str, sign: _SigV4, base: str) -> list[tuple[str, int, str, str]]:
     """ListObjectsV2 over plain HTTP with a presigned URL: without boto3's 0.5 s client and its parsing."""
-    import http.client
     import xml.etree.ElementTree as ET
     from urllib.parse import urlsplit
+
+    from berth.runtime.http1 import Connection
 
     def text(node: ET.Element, name: str) -> str:
         found = next((c for c in node if c.tag.rsplit("}", 1)[-1] == name), None)
@@ -193,14 +194,12 @@ def _list_signed(source: str, sign: _SigV4, base: str) -> list[tuple[str, int, s
     out: list[tuple[str, int, str, str]] = []
     token = ""
     parts = urlsplit(sign.head)
-    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    conn = cls(parts.netloc, timeout=60)
+    conn = Connection(parts.scheme, parts.netloc, timeout=60)
     try:
         while True:
             params = {"list-type": "2", "prefix": base, **({"continuation-token": token} if token else {})}
             url = urlsplit(sign.url("", params))
-            conn.request("GET", f"{url.path}?{url.query}")
-            resp = conn.getresponse()
+            resp = conn.request("GET", f"{url.path}?{url.query}")
             root = ET.fromstring(resp.read())
             if resp.status != 200:
                 raise _list_failed(source, sign.bucket, text(root, "Code") or f"HTTP {resp.status}")
@@ -211,7 +210,7 @@ def _list_signed(source: str, sign: _SigV4, base: str) -> list[tuple[str, int, s
             token = text(root, "NextContinuationToken") if text(root, "IsTruncated") == "true" else ""
             if not token:
                 return out
-    except (OSError, http.client.HTTPException, ET.ParseError) as err:
+    except (OSError, ET.ParseError) as err:  # http1.ProtocolError too
         raise StageError(f"cannot list {source}: {err}", "is the endpoint (AWS_ENDPOINT_URL) reachable?") from None
     finally:
         conn.close()
@@ -311,34 +310,32 @@ def _client_signer(client: Any, bucket: str) -> _SigV4 | None:
 
 
 def _head_url(url: str) -> SourceFile:
-    import http.client
     from urllib.parse import urlsplit
 
+    from berth.runtime.http1 import Connection
+
     parts = urlsplit(url)
-    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     name = PurePosixPath(parts.path).name
     if not name:
         raise UsageError(f"source {url!r} names no file", "end the URL with the file's name")
+    conn = Connection(parts.scheme, parts.netloc, timeout=30)
     try:
-        conn = cls(parts.netloc, timeout=30)
         # A one-byte ranged GET, not HEAD: a presigned URL is signed for GET only.
         target = f"{parts.path}?{parts.query}" if parts.query else parts.path or "/"
-        conn.request("GET", target, headers={"Range": "bytes=0-0"})
-        resp = conn.getresponse()
-        if resp.status == 200:
-            conn.close()  # the server ignored Range: do not read the whole body here
-        else:
+        resp = conn.request("GET", target, {"Range": "bytes=0-0"})
+        if resp.status != 200:  # 200: the server ignored Range, do not read the whole body here
             resp.read()
-            conn.close()
-    except (OSError, http.client.HTTPException) as err:
+    except OSError as err:  # http1.ProtocolError too
         raise StageError(f"cannot reach {parts.netloc}: {err}", "check the URL and the network") from None
+    finally:
+        conn.close()
     if resp.status not in (200, 206):
         raise StageError(f"GET {url.split('?')[0]}: HTTP {resp.status}", "check the URL")
-    total = (resp.getheader("Content-Range") or "").rpartition("/")[2]
-    size = total if resp.status == 206 and total.isdigit() else resp.getheader("Content-Length")
+    total = (resp.header("Content-Range") or "").rpartition("/")[2]
+    size = total if resp.status == 206 and total.isdigit() else resp.header("Content-Length")
     if size is None:
         raise StageError(f"{url.split('?')[0]} sends no Content-Length", "stage needs the size to verify the copy")
-    return SourceFile(name, int(size), (resp.getheader("ETag") or "").strip('"').removeprefix("W/"), url)
+    return SourceFile(name, int(size), (resp.header("ETag") or "").strip('"').removeprefix("W/"), url)
 
 
 class _Journal:

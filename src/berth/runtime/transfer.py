@@ -4,14 +4,14 @@ Why not botocore for the bytes: over plain HTTP it hashes every payload for SigV
 response reader copies each body several times through urllib3 buffers; on a 2-core node
 that made downloads 2-3x slower than s5cmd. Presigned URLs (signed by botocore, so the
 same credentials and endpoint rules apply) let parts go out with ``socket.sendfile`` and
-come back with ``readinto`` straight into a reused buffer.
+come back with ``readinto`` straight into a reused buffer, over :mod:`berth.runtime.http1`'s
+connections (not ``http.client``: see there why).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import http.client
 import os
 import threading
 import time
@@ -20,6 +20,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from berth.errors import BerthError
+from berth.runtime.http1 import Connection, ProtocolError
 
 _ATTEMPTS = 3
 T = TypeVar("T")
@@ -76,13 +77,11 @@ class RawHTTP:
         self.timeout = timeout
         self._local = threading.local()
 
-    def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
-        pool: dict[tuple[str, str], http.client.HTTPConnection] = self._local.__dict__.setdefault("pool", {})
+    def _connection(self, scheme: str, netloc: str) -> Connection:
+        pool: dict[tuple[str, str], Connection] = self._local.__dict__.setdefault("pool", {})
         conn = pool.get((scheme, netloc))
         if conn is None:
-            cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-            conn = cls(netloc, timeout=self.timeout, blocksize=1 << 20)
-            pool[(scheme, netloc)] = conn
+            conn = pool[(scheme, netloc)] = Connection(scheme, netloc, self.timeout)
         return conn
 
     def _drop(self, scheme: str, netloc: str) -> None:
@@ -90,7 +89,7 @@ class RawHTTP:
         if conn is not None:
             conn.close()
 
-    def _retrying(self, url: str, what: str, action: Callable[[http.client.HTTPConnection, str], T]) -> T:
+    def _retrying(self, url: str, what: str, action: Callable[[Connection, str], T]) -> T:
         """Run ``action(connection, path?query)``; a broken connection is dropped and the request retried."""
         parts = urlsplit(url)
         target = f"{parts.path}?{parts.query}"
@@ -98,7 +97,7 @@ class RawHTTP:
             conn = self._connection(parts.scheme, parts.netloc)
             try:
                 return action(conn, target)
-            except (OSError, http.client.HTTPException) as err:
+            except OSError as err:  # ProtocolError too
                 self._drop(parts.scheme, parts.netloc)
                 if attempt == _ATTEMPTS - 1:
                     raise TransferError(f"{what} {parts.path}: {err}") from err
@@ -108,20 +107,12 @@ class RawHTTP:
     def put_file_range(self, url: str, fd: int, offset: int, size: int) -> str:
         """PUT ``size`` bytes of ``fd`` from ``offset`` to a presigned URL; returns the ETag."""
 
-        def put(conn: http.client.HTTPConnection, target: str) -> str:
-            conn.putrequest("PUT", target, skip_accept_encoding=True)
-            conn.putheader("Content-Length", str(size))
-            conn.endheaders()
-            assert conn.sock is not None
-            with os.fdopen(os.dup(fd), "rb", buffering=0) as f:
-                sent = conn.sock.sendfile(f, offset, size)
-            if sent != size:
-                raise TransferError(f"sent {sent} of {size} bytes")
-            resp = conn.getresponse()
+        def put(conn: Connection, target: str) -> str:
+            resp = conn.request("PUT", target, body=(fd, offset, size))
             body = resp.read()
             if resp.status >= 300:
                 raise TransferError(f"PUT: HTTP {resp.status} {body[:300]!r}")
-            return resp.getheader("ETag") or ""
+            return resp.header("ETag") or ""
 
         return self._retrying(url, "PUT", put)
 
@@ -149,10 +140,9 @@ class RawHTTP:
         if if_match:
             headers["If-Match"] = if_match
 
-        def get(conn: http.client.HTTPConnection, target: str) -> str | None:
+        def get(conn: Connection, target: str) -> str | None:
             hashing = hashlib.md5(usedforsecurity=False) if md5 else None
-            conn.request("GET", target, headers=headers)
-            resp = conn.getresponse()
+            resp = conn.request("GET", target, headers)
             if resp.status == 412:
                 resp.read()
                 raise SourceChanged(f"GET: the object changed since it was listed (ETag no longer {if_match})")
@@ -161,7 +151,7 @@ class RawHTTP:
             if resp.status == 200 and offset != 0:
                 # The server ignored Range: the body starts at byte 0, not at ``offset``. Writing it at
                 # ``offset`` would corrupt the file, so refuse (not retried: the server will not change).
-                resp.close()
+                conn.close()
                 raise TransferError(
                     f"GET: the server ignored the Range header (HTTP 200 for bytes {offset}+{size})"
                     "; the archive needs an S3-compatible store that serves ranged reads"
@@ -170,7 +160,7 @@ class RawHTTP:
             while done < size:
                 n = resp.readinto(buf[: min(len(buf), size - done)])
                 if not n:
-                    raise http.client.IncompleteRead(b"", size - done)
+                    raise ProtocolError(f"the body ended {size - done} bytes short")
                 try:
                     os.pwrite(fd, buf[:n], offset + done)
                 except OSError as err:
