@@ -169,11 +169,15 @@ def test_operator_reconciles_corrects_scales_and_keeps_claims(
     assert skipped and skipped[0]["type"] == "Warning" and "Velero is not installed" in skipped[0]["message"]
 
 
-def test_a_delete_during_a_resync_does_not_wait_for_kopf_polling(
+def test_clusters_sharing_a_namespace_settle_and_a_delete_during_a_resync_is_quick(
     kubectl: Path, kubeconfig: Path, namespace: str, tmp_path: Path
 ) -> None:
-    """A delete that lands while the CR's resync runs: the finalizer goes within seconds.
+    """Five CRs in one namespace: no drift fight over the Namespace; deletes within seconds.
 
+    Every cluster applies the same Namespace object; with per-cluster labels on it, each resync
+    rewrote the others' and every CR reported ``DriftCorrected`` forever.
+
+    A delete that lands while the CR's resync runs: the finalizer goes within seconds.
     kopf removes the finalizer only after the object's running timer has ended, and checks again
     every ``cancellation_polling`` seconds, 60 by default: such a ``kubectl delete`` hung a minute
     (a CI run failed on it). With a 0.2 s resync the timer runs most of the time, so a delete
@@ -203,6 +207,9 @@ def test_a_delete_during_a_resync_does_not_wait_for_kopf_polling(
                 f"{name} reconciled",
                 60,
             )
+        time.sleep(2)  # ten resyncs of each
+        events = get(kubectl, kubeconfig, "events", "-n", namespace, "--field-selector", "reason=DriftCorrected")
+        assert not (events or {}).get("items"), [e["message"] for e in (events or {}).get("items", [])][:5]
         for name in names:  # until one delete has met a running resync
             started = time.monotonic()
             deleted = kubectl_run(kubectl, kubeconfig, "delete", "tc", name, "-n", namespace, "--timeout=60s")

@@ -54,10 +54,17 @@ def _by_name(r: Rendered, kind: str) -> dict[str, dict[str, Any]]:
 
 
 def test_every_object_and_template_carries_the_contract_labels(examples: dict[str, Rendered]) -> None:
-    """Including the pods and the claims the StatefulSet creates: gc and lint find them by these."""
+    """Including the pods and the claims the StatefulSet creates: gc and lint find them by these.
+
+    Not the Namespace: every cluster in it applies that one object (see the namespace test).
+    """
     for r in examples.values():
         sts = r.one("StatefulSet")
-        label_sets = [(f"{o['kind']}/{o['metadata']['name']}", o["metadata"]["labels"]) for o in r.objects]
+        label_sets = [
+            (f"{o['kind']}/{o['metadata']['name']}", o["metadata"]["labels"])
+            for o in r.objects
+            if o["kind"] != "Namespace"
+        ]
         label_sets.append(("pod template", sts["spec"]["template"]["metadata"]["labels"]))
         label_sets += [
             (f"claim template {t['metadata']['name']}", t["metadata"]["labels"])
@@ -371,6 +378,14 @@ def test_namespace_warns_and_audits_restricted_without_enforcing(examples: dict[
     assert labels["pod-security.kubernetes.io/warn"] == labels["pod-security.kubernetes.io/audit"] == "restricted"
     # Applying enforce to a namespace that already holds other workloads is its owner's call.
     assert "pod-security.kubernetes.io/enforce" not in labels
+    # Shared by every cluster in it: nothing per cluster that each apply would rewrite.
+    assert set(labels) == {
+        "app.kubernetes.io/part-of",
+        "app.kubernetes.io/managed-by",
+        "pod-security.kubernetes.io/warn",
+        "pod-security.kubernetes.io/audit",
+    }
+    assert "annotations" not in ns["metadata"]
     # The default namespace is the cluster's: berth never renders (or relabels) it.
     assert not [o for o in examples["seed-shared-dataset"].objects if o["kind"] == "Namespace"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from berth import contract
 from berth.contract import (
     ANNOTATION_CHECKPOINT_VOLUME,
     ANNOTATION_TIER,
@@ -35,16 +36,22 @@ def namespace(spec: TrainingCluster) -> list[dict[str, Any]]:
 
     Not ``enforce``: server-side apply would add it to a namespace that already exists and
     may hold other workloads; enforcing there is the namespace owner's decision.
+
+    Only labels every cluster in the namespace agrees on: several clusters apply this one object
+    with one field manager, so a per-cluster label or annotation (instance, framework, the spec's
+    own) would be rewritten by each apply, and the operator would report drift on every resync.
     """
     if spec.namespace == "default":
         return []
-    md = meta(spec, spec.namespace, "training", namespaced=False)
-    md["labels"].update(
-        {
+    md = {
+        "name": spec.namespace,
+        "labels": {
+            contract.LABEL_PART_OF: contract.PART_OF,
+            contract.LABEL_MANAGED_BY: contract.MANAGED_BY,
             "pod-security.kubernetes.io/warn": "restricted",
             "pod-security.kubernetes.io/audit": "restricted",
-        }
-    )
+        },
+    }
     return [{"apiVersion": "v1", "kind": "Namespace", "metadata": md}]
 
 
