@@ -19,11 +19,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from berth.contract import ANNOTATION_IGNORE
 from berth.lint.config import LintConfig
 from berth.lint.context import CROSS_KINDS, Context
 from berth.lint.loader import STDIN, STDIN_NAME, LoadedFile, expand_paths, load_file, load_objects
 from berth.lint.model import DocRef, Document, Finding, Path, Severity
-from berth.lint.rules import ANY_KIND, Hit, Rule, all_rules
+from berth.lint.rules import ANY_KIND, Check, Hit, Rule, all_rules
 from berth.lint.rules._pod import as_list
 from berth.lint.rules._training import VIEW_KIND, views
 from berth.lint.rules.removed_api_version import removed
@@ -215,6 +216,7 @@ class _Linter:
                         self.local_rules[kind].append(rule)
         self.ctx = Context(known_storage_classes=self.config.known_storage_classes)
         self._kustomize: dict[str, Any] = {}
+        self._by_kind: dict[str, list[tuple[Rule, Check]]] = {}
 
     def finding(self, rule_id: str, doc: Document | None, path: Path, message: str, fix: str | None) -> Finding | None:
         """A finding for ``rule_id`` with config severity applied; None if the rule is disabled."""
@@ -318,12 +320,23 @@ class _Linter:
                 out.extend([f] if f else [])
         if patch:
             return self.suppress(doc, out)
-        for rule in (*self.local_rules.get(doc.kind, ()), *self.local_rules.get(ANY_KIND, ())):
-            out.extend(self._hits(rule, doc, rule.check(doc, self.ctx) if rule.check else ()))
+        ctx = self.ctx
+        for rule, check in self._checks(doc.kind):
+            hits = list(check(doc, ctx))
+            if hits:  # most rules find nothing in most objects
+                out.extend(self._hits(rule, doc, hits))
         for view in views(doc):  # each pod template of a training resource, as a Job
             for rule in self.local_rules.get(VIEW_KIND, ()):
-                out.extend(self._hits(rule, view, rule.check(view, self.ctx) if rule.check else ()))
+                out.extend(self._hits(rule, view, rule.check(view, ctx) if rule.check else ()))
         return self.suppress(doc, out)
+
+    def _checks(self, kind: str) -> list[tuple[Rule, Check]]:
+        """The single-object rules for objects of ``kind`` (its own, then those for any kind), once per kind."""
+        found = self._by_kind.get(kind)
+        if found is None:
+            rules = (*self.local_rules.get(kind, ()), *self.local_rules.get(ANY_KIND, ()))
+            found = self._by_kind[kind] = [(r, r.check) for r in rules if r.check is not None]
+        return found
 
     def _hits(self, rule: Rule, doc: Document, hits: Iterable[Hit]) -> list[Finding]:
         if doc.origin is not None and doc.translate is not None:
@@ -336,6 +349,8 @@ class _Linter:
 
     def suppress(self, doc: Document, findings: list[Finding]) -> list[Finding]:
         """Drop findings the object's ``berth.dev/ignore`` names; report bad entries."""
+        if ANNOTATION_IGNORE not in doc.annotations:  # most objects suppress nothing
+            return findings
         sup = parse_ignore(doc, self.known_ids)
         kept = [f for f in findings if f.rule not in sup.rules]
         for problem in sup.problems:
@@ -444,9 +459,16 @@ def _lint_chunk(paths: list[str]) -> list[_FileOutcome]:
 
 
 def _lint_shared(
-    pool: ProcessPoolExecutor, linter: _Linter, files: list[str], progress: Progress | None
+    pool: ProcessPoolExecutor,
+    linter: _Linter,
+    files: list[str],
+    progress: Progress | None,
+    keep: dict[str, LoadedFile],
 ) -> list[_FileOutcome]:
     """Outcomes of ``files`` in order, linted by the pool's workers and by this process together.
+
+    The files this process lints stay in ``keep``: cross-object findings in them are placed
+    without reading them again.
 
     Every chunk is queued for the workers; this process takes chunks back from the end of the
     queue (those no worker has started) and lints them itself, until it meets the workers. No
@@ -466,7 +488,7 @@ def _lint_shared(
     for index in range(len(chunks) - 1, -1, -1):
         if not futures[index].cancel():
             break
-        mine[index] = [linter.lint_file(path) for path in chunks[index]]
+        mine[index] = [linter.lint_file(path, keep) for path in chunks[index]]
         report(len(chunks[index]))
     out: list[_FileOutcome] = []
     for index, future in enumerate(futures):
@@ -521,7 +543,7 @@ def _lint_paths(paths: Sequence[str], options: LintOptions, progress: Progress |
         pool = ProcessPoolExecutor(jobs - 1, mp_context=context, initializer=_init_worker, initargs=(linter,))
     try:
         if pool is not None:
-            outcomes.extend(_lint_shared(pool, linter, disk_files, progress))
+            outcomes.extend(_lint_shared(pool, linter, disk_files, progress, loaded))
         else:
             for done, path in enumerate(disk_files, 1):
                 outcomes.append(linter.lint_file(path, loaded))
@@ -589,7 +611,10 @@ def _collect(linter: _Linter, outcomes: list[_FileOutcome], explicit: frozenset[
 def _cross(
     linter: _Linter, outcomes: list[_FileOutcome], loaded: dict[str, LoadedFile], pool: ProcessPoolExecutor | None
 ) -> list[Finding]:
-    """Cross-object findings per group, placed by re-reading their files (in the pool when there are many)."""
+    """Cross-object findings per group, placed from the files this process kept, else by re-reading them.
+
+    Files a worker linted are read again by the workers when there are many.
+    """
     group_by = linter.options.group_by
     cache: dict[str, Any] = {}
     docs: dict[str, list[Document]] = defaultdict(list)
@@ -603,13 +628,15 @@ def _cross(
     for finding, ref in pending:
         by_file[ref.file].append((finding, ref))
     tasks = [(name, [(ref, f.path) for f, ref in items]) for name, items in by_file.items()]
-    if pool is not None and len(tasks) >= _POOL_MIN_FILES:
-        located: Iterable[list[Located]] = pool.map(_locate_task, tasks, chunksize=_CHUNK)
+    located = {name: _locate_all(loaded[name], wanted) for name, wanted in tasks if name in loaded}
+    away = [task for task in tasks if task[0] not in loaded]
+    if pool is not None and len(away) >= _POOL_MIN_FILES:
+        located.update(zip((name for name, _ in away), pool.map(_locate_task, away, chunksize=_CHUNK), strict=True))
     else:
-        located = (_locate_all(loaded.get(name) or reload(name), wanted) for name, wanted in tasks)
+        located.update((name, _locate_all(reload(name), wanted)) for name, wanted in away)
     out: list[Finding] = []
-    for items, places in zip(by_file.values(), located, strict=True):
-        for (finding, _ref), (line, col, text) in zip(items, places, strict=True):
+    for name, items in by_file.items():
+        for (finding, _ref), (line, col, text) in zip(items, located[name], strict=True):
             finding.line, finding.column, finding.source_line = line, col, text
             out.append(finding)
     return out

@@ -18,7 +18,6 @@ from importlib import resources
 from typing import Any
 
 import jsonschema_rs
-import yaml
 
 from berth.errors import UsageError
 from berth.lint.cel import CelChecker, CelRule, crd_rules
@@ -300,8 +299,10 @@ def _bundled_crds() -> tuple[Obj, ...]:
     out: list[Obj] = []
     root = resources.files(_BUNDLED)
     for entry in sorted(root.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".yaml"):
-            out.extend(yaml.load(entry.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)["items"])
+        if entry.name.endswith(".yaml"):  # read as manifests are (each process start: faster than yaml.load)
+            for node in compose_all(entry.read_text(encoding="utf-8")):
+                if node is not None:
+                    out.extend(build(node).data["items"])
     return tuple(out)
 
 
