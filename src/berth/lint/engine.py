@@ -10,14 +10,12 @@ are resolved only for findings, from the node tree the loader kept.
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from berth.contract import ANNOTATION_IGNORE
 from berth.lint.config import LintConfig
@@ -32,6 +30,9 @@ from berth.lint.schema import SchemaStore
 from berth.lint.specs import RENDERED_SUFFIX, is_spec, reload, render_specs
 from berth.lint.suppress import parse_ignore
 
+if TYPE_CHECKING:  # the pool's modules are imported only when a pool is started (~1/3 of this import)
+    from concurrent.futures import ProcessPoolExecutor
+
 # How objects are grouped for the cross-object rules (``--group-by``): the objects of one
 # directory (default), of one file, of one kustomization (the nearest directory holding a
 # kustomization file, else the file's own directory), or everything given together.
@@ -42,6 +43,8 @@ KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization
 # Schema errors a kustomize patch may have: it is a partial object.
 _PATCH_TOLERATED = ("missing required field", "unknown field '$patch'")
 
+# A kustomization file read for its patch list up to this size is kept until linted (not read twice).
+_READ_AHEAD_MAX = 64 * 1024
 # Below this many files a process pool costs more than it saves.
 _POOL_MIN_FILES = 64
 _CHUNK = 32
@@ -107,7 +110,10 @@ def _patch_paths(root: str, cache: dict[str, Any]) -> set[str]:
     out: set[str] = set()
     path = _kustomization_file(root, cache)
     if path is not None:
-        doc = next((d for d in load_file(path).documents), None)
+        loaded = load_file(path)
+        if len(loaded.text) <= _READ_AHEAD_MAX:  # linted from here when the walk reaches it
+            cache.setdefault("read-ahead", {})[path] = loaded
+        doc = next((d for d in loaded.documents), None)
         obj = doc.obj if doc is not None else {}
         entries = [*as_list(obj.get("patches")), *as_list(obj.get("patchesJson6902"))]
         entries += as_list(obj.get("patchesStrategicMerge"))
@@ -245,9 +251,16 @@ class _Linter:
         return out
 
     def lint_file(self, path: str, keep: dict[str, LoadedFile] | None = None) -> _FileOutcome:
-        """``lint_loaded`` of a file, each document linted as soon as it is composed (bounded memory)."""
-        stream = _Stream(self)
-        loaded = load_file(path, stream)
+        """``lint_loaded`` of a file, each document linted as soon as it is composed (bounded memory).
+
+        A kustomization file read already for its patch list (named by the same path) is linted as
+        it was read.
+        """
+        ahead = self._kustomize.get("read-ahead")
+        loaded = ahead.pop(path, None) if ahead and path.endswith(KUSTOMIZATION_FILES) else None
+        stream = None if loaded is not None else _Stream(self)
+        if loaded is None:
+            loaded = load_file(path, stream)
         if keep is not None:
             keep[loaded.name] = loaded
         return self.lint_loaded(loaded, keep, stream)
@@ -537,6 +550,9 @@ def _lint_paths(paths: Sequence[str], options: LintOptions, progress: Progress |
         outcomes.append(linter.lint_loaded(stdin, loaded))
     pool = None
     if jobs > 1 and len(disk_files) >= _POOL_MIN_FILES:
+        import multiprocessing  # here, not at the top: a small input needs no pool
+        from concurrent.futures import ProcessPoolExecutor
+
         context = multiprocessing.get_context("fork")
         # this process lints too: jobs - 1 workers (each pays its own CEL start-up and pickling)
         linter.schemas.warm()

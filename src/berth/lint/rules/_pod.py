@@ -159,8 +159,13 @@ def framework(doc: Document) -> str | None:
 
 
 def is_training(doc: Document) -> bool:
-    """A workload that trains: GPUs, a rendezvous framework, or berth's training component label."""
-    return uses_gpus(doc) or framework(doc) is not None or pod_labels(doc).get(LABEL_COMPONENT) == TRAINING_COMPONENT
+    """A workload that trains: GPUs, a rendezvous framework, or berth's training component label (memoised)."""
+    if "is_training" not in doc.memo:
+        doc.memo["is_training"] = (
+            uses_gpus(doc) or framework(doc) is not None or pod_labels(doc).get(LABEL_COMPONENT) == TRAINING_COMPONENT
+        )
+    found: bool = doc.memo["is_training"]
+    return found
 
 
 def selector_matches(selector: Any, labels: Mapping[str, str]) -> bool:

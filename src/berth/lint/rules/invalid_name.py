@@ -36,6 +36,7 @@ Substitute the placeholder (envsubst, kustomize, Helm) before linting, or write 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 
@@ -95,6 +96,8 @@ def name_problem(kind: str, name: str) -> str | None:
     return f"is longer than {limit} characters" if len(name) > limit else None
 
 
+# Labels repeat across a repository's objects (app.kubernetes.io/name, its value): each is judged once.
+@functools.lru_cache(maxsize=4096)
 def label_key_problem(key: str) -> str | None:
     prefix, slash, name = key.rpartition("/")
     if slash and (not prefix or len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix)):
@@ -104,6 +107,7 @@ def label_key_problem(key: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
 def label_value_problem(value: str) -> str | None:
     if value == "":
         return None
