@@ -134,6 +134,45 @@ def test_full_volume_fails_clearly_and_keeps_what_was_there(seaweed: Seaweed, s3
     assert _tree(small_tmpfs) == {"keep.bin": data}
 
 
+def test_a_listing_of_many_pages_is_staged_while_it_is_listed(
+    seaweed: Seaweed, s3: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages of 7 objects: downloads start with the first page, and every page's files land, once."""
+    import berth.runtime.stage as stage_module
+
+    monkeypatch.setattr(stage_module, "LIST_PAGE", 7)
+    bucket = s3.split("/")[2]
+    files = {f"p/{i:03d}.bin": os.urandom(2000 + i) for i in range(40)}
+    _fill(seaweed.client(), bucket, "paged", files)
+    dest = tmp_path / "vol"
+    stats = stage(f"s3://{bucket}/paged", dest)
+    assert _tree(dest) == files
+    assert (stats.files, stats.fetched, stats.bytes_total) == (40, 40, sum(len(v) for v in files.values()))
+    half = stage(f"s3://{bucket}/paged", tmp_path / "shard", shard=(1, 2))  # shards still split the whole listing
+    assert _tree(tmp_path / "shard") == {k: v for i, (k, v) in enumerate(sorted(files.items())) if i % 2 == 1}
+    assert half.files == 20
+
+
+def test_a_volume_that_fills_on_a_later_page_stops_clearly_and_keeps_the_staged_files(
+    seaweed: Seaweed, s3: str, small_tmpfs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first page fits the 4 MiB volume, the whole listing does not: the check before each page says so."""
+    import berth.runtime.stage as stage_module
+
+    monkeypatch.setattr(stage_module, "LIST_PAGE", 2)
+    bucket = s3.split("/")[2]
+    files = {f"{i}.bin": os.urandom(900_000) for i in range(6)}  # 2 pages fit, with room for the journal
+    _fill(seaweed.client(), bucket, "fills", files)
+    with pytest.raises(StageError, match="not enough space") as failed:
+        stage(f"s3://{bucket}/fills", small_tmpfs, concurrency=1)
+    assert "files already staged are intact" in (failed.value.hint or "")
+    staged = _tree(small_tmpfs)
+    assert 2 <= len(staged) < 6 and all(files[name] == data for name, data in staged.items())
+    journal = (small_tmpfs / STATE_DIR / "journal").read_text()
+    assert journal.count("\n") == len(staged)  # each kept file journalled: a rerun will not fetch it again
+    assert not any((small_tmpfs / STATE_DIR / "partial").rglob("*.bin"))
+
+
 def test_source_changing_mid_stage_fails_and_keeps_complete_files(seaweed: Seaweed, s3: str, tmp_path: Path) -> None:
     bucket = s3.split("/")[2]
     client = seaweed.client()

@@ -29,7 +29,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -118,13 +118,47 @@ def _safe_relpath(key: str) -> str | None:
     return key
 
 
-def list_source(source: str) -> list[SourceFile]:
-    """Every file of ``source`` with its size and ETag (raises StageError/UsageError with one line)."""
+def source_pages(source: str) -> Iterator[list[SourceFile]]:
+    """The files of ``source`` with their sizes and ETags, a listing page (up to 1,000 objects) at a time.
+
+    Listing errors (StageError/UsageError, one line) are raised when the first page is taken.
+    """
     if source.startswith("s3://"):
         return _list_s3(source)
     if source.startswith(("https://", "http://")):
-        return [_head_url(source)]
+        return iter([[_head_url(source)]])
     raise UsageError(f"source {source!r} is neither s3://bucket/prefix nor an https:// URL")
+
+
+class _Lister:
+    """The listing's pages fetched ahead in a thread: the first page's files are downloading while the
+    next pages are listed (10,000 objects: 10 requests, 0.4-0.8 s here, no longer before the first GET)."""
+
+    def __init__(self, pages: Iterator[list[SourceFile]]) -> None:
+        import queue
+
+        self._queue: queue.SimpleQueue[list[SourceFile] | BaseException | None] = queue.SimpleQueue()
+        self._done = False
+        threading.Thread(target=self._run, args=(pages,), name="berth-stage-list", daemon=True).start()
+
+    def _run(self, pages: Iterator[list[SourceFile]]) -> None:
+        try:
+            for page in pages:
+                self._queue.put(page)
+            self._queue.put(None)
+        except BaseException as err:  # raised where the page is taken
+            self._queue.put(err)
+
+    def next(self) -> list[SourceFile] | None:
+        """The next page (waiting for it), None after the last; a listing error is raised here."""
+        if self._done:
+            return None
+        page = self._queue.get()
+        if isinstance(page, BaseException):
+            self._done = True
+            raise page
+        self._done = page is None
+        return page
 
 
 _LIST_HINTS = {
@@ -134,23 +168,27 @@ _LIST_HINTS = {
     "AccessDenied": "the credentials may not list this bucket",
 }
 PRESIGN_SECONDS = 6 * 3600
+LIST_PAGE = 1000  # objects per listing request (S3's most); each page's files start downloading as it arrives
 
 
-def _list_s3(source: str) -> list[SourceFile]:
+def _list_s3(source: str) -> Iterator[list[SourceFile]]:
     from berth.runtime.archive import parse_url
 
     bucket, prefix = parse_url(source)
     base = f"{prefix}/" if prefix else ""
     signer = _env_signer(bucket)
-    listing = _list_signed(source, signer, base) if signer is not None else _list_boto3(source, bucket, base)
-    out: list[SourceFile] = []
-    for key, size, etag, url in listing:
-        rel = _safe_relpath(key[len(base) :])
-        if rel is not None:
-            out.append(SourceFile(rel, size, etag, url))
-    if not out:
+    pages = _list_signed(source, signer, base) if signer is not None else _list_boto3(source, bucket, base)
+    found = 0
+    for page in pages:
+        out: list[SourceFile] = []
+        for key, size, etag, url in page:
+            rel = _safe_relpath(key[len(base) :])
+            if rel is not None:
+                out.append(SourceFile(rel, size, etag, url))
+        found += len(out)
+        yield out
+    if not found:
         raise StageError(f"{source} holds no objects", "check the prefix (it is a folder: s3://bucket/prefix)")
-    return out
 
 
 def _list_failed(source: str, bucket: str, code: str) -> StageError:
@@ -158,7 +196,7 @@ def _list_failed(source: str, bucket: str, code: str) -> StageError:
     return StageError(f"cannot list {source}: {code}", hint)
 
 
-def _list_boto3(source: str, bucket: str, base: str) -> list[tuple[str, int, str, str]]:
+def _list_boto3(source: str, bucket: str, base: str) -> Iterator[list[tuple[str, int, str, str]]]:
     """The listing through boto3: its whole credential chain (a Secret's keys, the pod's identity)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -167,36 +205,37 @@ def _list_boto3(source: str, bucket: str, base: str) -> list[tuple[str, int, str
     client = make_client()
     try:
         sign = _client_signer(client, bucket)
-        return [
-            (
-                obj["Key"],
-                int(obj["Size"]),
-                obj["ETag"].strip('"'),
-                sign.url(obj["Key"]) if sign else _botocore_url(client, bucket, obj["Key"]),
-            )
-            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=base)
-            for obj in page.get("Contents", [])
-        ]
+        paginator = client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=base, PaginationConfig={"PageSize": LIST_PAGE}):
+            yield [
+                (
+                    obj["Key"],
+                    int(obj["Size"]),
+                    obj["ETag"].strip('"'),
+                    sign.url(obj["Key"]) if sign else _botocore_url(client, bucket, obj["Key"]),
+                )
+                for obj in page.get("Contents", [])
+            ]
     except ClientError as err:
         raise _list_failed(source, bucket, err.response.get("Error", {}).get("Code", "") or str(err)) from None
     except BotoCoreError as err:
         raise StageError(f"cannot list {source}: {err}", "is the endpoint (AWS_ENDPOINT_URL) reachable?") from None
 
 
-def _list_signed(source: str, sign: _SigV4, base: str) -> list[tuple[str, int, str, str]]:
+def _list_signed(source: str, sign: _SigV4, base: str) -> Iterator[list[tuple[str, int, str, str]]]:
     """ListObjectsV2 over plain HTTP with a presigned URL: without boto3's 0.5 s client and its parsing."""
     import xml.etree.ElementTree as ET
     from urllib.parse import urlsplit
 
     from berth.runtime.http1 import Connection
 
-    out: list[tuple[str, int, str, str]] = []
     token = ""
     parts = urlsplit(sign.head)
     conn = Connection(parts.scheme, parts.netloc, timeout=60)
     try:
         while True:
-            params = {"list-type": "2", "prefix": base, **({"continuation-token": token} if token else {})}
+            params = {"list-type": "2", "max-keys": str(LIST_PAGE), "prefix": base}
+            params.update({"continuation-token": token} if token else {})
             url = urlsplit(sign.url("", params))
             resp = conn.request("GET", f"{url.path}?{url.query}")
             root = ET.fromstring(resp.read())
@@ -204,15 +243,17 @@ def _list_signed(source: str, sign: _SigV4, base: str) -> list[tuple[str, int, s
             if resp.status != 200:
                 raise _list_failed(source, sign.bucket, root.findtext(f"{ns}Code") or f"HTTP {resp.status}")
             key_, size_, etag_ = f"{ns}Key", f"{ns}Size", f"{ns}ETag"  # findtext, in C: 0.1 s less per 10,000
+            out: list[tuple[str, int, str, str]] = []
             for node in root.iterfind(f"{ns}Contents"):
                 key = node.findtext(key_) or ""
                 out.append(
                     (key, int(node.findtext(size_) or 0), (node.findtext(etag_) or "").strip('"'), sign.url(key))
                 )
+            yield out
             truncated = root.findtext(f"{ns}IsTruncated") == "true"
             token = (root.findtext(f"{ns}NextContinuationToken") or "") if truncated else ""
             if not token:
-                return out
+                return
     except (OSError, ET.ParseError) as err:  # http1.ProtocolError too
         raise StageError(f"cannot list {source}: {err}", "is the endpoint (AWS_ENDPOINT_URL) reachable?") from None
     finally:
@@ -438,12 +479,13 @@ def _md5(fd: int) -> str:
     return h.hexdigest()
 
 
-def _each_in_threads(items: list[SourceFile], threads: int, work: Callable[[SourceFile], None]) -> None:
+def _each_in_threads(items: Iterable[SourceFile], threads: int, work: Callable[[SourceFile], None]) -> None:
     """``work(item)`` for every item, on ``threads`` threads that each take the next item when done with one.
 
     Not a ThreadPoolExecutor: a future per file cost ~0.1 s of a 10,000-file stage before the first GET
-    went out. The first failure stops the threads taking more (those in progress finish) and is raised
-    here, as is ^C in the waiting thread once the others have stopped.
+    went out. ``items`` may be a generator (taken under a lock); what it raises counts as a failure. The
+    first failure stops the threads taking more (those in progress finish) and is raised here, as is ^C
+    in the waiting thread once the others have stopped.
     """
     pending = iter(items)
     lock = threading.Lock()
@@ -451,16 +493,16 @@ def _each_in_threads(items: list[SourceFile], threads: int, work: Callable[[Sour
 
     def worker() -> None:
         while not failed:
-            with lock:
-                item = next(pending, None)
-            if item is None:
-                return
             try:
+                with lock:
+                    item = next(pending, None)
+                if item is None:
+                    return
                 work(item)
             except BaseException as err:  # re-raised in the calling thread
                 failed.append(err)
 
-    pool = [threading.Thread(target=worker, name=f"berth-stage-{i}") for i in range(min(threads, len(items)))]
+    pool = [threading.Thread(target=worker, name=f"berth-stage-{i}") for i in range(threads)]
     for thread in pool:
         thread.start()
     try:
@@ -489,10 +531,14 @@ def stage(
     every file lands in exactly one of ``world`` directories. ``concurrency``: files in flight
     (default: SMALL_CONCURRENCY for small files, CONCURRENCY otherwise).
     """
-    files = list_source(source)
-    if shard is not None:
+    pages = source_pages(source)
+    if shard is not None:  # sorted, so that every rank splits the same sequence
         rank, world = shard
-        files = sorted(files, key=lambda f: f.path)[rank::world]
+        pages = iter([sorted((f for page in pages for f in page), key=lambda f: f.path)[rank::world]])
+    lister = _Lister(pages)
+    files: list[SourceFile] = []
+    while not files and (page := lister.next()) is not None:  # listing errors: raised before DEST is touched
+        files = page
     try:
         dest.mkdir(parents=True, exist_ok=True)
         (dest / STATE_DIR / "partial").mkdir(parents=True, exist_ok=True)
@@ -502,29 +548,48 @@ def stage(
             "is the volume mounted writable, and owned by the pod's fsGroup (spec.securityContext.fsGroup)?",
         ) from None
     journal = _Journal(dest, source)
-    stats = StageStats(files=len(files), bytes_total=sum(f.size for f in files))
-    todo = [f for f in files if not journal.up_to_date(f, dest)]
-    stats.skipped = len(files) - len(todo)
-    need = sum(f.size for f in todo)
-    st = os.statvfs(dest)
-    free = st.f_bavail * st.f_frsize
-    if need > free:
-        raise StageError(
-            f"not enough space in {dest}: {len(todo)} file(s) need {need} bytes, {free} free",
-            "grow the volume (`berth resize`) or free space; nothing was changed",
-        )
-    if concurrency is None:
-        concurrency = SMALL_CONCURRENCY if todo and need < SMALL_FILE * len(todo) else CONCURRENCY
-    journal.open()
     partial = journal.dir / "partial"
+    stats = StageStats()
+    lock = threading.Lock()
+    admitted = [0]  # bytes of the files handed to the threads so far
+
+    def admit(page: list[SourceFile]) -> list[SourceFile]:
+        """The page's files not up to date, once the volume has room for them (and their parent directories)."""
+        todo = [f for f in page if not journal.up_to_date(f, dest)]
+        need = sum(f.size for f in todo)
+        with lock:
+            stats.files += len(page)
+            stats.bytes_total += sum(f.size for f in page)
+            stats.skipped += len(page) - len(todo)
+            writing = admitted[0] - stats.bytes_done  # handed out, not written yet
+        st = os.statvfs(dest)
+        free = st.f_bavail * st.f_frsize
+        if need + writing > free:
+            raise StageError(
+                f"not enough space in {dest}: {len(todo)} file(s) need {need} bytes, {free} free",
+                "grow the volume (`berth resize`) or free space; "
+                + ("files already staged are intact, run again to resume" if admitted[0] else "nothing was changed"),
+            )
+        admitted[0] += need
+        for parent in {f.path.rpartition("/")[0] for f in todo} - {""}:  # once, not a mkdir per file
+            (partial / parent).mkdir(parents=True, exist_ok=True)
+            (dest / parent).mkdir(parents=True, exist_ok=True)
+        return todo
+
+    todo = admit(files)  # the first page decides the concurrency and fails a full volume before any write
+    if concurrency is None:
+        concurrency = SMALL_CONCURRENCY if todo and admitted[0] < SMALL_FILE * len(todo) else CONCURRENCY
+    journal.open()
     for leftover in partial.rglob("*"):  # a killed run's incomplete files: restart them
         if leftover.is_file():
             leftover.unlink()
-    for parent in {f.path.rpartition("/")[0] for f in todo} - {""}:  # once, not a mkdir per file
-        (partial / parent).mkdir(parents=True, exist_ok=True)
-        (dest / parent).mkdir(parents=True, exist_ok=True)
+
+    def listed() -> Iterator[SourceFile]:
+        yield from todo
+        while (page := lister.next()) is not None:
+            yield from admit(page)
+
     raw = RawHTTP()
-    lock = threading.Lock()
     local = threading.local()
 
     def moved(n: int, done_file: bool = False) -> None:
@@ -578,7 +643,7 @@ def stage(
 
     try:
         with ThreadPoolExecutor(min(concurrency, PART_CONCURRENCY), thread_name_prefix="berth-stage-part") as parts:
-            _each_in_threads(todo, concurrency, lambda f: fetch(f, parts))
+            _each_in_threads(listed(), concurrency, lambda f: fetch(f, parts))
     except SourceChanged as err:
         raise StageError(
             f"the source changed while staging: {err.message}",
