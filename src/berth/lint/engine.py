@@ -453,64 +453,91 @@ def _no_cycle_collection() -> Iterator[None]:
 
 Located = tuple[int, int, str]
 _WORKER: _Linter | None = None
+# The files a worker linted, kept (as the parent keeps its own) to place cross-object findings.
+_KEPT: dict[str, LoadedFile] = {}
 
 
-def _init_worker(linter: _Linter) -> None:
+class _Chunks:
+    """The run's files in chunks, and which chunks are still unclaimed: ``[front, back)`` in shared memory.
+
+    Workers claim chunks from the front, the parent from the back, each under the shared lock and
+    without asking any other process: no worker waits for the parent (busy linting, so slow to
+    hand out work through a pool's queue) and the two ends meet wherever the work is done.
+    """
+
+    def __init__(self, files: list[str], context: Any) -> None:
+        self.chunks = [files[i : i + _CHUNK] for i in range(0, len(files), _CHUNK)]
+        self.claims = context.Array("l", [0, len(self.chunks)])  # inherited by the workers at the fork
+
+    def claim(self, *, front: bool) -> int | None:
+        """The index of the next unclaimed chunk from one end; None when every chunk is claimed."""
+        with self.claims.get_lock():
+            first, end = self.claims[0], self.claims[1]
+            if first >= end:
+                return None
+            if front:
+                self.claims[0] = first + 1
+                return int(first)
+            self.claims[1] = end - 1
+            return int(end - 1)
+
+    def claimed_from_front(self) -> int:
+        """Files in the chunks workers have claimed (started or done): the parent's progress estimate."""
+        return sum(len(chunk) for chunk in self.chunks[: self.claims[0]])
+
+
+_SHARED: _Chunks | None = None
+
+
+def _init_worker(linter: _Linter, chunks: _Chunks) -> None:
     """A forked worker lints with the parent's linter as it was at the fork (nothing is pickled).
 
     Its rules are set up and the Kubernetes definitions its validators refer to are read once,
-    in the parent, instead of once per process.
+    in the parent, instead of once per process; the file list and the claims are inherited too.
     """
-    global _WORKER
-    _WORKER = linter
+    global _WORKER, _SHARED
+    _WORKER, _SHARED = linter, chunks
 
 
-def _lint_chunk(paths: list[str]) -> list[_FileOutcome]:
-    assert _WORKER is not None, "worker not initialised"
+def _lint_claimed() -> dict[int, list[_FileOutcome]]:
+    """A worker's share: chunks claimed from the front until none is left, by chunk index."""
+    assert _WORKER is not None and _SHARED is not None, "worker not initialised"
+    out: dict[int, list[_FileOutcome]] = {}
     with _no_cycle_collection():
-        return [_WORKER.lint_file(path) for path in paths]
+        while (index := _SHARED.claim(front=True)) is not None:
+            out[index] = [_WORKER.lint_file(path, _KEPT) for path in _SHARED.chunks[index]]
+    return out
 
 
 def _lint_shared(
     pool: ProcessPoolExecutor,
+    workers: int,
     linter: _Linter,
-    files: list[str],
+    shared: _Chunks,
     progress: Progress | None,
     keep: dict[str, LoadedFile],
 ) -> list[_FileOutcome]:
-    """Outcomes of ``files`` in order, linted by the pool's workers and by this process together.
+    """Outcomes of the chunks' files in order, linted by the pool's workers and by this process together.
 
+    This process claims chunks from the end while the workers claim from the start, so no
+    process waits idle, and one fewer process starts up than with a pool of ``jobs`` workers.
     The files this process lints stay in ``keep``: cross-object findings in them are placed
     without reading them again.
-
-    Every chunk is queued for the workers; this process takes chunks back from the end of the
-    queue (those no worker has started) and lints them itself, until it meets the workers. No
-    process waits idle, and one fewer process starts up than with a pool of ``jobs`` workers.
     """
-    chunks = [files[i : i + _CHUNK] for i in range(0, len(files), _CHUNK)]
-    futures = [pool.submit(_lint_chunk, chunk) for chunk in chunks]
-    done = 0
-    mine: dict[int, list[_FileOutcome]] = {}
-
-    def report(count: int) -> None:
-        nonlocal done
-        done += count
+    futures = [pool.submit(_lint_claimed) for _ in range(workers)]
+    total = sum(len(chunk) for chunk in shared.chunks)
+    found: dict[int, list[_FileOutcome]] = {}
+    mine = 0
+    while (index := shared.claim(front=False)) is not None:
+        found[index] = [linter.lint_file(path, keep) for path in shared.chunks[index]]
+        mine += len(shared.chunks[index])
         if progress is not None:
-            progress(done, len(files))
-
-    for index in range(len(chunks) - 1, -1, -1):
-        if not futures[index].cancel():
-            break
-        mine[index] = [linter.lint_file(path, keep) for path in chunks[index]]
-        report(len(chunks[index]))
-    out: list[_FileOutcome] = []
-    for index, future in enumerate(futures):
-        if index in mine:
-            out.extend(mine[index])
-        else:
-            out.extend(future.result())
-            report(len(chunks[index]))
-    return out
+            progress(min(total, mine + shared.claimed_from_front()), total)
+    for future in futures:
+        found.update(future.result())
+    if progress is not None:
+        progress(total, total)
+    return [outcome for index in range(len(shared.chunks)) for outcome in found[index]]
 
 
 def _locate_all(source: LoadedFile, wanted: list[tuple[DocRef, Path]]) -> list[Located]:
@@ -522,8 +549,12 @@ def _locate_all(source: LoadedFile, wanted: list[tuple[DocRef, Path]]) -> list[L
 
 
 def _locate_task(task: tuple[str, list[tuple[DocRef, Path]]]) -> list[Located]:
-    """Re-read one file in a worker to place the cross-object findings that point into it."""
-    return _locate_all(reload(task[0]), task[1])
+    """Place the cross-object findings in one file, in a worker: from the file as it linted it, else read again.
+
+    (With several workers, the one given a file may not be the one that linted it.)
+    """
+    name, wanted = task
+    return _locate_all(_KEPT.get(name) or reload(name), wanted)
 
 
 Progress = Callable[[int, int], None]
@@ -548,7 +579,7 @@ def _lint_paths(paths: Sequence[str], options: LintOptions, progress: Progress |
         stdin = load_file(STDIN)
         loaded[stdin.name] = stdin
         outcomes.append(linter.lint_loaded(stdin, loaded))
-    pool = None
+    pool = shared = None
     if jobs > 1 and len(disk_files) >= _POOL_MIN_FILES:
         import multiprocessing  # here, not at the top: a small input needs no pool
         from concurrent.futures import ProcessPoolExecutor
@@ -556,10 +587,11 @@ def _lint_paths(paths: Sequence[str], options: LintOptions, progress: Progress |
         context = multiprocessing.get_context("fork")
         # this process lints too: jobs - 1 workers (each pays its own CEL start-up and pickling)
         linter.schemas.warm()
-        pool = ProcessPoolExecutor(jobs - 1, mp_context=context, initializer=_init_worker, initargs=(linter,))
+        shared = _Chunks(disk_files, context)
+        pool = ProcessPoolExecutor(jobs - 1, mp_context=context, initializer=_init_worker, initargs=(linter, shared))
     try:
-        if pool is not None:
-            outcomes.extend(_lint_shared(pool, linter, disk_files, progress, loaded))
+        if pool is not None and shared is not None:
+            outcomes.extend(_lint_shared(pool, jobs - 1, linter, shared, progress, loaded))
         else:
             for done, path in enumerate(disk_files, 1):
                 outcomes.append(linter.lint_file(path, loaded))
@@ -627,10 +659,7 @@ def _collect(linter: _Linter, outcomes: list[_FileOutcome], explicit: frozenset[
 def _cross(
     linter: _Linter, outcomes: list[_FileOutcome], loaded: dict[str, LoadedFile], pool: ProcessPoolExecutor | None
 ) -> list[Finding]:
-    """Cross-object findings per group, placed from the files this process kept, else by re-reading them.
-
-    Files a worker linted are read again by the workers when there are many.
-    """
+    """Cross-object findings per group, each placed by the process that linted its file (it kept it)."""
     group_by = linter.options.group_by
     cache: dict[str, Any] = {}
     docs: dict[str, list[Document]] = defaultdict(list)
@@ -644,12 +673,14 @@ def _cross(
     for finding, ref in pending:
         by_file[ref.file].append((finding, ref))
     tasks = [(name, [(ref, f.path) for f, ref in items]) for name, items in by_file.items()]
-    located = {name: _locate_all(loaded[name], wanted) for name, wanted in tasks if name in loaded}
     away = [task for task in tasks if task[0] not in loaded]
-    if pool is not None and len(away) >= _POOL_MIN_FILES:
-        located.update(zip((name for name, _ in away), pool.map(_locate_task, away, chunksize=_CHUNK), strict=True))
-    else:
+    # the workers place theirs (from the files they kept) while this process places its own
+    there = pool.map(_locate_task, away, chunksize=_CHUNK) if pool is not None and away else None
+    located = {name: _locate_all(loaded[name], wanted) for name, wanted in tasks if name in loaded}
+    if there is None:
         located.update((name, _locate_all(reload(name), wanted)) for name, wanted in away)
+    else:
+        located.update(zip((name for name, _ in away), there, strict=True))
     out: list[Finding] = []
     for name, items in by_file.items():
         for (finding, _ref), (line, col, text) in zip(items, located[name], strict=True):
