@@ -56,10 +56,17 @@ def test_operator_grows_claims_and_refuses_shrink(
         return [e for e in (found or {}).get("items", []) if e.get("reason") == reason]
 
     def size(kind: str, name: str) -> str:
+        from lightkube import ApiError
+
         if kind == "claim":
             pvc = kube_client.get(PersistentVolumeClaim, name, namespace=namespace)
             return str(pvc.spec.resources.requests["storage"])
-        sts = kube_client.get(StatefulSet, "ml-training", namespace=namespace)
+        try:
+            sts = kube_client.get(StatefulSet, "ml-training", namespace=namespace)
+        except ApiError as err:  # between the orphaning delete and the re-create with the new template
+            if err.status.code == 404:
+                return "absent"
+            raise
         return next(
             str(t.spec.resources.requests["storage"]) for t in sts.spec.volumeClaimTemplates if t.metadata.name == name
         )
