@@ -16,8 +16,9 @@ What lands in DEST, and in what order, is what makes it safe:
   with SIGKILL (or a power loss) resumes without fetching a journalled file again; at the end the
   journal is folded into ``DEST/.berth-stage/manifest.json`` (path → size, ETag);
 - a file whose manifest entry matches the listing (and whose local size agrees) is skipped;
-- before anything is written, the free space of DEST is compared with what must be fetched: a
-  full volume is one error line, and what DEST held before is untouched.
+- before anything is written, and again before each further page of the listing (the first page's
+  files download while the next pages are listed), the free space of DEST is compared with what must
+  be fetched: a full volume is one error line, and what DEST held before is untouched.
 """
 
 from __future__ import annotations
@@ -444,7 +445,9 @@ class _Journal:
         self.flush()
         os.close(self._fd)
         tmp = self.dir / "manifest.json.tmp"
-        tmp.write_text(json.dumps({"source": self.source, "files": self.files}, indent=1, sort_keys=True))
+        # One line, sorted keys (the dataset's wait script greps for its '"source": "…"'): json's C encoder;
+        # with indent=1 the pure-Python one took 0.1-0.18 s for 10,000 files at the end of every run.
+        tmp.write_text(json.dumps({"source": self.source, "files": self.files}, sort_keys=True))
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, self.manifest_path)
