@@ -336,8 +336,8 @@ def build(node: yaml.Node, schema: Schema = Schema.KUBERNETES) -> Built:
 
 class _Builder:
     """Builds one document. Scalars, most of a manifest's nodes, are typed straight from the loop over
-    their collection, and a plain scalar's type comes from the cache without a call (the build is a
-    third of reading a manifest)."""
+    their collection, and a plain scalar's type is read from the cache before asking the schema's
+    resolver (the build was a third of reading a manifest)."""
 
     def __init__(self, types: _Types) -> None:
         self.types = types
