@@ -131,6 +131,24 @@ def test_populate_job_fills_the_shared_claim_once_and_each_pod_stages_its_shard(
         assert _terminated(status["stage-corpus"])["fetched"] == len(ordered[rank::2])
         assert status["wait-imagenet"]["state"]["terminated"]["exitCode"] == 0
 
+    # berth status says where each dataset's staging stands, from the pod list it reads anyway.
+    shown = cluster.berth("status", "trainer", "-n", ns, "-o", "json")
+    assert shown.returncode == 0, shown.stderr
+    rows = {(d["dataset"], d["pod"]): d for d in json.loads(shown.stdout)["datasets"]}
+    populate = rows[("imagenet", job_pod["metadata"]["name"])]
+    assert (populate["how"], populate["state"]) == ("populate Job", "done"), populate
+    mib = sum(map(len, shared.values())) / (1 << 20)
+    assert populate["detail"].startswith(f"13 files (13 fetched, 0 up to date), {mib:.1f} MiB in "), populate
+    for rank in range(2):
+        own = rows[("corpus", f"trainer-{rank}")]
+        assert (own["how"], own["state"]) == ("init (own volume)", "done"), own
+        fetched = len(ordered[rank::2])
+        assert own["detail"].startswith(f"{fetched} files ({fetched} fetched, 0 up to date)"), own
+        assert rows[("imagenet", f"trainer-{rank}")]["state"] == "done"
+    assert len(rows) == 5, rows
+    text = cluster.berth("status", "trainer", "-n", ns)
+    assert "populate Job" in text.stdout and "13 files (13 fetched" in text.stdout, text.stdout
+
     # A restarted pod finds its shard on its claim: nothing is fetched again.
     uid = cluster.pod(ns, "trainer-1")["metadata"]["uid"]
     cluster.kc("-n", ns, "delete", "pod", "trainer-1", "--wait=true", timeout=90)

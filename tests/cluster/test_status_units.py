@@ -205,3 +205,84 @@ def test_wait_module_does_not_import_rich() -> None:
         a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
     }
     assert not [m for m in imported if m and m.split(".")[0] == "rich"]
+
+
+def _stager(name: str, labels: dict[str, str], init: list[str], **status: Any) -> Pod:
+    return Pod.from_dict(
+        {
+            "metadata": {"name": name, "namespace": "ns", "labels": labels},
+            "spec": {"containers": [{"name": "c"}], "initContainers": [{"name": n} for n in init]},
+            "status": status,
+        }
+    )
+
+
+def _cs(name: str, state: dict[str, Any], restarts: int = 0, last: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A container status as the kubelet reports it (lightkube requires image, ready, restartCount)."""
+    out = {"name": name, "image": "i", "imageID": "", "ready": False, "restartCount": restarts, "state": state}
+    return {**out, "lastState": {"terminated": last}} if last else out
+
+
+def test_datasets_staging_from_the_same_pod_list() -> None:
+    """Populate pods (component dataset, job-name) and the trainers' stage-/wait- init containers."""
+    report = '{"files": 13, "fetched": 11, "skipped": 2, "bytesFetched": 3407872, "seconds": 1.5}'
+    job_labels = {**SELECTOR, "app.kubernetes.io/component": "dataset", "job-name": "t-imagenet-abc123"}
+    done = {"terminated": {"exitCode": 0, "message": report}}
+    populate = _stager(
+        "t-imagenet-abc123-x7", job_labels, [], phase="Succeeded", containerStatuses=[_cs("stage", done)]
+    )
+    bucket = {"exitCode": 1, "message": "staging...\nerror: s3://d/c: NoSuchBucket\n"}
+    retrying = _stager(
+        "t-corpus2-def456-y8",
+        {**job_labels, "job-name": "t-corpus2-def456"},
+        [],
+        phase="Running",
+        containerStatuses=[_cs("stage", {"running": {}}, 2, bucket)],
+    )
+    trainer = {**SELECTOR, "controller-revision-hash": "t-1"}
+    staging = _stager(
+        "t-0",
+        trainer,
+        ["wait-imagenet", "stage-corpus", "other"],
+        phase="Pending",
+        initContainerStatuses=[
+            _cs("wait-imagenet", {"terminated": {"exitCode": 0}}),
+            _cs("stage-corpus", {"running": {}}),
+        ],
+    )
+    backoff = {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}}
+    crashing = _stager(
+        "t-1",
+        trainer,
+        ["wait-imagenet", "stage-corpus"],
+        phase="Pending",
+        initContainerStatuses=[
+            _cs("wait-imagenet", {"running": {}}),
+            _cs("stage-corpus", backoff, 3, {"exitCode": 2, "message": "error: volume full\n"}),
+        ],
+    )
+    stranger = _pod(7, labels={"app.kubernetes.io/instance": "other"})
+    pods = [populate, retrying, staging, crashing, stranger]
+    state = classify("t", "ns", Fetched(statefulset=_sts(), pods=pods, claims=[], zones={}, notes=[]), now=NOW)
+    got = [(d.dataset, d.how, d.pod, d.state, d.restarts) for d in state.datasets]
+    assert got == [
+        ("corpus", "init (own volume)", "t-0", "running", 0),
+        ("corpus", "init (own volume)", "t-1", "failed", 3),
+        ("corpus2", "populate Job", "t-corpus2-def456-y8", "running", 2),
+        ("imagenet", "populate Job", "t-imagenet-abc123-x7", "done", 0),
+        ("imagenet", "waits for the populate Job", "t-0", "done", 0),
+        ("imagenet", "waits for the populate Job", "t-1", "waiting", 0),
+    ]
+    assert [d.detail for d in state.datasets] == [
+        "",
+        "CrashLoopBackOff: back-off 40s; last run: error: volume full",
+        "restarted after: error: s3://d/c: NoSuchBucket",
+        "13 files (11 fetched, 2 up to date), 3.2 MiB in 1.5 s",
+        "ready",
+        "",
+    ]
+    assert state.to_json()["datasets"][3]["detail"].startswith("13 files")
+    # A cluster without datasets: no rows; another cluster's populate pods never count.
+    foreign = _stager("u-x-abc123-z", {**job_labels, "job-name": "u-x-abc123"}, [])
+    other = Fetched(statefulset=_sts(), pods=[_pod(0), foreign], claims=[], zones={}, notes=[])
+    assert classify("t", "ns", other, now=NOW).datasets == []

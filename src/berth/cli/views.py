@@ -91,7 +91,7 @@ def _usage_notes(state: ClusterState) -> list[str]:
 
 
 def print_state(console: Console, state: ClusterState) -> None:
-    """``berth status``: a summary line, the pods table, the claims table, orphans and notes."""
+    """``berth status``: a summary line, the pods table, datasets' staging, the claims table, orphans and notes."""
     from rich.table import Table
 
     console.print(
@@ -122,6 +122,11 @@ def print_state(console: Console, state: ClusterState) -> None:
             p.reason or "",
         )
     console.print(pods)
+    if state.datasets:
+        staging = Table("dataset", "how", "pod", "state", "restarts", "detail", box=None)
+        for d in state.datasets:
+            staging.add_row(d.dataset, d.how, d.pod, d.state, str(d.restarts), d.detail)
+        console.print(staging)
     stats = any(c.usage or c.usage_unknown for c in [*state.claims, *state.shared])
     columns = ("used", "inodes") if stats else ()
     claims = Table(

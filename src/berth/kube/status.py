@@ -20,6 +20,7 @@ from berth.contract import ANNOTATION_RANK_STATE, ANNOTATION_RUN_STATE, LABEL_IN
 from berth.errors import BerthError
 from berth.kube.claims import parse_claim_name
 from berth.kube.deletion import is_protected
+from berth.kube.staging import StagingRow, staging_rows
 from berth.kube.volumestats import Usage
 
 if TYPE_CHECKING:
@@ -219,6 +220,7 @@ class ClusterState:
     statefulset: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     run: RunStatus | None = None  # None: no spec.lifecycle (a preamble-only pod has no run phase)
+    datasets: list[StagingRow] = field(default_factory=list)  # spec.datasets: populate pods, init containers
 
     @property
     def rollout(self) -> str:
@@ -262,6 +264,7 @@ class ClusterState:
             "shared": [c.to_json() for c in self.shared],
             "notes": self.notes,
             "run": self.run.to_json() if self.run else None,
+            "datasets": [d.to_json() for d in self.datasets],
         }
 
 
@@ -412,7 +415,8 @@ def fetch(
         except Forbidden:
             notes.append("zones unknown: listing nodes is forbidden (optional ClusterRole in docs/rbac.md)")
     selector = _selector(sts_dict, name)
-    labels: dict[str, Any] | None = None if all_pods else {**selector}
+    # By instance only: the same one call also returns the populate Jobs' pods (spec.datasets).
+    labels: dict[str, Any] | None = None if all_pods else {LABEL_INSTANCE: selector.get(LABEL_INSTANCE, name)}
     pod_list = kube.call(
         f"list pods in {namespace}", lambda: list(kube.client.list(Pod, namespace=namespace, labels=labels))
     )
@@ -440,9 +444,8 @@ def classify(name: str, namespace: str, fetched: Fetched, *, now: dt.datetime) -
     replicas = int(spec.get("replicas", 1)) if sts_dict else 0
 
     rows = [_pod_row(p, name, fetched.zones) for p in fetched.pods]
-    ours = [
-        row for row, pod in zip(rows, fetched.pods, strict=True) if row.ordinal is not None and _matches(pod, selector)
-    ]
+    mine = [(row, pod) for row, pod in zip(rows, fetched.pods, strict=True) if _matches(pod, selector)]
+    ours = [row for row, _ in mine if row.ordinal is not None]
     shared_names = {
         v["persistentVolumeClaim"]["claimName"]
         for v in (spec.get("template", {}).get("spec", {}).get("volumes") or [])
@@ -484,6 +487,7 @@ def classify(name: str, namespace: str, fetched: Fetched, *, now: dt.datetime) -
         shared=shared,
         statefulset=sts_dict,
         notes=list(fetched.notes),
+        datasets=staging_rows(name, fetched.pods, [pod for row, pod in mine if row.ordinal is not None]),
     )
 
 
