@@ -286,3 +286,25 @@ def test_datasets_staging_from_the_same_pod_list() -> None:
     foreign = _stager("u-x-abc123-z", {**job_labels, "job-name": "u-x-abc123"}, [])
     other = Fetched(statefulset=_sts(), pods=[_pod(0), foreign], claims=[], zones={}, notes=[])
     assert classify("t", "ns", other, now=NOW).datasets == []
+
+
+def test_a_pod_in_its_init_containers_says_which_one() -> None:
+    """Not the main container's ``PodInitializing``: the init container that holds the pod up."""
+    init = ["wait-imagenet", "stage-corpus"]
+    waiting = {"waiting": {"reason": "PodInitializing"}}
+    main = [_cs("trainer", waiting)]
+
+    def reason(*statuses: dict[str, Any]) -> str | None:
+        pod = _stager("t-0", SELECTOR, init, phase="Pending", initContainerStatuses=list(statuses))
+        pod.status.containerStatuses = Pod.from_dict({"status": {"containerStatuses": main}}).status.containerStatuses
+        return classify("t", "ns", Fetched(_sts(), [pod], [], {}, []), now=NOW).pods[0].reason
+
+    ok = {"terminated": {"exitCode": 0}}
+    assert reason(_cs(init[0], {"running": {}}), _cs(init[1], waiting)) == "init container wait-imagenet running"
+    assert reason(_cs(init[0], ok), _cs(init[1], {"running": {}})) == "init container stage-corpus running"
+    backoff = {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s"}}
+    assert (
+        reason(_cs(init[0], ok), _cs(init[1], backoff)) == "init container stage-corpus: CrashLoopBackOff: back-off 10s"
+    )
+    assert reason(_cs(init[0], {"terminated": {"exitCode": 3}})) == "init container wait-imagenet failed (exit 3)"
+    assert reason(_cs(init[0], ok), _cs(init[1], ok)) == "PodInitializing"  # all done: the main container's word

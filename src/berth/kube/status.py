@@ -303,6 +303,18 @@ def _pod_reason(pod: Pod) -> str | None:
         return None
     if pod.metadata and pod.metadata.deletionTimestamp:
         return "terminating"
+    for ic in st.initContainerStatuses or []:  # in order: the first one not done is where the pod is
+        state = ic.state
+        if state is None or (state.terminated is not None and state.terminated.exitCode == 0):
+            continue
+        if state.running is not None:
+            return f"init container {ic.name} running"
+        if state.terminated is not None:
+            return f"init container {ic.name} failed (exit {state.terminated.exitCode})"
+        if state.waiting is not None and state.waiting.reason not in (None, "PodInitializing"):
+            said = f": {state.waiting.message}" if state.waiting.message else ""
+            return f"init container {ic.name}: {state.waiting.reason}{said}"
+        break
     for cs in st.containerStatuses or []:
         if cs.state and cs.state.waiting and cs.state.waiting.reason:
             msg = cs.state.waiting.message
