@@ -79,7 +79,7 @@ def stage(
         "--concurrency",
         min=1,
         max=MAX_CONCURRENCY,
-        help="Files in flight (default: 64 if small, else 16; ranged GETs: 16).",
+        help="Files in flight (default: 64 if small, else 16; ranged GETs: 8).",
     ),
     shard: str | None = typer.Option(
         None, "--shard", metavar="RANK/WORLD", help="Stage files RANK, RANK+WORLD, … of the sorted listing."

@@ -45,10 +45,10 @@ PART_SIZE = 16 << 20
 CONCURRENCY = 16
 SMALL_CONCURRENCY = 64  # files in flight when they average under SMALL_FILE: a GET each, latency-bound
 SMALL_FILE = 1 << 20
-# Ranged GETs in flight across the big files. 16 against 8, one process each, interleaved (2026-12-01,
-# load 8-13): 4 x 256 MiB 2.38-2.63 s against 2.69-2.78 s, 4 x 64 MiB 0.63-0.66 s against 0.69 s; 24 and
-# 32 were no better.
-PART_CONCURRENCY = 16
+# Ranged GETs in flight across the big files. 16 looked better inside one process (4 x 256 MiB 2.38-2.63 s
+# against 2.69-2.78 s, load 8-13), but as whole `berth stage` runs, interleaved (2026-12-01, load 4-8),
+# 8 won: 4 x 64 MiB medians 0.55-0.65 s against 0.59-0.72 s, 4 x 256 MiB 2.02 s against 2.38 s.
+PART_CONCURRENCY = 8
 # Received bytes go through a buffer per thread this small, so that the copy into the page cache
 # reads it from the CPU's cache: with 4 MiB buffers that copy took most of a 1 GiB stage's CPU.
 BUFFER = 256 << 10
