@@ -571,7 +571,8 @@ def _pip_install(rootfs: Path, pins: tuple[str, ...], source: Path, work: Path, 
         _drop_missing_from_record(record)
     script = rootfs / "usr/local/bin/berth"
     script.parent.mkdir(parents=True, exist_ok=True)
-    script.write_text("#!/usr/bin/python3\nimport sys\n\nfrom berth.cli.app import main\n\nsys.exit(main())\n")
+    # The console entry point pyproject.toml names: `berth stage` (datasets) starts without typer.
+    script.write_text("#!/usr/bin/python3\nimport sys\n\nfrom berth.cli.entry import main\n\nsys.exit(main())\n")
     script.chmod(0o755)
 
 
