@@ -8,6 +8,7 @@ never a resume from a step some rank does not have, never a Succeeded run that d
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -333,3 +334,38 @@ def test_a_final_save_that_used_most_of_the_grace_period_is_said(
     assert "the trainer took 20s of the 30s grace period to stop: raise terminationGracePeriodSeconds" in said
     sup._measured_stop(3.0)
     assert "the trainer stopped 3.0s after SIGTERM (grace period 30s)" in capsys.readouterr().err
+
+
+def test_the_coordinator_and_the_main_loop_never_save_over_each_other(tmp_path: Path) -> None:
+    """Rank 0's coordinator thread and its main loop both save run.json. A CI run caught the race:
+    the main loop's snapshot, taken before the coordinator's Restarting, was renamed over it, and
+    the file said Running while the gang was stopping (and a restarted rank 0 would have resumed
+    from it). After each save returns, the file holds that save's change, whatever the other
+    thread does; without the lock 45-62 of 600 saves were lost here."""
+    import threading
+
+    from berth.runtime.supervisor import Config, Supervisor
+
+    env = {"BERTH_REPLICAS": "1", "BERTH_STATE_DIR": str(tmp_path)}
+    sup = Supervisor(Config.from_env(env, 0, "127.0.0.1"), ["true"], env, None)
+    path = tmp_path / ".berth" / "run.json"
+    stale: list[tuple[str, int, int]] = []
+
+    def writer(key: str) -> None:
+        for i in range(1, 301):
+            if key == "gang":
+                sup.save(gang={"generation": i})
+                seen = json.loads(path.read_text())["gang"]["generation"]
+            else:
+                sup.save(starts=i)
+                seen = json.loads(path.read_text())["starts"]
+            if seen < i:
+                stale.append((key, i, seen))
+
+    threads = [threading.Thread(target=writer, args=(key,)) for key in ("gang", "starts")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not stale, f"{len(stale)} saves were overwritten by an older snapshot, e.g. {stale[:3]}"
+    assert json.loads(path.read_text()) == sup.state

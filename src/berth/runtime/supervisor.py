@@ -232,6 +232,9 @@ class Supervisor:
         self.coordinator: gang.Coordinator | None = None
         self.phase = "Starting"
         self.closing = False
+        # The main loop and, on rank 0, the coordinator's thread both change and save the state:
+        # one at a time, so a writer that snapshotted earlier never renames its file over a newer one.
+        self.state_lock = threading.Lock()
         state = read_state(self.state_path)
         if state.get("revision", "") != cfg.revision:
             state = {}  # another pod template: a new run
@@ -250,8 +253,11 @@ class Supervisor:
     def log(self, line: str) -> None:
         print(f"berth run [rank {self.cfg.rank}]: {line}", file=sys.stderr, flush=True)
 
-    def save(self) -> None:
-        write_atomic(self.state_path, self.state)
+    def save(self, **changes: Any) -> None:
+        """Apply ``changes`` to the state and write it, both under :attr:`state_lock`."""
+        with self.state_lock:
+            self.state.update(changes)
+            write_atomic(self.state_path, self.state)
 
     def publish_rank(self) -> None:
         steps = committed_steps(self.cfg.checkpoint_dir)
@@ -272,8 +278,7 @@ class Supervisor:
         cfg = self.cfg
 
         def persist(run: gang.RunState) -> None:
-            self.state["gang"] = run.to_json()
-            self.save()
+            self.save(gang=run.to_json())
 
         def publish(run: gang.RunState) -> None:
             data = {**run.to_json(), "revision": cfg.revision, "replicas": cfg.world}
@@ -343,8 +348,7 @@ class Supervisor:
             "BERTH_RESUME_STEP": str(agreed[0]) if agreed else "",
             "BERTH_AGREED_STEPS": ",".join(str(s) for s in agreed[:64]),
         }
-        self.state["starts"] = int(self.state["starts"]) + 1
-        self.save()  # before the start: a crash right after still counts it
+        self.save(starts=int(self.state["starts"]) + 1)  # before the start: a crash right after still counts it
         self.last_line = None
         self.generation = gen
         try:
@@ -507,15 +511,14 @@ class Supervisor:
         if self.trainer is None and code != 127:
             return
         self._finish_trainer()
-        self.state["exitCode"], self.state["lastLine"] = code, self.last_line
         if code == 0:
-            self.state["completed"] = True  # on the volume before anyone hears of it
             self.phase = "Succeeded"
             self.log("trainer exited 0: this rank is complete")
         else:
             self.phase = "Restarting"
             self.log(f"trainer exited {code}" + (f": {self.last_line}" if self.last_line else ""))
-        self.save()
+        # completed: on the volume before anyone hears of it
+        self.save(exitCode=code, lastLine=self.last_line, completed=self.state["completed"] or code == 0)
         self.publish_rank()
         self._send({"op": "exit", "gen": self.generation, "code": code, "line": self.last_line, "steps": self._steps()})
 
@@ -544,8 +547,7 @@ class Supervisor:
         """Record how long the final save took (``lastStopSeconds`` in run.json) and say when the
         grace period was tight: past half of it, a slower volume or a bigger state is SIGKILLed mid-save."""
         grace = self.cfg.termination_grace
-        self.state["lastStopSeconds"] = round(took, 1)
-        self.save()
+        self.save(lastStopSeconds=round(took, 1))
         if took > grace / 2:
             self.log(
                 f"the trainer took {took:.0f}s of the {grace:.0f}s grace period to stop: raise "
