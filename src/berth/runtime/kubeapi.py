@@ -7,7 +7,9 @@ renders (docs/rbac.md): its own pod's ``berth.dev/run`` annotation, the Stateful
 
 Credentials are the pod's ServiceAccount (in-cluster config). A call the API refuses is
 reported once per verb and resource (until one succeeds again), naming both, and never stops training: the supervisor
-keeps running without publishing.
+keeps running without publishing. Only a refusal (401/403) points at the Role; a pod that is already
+gone (404 while the StatefulSet scales down or the pod is deleted) is not news at all: the pod's
+annotation goes with it, and the StatefulSet's copy still says where the run is.
 """
 
 from __future__ import annotations
@@ -68,8 +70,11 @@ class Api:
         ctx = ssl.create_default_context(cafile=str(self.config.ca_file) if self.config.ca_file else None)
         return ctx
 
-    def patch(self, path: str, body: Mapping[str, Any], *, what: tuple[str, str]) -> bool:
-        """Merge-patch ``path``; True on success. ``what`` is (verb, resource) for the one-time report."""
+    def patch(self, path: str, body: Mapping[str, Any], *, what: tuple[str, str], gone_is_quiet: bool = False) -> bool:
+        """Merge-patch ``path``; True on success. ``what`` is (verb, resource) for the one-time report.
+
+        ``gone_is_quiet``: a 404 is expected (the object is being deleted) and is not reported.
+        """
         token = self.config.token_file.read_text().strip()  # re-read: the kubelet rotates it
         req = urllib.request.Request(
             self.config.server + path,
@@ -84,23 +89,21 @@ class Api:
             return True
         except urllib.error.HTTPError as err:
             if err.code in (401, 403):
-                self._report(what, f"the API refused it ({err.code} {err.reason})")
-            else:
+                self._report(what, f"the API refused it ({err.code} {err.reason})", rbac=True)
+            elif not (err.code == 404 and gone_is_quiet):
                 self._report(what, f"{err.code} {err.reason}")
         except (OSError, ssl.SSLError) as err:
             self._report(what, f"the API server is unreachable: {err}")
         return False
 
-    def _report(self, what: tuple[str, str], why: str) -> None:
-        """Say it once per verb and resource (until a call of it succeeds again)."""
+    def _report(self, what: tuple[str, str], why: str, *, rbac: bool = False) -> None:
+        """Say it once per verb and resource (until a call of it succeeds again); point at the Role on a refusal."""
         if what in self._reported:
             return
         self._reported.add(what)
         verb, resource = what
-        self.warn(
-            f"berth run: cannot {verb} {resource}: {why}; training continues without it "
-            "(the Role berth renders grants it, see docs/rbac.md)"
-        )
+        hint = " (the Role berth renders grants it, see docs/rbac.md)" if rbac else ""
+        self.warn(f"berth run: cannot {verb} {resource}: {why}; training continues without it{hint}")
 
     # -- the three calls ---------------------------------------------------------------------------
 
@@ -110,6 +113,7 @@ class Api:
             f"/api/v1/namespaces/{namespace}/pods/{pod}",
             {"metadata": {"annotations": dict(annotations)}},
             what=("patch", f"pods/{pod} in namespace {namespace}"),
+            gone_is_quiet=True,  # deleted or scaled away: its annotation goes with it
         )
 
     def annotate_statefulset(self, namespace: str, name: str, annotations: Mapping[str, str]) -> bool:
