@@ -113,7 +113,6 @@ REAL_NODE_MODULES = frozenset(
         "test_sandbox_image.py",
         "test_sandbox_kubelet.py",
         "test_sandbox_units.py",
-        "test_stock_image_in_pod.py",
         "test_volume_usage_in_pod.py",
     }
 )
