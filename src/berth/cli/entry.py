@@ -139,6 +139,13 @@ def main() -> None:
     if fast is not None:
         guarded(lambda: run_stage(**fast))
         return
+    if args[:1] == ["lint"]:  # berth lint's usual forms, also without typer (cli/lint_fast.py)
+        from berth.cli.lint_fast import fast_lint
+
+        lint = fast_lint(args[1:])
+        if lint is not None:
+            guarded(lint)
+            return
     from berth.cli.app import main as typer_main
 
     typer_main()

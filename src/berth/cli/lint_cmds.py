@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -13,7 +11,6 @@ import typer
 from berth.cli.options import format_option
 
 if TYPE_CHECKING:
-    from berth.lint.engine import LintResult, Progress
     from berth.lint.rules import Rule
 
 
@@ -62,47 +59,21 @@ def lint(
         return
     if not paths:
         raise UsageError("no input: give files, directories or -", hint="berth lint manifests/")
-    from berth.lint.config import find_config, load_config
-    from berth.lint.engine import GROUP_BY, LintOptions, lint_paths
-    from berth.lint.model import Severity
-    from berth.lint.output import render
+    from berth.cli.lint_fast import run_lint
 
-    cfg = load_config(config or find_config(paths))
-    try:
-        threshold = Severity.parse(fail_on) if fail_on else (cfg.fail_on or Severity.WARNING)
-    except ValueError as err:
-        raise UsageError(f"--fail-on: {err}") from None
-    if group_by not in GROUP_BY:
-        raise UsageError(f"--group-by: unknown grouping {group_by!r}", hint="use " + ", ".join(GROUP_BY))
-    options = LintOptions(
-        group_by=group_by,
-        kubernetes_version=kubernetes_version or cfg.kubernetes_version,
-        schema_dirs=tuple(schema_dir or ()),
+    report, code = run_lint(
+        paths=paths,
+        fmt=fmt,
+        fail_on=fail_on,
+        kubernetes_version=kubernetes_version,
+        schema_dir=schema_dir,
         schema_only=schema_only,
+        config=config,
         jobs=jobs,
-        config=cfg,
+        group_by=group_by,
     )
-    result = _run_with_progress(lambda progress: lint_paths(paths, options, progress))
-    colour = fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    typer.echo(render(result, fmt, rules, colour=colour, fail_on=threshold))
-    raise typer.Exit(result.exit_code(threshold))
-
-
-def _run_with_progress(run: Callable[[Progress | None], LintResult]) -> LintResult:
-    """A progress bar on stderr for large inputs when it is a terminal; nothing otherwise."""
-    if not sys.stderr.isatty():
-        return run(None)
-    from rich.console import Console
-    from rich.progress import Progress as Bar
-
-    with Bar(transient=True, console=Console(stderr=True)) as bar:
-        task = bar.add_task("linting", total=None)
-
-        def update(done: int, total: int) -> None:
-            if done % 50 == 0 or done == total:
-                bar.update(task, completed=done, total=total)
-
-        return run(update)
+    typer.echo(report)
+    raise typer.Exit(code)
 
 
 def _rule_list(rules: Mapping[str, Rule], fmt: str) -> str:
