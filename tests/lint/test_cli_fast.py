@@ -7,6 +7,7 @@ point) prints the same report and exits with the same code as through typer.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -105,11 +106,32 @@ def test_berth_lint_says_the_same_with_and_without_typer(tmp_path: Path, extra: 
 
 
 def test_berth_lint_starts_without_typer(tmp_path: Path) -> None:
+    """No typer, click or rich is imported; the run ends in ``os._exit`` (nothing freed) with the exit code."""
     code = (
-        f"import sys; sys.argv = ['berth', 'lint', '-f', 'json', {str(tmp_path)!r}]\n"
+        f"import os, sys; sys.argv = ['berth', 'lint', '-f', 'json', {str(tmp_path)!r}]\n"
+        "def bye(code):\n"
+        "    print(code, sorted(m for m in sys.modules if m.split('.')[0] in ('typer', 'click', 'rich')))\n"
+        "    sys.exit(3)\n"
+        "os._exit = bye\n"
         "from berth.cli.entry import main\n"
-        "try:\n    main()\nexcept SystemExit as e:\n"
-        "    print(e.code, sorted(m for m in sys.modules if m.split('.')[0] in ('typer', 'click', 'rich')))"
+        "main()"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
-    assert out.stdout.strip().splitlines() == ["[]", "0 []"], out.stdout + out.stderr
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (out.returncode, out.stdout.strip().splitlines()) == (3, ["[]", "0 []"]), out.stdout + out.stderr
+
+
+def test_a_reader_that_leaves_early_ends_the_run_quietly(tmp_path: Path) -> None:
+    """``berth lint ... | head``: as through typer (click), exit 1 and no traceback when stdout is closed."""
+    for i in range(200):
+        (tmp_path / f"pvc{i}.yaml").write_text(BAD)
+    read, write = os.pipe()
+    os.close(read)
+    with os.fdopen(write, "w") as closed:
+        out = subprocess.run(
+            [sys.executable, "-m", "berth", "lint", "-j", "1", "-f", "json", str(tmp_path)],
+            stdout=closed,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    assert (out.returncode, out.stderr) == (1, "")

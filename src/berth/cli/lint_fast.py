@@ -98,12 +98,19 @@ def fast_lint(args: list[str]) -> Callable[[], None] | None:
         return None
 
     def run() -> None:
-        report, code = run_lint(**parsed)
+        retained: list[object] = []
+        report, code = run_lint(**parsed, retain=retained)
         if not sys.stdout.isatty():
             report = _ANSI.sub("", report)
-        sys.stdout.write(report + "\n")
-        sys.stdout.flush()
-        sys.exit(code)
+        try:
+            sys.stdout.write(report + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:  # as click does: a reader that left (| head) is no error worth a message
+            code = 1
+        sys.stderr.flush()
+        # Exit without freeing what the run read (lint_paths' retain) or the interpreter's modules:
+        # every pool worker has been joined and nothing else is buffered.
+        os._exit(code)
 
     return run
 
@@ -119,8 +126,9 @@ def run_lint(
     config: str | None,
     jobs: int,
     group_by: str,
+    retain: list[object] | None = None,
 ) -> tuple[str, int]:
-    """Lint ``paths`` as ``berth lint`` does: the report to print and the exit code."""
+    """Lint ``paths`` as ``berth lint`` does: the report to print and the exit code (``retain``: see lint_paths)."""
     from berth.errors import UsageError
     from berth.lint.config import find_config, load_config
     from berth.lint.engine import GROUP_BY, LintOptions, lint_paths
@@ -143,7 +151,7 @@ def run_lint(
         jobs=jobs,
         config=cfg,
     )
-    result = _run_with_progress(lambda progress: lint_paths(paths, options, progress))
+    result = _run_with_progress(lambda progress: lint_paths(paths, options, progress, retain=retain))
     colour = fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     return render(result, fmt, all_rules(), colour=colour, fail_on=threshold), result.exit_code(threshold)
 

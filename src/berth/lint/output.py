@@ -26,12 +26,41 @@ _BOLD, _DIM, _RESET = "\x1b[1m", "\x1b[2m", "\x1b[0m"
 def render(result: LintResult, fmt: str, rules: dict[str, Rule], *, colour: bool, fail_on: Severity) -> str:
     """The report in ``fmt`` (one of ``FORMATS``)."""
     if fmt == "json":
-        return json.dumps([f.to_json() for f in result.findings], indent=2)
+        return records_json([f.to_json() for f in result.findings])
     if fmt == "sarif":
         return json.dumps(sarif(result, rules), indent=2)
     if fmt == "junit":
         return junit(result, fail_on)
     return text(result, colour=colour)
+
+
+def records_json(records: list[dict[str, Any]]) -> str:
+    """``json.dumps(records, indent=2)``, byte for byte, each value encoded by json's C encoder.
+
+    With ``indent`` json falls back to its pure-Python encoder: 40 ms for the 2,300 findings of
+    ``benchmarks/lint_corpus.py``, paid after every process has finished linting. Findings are flat
+    records of text, integers and None; anything else is left to ``json.dumps``.
+    """
+    if not records:
+        return "[]"
+    encode = json.encoder.encode_basestring_ascii
+    items = []
+    for record in records:
+        if not record or not all(key.__class__ is str for key in record):
+            return json.dumps(records, indent=2)
+        fields = []
+        for key, value in record.items():
+            if value is None:
+                text = "null"
+            elif value.__class__ is str:
+                text = encode(value)
+            elif value.__class__ is int:
+                text = int.__repr__(value)
+            else:
+                return json.dumps(records, indent=2)
+            fields.append(f"    {encode(key)}: {text}")
+        items.append("  {\n" + ",\n".join(fields) + "\n  }")
+    return "[\n" + ",\n".join(items) + "\n]"
 
 
 def _object(f: Finding) -> str:
