@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -29,14 +30,18 @@ ROOT = Path(__file__).resolve().parents[1]
 BERTH = [sys.executable, "-m", "berth"]
 
 
-def timed(argv: list[str], env: dict[str, str], then_sync: Path | None = None) -> float:
+def timed(argv: list[str], env: dict[str, str], then_sync: Path | None = None) -> tuple[float, float]:
+    """Wall seconds of ``argv`` (and ``sync`` after it), and the CPU seconds (user + system) of both."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     done = subprocess.run(argv, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{argv[:3]} failed: {done.stderr[-2000:]}")
     if then_sync is not None:
         subprocess.run(["sync", "-f", str(then_sync)], check=True)
-    return time.monotonic() - start
+    wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
 def make_files(root: Path, count: int, size: int) -> int:
@@ -97,6 +102,7 @@ def main() -> None:
         tools = ["berth", "s5cmd", "s5cmd+sync", *(["baseline"] if args.baseline else [])]
         for name, (count, _) in sets.items():
             runs: dict[str, list[float]] = {tool: [] for tool in tools}
+            cpu: dict[str, list[float]] = {tool: [] for tool in tools}
             load = os.getloadavg()[0]
             for _ in range(args.rounds):
                 for tool in runs:
@@ -108,20 +114,22 @@ def main() -> None:
                         source = f"s3://bench/{name}"
                         argv = [*BERTH, "stage", source, str(dest)]
                         argv += ["--concurrency", str(args.concurrency)] if args.concurrency else []
-                        src = str((args.baseline or ROOT) / "src")
-                        runs[tool].append(timed(argv, {**env, "PYTHONPATH": src}))
+                        src = str((args.baseline if tool == "baseline" else ROOT) / "src")
+                        seconds = timed(argv, {**env, "PYTHONPATH": src})
                         staged = sum(1 for p in dest.rglob("*.bin"))
                         assert staged == count, (staged, count)
                     else:
                         argv = [*s5, "cp", f"s3://bench/{name}/*", f"{dest}/"]
-                        runs[tool].append(timed(argv, env, dest if tool == "s5cmd+sync" else None))
+                        seconds = timed(argv, env, dest if tool == "s5cmd+sync" else None)
+                    runs[tool].append(seconds[0])
+                    cpu[tool].append(seconds[1])
             med = {tool: statistics.median(v) for tool, v in runs.items()}
             mib = sizes[name] / (1 << 20)
             print(f"\n{name}: {count} files, {mib:.0f} MiB (load {load:.1f} → {os.getloadavg()[0]:.1f})")
             for tool, seconds in med.items():
                 every = ", ".join(f"{v:.2f}" for v in runs[tool])
                 rates = f"{mib / seconds:8.1f} MiB/s  {count / seconds:8.0f} files/s"
-                print(f"  {tool:11} {seconds:7.2f} s  {rates}  [{every}]")
+                print(f"  {tool:11} {seconds:7.2f} s  {rates}  cpu {statistics.median(cpu[tool]):5.2f} s  [{every}]")
             for who in [tool for tool in runs if tool.startswith("b")]:
                 print(f"  ratio s5cmd/{who} {med['s5cmd'] / med[who]:.2f}x; (s5cmd+sync)/{who} "
                       f"{med['s5cmd+sync'] / med[who]:.2f}x (goal >= 1.0)")  # fmt: skip

@@ -44,14 +44,15 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 
 def stage_until_journalled(
-    seaweed: Seaweed, s3: str, tmp_path: Path, count: int, journalled: int
+    seaweed: Seaweed, s3: str, tmp_path: Path, count: int, journalled: int, size: int = 400_000
 ) -> tuple[dict[str, bytes], str, Path, subprocess.Popen[str]]:
     """``count`` random objects, and `berth stage` of them one at a time in a child, once ``journalled`` are done.
 
-    Returns the objects, the source, DEST and the still running child.
+    Returns the objects, the source, DEST and the still running child. The journal takes its first batch a
+    second (FLUSH_SECONDS) into the run: the child must still be running then.
     """
     bucket = s3.split("/")[2]
-    files = {f"d/{i:04d}.bin": os.urandom(400_000) for i in range(count)}
+    files = {f"d/{i:04d}.bin": os.urandom(size) for i in range(count)}
     _fill(seaweed.client(), bucket, "ds", files)
     source, dest = f"s3://{bucket}/ds", tmp_path / "vol"
     proc = subprocess.Popen(
@@ -108,15 +109,16 @@ def test_stage_copies_verifies_and_skips_what_is_up_to_date(seaweed: Seaweed, s3
 def test_stage_resumes_after_sigkill_without_refetching_complete_files(
     seaweed: Seaweed, s3: str, tmp_path: Path
 ) -> None:
-    files, source, dest, proc = stage_until_journalled(seaweed, s3, tmp_path, 300, 20)
+    # Many small files: 300 of 400 kB were all staged in 1.1 s once, before the test could kill the child.
+    files, source, dest, proc = stage_until_journalled(seaweed, s3, tmp_path, 1000, 20, size=50_000)
     journal = dest / STATE_DIR / "journal"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done_before = journal.read_text().count("\n")
-    assert 20 <= done_before < 300
+    assert 20 <= done_before < 1000
     stats = stage(source, dest)
     assert stats.skipped >= done_before  # complete files were not fetched again
-    assert stats.fetched == 300 - stats.skipped
+    assert stats.fetched == 1000 - stats.skipped
     assert _tree(dest) == files
     assert not any((dest / STATE_DIR / "partial").rglob("*.bin"))
 
