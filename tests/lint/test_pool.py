@@ -1,0 +1,84 @@
+"""The forked lint workers (``-j`` above 1): the same findings as one process, and a failing worker is an error.
+
+Workers are plain forks of the linting process that claim chunks of files through shared memory
+and answer over pipes (``engine._Worker``); these tests use real processes, no mock.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from berth.lint import engine
+from berth.lint.engine import LintOptions, lint_paths
+from berth.lint.loader import LoadedFile
+
+WORKLOAD = """apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: data}
+spec:
+  serviceName: db
+  replicas: 3
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: db, image: "postgres:16"}]
+"""
+PDB = """apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: db, namespace: data}
+spec:
+  maxUnavailable: 0
+  selector: {matchLabels: {app: db}}
+"""
+
+
+def _tree(root: Path, apps: int = 40) -> Path:
+    """Apps of two files each: cross-object findings (the PDB blocks eviction) land in files of every chunk."""
+    for i in range(apps):
+        app = root / f"app{i:02d}"
+        app.mkdir(parents=True)
+        (app / "sts.yaml").write_text(WORKLOAD)
+        (app / "pdb.yaml").write_text(PDB)
+    return root
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_workers_find_and_place_what_one_process_does(tmp_path: Path, jobs: int) -> None:
+    tree = _tree(tmp_path)
+    one = [f.to_json() for f in lint_paths([str(tree)], LintOptions(jobs=1)).findings]
+    many = [f.to_json() for f in lint_paths([str(tree)], LintOptions(jobs=jobs)).findings]
+    assert many == one
+    cross = [f for f in one if f["rule"] == "pdb-blocks-eviction"]
+    assert len(cross) == 40 and all(f["line"] > 0 for f in cross)
+
+
+def test_a_failing_worker_is_an_error_naming_its_cause_and_is_reaped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = _tree(tmp_path)
+    parent = os.getpid()
+    lint_file = engine._Linter.lint_file
+
+    def broken(self: engine._Linter, path: str, keep: dict[str, LoadedFile] | None = None) -> object:
+        if os.getpid() != parent:
+            raise ValueError("worker broke on " + path)
+        return lint_file(self, path, keep)
+
+    pids: list[int] = []
+    start = engine._Worker.__init__
+
+    def started(self: engine._Worker, *args: object) -> None:
+        start(self, *args)  # type: ignore[arg-type]
+        pids.append(self.pid)
+
+    monkeypatch.setattr(engine._Linter, "lint_file", broken)
+    monkeypatch.setattr(engine._Worker, "__init__", started)
+    with pytest.raises(RuntimeError, match=r"a lint worker process failed:(?s:.)*ValueError: worker broke on"):
+        lint_paths([str(tree)], LintOptions(jobs=2))
+    assert len(pids) == 1
+    with pytest.raises(ChildProcessError):  # the worker was waited for: no zombie is left
+        os.waitpid(pids[0], os.WNOHANG)
