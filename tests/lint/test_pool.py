@@ -15,25 +15,7 @@ from berth.lint import engine
 from berth.lint.engine import LintOptions, lint_paths
 from berth.lint.loader import LoadedFile
 
-WORKLOAD = """apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: db, namespace: data}
-spec:
-  serviceName: db
-  replicas: 3
-  selector: {matchLabels: {app: db}}
-  template:
-    metadata: {labels: {app: db}}
-    spec:
-      containers: [{name: db, image: "postgres:16"}]
-"""
-PDB = """apiVersion: policy/v1
-kind: PodDisruptionBudget
-metadata: {name: db, namespace: data}
-spec:
-  maxUnavailable: 0
-  selector: {matchLabels: {app: db}}
-"""
+from .test_grouping import PDB, WORKLOAD
 
 
 def _tree(root: Path, apps: int = 40) -> Path:
