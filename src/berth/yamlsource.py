@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import yaml
+from yaml._yaml import CParser
 
 Path = tuple[str | int, ...]
 
@@ -59,9 +60,11 @@ class YamlError(Exception):
         self.message, self.line, self.column = message, line, column
 
 
-class _Composer(yaml.CSafeLoader):
+class _Composer(CParser):
     """libyaml's composer; plain scalars get the ``_PLAIN`` tag, typed later by the schema.
 
+    Only the composer: PyYAML's loaders add a constructor and a resolver, whose set-up cost more
+    than composing a typical 300-byte manifest file (they are never used: this module types).
     Untagged nodes are tagged here without PyYAML's regex resolver and its (unused)
     path-resolver hooks, which dominate composing time for large manifests. The composer calls
     both hooks around every node; as C functions (``operator.is_`` takes the two arguments,
@@ -69,8 +72,8 @@ class _Composer(yaml.CSafeLoader):
     composing a repository of small manifests.
     """
 
-    descend_resolver = operator.is_  # type: ignore[assignment]  # a no-op here: the result is ignored
-    ascend_resolver = tuple  # type: ignore[assignment]
+    descend_resolver = operator.is_  # a no-op here: the result is ignored
+    ascend_resolver = tuple
 
     def resolve(self, kind: type, value: str, implicit: tuple[bool, bool]) -> str:
         if kind is _SCALAR:
@@ -119,7 +122,9 @@ def compose_all(text: str) -> Iterator[yaml.Node | None]:
 def _compose(text: str, loader: type[_Composer], offset: tuple[int, int] = (0, 0)) -> Iterator[yaml.Node | None]:
     """libyaml's documents of ``text``; an error's position is moved by ``offset`` (line, column)."""
     try:
-        yield from yaml.compose_all(text, Loader=loader)
+        composer = loader(text)
+        while composer.check_node():
+            yield composer.get_node()
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         if mark is None:
