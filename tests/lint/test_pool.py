@@ -7,6 +7,8 @@ and answer over pipes (``engine._Worker``); these tests use real processes, no m
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,3 +66,18 @@ def test_a_failing_worker_is_an_error_naming_its_cause_and_is_reaped(
     assert len(pids) == 1
     with pytest.raises(ChildProcessError):  # the worker was waited for: no zombie is left
         os.waitpid(pids[0], os.WNOHANG)
+
+
+def test_workers_with_nothing_to_place_end(tmp_path: Path) -> None:
+    """Three processes, no cross-object finding anywhere: no worker is asked to place any, each sees the
+    parent's end of input and exits (a worker's inherited copy of a sibling's pipe once kept that sibling
+    waiting, and the run hung)."""
+    for i in range(80):
+        (tmp_path / f"cm{i}.yaml").write_text(f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c{i}}}\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "berth", "lint", "-j", "3", "-f", "json", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (out.returncode, out.stdout.strip(), out.stderr) == (0, "[]", "")

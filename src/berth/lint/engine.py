@@ -508,13 +508,15 @@ class _Worker:
     of the findings in its files it is asked for (it kept those files, so none is read again).
     """
 
-    def __init__(self, linter: _Linter, shared: _Chunks) -> None:
+    def __init__(self, linter: _Linter, shared: _Chunks, siblings: Sequence[_Worker] = ()) -> None:
         down, to_worker = os.pipe()
         from_worker, up = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover (the worker; coverage does not follow a fork)
             os.close(to_worker)
             os.close(from_worker)
+            for sibling in siblings:  # its copies of their pipes would keep them from seeing the parent's EOF
+                sibling._close_pipes()
             code = 1
             try:
                 _serve(linter, shared, os.fdopen(down, "rb"), os.fdopen(up, "wb"))
@@ -552,10 +554,13 @@ class _Worker:
 
     def close(self) -> None:
         """Tell the worker there is nothing more to place (if it still waits) and reap it."""
+        self._close_pipes()
+        os.waitpid(self.pid, 0)
+
+    def _close_pipes(self) -> None:
         for stream in (self._send, self._receive):
             with suppress(OSError):
                 stream.close()
-        os.waitpid(self.pid, 0)
 
 
 def _serve(linter: _Linter, shared: _Chunks, down: BinaryIO, up: BinaryIO) -> None:
@@ -661,7 +666,8 @@ def _lint_paths(
             linter.schemas.warm()  # before the fork: read once, inherited by every worker
             shared = _Chunks(disk_files)
             # this process lints too: jobs - 1 workers (each pays its own CEL start-up and pickling)
-            workers = [_Worker(linter, shared) for _ in range(jobs - 1)]
+            for _ in range(jobs - 1):
+                workers.append(_Worker(linter, shared, workers))
             outcomes.extend(_lint_shared(workers, linter, shared, progress, loaded))
         else:
             for done, path in enumerate(disk_files, 1):
