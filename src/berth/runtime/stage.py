@@ -24,7 +24,6 @@ What lands in DEST, and in what order, is what makes it safe:
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import os
@@ -32,6 +31,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -515,65 +515,6 @@ def _each_in_threads(items: Iterable[SourceFile], threads: int, work: Callable[[
         raise failed[0]
 
 
-class _Parts:
-    """The ranged GETs of big files, ``threads`` at a time across all of them (threads started on first use).
-
-    Not concurrent.futures: importing it (and logging with it) cost ~6 ms of every run's start-up, and
-    a failed part now waits for the file's other parts to stop before the caller closes the file.
-    """
-
-    def __init__(self, threads: int) -> None:
-        import queue
-
-        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self._max = threads
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-
-    def _run(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            job()
-
-    def run_all(self, calls: list[Callable[[], None]]) -> None:
-        """Run every call in the pool and wait for all of them; the first failure is raised (after it,
-        calls not started yet are skipped)."""
-        done = threading.Semaphore(0)
-        failed: list[BaseException] = []
-
-        def job(call: Callable[[], None]) -> Callable[[], None]:
-            def run() -> None:
-                try:
-                    if not failed:
-                        call()
-                except BaseException as err:  # re-raised in the waiting thread
-                    failed.append(err)
-                finally:
-                    done.release()
-
-            return run
-
-        with self._lock:
-            for _ in range(min(len(calls), self._max - len(self._threads))):
-                thread = threading.Thread(target=self._run, name=f"berth-stage-part-{len(self._threads)}")
-                thread.start()
-                self._threads.append(thread)
-        for call in calls:
-            self._jobs.put(job(call))
-        for _ in calls:
-            done.acquire()
-        if failed:
-            raise failed[0]
-
-    def close(self) -> None:
-        """End the threads (once the calls given to them are done)."""
-        with self._lock:
-            threads, self._threads = self._threads, []
-        for _ in threads:
-            self._jobs.put(None)
-        for thread in threads:
-            thread.join()
-
-
 def stage(
     source: str,
     dest: Path,
@@ -663,7 +604,7 @@ def stage(
         buf: memoryview = local.buf
         return buf
 
-    def fetch(f: SourceFile, parts: _Parts) -> None:
+    def fetch(f: SourceFile, parts: ThreadPoolExecutor) -> None:
         tmp = partial / f.path
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         single_md5 = _MD5_ETAG.match(f.etag) is not None
@@ -691,9 +632,17 @@ def stage(
                     raw.get_range_to_file(f.url, fd, offset, size, buffer(), if_match=f.etag or None)
                     moved(size)
 
-                parts.run_all(
-                    [functools.partial(part, o, min(part_size, f.size - o)) for o in range(0, f.size, part_size)]
-                )
+                futures = [parts.submit(part, o, min(part_size, f.size - o)) for o in range(0, f.size, part_size)]
+                try:
+                    for fut in futures:
+                        fut.result()
+                except BaseException:
+                    # The file's other parts stop before it is closed: one still running would write to
+                    # a closed descriptor, or to whatever file took its number meanwhile.
+                    for fut in futures:
+                        fut.cancel()
+                    wait(futures)
+                    raise
                 got = _md5(fd) if single_md5 else None  # a big single-part upload: its MD5 needs every part
         finally:
             os.close(fd)
@@ -703,12 +652,9 @@ def stage(
         journal.record(f)
         moved(f.size if f.size <= part_size else 0, done_file=True)
 
-    parts = _Parts(min(concurrency, PART_CONCURRENCY))
     try:
-        try:
+        with ThreadPoolExecutor(min(concurrency, PART_CONCURRENCY), thread_name_prefix="berth-stage-part") as parts:
             _each_in_threads(listed(), concurrency, lambda f: fetch(f, parts))
-        finally:
-            parts.close()
     except SourceChanged as err:
         raise StageError(
             f"the source changed while staging: {err.message}",
