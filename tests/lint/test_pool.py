@@ -7,8 +7,10 @@ and answer over pipes (``engine._Worker``); these tests use real processes, no m
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -66,6 +68,41 @@ def test_a_failing_worker_is_an_error_naming_its_cause_and_is_reaped(
     assert len(pids) == 1
     with pytest.raises(ChildProcessError):  # the worker was waited for: no zombie is left
         os.waitpid(pids[0], os.WNOHANG)
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_killed_while_it_holds_the_chunk_lock_is_an_error_not_a_hang(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock is a byte in a pipe: a worker SIGKILLed after taking it never gives it back. The parent,
+    waiting for it, notices the dead worker, ends the others and says so (it waited forever before)."""
+    tree = _tree(tmp_path)
+    parent = os.getpid()
+    claim = engine._Chunks.claim
+
+    def killed_holding_it(self: engine._Chunks, *, front: bool, check: object = None) -> int | None:
+        if os.getpid() != parent:
+            os.read(self._take, 1)  # take the byte, as claim does ...
+            os.kill(os.getpid(), signal.SIGKILL)  # ... and die before giving it back
+        return claim(self, front=front, check=check)  # type: ignore[arg-type]
+
+    pids: list[int] = []
+    start = engine._Worker.__init__
+
+    def started(self: engine._Worker, *args: object) -> None:
+        start(self, *args)  # type: ignore[arg-type]
+        pids.append(self.pid)
+
+    monkeypatch.setattr(engine._Chunks, "claim", killed_holding_it)
+    monkeypatch.setattr(engine._Worker, "__init__", started)
+    began = time.monotonic()
+    with pytest.raises(RuntimeError, match="a lint worker process ended without an answer"):
+        lint_paths([str(tree)], LintOptions(jobs=3))
+    assert time.monotonic() - began < 30
+    assert len(pids) == 2
+    for pid in pids:  # both were waited for (the live one was killed): no process or zombie is left
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
 
 
 def test_workers_with_nothing_to_place_end(tmp_path: Path) -> None:

@@ -13,6 +13,8 @@ import gc
 import mmap
 import os
 import pickle
+import select
+import signal
 import struct
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -48,6 +50,7 @@ _READ_AHEAD_MAX = 64 * 1024
 # Below this many files a process pool costs more than it saves.
 _POOL_MIN_FILES = 64
 _CHUNK = 32
+_LIVENESS_S = 0.5  # how often the parent, waiting for the chunk lock, checks that no worker died holding it
 
 
 @dataclass(frozen=True)
@@ -473,8 +476,15 @@ class _Chunks:
         self._take, self._give = os.pipe()
         os.write(self._give, b"x")
 
-    def claim(self, *, front: bool) -> int | None:
-        """The index of the next unclaimed chunk from one end; None when every chunk is claimed."""
+    def claim(self, *, front: bool, check: Callable[[], None] | None = None) -> int | None:
+        """The index of the next unclaimed chunk from one end; None when every chunk is claimed.
+
+        ``check`` (the parent's) runs while the lock stays taken and raises if a worker has ended:
+        a worker killed while holding the byte would otherwise leave every process waiting forever.
+        """
+        if check is not None:
+            while not select.select([self._take], [], [], _LIVENESS_S)[0]:
+                check()
         os.read(self._take, 1)  # the lock: blocks while another process holds the byte
         try:
             first, end = struct.unpack_from("qq", self._ends)
@@ -529,6 +539,7 @@ class _Worker:
         self._send = os.fdopen(to_worker, "wb")
         self._receive = os.fdopen(from_worker, "rb")
         self.files: set[str] = set()  # the files it linted and kept
+        self._reaped = False
 
     def outcomes(self, shared: _Chunks) -> dict[int, list[_FileOutcome]]:
         found: dict[int, list[_FileOutcome]] = self._answer()
@@ -552,10 +563,25 @@ class _Worker:
             raise RuntimeError(f"a lint worker process failed:\n{value}")
         return value
 
+    def check(self) -> None:
+        """Raise if the worker has ended: before the parent closes its pipes, a worker never exits."""
+        if not self._reaped and os.waitpid(self.pid, os.WNOHANG)[0]:
+            self._reaped = True
+            self._answer()  # a dead worker's pipe holds its error or is at its end: either raises
+            raise RuntimeError("a lint worker process ended before the parent was done")
+
+    def kill(self) -> None:
+        """End a worker the run gave up on: it may wait for the chunk lock a dead sibling holds."""
+        if not self._reaped:
+            with suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
     def close(self) -> None:
         """Tell the worker there is nothing more to place (if it still waits) and reap it."""
         self._close_pipes()
-        os.waitpid(self.pid, 0)
+        if not self._reaped:
+            os.waitpid(self.pid, 0)
+            self._reaped = True
 
     def _close_pipes(self) -> None:
         for stream in (self._send, self._receive):
@@ -606,7 +632,12 @@ def _lint_shared(
     total = sum(len(chunk) for chunk in shared.chunks)
     found: dict[int, list[_FileOutcome]] = {}
     mine = 0
-    while (index := shared.claim(front=False)) is not None:
+
+    def check() -> None:
+        for worker in workers:
+            worker.check()
+
+    while (index := shared.claim(front=False, check=check)) is not None:
         found[index] = [linter.lint_file(path, keep) for path in shared.chunks[index]]
         mine += len(shared.chunks[index])
         if progress is not None:
@@ -678,6 +709,10 @@ def _lint_paths(
         if retain is not None:
             retain.extend((linter, outcomes, loaded))
         return _finish(linter, outcomes, loaded, workers, explicit)
+    except BaseException:
+        for worker in workers:
+            worker.kill()
+        raise
     finally:
         for worker in workers:
             worker.close()
