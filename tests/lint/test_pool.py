@@ -42,8 +42,22 @@ def test_workers_find_and_place_what_one_process_does(tmp_path: Path, jobs: int)
     assert len(cross) == 40 and all(f["line"] > 0 for f in cross)
 
 
+@pytest.fixture
+def pids(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The process ids of the workers the test's lint forks, in order."""
+    forked: list[int] = []
+    start = engine._Worker.__init__
+
+    def started(self: engine._Worker, *args: object) -> None:
+        start(self, *args)  # type: ignore[arg-type]
+        forked.append(self.pid)
+
+    monkeypatch.setattr(engine._Worker, "__init__", started)
+    return forked
+
+
 def test_a_failing_worker_is_an_error_naming_its_cause_and_is_reaped(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pids: list[int]
 ) -> None:
     tree = _tree(tmp_path)
     parent = os.getpid()
@@ -54,15 +68,7 @@ def test_a_failing_worker_is_an_error_naming_its_cause_and_is_reaped(
             raise ValueError("worker broke on " + path)
         return lint_file(self, path, keep)
 
-    pids: list[int] = []
-    start = engine._Worker.__init__
-
-    def started(self: engine._Worker, *args: object) -> None:
-        start(self, *args)  # type: ignore[arg-type]
-        pids.append(self.pid)
-
     monkeypatch.setattr(engine._Linter, "lint_file", broken)
-    monkeypatch.setattr(engine._Worker, "__init__", started)
     with pytest.raises(RuntimeError, match=r"a lint worker process failed:(?s:.)*ValueError: worker broke on"):
         lint_paths([str(tree)], LintOptions(jobs=2))
     assert len(pids) == 1
@@ -72,7 +78,7 @@ def test_a_failing_worker_is_an_error_naming_its_cause_and_is_reaped(
 
 @pytest.mark.timeout(120)
 def test_a_worker_killed_while_it_holds_the_chunk_lock_is_an_error_not_a_hang(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pids: list[int]
 ) -> None:
     """The lock is a byte in a pipe: a worker SIGKILLed after taking it never gives it back. The parent,
     waiting for it, notices the dead worker, ends the others and says so (it waited forever before)."""
@@ -86,15 +92,7 @@ def test_a_worker_killed_while_it_holds_the_chunk_lock_is_an_error_not_a_hang(
             os.kill(os.getpid(), signal.SIGKILL)  # ... and die before giving it back
         return claim(self, front=front, check=check)  # type: ignore[arg-type]
 
-    pids: list[int] = []
-    start = engine._Worker.__init__
-
-    def started(self: engine._Worker, *args: object) -> None:
-        start(self, *args)  # type: ignore[arg-type]
-        pids.append(self.pid)
-
     monkeypatch.setattr(engine._Chunks, "claim", killed_holding_it)
-    monkeypatch.setattr(engine._Worker, "__init__", started)
     began = time.monotonic()
     with pytest.raises(RuntimeError, match="a lint worker process ended without an answer"):
         lint_paths([str(tree)], LintOptions(jobs=3))
