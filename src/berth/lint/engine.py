@@ -527,12 +527,10 @@ class _Worker:
             os.close(from_worker)
             for sibling in siblings:  # its copies of their pipes would keep them from seeing the parent's EOF
                 sibling._close_pipes()
-            code = 1
             try:
-                _serve(linter, shared, os.fdopen(down, "rb"), os.fdopen(up, "wb"))
-                code = 0
+                _serve(linter, shared, os.fdopen(down, "rb"), os.fdopen(up, "wb"))  # exits 0 itself
             finally:
-                os._exit(code)  # never back into the parent's code (its finally blocks, atexit)
+                os._exit(1)  # _serve raised: never back into the parent's code (its finally blocks, atexit)
         os.close(down)
         os.close(up)
         self.pid = pid
