@@ -7,7 +7,6 @@ other files of this folder, against the real control plane.
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ from berth.kube.errors import ApplyConflict, ClusterUnreachable, Forbidden, Inva
 from berth.kube.gc import judge
 from berth.kube.status import ClaimRow, ClusterState, PodRow
 from berth.kube.wait import readiness
+from berth.sandbox.proc import free_ports
 
 # ---- diff ---------------------------------------------------------------------------------------
 
@@ -395,12 +395,6 @@ def test_translate_maps_statuses_to_clear_errors() -> None:
         translate(ZeroDivisionError(), "x", kube)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _kubeconfig(tmp_path: Path, server: str, contexts: tuple[str, ...] = ("a",)) -> Path:
     path = tmp_path / "kubeconfig"
     path.write_text(
@@ -456,7 +450,7 @@ def test_bad_kubeconfig_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.Mo
 def test_unreachable_cluster_is_retried_within_budget_then_reported(tmp_path: Path) -> None:
     from lightkube.resources.core_v1 import Namespace
 
-    port = _free_port()  # nothing listens: every connect is refused
+    port = free_ports(1)[0]  # nothing listens: every connect is refused
     kube = connect(
         Target(str(_kubeconfig(tmp_path, f"https://127.0.0.1:{port}"))),
         retry=RetryPolicy(budget_s=1.0, first_delay_s=0.1, max_delay_s=0.4),
@@ -586,7 +580,7 @@ def test_scale_below_one_is_refused_before_any_api_call(tmp_path: Path) -> None:
     """A usage error (exit 2) without contacting the cluster: nothing listens on this kubeconfig's port."""
     from ..conftest import berth_process
 
-    cfg = _kubeconfig(tmp_path, f"https://127.0.0.1:{_free_port()}")
+    cfg = _kubeconfig(tmp_path, f"https://127.0.0.1:{free_ports(1)[0]}")
     out = berth_process("scale", "trainer", "0", "--kubeconfig", str(cfg), timeout=60, env={"BERTH_API_RETRY_S": "0"})
     assert out.returncode == 2
     assert "replicas" in out.stderr and "no cluster reachable" not in out.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from berth.sandbox import Sandbox, SandboxState
 from berth.sandbox.cluster import NodeSpec
 from berth.sandbox.components import COMPONENTS, NAMES, PORTS, Layout
 from berth.sandbox.pki import Pki
-from berth.sandbox.proc import ProcessRecord
+from berth.sandbox.proc import ProcessRecord, free_ports
 
 
 def _layout(tmp_path: Path) -> Layout:
@@ -288,3 +289,22 @@ def test_an_empty_leftover_chain_goes_and_one_with_rules_stays() -> None:
             iptables("-D", "OUTPUT", "-j", chain)
             iptables("-F", chain)
             iptables("-X", chain)
+
+
+def test_servers_ports_are_never_a_clients_source_port() -> None:
+    """A port from the ephemeral range can be handed to a client retrying connect to it while its server
+    restarts; the client then connects to itself and holds the port (CI of stop 17 lost SeaweedFS so)."""
+    low, high = (int(v) for v in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    ports = free_ports(40, paired=10000)
+    assert len(set(ports)) == 40
+    for port in ports:
+        assert not low <= port <= high and not low <= port + 10000 <= high, (port, low, high)
+        with socket.socket() as a, socket.socket() as b:  # each port and its pair can still be bound
+            a.bind(("127.0.0.1", port))
+            b.bind(("127.0.0.1", port + 10000))
+    taken = socket.socket()
+    try:
+        taken.bind(("127.0.0.1", ports[0]))
+        assert all(ports[0] not in free_ports(5) for _ in range(200))
+    finally:
+        taken.close()

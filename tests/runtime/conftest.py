@@ -5,10 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -22,28 +20,14 @@ from typing import Any
 
 import pytest
 
+from berth.sandbox.proc import free_ports
+
 CHILD = Path(__file__).with_name("ckpt_child.py")
 ACCESS_KEY, SECRET_KEY = "berthtest", "berthtest-secret"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def free_port_pair() -> int:
-    """A free port p with p + 10000 free too (SeaweedFS puts each gRPC port there)."""
-    rng = random.Random()
-    while True:
-        port = rng.randrange(20000, 55000)
-        try:
-            with socket.socket() as a, socket.socket() as b:
-                a.bind(("127.0.0.1", port))
-                b.bind(("127.0.0.1", port + 10000))
-            return port
-        except OSError:
-            continue
+    return free_ports(1)[0]
 
 
 def weed_binary() -> str | None:
@@ -77,7 +61,8 @@ class Seaweed:
 
     def start(self) -> None:
         if not self.ports:
-            self.ports = {name: free_port_pair() for name in ("master", "volume", "filer", "s3")}
+            names = ("master", "volume", "filer", "s3")
+            self.ports = dict(zip(names, free_ports(len(names), paired=10000), strict=True))
         config = self.data / "s3.json"
         config.write_text(
             json.dumps(

@@ -146,9 +146,10 @@ def test_sigterm_commits_the_final_save_then_the_gang_resumes(make_gang: Any) ->
 
 def test_a_peer_lost_before_the_coordinator_knows_is_a_stop_with_the_gang_not_a_failure(make_gang: Any) -> None:
     """The deleted-pod race, provoked: rank 2's trainer vanishes while its supervisor is frozen
-    (SIGSTOP: its connection stays open, the coordinator cannot know yet), so ranks 0 and 1 time
-    out in their collective and exit 1 first. Only then does rank 2's container die. With
-    maxRestarts 0 a counted failure would fail the run; it must restart and succeed instead."""
+    (SIGSTOP: its connection stays open, the coordinator cannot know yet), so rank 0 or 1 times out
+    in its collective and exits 1 first (the first exit stops the gang, so the other may be stopped
+    before its own timeout). Only then does rank 2's container die. With maxRestarts 0 a counted
+    failure would fail the run; it must restart and succeed instead."""
     gang = make_gang(
         lifecycle={"maxRestarts": 0},
         TEST_STEPS="30",
@@ -165,7 +166,7 @@ def test_a_peer_lost_before_the_coordinator_knows_is_a_stop_with_the_gang_not_a_
     def timeouts() -> set[int]:
         return {e["rank"] for e in gang.events() if e["ev"] == "collective-timeout"}
 
-    gang.wait_for(lambda: timeouts() == {0, 1} and gang.run_phase() == "Restarting", 30, kubelet=False)
+    gang.wait_for(lambda: bool(timeouts() & {0, 1}) and gang.run_phase() == "Restarting", 30, kubelet=False)
     gang.wait_for(lambda: not gang.trainer_pids(0) and not gang.trainer_pids(1), 10, kubelet=False)
     time.sleep(1)  # the gang has stopped, but rank 2 never reported back: nothing decided, nothing started
     run = gang.state(0)["gang"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import time
@@ -120,15 +121,46 @@ def stop(records: Sequence[ProcessRecord], grace_s: float = 10.0) -> list[int]:
     return stopped
 
 
-def free_ports(count: int) -> list[int]:
-    """COUNT distinct free TCP ports on 127.0.0.1 (held open together so they differ)."""
-    sockets = []
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for clients' source ports (Linux's default when it cannot be read)."""
     try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
+        low, high = (int(v) for v in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999
+    return low, high
+
+
+def free_ports(count: int, *, paired: int = 0) -> list[int]:
+    """COUNT distinct free TCP ports on 127.0.0.1, outside the kernel's ephemeral range.
+
+    A server's port must not be one the kernel may hand a client as its source port: while the server
+    restarts, a client retrying ``connect`` to that port can be given the very same port and connect
+    to itself (TCP simultaneous open), read back its own request, and hold the port so the server
+    cannot bind it again. With PAIRED, port + PAIRED is free and outside the range too (SeaweedFS puts
+    each gRPC port 10000 above its HTTP port). The sockets stay open together so the ports differ.
+    """
+    low, high = _ephemeral_range()
+    candidates = [p for p in range(1024, 65536 - paired) if not (low <= p <= high or low <= p + paired <= high)]
+    if len(candidates) < 4 * count:
+        candidates = list(range(1024, 65536 - paired))  # the whole range is ephemeral: take what there is
+    rng = random.Random()
+    sockets: list[socket.socket] = []
+    try:
+        while len(sockets) < count * (2 if paired else 1):
+            port = rng.choice(candidates)
+            pair = [port, port + paired] if paired else [port]
+            held = []
+            try:
+                for p in pair:
+                    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    held.append(s)
+                    s.bind(("127.0.0.1", p))
+            except OSError:
+                for s in held:
+                    s.close()
+                continue
+            sockets.extend(held)
+        return [s.getsockname()[1] for s in sockets[:: 2 if paired else 1]]
     finally:
         for s in sockets:
             s.close()
