@@ -80,6 +80,9 @@ ANNOTATION_SPEC = "berth.dev/spec"  # the applied spec, on the StatefulSet (scal
 ANNOTATION_OWNER = "berth.dev/owner"
 ANNOTATION_RUN_STATE = "berth.dev/run"  # JSON: the run's phase, by rank 0's supervisor on the StatefulSet
 ANNOTATION_RANK_STATE = "berth.dev/rank"  # JSON: one rank's phase, restarts, step, exit code, on its pod
+# On SIGTERM the supervisor SIGKILLs the trainer this many seconds before the kubelet would kill the
+# container, so that it can still record and publish the stop (doctor: a stop that long was cut short).
+STOP_MARGIN_S = 5
 # "true" on a TrainingCluster: the operator's delete finalizer takes no last Velero backup (docs/operator.md).
 ANNOTATION_SKIP_FINAL_BACKUP = "berth.dev/skip-final-backup"
 # JSON {"<rank>": <step>} on a Velero Backup `berth backup` made: the archived step each rank flushed first.
@@ -87,6 +90,8 @@ ANNOTATION_ARCHIVE_STEPS = "berth.dev/archive-steps"
 
 # The constant env every rendered pod gets; the rendezvous formula reads it at start-up.
 ENV_PREFIX = "BERTH_"
+# Set on the trainer container when `berth run` supervises it (spec.lifecycle): its onComplete.
+ENV_LIFECYCLE = "BERTH_LIFECYCLE"
 # Env berth computes per pod (or takes from the downward API); a constant value set by hand in
 # the spec would give every pod the same identity.
 MANAGED_ENV = frozenset(

@@ -313,6 +313,35 @@ def test_doctor_names_why_a_pod_is_not_scheduled(message: str, code: str) -> Non
         assert "cluster allocatable: 8 GPUs" in findings[0].evidence
 
 
+@pytest.mark.parametrize(
+    ("took", "expected"),
+    [
+        (20.0, None),  # a third of the grace period: fine
+        (40.4, ("warning", "used most of the grace period", "at least 86")),
+        (55.1, ("error", "cut short", "at least 116")),  # the supervisor's SIGKILL, 5 s before the kubelet's
+        ("55", None),  # not a number the supervisor writes: ignored, not guessed
+    ],
+)
+def test_doctor_compares_the_measured_stop_with_the_grace_period(took: Any, expected: tuple[str, ...] | None) -> None:
+    from berth.kube.doctor import Facts, diagnose
+    from berth.kube.status import RankRun
+
+    run = RankRun.parse({"phase": "Running", "restarts": 1, "lastStopSeconds": took})
+    pod = _pod(0)
+    pod.run, pod.grace_seconds = run, 60
+    findings = [f for f in diagnose(Facts(_state(1, [], [pod]), [], {}, {}, [], [])) if f.code == "grace-period-tight"]
+    if expected is None:
+        assert findings == []
+        return
+    severity, problem, fix = expected
+    [finding] = findings
+    assert (finding.severity, finding.object) == (severity, "pod/t-0")
+    assert problem in finding.problem and fix in finding.fix, finding
+    said = f"the trainer took {took:.0f}s to stop after SIGTERM; terminationGracePeriodSeconds is 60"
+    assert finding.evidence == said
+    assert run is not None and run.to_json()["lastStopSeconds"] == took
+
+
 # ---- errors, retries, connection ----------------------------------------------------------------
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import base64
 import json
+import math
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -59,15 +62,15 @@ def deployed(
 ) -> Iterator[Callable[..., LocalGang]]:
     gangs: list[LocalGang] = []
 
-    def deploy(lifecycle: dict[str, Any], **test_env: str) -> LocalGang:
-        doc = spec_doc("demo", 3, {**FAST, **lifecycle}, namespace)
+    def deploy(lifecycle: dict[str, Any], grace: int = 30, **test_env: str) -> LocalGang:
+        doc = spec_doc("demo", 3, {**FAST, **lifecycle}, namespace, terminationGracePeriodSeconds=grace)
         result = berth("up", str(write_spec(tmp_path, doc)), "--timeout", "120", kubeconfig=sandbox.kubeconfig)
         assert result.returncode == 0, result.stderr
         api = _api_env(sandbox, kube_client, namespace, tmp_path)
         from lightkube.resources.apps_v1 import StatefulSet
 
         revision = kube_client.get(StatefulSet, "demo", namespace=namespace).status.updateRevision
-        cluster = spec("demo", 3, {**FAST, **lifecycle}, namespace)
+        cluster = spec("demo", 3, {**FAST, **lifecycle}, namespace, terminationGracePeriodSeconds=grace)
         gang = LocalGang(tmp_path / "pods", cluster, free_port(), {**api, **test_env}, revision)
         gangs.append(gang)
         return gang
@@ -137,6 +140,32 @@ def test_failed_run_names_rank_exit_code_and_last_line(
     assert "run Failed" in text and "rank 1 exited 1: boom at step 3" in text
     waited = berth("wait", "demo", "-n", namespace, "--for", "complete", kubeconfig=sandbox.kubeconfig)
     assert waited.returncode == 1 and "Failed: rank 1 exited 1" in waited.stdout
+
+
+def test_a_slow_final_save_is_published_and_doctor_says_the_grace_period_is_tight(
+    deployed: Callable[..., LocalGang], sandbox: SandboxState, namespace: str
+) -> None:
+    """Rank 1's pod is deleted (SIGTERM) and its final save takes 17 s of its 30 s grace period (the
+    least a spec may set): its supervisor publishes the measured stop on its pod, status shows it next
+    to the pod's grace period, and doctor warns before a slower save gets SIGKILLed mid-write."""
+    gang = deployed({"onComplete": "idle"}, grace=30, TEST_STEPS="800", TEST_STEP_S="0.05", TEST_STOP_S="17")
+    gang.start_all()
+    gang.wait_for(lambda: any(e["ev"] == "start" and e["rank"] == 1 for e in gang.events()), 60)
+    time.sleep(0.5)
+    os.kill(gang.procs[1].pid, signal.SIGTERM)  # the kubelet's stop of a deleted pod
+    assert gang.procs[1].wait(timeout=40) == 143, gang.logs()
+
+    def published() -> dict[str, Any] | None:
+        pods = {p["ordinal"]: p for p in _status(sandbox, namespace)["pods"]}
+        return pods[1] if ((pods.get(1) or {}).get("run") or {}).get("lastStopSeconds") else None
+
+    pod = _until(published, 30, gang)
+    assert 17 <= pod["run"]["lastStopSeconds"] < 25 and pod["terminationGracePeriodSeconds"] == 30, pod
+    doctor = berth("doctor", "demo", "-n", namespace, "-o", "json", kubeconfig=sandbox.kubeconfig)
+    findings = [f for f in json.loads(doctor.stdout)["findings"] if f["code"] == "grace-period-tight"]
+    assert [(f["severity"], f["object"]) for f in findings] == [("warning", "pod/demo-1")], doctor.stdout
+    took = pod["run"]["lastStopSeconds"]
+    assert f"at least {math.ceil(2 * took) + 5}" in findings[0]["fix"], findings
 
 
 def test_missing_rbac_is_said_once_per_verb_and_resource_and_training_goes_on(

@@ -142,6 +142,9 @@ def test_a_deleted_pod_saves_within_its_grace_and_the_gang_resumes_from_a_step_a
     )
     gang = states[0]["gang"]
     assert gang["restarts"] >= 1 and gang["failures"] == 0, gang  # a lost peer is no failure
+    # The deleted pod's supervisor measured its stop; it stays on the claim for the next pod (doctor).
+    assert 0 <= states[1]["lastStopSeconds"] <= gone_after, states[1]
+    assert states[0]["lastStopSeconds"] is None and states[2]["lastStopSeconds"] is None
     later = [r for i in range(3) for r in _resumes(cluster.logs(ns, f"run-{i}")) if r[0] >= 2]
     steps = {step for _, step in later}
     assert len(steps) == 1 and (resumed := steps.pop()) is not None and 0 < resumed <= saved, later

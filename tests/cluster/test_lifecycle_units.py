@@ -99,12 +99,13 @@ def test_failed_run_and_ranks_in_json() -> None:
     }
     ranks = [
         {"phase": "Failed", "restarts": 3, "step": 6, "exitCode": None},
-        {"phase": "Failed", "restarts": 3, "step": 6, "exitCode": 1, "lastLine": "boom"},
+        {"phase": "Failed", "restarts": 3, "step": 6, "exitCode": 1, "lastLine": "boom", "lastStopSeconds": 12.5},
     ]
     state = _state(_sts(run=run), [_pod(i, ranks[i]) for i in range(2)])
     out = state.to_json()
     assert out["run"] == {k: run[k] for k in run}
-    assert out["pods"][1]["run"] == {"phase": "Failed", "restarts": 3, "step": 6, "exitCode": 1, "lastLine": "boom"}
+    assert out["pods"][1]["run"] == ranks[1]
+    assert out["pods"][0]["run"]["lastStopSeconds"] is None  # never stopped by SIGTERM
     assert outcome(state, "complete") == "Failed" and outcome(state, "ready") == "Failed"
     assert EXIT_CODES["Failed"] == 1 and EXIT_CODES["Timeout"] == 2 and EXIT_CODES["Succeeded"] == 0
 

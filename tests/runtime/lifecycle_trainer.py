@@ -7,7 +7,7 @@ after every other rank finished), TEST_COLLECTIVE_TIMEOUT
 (seconds a step waits for its peers before it fails with exit 1, as a NCCL/gloo collective does
 when a peer vanished; unset: forever), TEST_STEPS_FILE (a file that, once it exists, holds the
 number of steps instead of TEST_STEPS: read before every step, so a test decides when a run may
-finish).
+finish), TEST_STOP_S (seconds the final save takes after SIGTERM: a big state on a slow volume).
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ def main() -> int:
     steps, step_s = int(os.environ.get("TEST_STEPS", "20")), float(os.environ.get("TEST_STEP_S", "0.05"))
     fail_rank, fail_step, fail_mode = (os.environ.get("TEST_FAIL") or "-1:-1:once").split(":")
     collective_timeout = float(os.environ.get("TEST_COLLECTIVE_TIMEOUT") or "inf")
+    stop_s = float(os.environ.get("TEST_STOP_S") or 0)
     mgr = CheckpointManager(keep_last=3, agree=gang.agreement(timeout=60), metrics_port=None)
     step, _state = mgr.restore()
     if step is not None:
@@ -85,6 +86,7 @@ def main() -> int:
         waiting = time.monotonic()
         while s > (step or 0) + 1 and not all(scan_steps(v).get(s - 1) for v in volumes):
             if preempt.should_stop():  # the save of step s - 1 may be in flight: it commits first
+                time.sleep(stop_s)
                 mgr.wait()
                 log("final", step=s - 1)
                 mgr.close(wait_archive=0)
@@ -105,6 +107,7 @@ def main() -> int:
             return 1
         mgr.save(s, {"step": s, "w": np.arange(256, dtype=np.float32) * s})
         if preempt.should_stop():
+            time.sleep(stop_s)
             mgr.wait()
             log("final", step=s)
             print(f"stopped after saving step {s}", flush=True)

@@ -139,6 +139,7 @@ def test_sigterm_commits_the_final_save_then_the_gang_resumes(make_gang: Any) ->
     gang.kubelet()  # the StatefulSet recreates the pod
     gang.wait_for(lambda: gang.run_phase() == "Succeeded", 90)
     _finished(gang, 40)
+    assert gang.state(1)["lastStopSeconds"] == took  # the new pod's supervisor kept it (doctor reads it)
     events = _invariants(gang)
     later = [e for e in events if e["ev"] == "start" and e["gen"] >= 2]
     assert later and all(e["resume"] is not None and e["resume"] >= step - 1 for e in later), later

@@ -9,11 +9,12 @@ the kubelet said into findings: what is wrong, the evidence, and the fix.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from berth.contract import GPU_RESOURCE, LABEL_ZONE
+from berth.contract import GPU_RESOURCE, LABEL_ZONE, STOP_MARGIN_S
 from berth.kube.status import ClusterState, collect
 
 if TYPE_CHECKING:
@@ -365,4 +366,31 @@ def _orphans_and_budget(facts: Facts) -> Iterator[Finding]:
             )
 
 
-CHECKS = (_claims, _pods, _orphans_and_budget)
+def _grace_period(facts: Facts) -> Iterator[Finding]:
+    """The last SIGTERM's save, measured by the rank's supervisor, against the pod's grace period now.
+
+    The grace period is rendered from the declared ``lifecycle.checkpointSize``; only the stop itself
+    shows what the volume and the state really take. Past half of it, a slower save (a bigger state, a
+    busier volume) is SIGKILLed mid-write at the next drain or preemption, and the run loses the steps
+    since the save before.
+    """
+    for pod in facts.state.pods:
+        took = pod.run.last_stop_seconds if pod.run else None
+        grace = pod.grace_seconds
+        if took is None or grace is None or took <= grace / 2:
+            continue
+        cut = took >= grace - STOP_MARGIN_S - 0.5  # the supervisor's SIGKILL, not the trainer's own exit
+        yield Finding(
+            "error" if cut else "warning",
+            "grace-period-tight",
+            f"pod/{pod.name}",
+            "the last stop was cut short: the trainer was killed before its final save ended"
+            if cut
+            else "the last stop used most of the grace period: a slower save will be killed mid-write",
+            f"the trainer took {took:.0f}s to stop after SIGTERM; terminationGracePeriodSeconds is {grace}",
+            f"set spec.lifecycle.checkpointSize to the real state size (the grace period is sized from it) or "
+            f"spec.terminationGracePeriodSeconds to at least {math.ceil(2 * took) + STOP_MARGIN_S}",
+        )
+
+
+CHECKS = (_claims, _pods, _orphans_and_budget, _grace_period)

@@ -16,7 +16,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from berth.contract import ANNOTATION_RANK_STATE, ANNOTATION_RUN_STATE, LABEL_INSTANCE, LABEL_ZONE
+from berth.contract import ANNOTATION_RANK_STATE, ANNOTATION_RUN_STATE, ENV_LIFECYCLE, LABEL_INSTANCE, LABEL_ZONE
 from berth.errors import BerthError
 from berth.kube.claims import parse_claim_name
 from berth.kube.deletion import is_protected
@@ -55,6 +55,7 @@ class RankRun:
     step: int | None
     exit_code: int | None
     last_line: str | None
+    last_stop_seconds: float | None = None  # the last SIGTERM's final save, measured (kept on the volume)
 
     @classmethod
     def parse(cls, data: dict[str, Any] | None) -> RankRun | None:
@@ -67,12 +68,14 @@ class RankRun:
             return value if isinstance(value, int) and not isinstance(value, bool) else None
 
         line = data.get("lastLine")
+        stop = data.get("lastStopSeconds")
         return cls(
             phase=phase if phase in RUN_PHASES else "Pending",
             restarts=opt_int("restarts") or 0,
             step=opt_int("step"),
             exit_code=opt_int("exitCode"),
             last_line=str(line) if line is not None else None,
+            last_stop_seconds=float(stop) if isinstance(stop, int | float) and not isinstance(stop, bool) else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -82,6 +85,7 @@ class RankRun:
             "step": self.step,
             "exitCode": self.exit_code,
             "lastLine": self.last_line,
+            "lastStopSeconds": self.last_stop_seconds,
         }
 
 
@@ -126,6 +130,7 @@ class PodRow:
     reason: str | None = None
     claims: list[str] = field(default_factory=list)
     run: RankRun | None = None
+    grace_seconds: int | None = None  # terminationGracePeriodSeconds: what a SIGTERMed trainer gets to save
 
     def to_json(self) -> dict[str, Any]:
         """One pod in ``berth status -o json``."""
@@ -141,6 +146,7 @@ class PodRow:
             "revision": self.revision,
             "reason": self.reason,
             "claims": self.claims,
+            "terminationGracePeriodSeconds": self.grace_seconds,
         }
 
 
@@ -353,6 +359,7 @@ def _pod_row(pod: Pod, sts_name: str, zones: dict[str, str]) -> PodRow:
         revision=labels.get("controller-revision-hash"),
         reason=None if ready else _pod_reason(pod),
         claims=claims,
+        grace_seconds=pod.spec.terminationGracePeriodSeconds if pod.spec else None,
         run=RankRun.parse(_json_annotation(pod.metadata.annotations if pod.metadata else None, ANNOTATION_RANK_STATE)),
     )
 
@@ -549,7 +556,7 @@ def _missing(kube: Kube, name: str, namespace: str) -> None:
 def _supervised(sts: dict[str, Any]) -> bool:
     """Whether the StatefulSet's trainer runs under ``berth run``'s supervisor (``spec.lifecycle``)."""
     pod = ((sts.get("spec") or {}).get("template") or {}).get("spec") or {}
-    return any(e.get("name") == "BERTH_LIFECYCLE" for c in pod.get("containers") or [] for e in c.get("env") or [])
+    return any(e.get("name") == ENV_LIFECYCLE for c in pod.get("containers") or [] for e in c.get("env") or [])
 
 
 def run_status(sts: dict[str, Any] | None, pods: list[PodRow]) -> RunStatus | None:

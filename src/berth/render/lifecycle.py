@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from berth.contract import ENV_LIFECYCLE
 from berth.quantity import parse_quantity
 from berth.render.labels import meta
 from berth.rendezvous import preamble
@@ -134,7 +135,7 @@ def env(spec: TrainingCluster) -> list[dict[str, Any]]:
     lc = spec.spec.lifecycle
     assert lc is not None
     return [
-        {"name": "BERTH_LIFECYCLE", "value": lc.on_complete},
+        {"name": ENV_LIFECYCLE, "value": lc.on_complete},
         {"name": "BERTH_MAX_RESTARTS", "value": str(lc.max_restarts)},
         {"name": "BERTH_RESTART_BACKOFF", "value": str(lc.backoff_seconds)},
         {"name": "BERTH_STOP_GRACE", "value": str(lc.stop_grace_seconds)},

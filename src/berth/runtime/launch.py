@@ -14,6 +14,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 
+from berth.contract import ENV_LIFECYCLE
 from berth.errors import BerthError, UsageError
 from berth.rendezvous import RendezvousParams
 
@@ -85,7 +86,7 @@ def run(command: Sequence[str], environ: Mapping[str, str], *, dns_timeout: floa
     # BERTH_GANG_HOST names rank 0 directly (local runs on 127.0.0.1): there is no DNS to wait for.
     if dns_timeout > 0 and not environ.get("BERTH_GANG_HOST"):
         wait_for_peers(hosts, dns_timeout)
-    if environ.get("BERTH_LIFECYCLE"):
+    if environ.get(ENV_LIFECYCLE):
         from berth.runtime.supervisor import supervise
 
         return supervise(command, env, pod_ordinal(environ), hosts[0])

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from berth.contract import ANNOTATION_RANK_STATE, ANNOTATION_RUN_STATE
+from berth.contract import ANNOTATION_RANK_STATE, ANNOTATION_RUN_STATE, ENV_LIFECYCLE, STOP_MARGIN_S
 from berth.errors import BerthError, UsageError
 from berth.runtime import gang, kubeapi
 from berth.runtime.manifest import CorruptCheckpoint
@@ -78,7 +78,7 @@ class Config:
     def from_env(cls, environ: Mapping[str, str], rank: int, coordinator_host: str) -> Config:
         world = _env_int(environ, "BERTH_REPLICAS", 1)
         name = environ.get("BERTH_NAME") or "berth"
-        on_complete = environ.get("BERTH_LIFECYCLE") or "scaleToZero"
+        on_complete = environ.get(ENV_LIFECYCLE) or "scaleToZero"
         if on_complete not in ("scaleToZero", "idle"):
             raise UsageError(f"BERTH_LIFECYCLE={on_complete!r}: expected scaleToZero or idle")
         state = environ.get("BERTH_STATE_DIR") or environ.get("BERTH_CHECKPOINT_DIR")
@@ -246,6 +246,8 @@ class Supervisor:
             "exitCode": state.get("exitCode"),
             "lastLine": state.get("lastLine"),
             "gang": state.get("gang") or {},
+            # The last SIGTERM's stop, measured by this rank's previous pod: published again for doctor.
+            "lastStopSeconds": state.get("lastStopSeconds"),
         }
         if self.state["completed"]:
             self.phase = "Succeeded"
@@ -269,6 +271,7 @@ class Supervisor:
                 "exitCode": self.state["exitCode"],
                 "generation": self.generation,
                 "lastLine": self.state["lastLine"],
+                "lastStopSeconds": self.state.get("lastStopSeconds"),
             }
         )
 
@@ -533,7 +536,7 @@ class Supervisor:
             self.log("SIGTERM: forwarding to the trainer")
             # Never completion: whatever it exits with now, it was stopped (the next start resumes).
             started = time.monotonic()
-            self._stop_trainer(max(self.cfg.termination_grace - 5, 1))
+            self._stop_trainer(max(self.cfg.termination_grace - STOP_MARGIN_S, 1))
             self._measured_stop(time.monotonic() - started)
         if self.sock is not None:
             with contextlib.suppress(OSError):
@@ -548,6 +551,7 @@ class Supervisor:
         grace period was tight: past half of it, a slower volume or a bigger state is SIGKILLed mid-save."""
         grace = self.cfg.termination_grace
         self.save(lastStopSeconds=round(took, 1))
+        self.publish_rank()  # doctor compares it with the grace period; the next pod republishes it
         if took > grace / 2:
             self.log(
                 f"the trainer took {took:.0f}s of the {grace:.0f}s grace period to stop: raise "
