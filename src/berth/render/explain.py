@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from berth.contract import ANNOTATION_TIER
+from berth.spec.images import python_problem
 from berth.spec.model import TrainingCluster
 
 _PAST = {"Retain": "retained", "Delete": "deleted"}
@@ -63,6 +64,8 @@ def _why(spec: TrainingCluster, obj: dict[str, Any]) -> str:
             else "; no spec.lifecycle: a trainer that exits 0 is restarted and a crashed rank is not restarted "
             "with its peers (docs/lifecycle.md)"
         )
+        if lc is not None and (problem := python_problem(s.image)) is not None:
+            life += f"; WARNING: image {s.image}: {problem}, so this one will run unsupervised"
         return (
             f"{s.replicas} pods {spec.name}-0..{s.replicas - 1}, each with its own claims ({vols}); "
             f"started in parallel{rdv}; claims {_PAST[s.volume_retention.when_scaled]} on scale-down{life}"
