@@ -11,6 +11,7 @@ import yaml
 
 from berth.kube.errors import ApplyConflict
 from berth.kube.status import collect
+from berth.sandbox.proc import free_ports
 
 from .cluster_helpers import admin, berth, expected_claims, seed_like, write_spec
 
@@ -271,11 +272,7 @@ def test_clear_errors_for_wrong_context_missing_namespace_and_no_cluster(kubecon
     assert "namespace no-such-namespace does not exist" in missing.stderr
     absent = berth("status", "nothing-here", "-n", "default", kubeconfig=kubeconfig)
     assert absent.returncode == 1 and "no training cluster nothing-here in namespace default" in absent.stderr
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_ports(1)[0]  # nothing listens there
     config = yaml.safe_load(kubeconfig.read_text())
     config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{port}"
     dead = tmp_path / "dead.kubeconfig"

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ import pytest
 
 from berth.render import render_all
 from berth.rendezvous import RendezvousParams
+from berth.sandbox.proc import free_ports
 from berth.spec.load import parse_spec
 
 from ..render.test_render_preamble import SHELL_OWN, pod_env, run_preamble
@@ -57,11 +57,9 @@ spec:
 
 
 def free_port() -> int:
-    """A TCP port nothing listens on now (the kernel picks it)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A TCP port nothing listens on now, outside the ephemeral range: the frameworks' clients retry
+    connecting to it before rank 0 listens, and must never be handed it as their own source port."""
+    return free_ports(1)[0]
 
 
 @dataclass(frozen=True)

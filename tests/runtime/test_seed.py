@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from berth.checkpoint import CheckpointManager
 from berth.runtime.agree import alone
 from berth.runtime.archive import Archive
 from berth.runtime.seed import ArchiveUnreadable, NoCompleteStep, newest_agreed, seed_rank
+from berth.sandbox.proc import free_ports
 
 from ..conftest import berth_process
 from .ckpt_child import make_state, same
@@ -148,9 +148,7 @@ def test_seed_command_refusals_one_line_each_with_exit_codes(tmp_path: Path, s3:
     code, err = seed("s3://no-such-bucket-here/run")
     assert code == 1 and "bucket no-such-bucket-here does not exist" in err, err
 
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    closed = f"http://127.0.0.1:{free_ports(1)[0]}"  # a port nothing listens on
     code, err = seed(s3, {"AWS_ENDPOINT_URL": closed})
     assert code == 1 and f"cannot reach the object store at {closed}" in err, err
     assert not (tmp_path / "v").exists() or not any((tmp_path / "v").iterdir())
