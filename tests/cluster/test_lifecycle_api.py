@@ -166,6 +166,9 @@ def test_a_slow_final_save_is_published_and_doctor_says_the_grace_period_is_tigh
     assert [(f["severity"], f["object"]) for f in findings] == [("warning", "pod/demo-1")], doctor.stdout
     took = pod["run"]["lastStopSeconds"]
     assert f"at least {math.ceil(2 * took) + 5}" in findings[0]["fix"], findings
+    text = berth("status", "demo", "-n", namespace, kubeconfig=sandbox.kubeconfig).stdout
+    row = next(line for line in text.splitlines() if " demo-1 " in line)
+    assert "last stop" in text and f"{took:.0f}s of 30s" in row, text
 
 
 def test_missing_rbac_is_said_once_per_verb_and_resource_and_training_goes_on(

@@ -103,13 +103,15 @@ def print_state(console: Console, state: ClusterState) -> None:
         run = state.run
         why = f": {run.reason}" if run.reason and run.phase != "Succeeded" else ""
         console.print(f"run {run.phase}, {run.restarts} gang restart(s){why}", markup=False)
-    extra = ("run", "gang restarts", "step", "exit") if state.run is not None else ()
+    extra = ("run", "gang restarts", "step", "exit", "last stop") if state.run is not None else ()
     pods = Table("ordinal", "pod", "phase", "ready", "node", "zone", "restarts", *extra, "reason", box=None)
     for p in state.pods:
         cells = []
         if state.run is not None:
             r = p.run
             cells = [r.phase, str(r.restarts), _dash(r.step), _dash(r.exit_code)] if r else ["Pending", "-", "-", "-"]
+            took = r.last_stop_seconds if r else None  # the last SIGTERM's final save (doctor: grace-period-tight)
+            cells.append(f"{took:.0f}s of {p.grace_seconds}s" if took is not None and p.grace_seconds else "-")
         pods.add_row(
             str(p.ordinal),
             p.name,
