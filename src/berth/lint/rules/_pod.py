@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from berth.contract import ENV_PREFIX, LABEL_COMPONENT, LABEL_NAME, TRAINING_COMPONENT
+from berth.contract import ENV_LIFECYCLE, ENV_PREFIX, LABEL_COMPONENT, LABEL_NAME, TRAINING_COMPONENT
 from berth.lint.model import Document, Obj, Path
 from berth.quantity import quantity_or_none
 from berth.rendezvous import Framework
@@ -109,6 +109,11 @@ def env_vars(container: Obj, path: Path) -> Iterator[tuple[Obj, Path]]:
     for i, var in enumerate(_list(container.get("env"))):
         if isinstance(var, dict):
             yield var, (*path, "env", i)
+
+
+def supervised(container: Obj, path: Path) -> bool:
+    """Whether the container runs under ``berth run``'s supervisor (berth renders ``BERTH_LIFECYCLE`` for it)."""
+    return any(var.get("name") == ENV_LIFECYCLE for var, _ in env_vars(container, path))
 
 
 def resources(container: Obj) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -37,18 +37,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from berth.contract import ENV_LIFECYCLE
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
-from berth.lint.rules._pod import WORKLOAD_KINDS, env_vars, pod_containers
+from berth.lint.rules._pod import WORKLOAD_KINDS, pod_containers, supervised
 from berth.spec.images import python_problem
 
 
 def check(doc: Document, ctx: Context) -> Iterator[Hit]:
     for container, path in pod_containers(doc, init=False):
         image = container.get("image")
-        if not isinstance(image, str) or not any(v.get("name") == ENV_LIFECYCLE for v, _ in env_vars(container, path)):
+        if not isinstance(image, str) or not supervised(container, path):
             continue
         problem = python_problem(image)
         if problem is not None:

@@ -42,23 +42,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from berth.contract import ENV_LIFECYCLE, LABEL_MANAGED_BY, MANAGED_BY
+from berth.contract import LABEL_MANAGED_BY, MANAGED_BY
 from berth.lint.context import Context
 from berth.lint.model import Document, Severity
 from berth.lint.rules import Hit, Rule
-from berth.lint.rules._pod import as_dict, env_vars, is_training, pod_containers
-
-
-def supervised(doc: Document) -> bool:
-    """Whether a container of the pod runs under ``berth run``'s supervisor."""
-    return any(
-        var.get("name") == ENV_LIFECYCLE for c, p in pod_containers(doc, init=False) for var, _ in env_vars(c, p)
-    )
+from berth.lint.rules._pod import as_dict, is_training, pod_containers, supervised
 
 
 def check(doc: Document, ctx: Context) -> Iterator[Hit]:
     labels = as_dict(doc.metadata.get("labels"))
-    if labels.get(LABEL_MANAGED_BY) == MANAGED_BY or not is_training(doc) or supervised(doc):
+    if (
+        labels.get(LABEL_MANAGED_BY) == MANAGED_BY
+        or not is_training(doc)
+        or any(supervised(c, p) for c, p in pod_containers(doc, init=False))
+    ):
         return
     first = next(pod_containers(doc, init=False), None)
     if first is None:
